@@ -1,0 +1,235 @@
+"""`openplatform` command line (SPEC §5; the names are a contract scripts rely on).
+
+Commands work on the configured database directly (no running server needed);
+running servers see their changes within ``invalidation_poll_seconds``.
+Commands that create or change something print one JSON object on stdout;
+errors go to stderr with a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+
+from openplatform.config import Settings
+from openplatform.services.admin import Admin
+from openplatform.services.validation import NotFound, ValidationError
+
+T = TypeVar("T")
+
+app = typer.Typer(help="openplatform: open-platform authorization server.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)  # fmt: skip
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+spe_app = typer.Typer(help="Service providers (SPEs).", no_args_is_help=True)
+customer_app = typer.Typer(help="Customers of an SPE.", no_args_is_help=True)
+apps_app = typer.Typer(help="Apps registered by developers.", no_args_is_help=True)
+user_app = typer.Typer(help="Accounts for the web screens.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(spe_app, name="spe")
+app.add_typer(customer_app, name="customer")
+app.add_typer(apps_app, name="app")
+app.add_typer(user_app, name="user")
+
+
+def fail(message: str, status: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(status)
+
+
+def emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(orjson.dumps(obj).decode() + "\n")
+    sys.stdout.flush()
+
+
+def settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the bad key
+        fail(f"bad configuration: {exc}")
+        raise
+
+
+def prepare_database(config: Settings) -> None:
+    from openplatform.storage.sql.migrate import upgrade
+
+    try:
+        upgrade(config)
+    except Exception as exc:
+        fail(f"cannot prepare the database at {_safe_url(config)}: {exc}", 3)
+
+
+def _safe_url(config: Settings) -> str:
+    url = config.database_url
+    if "@" in url:  # hide a password in the URL
+        scheme, rest = url.split("://", 1)
+        url = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url
+
+
+def run_admin(action: Callable[[Admin], Awaitable[T]]) -> T:
+    """Run one management action, turning known failures into clean exits."""
+    from openplatform.runtime import build_admin
+
+    config = settings()
+    prepare_database(config)
+
+    async def go() -> T:
+        admin = build_admin(config)
+        try:
+            return await action(admin)
+        finally:
+            await admin.db.close()
+
+    try:
+        return asyncio.run(go())
+    except ValidationError as exc:
+        fail(f"{exc.field}: {exc.message}", 2)
+    except NotFound as exc:
+        fail(str(exc), 4)
+    raise AssertionError("unreachable")
+
+
+# ----------------------------------------------------------------------- server
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (migrates the database first)."""
+    config = settings()
+    prepare_database(config)
+    config.resolved_secret_key()  # create the key file once, before workers race for it
+    from openplatform.web.serve import run
+
+    run(host, port, workers, config.log_level)
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Seed an SPE, a customer and an installed demo app, print them, then serve."""
+    from openplatform.demo import seed_and_describe
+
+    config = settings()
+    prepare_database(config)
+    config.resolved_secret_key()
+    typer.echo(asyncio.run(seed_and_describe(config, host, port)))
+    from openplatform.web.serve import run
+
+    run(host, port, 1, config.log_level)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    config = settings()
+    prepare_database(config)
+    emit({"database": _safe_url(config), "schema": "up to date"})
+
+
+# ------------------------------------------------------------ SPEs and customers
+
+
+@spe_app.command("create")
+def spe_create(name: Annotated[str, typer.Option(help="Display name.")]) -> None:
+    spe = run_admin(lambda admin: admin.create_spe(name))
+    emit({"xspe": spe.xspe, "name": spe.name})
+
+
+@customer_app.command("create")
+def customer_create(
+    xspe: Annotated[str, typer.Option(help="The SPE the customer belongs to.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    contact: Annotated[str, typer.Option(help="Contact (e-mail or phone).")] = "",
+) -> None:
+    customer = run_admin(lambda admin: admin.create_customer(xspe, name, contact))
+    emit({"customer_id": customer.customer_id, "xspe": customer.xspe, "name": customer.name})
+
+
+# -------------------------------------------------------------------------- apps
+
+
+@apps_app.command("create")
+def app_create(
+    name: Annotated[str, typer.Option(help="Display name.")],
+    host_url: Annotated[str, typer.Option("--host-url", help="The app's entrance URL.")],
+    scope: Annotated[list[str] | None, typer.Option("--scope", help="Scope to register (repeat).")] = None,
+    ip_whitelist: Annotated[
+        list[str] | None, typer.Option("--ip-whitelist", help="Allowed IP or CIDR (repeat).")
+    ] = None,
+    webhook_url: Annotated[str | None, typer.Option("--webhook-url", help="Install events go here.")] = None,
+) -> None:
+    created, secret = run_admin(
+        lambda admin: admin.create_app(name, host_url, scope or [], ip_whitelist or [], webhook_url)
+    )
+    emit({"app_id": created.app_id, "secret": secret, "name": created.name, "host_url": created.host_url,
+          "scopes": list(created.scopes), "ip_whitelist": list(created.ip_whitelist)})  # fmt: skip
+
+
+@apps_app.command("rotate-secret")
+def app_rotate_secret(
+    app_id: Annotated[str, typer.Option("--app-id")],
+    grace_seconds: Annotated[
+        int, typer.Option("--grace-seconds", help="How long the old secret keeps working.")
+    ] = 0,
+) -> None:
+    secret = run_admin(lambda admin: admin.rotate_secret(app_id, grace_seconds))
+    emit({"app_id": app_id, "secret": secret, "grace_seconds": grace_seconds})
+
+
+@apps_app.command("suspend")
+def app_suspend(app_id: Annotated[str, typer.Option("--app-id")]) -> None:
+    changed = run_admin(lambda admin: admin.set_status(app_id, "suspended"))
+    emit({"app_id": changed.app_id, "status": changed.status})
+
+
+@apps_app.command("resume")
+def app_resume(app_id: Annotated[str, typer.Option("--app-id")]) -> None:
+    changed = run_admin(lambda admin: admin.set_status(app_id, "active"))
+    emit({"app_id": changed.app_id, "status": changed.status})
+
+
+# ------------------------------------------------------------------ installation
+
+
+@app.command()
+def install(
+    app_id: Annotated[str, typer.Option("--app-id")],
+    customer_id: Annotated[str | None, typer.Option("--customer-id")] = None,
+    xspe: Annotated[str | None, typer.Option("--xspe")] = None,
+) -> None:
+    """Install an app for one customer or for a whole SPE (installing is consenting)."""
+    done = run_admin(lambda admin: admin.install(app_id, customer_id, xspe))
+    emit({"installation_id": done.installation_id, "app_id": app_id, "xspe": done.xspe,
+          "customer_id": done.customer_id})  # fmt: skip
+
+
+@app.command()
+def uninstall(
+    app_id: Annotated[str, typer.Option("--app-id")],
+    customer_id: Annotated[str | None, typer.Option("--customer-id")] = None,
+    xspe: Annotated[str | None, typer.Option("--xspe")] = None,
+) -> None:
+    """Uninstall: every code and token of that installation stops working at once."""
+    done = run_admin(lambda admin: admin.uninstall(app_id, customer_id, xspe))
+    emit({"installation_id": done.installation_id, "app_id": app_id, "uninstalled": True})
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""SPEC §2.2 / RFC 6749 §4.1.3: exchange a code for a user token pair.
+
+RFC 6749 §4.1.2: "If an authorization code is used more than once, the
+authorization server MUST deny the request and SHOULD revoke (when possible) all
+tokens previously issued based on that authorization code." Consumption is one
+atomic statement, so of two racing exchanges exactly one succeeds, and the
+loser's attempt counts as the replay it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openplatform.core import client_auth, pkce, tokens
+from openplatform.core.context import Platform
+from openplatform.core.requests import TokenRequest
+from openplatform.errors import OAuthError
+from openplatform.models import App, AuthorizationCode, IssuedTokens
+from openplatform.storage.base import RedeemOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class ValidCode:
+    app: App
+    code: AuthorizationCode
+
+
+class AuthorizationCodeGrant:
+    GRANT_TYPES = ("authorization_code",)
+
+    async def validate(self, platform: Platform, request: TokenRequest) -> ValidCode:
+        app = await client_auth.authenticate(platform, request)
+        raw = request.require("code")
+        code = await platform.store.get_code(platform.keyring.digest(raw))
+        if code is None or code.app_id != app.app_id:
+            raise OAuthError("invalid_grant", "The code is unknown or was issued to another app.")
+        if code.used_at is not None:
+            await platform.store.redeem_code(code.digest)  # a replay: revokes the family
+            platform.audit("code.replayed", app_id=app.app_id, customer_id=code.customer_id,
+                           ip=request.client_ip)  # fmt: skip
+            raise OAuthError("invalid_grant", "The code was already used; its tokens are revoked.")
+        if code.expires_at <= platform.clock():
+            raise OAuthError("invalid_grant", "The code has expired.")
+        redirect_uri = request.get("redirect_uri")
+        if redirect_uri is not None and redirect_uri != code.redirect_uri:
+            raise OAuthError("invalid_grant", "redirect_uri differs from the one used to get the code.")
+        pkce.verify(code.code_challenge, request.get("code_verifier"))
+        installs = await platform.store.active_installations(app.app_id)
+        if not any(i.installation_id == code.installation_id for i in installs):
+            raise OAuthError("invalid_grant", "The app is no longer installed for this customer.")
+        return ValidCode(app, code)
+
+    async def issue(self, platform: Platform, request: TokenRequest, valid: ValidCode) -> IssuedTokens:
+        issued, access, refresh = tokens.user_pair(platform, valid.code)
+        outcome = await platform.store.redeem_code(valid.code.digest, access, refresh)
+        fields = dict(app_id=valid.app.app_id, customer_id=valid.code.customer_id, ip=request.client_ip)
+        if outcome is not RedeemOutcome.ISSUED:
+            platform.audit("code.replayed", **fields)
+            raise OAuthError("invalid_grant", "The code was already used; its tokens are revoked.")
+        platform.audit("token.issued", grant="authorization_code", **fields)
+        return issued

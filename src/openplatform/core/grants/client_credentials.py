@@ -1,0 +1,26 @@
+"""SPEC §2.4 / RFC 6749 §4.4: app tokens.
+
+Every call issues a new token and earlier ones stay valid until they expire, so
+an app running on several machines never has its tokens pulled from under it.
+"""
+
+from __future__ import annotations
+
+from openplatform.core import client_auth, tokens
+from openplatform.core.context import Platform
+from openplatform.core.requests import TokenRequest
+from openplatform.models import App, IssuedTokens
+
+
+class ClientCredentialsGrant:
+    # "client_credential" is the documented spelling; the RFC's is accepted too.
+    GRANT_TYPES = ("client_credential", "client_credentials")
+
+    async def validate(self, platform: Platform, request: TokenRequest) -> App:
+        return await client_auth.authenticate(platform, request)
+
+    async def issue(self, platform: Platform, request: TokenRequest, app: App) -> IssuedTokens:
+        issued, record = tokens.app_token(platform, app)
+        await platform.store.save_tokens(record)
+        platform.audit("token.issued", app_id=app.app_id, grant="client_credentials", ip=request.client_ip)
+        return issued

@@ -1,0 +1,72 @@
+"""RFC 7662 token introspection, RFC 7009 revocation, for the app that owns the token.
+
+An app sees only its own tokens: another app's token introspects as
+``{"active": false}`` and revoking it does nothing (RFC 7009 §2.2: the answer is
+200 either way, so nothing is learned about tokens one does not hold).
+"""
+
+from __future__ import annotations
+
+from openplatform.core import client_auth
+from openplatform.core.context import Platform
+from openplatform.core.requests import TokenRequest
+from openplatform.models import TokenRecord
+
+
+async def _own_token(platform: Platform, request: TokenRequest) -> tuple[str, TokenRecord | None]:
+    app = await client_auth.authenticate(platform, request)
+    raw = request.require("token")
+    record = await platform.store.get_token(platform.keyring.digest(raw))
+    if record is None or record.app_id != app.app_id:
+        return app.app_id, None
+    return app.app_id, record
+
+
+async def introspect(platform: Platform, request: TokenRequest) -> dict[str, object]:
+    """RFC 7662 §2.2 response members for an active token, else only active=false."""
+    app_id, record = await _own_token(platform, request)
+    now = platform.clock()
+    if record is None or record.revoked_at is not None or record.expires_at <= now:
+        return {"active": False}
+    if record.kind == "refresh" and record.rotated_at is not None:
+        return {"active": False}
+    body: dict[str, object] = {
+        "active": True,
+        "scope": record.scope,
+        "client_id": app_id,
+        "token_type": "Bearer" if record.kind == "access" else "refresh_token",
+        "exp": int(record.expires_at),
+        "iat": int(record.created_at),
+        "iss": platform.settings.issuer or None,
+    }
+    if record.customer_id:
+        body.update(sub=record.customer_id, customer_id=record.customer_id, xspe=record.xspe)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+async def revoke(platform: Platform, request: TokenRequest) -> None:
+    app_id, record = await _own_token(platform, request)
+    if record is not None and record.revoked_at is None:
+        await platform.store.revoke_token(record)
+        platform.audit("token.revoked", app_id=app_id, kind=record.kind, ip=request.client_ip)
+
+
+def metadata(issuer: str) -> dict[str, object]:
+    """RFC 8414 §2 authorization server metadata."""
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/oauth/connect",
+        "token_endpoint": f"{issuer}/oauth/access_token",
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["install_login", "customer:read", "customer:write", "site:read", "site:write"],
+        "service_documentation": f"{issuer}/docs",
+        "openplatform_refresh_endpoint": f"{issuer}/oauth/refresh_token",
+        "openplatform_app_token_endpoint": f"{issuer}/oauth/credit/token",
+    }

@@ -1,0 +1,102 @@
+"""Rate limits on the token endpoints and lock-out after repeated bad secrets.
+
+``OPENPLATFORM_RATE_LIMITS`` is ``off``, ``default``, or a comma list of
+``name=COUNT/SECONDS`` overriding the defaults below. Each limit is a token
+bucket: COUNT requests at once, refilled at COUNT per SECONDS. These buckets
+live in the process (per node); see docs for several nodes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from openplatform.errors import OAuthError
+
+DEFAULTS = {
+    "ip": (300, 60.0),  # token-endpoint requests per client IP
+    "app": (600, 60.0),  # token-endpoint requests per app
+    "bad_secret": (10, 300.0),  # failed secrets per app and IP before lock-out
+}
+MAX_KEYS = 100_000
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+class Limit:
+    def __init__(self, capacity: int, seconds: float, clock: Callable[[], float]) -> None:
+        self.capacity = capacity
+        self.rate = capacity / seconds
+        self.clock = clock
+        self.buckets: dict[str, _Bucket] = {}
+
+    def _bucket(self, key: str) -> _Bucket:
+        now = self.clock()
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            if len(self.buckets) >= MAX_KEYS:
+                self.buckets.clear()
+            bucket = self.buckets[key] = _Bucket(float(self.capacity), now)
+        else:
+            bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.stamp) * self.rate)
+            bucket.stamp = now
+        return bucket
+
+    def retry_after(self, key: str) -> int:
+        """0 if a request may go now, else whole seconds to wait."""
+        bucket = self._bucket(key)
+        return 0 if bucket.tokens >= 1 else max(1, math.ceil((1 - bucket.tokens) / self.rate))
+
+    def take(self, key: str) -> int:
+        wait = self.retry_after(key)
+        if wait == 0:
+            self.buckets[key].tokens -= 1
+        return wait
+
+
+def parse_limits(spec: str) -> dict[str, tuple[int, float]] | None:
+    spec = spec.strip().lower()
+    if spec == "off":
+        return None
+    limits = dict(DEFAULTS)
+    if spec in ("", "default"):
+        return limits
+    for item in spec.split(","):
+        name, _, value = item.partition("=")
+        count, _, seconds = value.partition("/")
+        name = name.strip()
+        if name not in DEFAULTS or not count.strip().isdigit():
+            raise ValueError(f"bad rate limit {item!r}: use name=COUNT/SECONDS with name in {sorted(DEFAULTS)}")
+        limits[name] = (int(count), float(seconds or 1))
+    return limits
+
+
+def _limited(wait: int) -> OAuthError:
+    return OAuthError("rate_limited", headers={"Retry-After": str(wait)})
+
+
+class RateLimiter:
+    def __init__(self, spec: str, clock: Callable[[], float] = time.monotonic) -> None:
+        limits = parse_limits(spec)
+        self.enabled = limits is not None
+        self.limits = {name: Limit(c, s, clock) for name, (c, s) in (limits or {}).items()}
+
+    def check_request(self, ip: str, app_id: str | None) -> None:
+        if not self.enabled:
+            return
+        if wait := self.limits["ip"].take(ip):
+            raise _limited(wait)
+        if app_id and (wait := self.limits["app"].take(app_id)):
+            raise _limited(wait)
+        if app_id and (wait := self.limits["bad_secret"].retry_after(f"{app_id}|{ip}")):
+            raise _limited(wait)
+
+    def record_bad_secret(self, ip: str, app_id: str) -> None:
+        if self.enabled:
+            self.limits["bad_secret"].take(f"{app_id}|{ip}")

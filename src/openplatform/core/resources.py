@@ -1,0 +1,104 @@
+"""Bearer tokens on the Open APIs (RFC 6750) and what a token may reach.
+
+A token is accepted as ``?access_token=`` (as the docs show) or
+``Authorization: Bearer``. The checks on every call: known, unexpired,
+unrevoked access token; its app still active; the caller's IP in the app's
+whitelist; for a user token, its installation still active.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openplatform.core.context import Platform
+from openplatform.core.ip_policy import enforce_whitelist
+from openplatform.errors import OAuthError
+from openplatform.models import INSTALL_LOGIN, App, Customer, Installation, TokenRecord
+
+BEARER_CHALLENGE = 'Bearer realm="openplatform"'
+
+
+def _invalid_token(message: str) -> OAuthError:
+    return OAuthError(
+        "invalid_token", message, headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_token"'}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """An authenticated Open API caller."""
+
+    token: TokenRecord
+    app: App
+    installations: tuple[Installation, ...]
+
+    @property
+    def is_app_token(self) -> bool:
+        return self.token.is_app_token
+
+    def require_scope(self, scope: str) -> None:
+        if scope not in self.token.scopes:
+            raise OAuthError(
+                "insufficient_scope",
+                f"This API needs the {scope} scope.",
+                headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="insufficient_scope", scope="{scope}"'},
+            )
+
+    def spe_reach(self) -> set[str]:
+        """SPEs whose every customer this token may see (app tokens of SPE-wide installs)."""
+        if not self.is_app_token:
+            return set()
+        return {i.xspe for i in self.installations if i.customer_id is None}
+
+    def customer_reach(self) -> set[str]:
+        """Customers this token may see one by one."""
+        if not self.is_app_token:
+            return {self.token.customer_id} if self.token.customer_id else set()
+        return {i.customer_id for i in self.installations if i.customer_id is not None}
+
+    def xspes(self) -> list[str]:
+        """Every SPE the token touches, in a stable order."""
+        found = {i.xspe for i in self.installations} if self.is_app_token else {self.token.xspe or ""}
+        return sorted(x for x in found if x)
+
+    def can_see(self, customer: Customer) -> bool:
+        return customer.xspe in self.spe_reach() or customer.customer_id in self.customer_reach()
+
+    def require_read(self, customer: Customer, scope: str) -> None:
+        """App tokens need ``scope``; a user token reads its own customer by install_login."""
+        if not self.can_see(customer):
+            raise OAuthError("not_found", "No such customer.")
+        if self.is_app_token or INSTALL_LOGIN not in self.token.scopes:
+            self.require_scope(scope)
+
+
+def bearer_from(authorization: str | None, query_token: str | None) -> str:
+    header_token = None
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            header_token = value.strip()
+    if header_token and query_token:
+        raise OAuthError("invalid_request", "Send the access token once: header or query, not both.")
+    token = header_token or query_token
+    if not token:
+        raise _invalid_token("An access token is required.")
+    if len(token) > 512:
+        raise _invalid_token("The access token is malformed.")
+    return token
+
+
+async def authenticate_bearer(platform: Platform, raw: str, client_ip: str) -> Access:
+    record = await platform.store.get_token(platform.keyring.digest(raw))
+    if record is None or record.kind != "access" or record.revoked_at is not None:
+        raise _invalid_token("The access token is unknown or revoked.")
+    if record.expires_at <= platform.clock():
+        raise _invalid_token("The access token has expired.")
+    app = await platform.store.get_app(record.app_id)
+    if app is None or not app.active:
+        raise _invalid_token("The app of this token is suspended.")
+    enforce_whitelist(client_ip, app.ip_whitelist)
+    installs = tuple(await platform.store.active_installations(app.app_id))
+    if record.installation_id and not any(i.installation_id == record.installation_id for i in installs):
+        raise _invalid_token("The app is no longer installed for this customer.")
+    return Access(record, app, installs)

@@ -1,0 +1,43 @@
+"""The token endpoints: which grants each path accepts, and the common checks.
+
+SPEC §2.2–2.4. Each documented path accepts its own grant types; the app-token
+path also takes ``authorization_code``, as public client code written for the
+original platform posts it there.
+"""
+
+from __future__ import annotations
+
+from openplatform.core.context import Platform
+from openplatform.core.grants.authorization_code import AuthorizationCodeGrant
+from openplatform.core.grants.base import Grant
+from openplatform.core.grants.client_credentials import ClientCredentialsGrant
+from openplatform.core.grants.refresh_token import RefreshTokenGrant
+from openplatform.core.requests import TokenRequest
+from openplatform.errors import OAuthError
+from openplatform.models import IssuedTokens
+
+_CODE = AuthorizationCodeGrant()
+_REFRESH = RefreshTokenGrant()
+_APP = ClientCredentialsGrant()
+
+ENDPOINT_GRANTS: dict[str, tuple[Grant, ...]] = {
+    "access_token": (_CODE,),
+    "refresh_token": (_REFRESH,),
+    "credit_token": (_APP, _CODE),
+}
+
+
+def select_grant(endpoint: str, grant_type: str | None) -> Grant:
+    if not grant_type:
+        raise OAuthError("invalid_request", "The grant_type parameter is required.", field="grant_type")
+    for grant in ENDPOINT_GRANTS[endpoint]:
+        if grant_type in grant.GRANT_TYPES:
+            return grant
+    accepted = ", ".join(t for g in ENDPOINT_GRANTS[endpoint] for t in g.GRANT_TYPES)
+    raise OAuthError("unsupported_grant_type", f"This endpoint accepts grant_type {accepted}.")
+
+
+async def token_response(platform: Platform, endpoint: str, request: TokenRequest) -> IssuedTokens:
+    grant = select_grant(endpoint, request.get("grant_type"))
+    validated = await grant.validate(platform, request)
+    return await grant.issue(platform, request, validated)

@@ -1,0 +1,142 @@
+"""The objects of SPEC §1 as plain frozen dataclasses shared by core, storage and web."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Scopes an app may register (SPEC §2.5). install_login is implied by installation.
+INSTALL_LOGIN = "install_login"
+REGISTRABLE_SCOPES = ("customer:read", "customer:write", "site:read", "site:write")
+KNOWN_SCOPES = (INSTALL_LOGIN, *REGISTRABLE_SCOPES)
+
+ACTIVE = "active"
+SUSPENDED = "suspended"
+
+
+@dataclass(frozen=True, slots=True)
+class AppSecret:
+    secret_hash: str
+    expires_at: float | None  # None: current secret; a time: old secret in its grace period
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    app_id: str
+    name: str
+    host_url: str
+    status: str
+    scopes: tuple[str, ...]
+    ip_whitelist: tuple[str, ...]
+    webhook_url: str | None = None
+    secrets: tuple[AppSecret, ...] = ()
+    owner_id: str | None = None
+    created_at: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class Spe:
+    xspe: str
+    name: str
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    customer_id: str
+    xspe: str
+    name: str
+    contact: str = ""
+    status: str = ACTIVE
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    version: int = 1
+
+    def public(self) -> dict[str, object]:
+        return {
+            "customer_id": self.customer_id,
+            "xspe": self.xspe,
+            "name": self.name,
+            "contact": self.contact,
+            "status": self.status,
+            "created_at": int(self.created_at),
+            "updated_at": int(self.updated_at),
+            "version": self.version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Installation:
+    installation_id: str
+    app_id: str
+    xspe: str
+    customer_id: str | None  # None: installed for the whole SPE
+    installed_at: float
+    uninstalled_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.uninstalled_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCode:
+    digest: str
+    app_id: str
+    installation_id: str
+    customer_id: str
+    xspe: str
+    redirect_uri: str
+    scope: str
+    expires_at: float
+    code_challenge: str | None = None
+    used_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """What the server knows about an access or refresh token (never the value)."""
+
+    digest: str
+    kind: str  # "access" | "refresh"
+    app_id: str
+    scope: str
+    expires_at: float
+    installation_id: str | None = None  # None: app token
+    customer_id: str | None = None
+    xspe: str | None = None
+    family_id: str | None = None
+    revoked_at: float | None = None
+    rotated_at: float | None = None
+    successor: str | None = None  # digest of the refresh token that replaced this one
+    created_at: float = 0.0
+
+    @property
+    def is_app_token(self) -> bool:
+        return self.installation_id is None
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self.scope.split())
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    """Raw values handed to the client once; only their digests are stored."""
+
+    access_token: str
+    expires_in: int
+    refresh_token: str | None = None
+    scope: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def result(self) -> dict[str, object]:
+        body: dict[str, object] = {"access_token": self.access_token, "expires_in": self.expires_in}
+        if self.refresh_token is not None:
+            body["refresh_token"] = self.refresh_token
+        if self.scope is not None:
+            body["scope"] = self.scope
+        return body

@@ -1,0 +1,40 @@
+"""Wiring: build the store, platform and admin services from Settings."""
+
+from __future__ import annotations
+
+import time
+
+from openplatform.config import Settings
+from openplatform.core.context import Platform
+from openplatform.core.ratelimit import RateLimiter
+from openplatform.security import Keyring
+from openplatform.services.admin import Admin
+from openplatform.storage.cache import CachedStore
+from openplatform.storage.sql.driver import Driver, PostgresDriver, SqliteDriver
+from openplatform.storage.sql.manage import Management, make_engine
+from openplatform.storage.sql.store import SqlStore
+
+
+def make_driver(settings: Settings) -> Driver:
+    if settings.is_sqlite:
+        return SqliteDriver(settings.sqlite_path, settings.sqlite_synchronous)
+    return PostgresDriver(settings.postgres_dsn)
+
+
+def build_platform(settings: Settings) -> Platform:
+    """A platform whose store must still be started (``await platform.store.start()``)."""
+    store = CachedStore(
+        SqlStore(make_driver(settings)),
+        poll_seconds=settings.invalidation_poll_seconds,
+        token_cache_size=settings.token_cache_size,
+    )
+    return Platform(
+        settings=settings,
+        store=store,
+        keyring=Keyring(settings.resolved_secret_key()),
+        limiter=RateLimiter(settings.rate_limits, clock=time.monotonic),
+    )
+
+
+def build_admin(settings: Settings) -> Admin:
+    return Admin(Management(make_engine(settings)), Keyring(settings.resolved_secret_key()))

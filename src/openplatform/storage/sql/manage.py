@@ -1,0 +1,267 @@
+"""The management path on SQLAlchemy Core: SPEs, customers, apps, installations.
+
+Not hot, so it favours clarity: each method is one transaction, and every change
+that must reach running servers' caches appends to ``invalidations`` in it.
+Validation of user input lives in ``openplatform.services``; this layer trusts it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from openplatform.config import Settings
+from openplatform.models import ACTIVE, App, Customer, Installation, Spe
+from openplatform.storage.sql.rows import app_from_row, customer_from_row, installation_from_row
+from openplatform.storage.sql.schema import (
+    app_secrets,
+    apps,
+    audit_events,
+    auth_codes,
+    customers,
+    installations,
+    invalidations,
+    spes,
+    tokens,
+)
+
+
+def sqlalchemy_url(settings: Settings) -> str:
+    if settings.is_sqlite:
+        return f"sqlite+aiosqlite:///{settings.sqlite_path}"
+    return "postgresql+asyncpg://" + settings.database_url.split("://", 1)[1]
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    engine = create_async_engine(sqlalchemy_url(settings))
+    if settings.is_sqlite:
+        from sqlalchemy import event
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+    return engine
+
+
+async def invalidate(conn: AsyncConnection, kind: str, key: str, now: float) -> None:
+    await conn.execute(insert(invalidations).values(at=now, kind=kind, key=key))
+
+
+class Management:
+    def __init__(self, engine: AsyncEngine, clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # ----------------------------------------------------------- SPEs, customers
+
+    async def create_spe(self, xspe: str, name: str) -> Spe:
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(spes).values(xspe=xspe, name=name, created_at=now))
+        return Spe(xspe=xspe, name=name, created_at=now)
+
+    async def get_spe(self, xspe: str) -> Spe | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(spes).where(spes.c.xspe == xspe))).mappings().first()
+        return Spe(xspe=row["xspe"], name=row["name"], created_at=row["created_at"]) if row else None
+
+    async def list_spes(self) -> list[Spe]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(spes).order_by(spes.c.created_at))).mappings().all()
+        return [Spe(xspe=r["xspe"], name=r["name"], created_at=r["created_at"]) for r in rows]
+
+    async def create_customer(self, customer_id: str, xspe: str, name: str, contact: str = "") -> Customer:
+        now = self.clock()
+        values = dict(
+            customer_id=customer_id, xspe=xspe, name=name, contact=contact,
+            status=ACTIVE, created_at=now, updated_at=now, version=1,
+        )  # fmt: skip
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(customers).values(**values))
+        return Customer(**values)  # type: ignore[arg-type]
+
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        async with self.engine.connect() as conn:
+            query = select(customers).where(customers.c.customer_id == customer_id)
+            row = (await conn.execute(query)).mappings().first()
+        return customer_from_row(row) if row else None
+
+    # ---------------------------------------------------------------------- apps
+
+    async def create_app(self, app: App, secret_hash: str, secret_enc: bytes) -> None:
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(apps).values(
+                    app_id=app.app_id, name=app.name, host_url=app.host_url,
+                    webhook_url=app.webhook_url, scopes=" ".join(app.scopes),
+                    ip_whitelist=" ".join(app.ip_whitelist), status=app.status,
+                    owner_id=app.owner_id, created_at=now, updated_at=now,
+                )  # fmt: skip
+            )
+            await conn.execute(
+                insert(app_secrets).values(
+                    app_id=app.app_id, secret_hash=secret_hash, secret_enc=secret_enc, created_at=now
+                )
+            )
+
+    async def get_app(self, app_id: str) -> App | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(apps).where(apps.c.app_id == app_id))).mappings().first()
+            if row is None:
+                return None
+            secrets = await self._secret_rows(conn, app_id)
+        return app_from_row(row, secrets)
+
+    async def list_apps(self, owner_id: str | None = None) -> list[App]:
+        query = select(apps).order_by(apps.c.created_at)
+        if owner_id is not None:
+            query = query.where(apps.c.owner_id == owner_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [app_from_row(r, ()) for r in rows]
+
+    async def _secret_rows(self, conn: AsyncConnection, app_id: str) -> Sequence[object]:
+        query = select(app_secrets).where(app_secrets.c.app_id == app_id).order_by(app_secrets.c.id.desc())
+        return (await conn.execute(query)).mappings().all()
+
+    async def current_secret_enc(self, app_id: str) -> bytes | None:
+        query = select(app_secrets.c.secret_enc).where(
+            app_secrets.c.app_id == app_id, app_secrets.c.expires_at.is_(None)
+        )
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).scalar()
+
+    async def rotate_secret(self, app_id: str, secret_hash: str, secret_enc: bytes, grace: float) -> None:
+        """The new secret becomes current; the previous one works ``grace`` seconds more.
+
+        Only one old secret is kept: rotating again ends the previous grace period.
+        """
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                app_secrets.delete().where(
+                    app_secrets.c.app_id == app_id, app_secrets.c.expires_at.is_not(None)
+                )
+            )
+            if grace > 0:
+                await conn.execute(
+                    update(app_secrets)
+                    .where(app_secrets.c.app_id == app_id, app_secrets.c.expires_at.is_(None))
+                    .values(expires_at=now + grace)
+                )
+            else:
+                await conn.execute(app_secrets.delete().where(app_secrets.c.app_id == app_id))
+            await conn.execute(
+                insert(app_secrets).values(
+                    app_id=app_id, secret_hash=secret_hash, secret_enc=secret_enc, created_at=now
+                )
+            )
+            await invalidate(conn, "app", app_id, now)
+
+    async def set_app_status(self, app_id: str, status: str) -> bool:
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(apps).where(apps.c.app_id == app_id).values(status=status, updated_at=now)
+            )
+            await invalidate(conn, "app", app_id, now)
+        return bool(result.rowcount)
+
+    # -------------------------------------------------------------- installations
+
+    async def find_installation(self, app_id: str, xspe: str, customer_id: str | None) -> Installation | None:
+        where = [
+            installations.c.app_id == app_id,
+            installations.c.xspe == xspe,
+            installations.c.uninstalled_at.is_(None),
+            installations.c.customer_id.is_(None)
+            if customer_id is None
+            else installations.c.customer_id == customer_id,
+        ]
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(installations).where(and_(*where)))).mappings().first()
+        return installation_from_row(row) if row else None
+
+    async def install(self, installation: Installation) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(installations).values(
+                    installation_id=installation.installation_id, app_id=installation.app_id,
+                    xspe=installation.xspe, customer_id=installation.customer_id,
+                    installed_at=installation.installed_at,
+                )  # fmt: skip
+            )
+            await invalidate(conn, "app", installation.app_id, installation.installed_at)
+
+    async def uninstall(self, installation: Installation) -> None:
+        """Mark it uninstalled and revoke every code and token it produced, at once."""
+        now = self.clock()
+        iid = installation.installation_id
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(installations).where(installations.c.installation_id == iid).values(uninstalled_at=now)
+            )
+            await conn.execute(
+                update(auth_codes)
+                .where(auth_codes.c.installation_id == iid, auth_codes.c.used_at.is_(None))
+                .values(used_at=now)
+            )
+            await conn.execute(
+                update(tokens)
+                .where(tokens.c.installation_id == iid, tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            await invalidate(conn, "installation", iid, now)
+            await invalidate(conn, "app", installation.app_id, now)
+
+    async def list_installations(self, app_id: str | None = None, xspe: str | None = None) -> list[Installation]:
+        query = select(installations).order_by(installations.c.installed_at)
+        if app_id is not None:
+            query = query.where(installations.c.app_id == app_id)
+        if xspe is not None:
+            query = query.where(installations.c.xspe == xspe)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [installation_from_row(r) for r in rows]
+
+    # ---------------------------------------------------------------------- audit
+
+    async def audit(self, event: str, **fields: object) -> None:
+        import orjson
+
+        detail = {k: v for k, v in fields.items() if k not in ("app_id", "xspe", "customer_id", "ip")}
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(audit_events).values(
+                    at=self.clock(), event=event, app_id=fields.get("app_id"),
+                    xspe=fields.get("xspe"), customer_id=fields.get("customer_id"),
+                    ip=fields.get("ip"), detail=orjson.dumps(detail, default=str).decode(),
+                )  # fmt: skip
+            )
+
+    async def recent_audit(self, app_id: str | None = None, limit: int = 50) -> list[dict[str, object]]:
+        query = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
+        if app_id is not None:
+            query = query.where(audit_events.c.app_id == app_id)
+        async with self.engine.connect() as conn:
+            return [dict(r) for r in (await conn.execute(query)).mappings().all()]
+
+    async def count_tokens_since(self, app_id: str, since: float) -> int:
+        query = select(func.count()).select_from(tokens).where(
+            tokens.c.app_id == app_id, tokens.c.created_at >= since, tokens.c.kind == "access"
+        )
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar() or 0)

@@ -1,0 +1,144 @@
+"""SQLAlchemy Core tables: the one schema for SQLite and PostgreSQL.
+
+Times are UNIX seconds as doubles (the leeway and rate windows need sub-second
+precision, and both databases compare them cheaply). Codes and tokens are keyed
+by their HMAC digest; no column ever holds a raw token, code or secret.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+spes = Table(
+    "spes",
+    metadata,
+    Column("xspe", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("xspe", String(64), ForeignKey("spes.xspe"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("contact", String(320), nullable=False, default=""),
+    Column("status", String(16), nullable=False, default="active"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+)
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("app_id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("host_url", String(2048), nullable=False),
+    Column("webhook_url", String(2048)),
+    Column("scopes", Text, nullable=False, default=""),  # space-separated
+    Column("ip_whitelist", Text, nullable=False, default=""),  # space-separated
+    Column("status", String(16), nullable=False, default="active"),
+    Column("owner_id", String(64)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# The current secret has expires_at NULL; after a rotation the previous one keeps
+# working until its expires_at (the grace period), then it is deleted.
+app_secrets = Table(
+    "app_secrets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("app_id", String(32), ForeignKey("apps.app_id"), nullable=False, index=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("secret_enc", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+)
+
+installations = Table(
+    "installations",
+    metadata,
+    Column("installation_id", String(64), primary_key=True),
+    Column("app_id", String(32), ForeignKey("apps.app_id"), nullable=False),
+    Column("xspe", String(64), ForeignKey("spes.xspe"), nullable=False),
+    Column("customer_id", String(64), ForeignKey("customers.customer_id")),
+    Column("installed_at", Float, nullable=False),
+    Column("uninstalled_at", Float),
+    Index("ix_installations_app", "app_id", "xspe", "customer_id"),
+)
+
+auth_codes = Table(
+    "auth_codes",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("app_id", String(32), nullable=False),
+    Column("installation_id", String(64), nullable=False, index=True),
+    Column("customer_id", String(64), nullable=False),
+    Column("xspe", String(64), nullable=False),
+    Column("redirect_uri", String(2048), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("code_challenge", String(128)),
+    Column("expires_at", Float, nullable=False, index=True),
+    Column("used_at", Float),
+)
+
+# Access and refresh tokens. family_id is the digest of the code a user token
+# descends from: replaying a code or an old refresh token revokes the family.
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("app_id", String(32), nullable=False, index=True),
+    Column("installation_id", String(64), index=True),
+    Column("customer_id", String(64)),
+    Column("xspe", String(64)),
+    Column("scope", Text, nullable=False),
+    Column("family_id", String(64), index=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
+    Column("revoked_at", Float),
+    Column("rotated_at", Float),
+    Column("successor", String(64)),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False, index=True),
+    Column("event", String(64), nullable=False),
+    Column("app_id", String(32), index=True),
+    Column("xspe", String(64)),
+    Column("customer_id", String(64)),
+    Column("ip", String(64)),
+    Column("detail", Text, nullable=False, default="{}"),
+)
+
+# Every change that must reach the in-process caches of all server processes
+# (revocation, uninstall, suspension, rotation). Each process polls it.
+invalidations = Table(
+    "invalidations",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("key", String(128), nullable=False),
+)

@@ -1,0 +1,229 @@
+"""The hot path on lean driver statements: reads, and writes as group-commit operations.
+
+Every write that must reach other processes' caches (a revocation) also appends
+to the ``invalidations`` log in the same transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import orjson
+
+from openplatform.models import App, AuthorizationCode, Customer, Installation, TokenRecord
+from openplatform.storage.base import RedeemOutcome, RotateOutcome
+from openplatform.storage.sql.driver import Driver, Tx
+from openplatform.storage.sql.rows import (
+    TOKEN_COLUMNS,
+    app_from_row,
+    code_from_row,
+    customer_from_row,
+    installation_from_row,
+    token_from_row,
+    token_params,
+)
+
+INSERT_TOKEN = f"INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+INSERT_INVALIDATION = "INSERT INTO invalidations (at, kind, key) VALUES (?, ?, ?)"
+INSTALLATION_COLUMNS = "installation_id, app_id, xspe, customer_id, installed_at, uninstalled_at"
+
+
+async def revoke_family_in(tx: Tx, family_id: str, now: float) -> None:
+    await tx.execute(
+        "UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL", now, family_id
+    )
+    await tx.execute(INSERT_INVALIDATION, now, "family", family_id)
+
+
+class SqlStore:
+    def __init__(self, driver: Driver, clock: Callable[[], float] = time.time) -> None:
+        self.driver = driver
+        self.clock = clock
+
+    async def start(self) -> None:
+        await self.driver.start()
+
+    async def close(self) -> None:
+        await self.driver.close()
+
+    # ------------------------------------------------------------------ reads
+
+    async def get_app(self, app_id: str) -> App | None:
+        row = await self.driver.fetchrow("SELECT * FROM apps WHERE app_id = ?", app_id)
+        if row is None:
+            return None
+        secrets = await self.driver.fetch(
+            "SELECT secret_hash, expires_at FROM app_secrets WHERE app_id = ? ORDER BY id DESC", app_id
+        )
+        return app_from_row(row, secrets)
+
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        row = await self.driver.fetchrow("SELECT * FROM customers WHERE customer_id = ?", customer_id)
+        return customer_from_row(row) if row else None
+
+    async def list_customers(self, xspe: str, limit: int, offset: int) -> tuple[list[Customer], int]:
+        rows = await self.driver.fetch(
+            "SELECT * FROM customers WHERE xspe = ? ORDER BY created_at, customer_id LIMIT ? OFFSET ?",
+            xspe, limit, offset,
+        )  # fmt: skip
+        total = await self.driver.fetchrow("SELECT COUNT(*) AS n FROM customers WHERE xspe = ?", xspe)
+        return [customer_from_row(r) for r in rows], int(total["n"]) if total else 0
+
+    async def active_installations(self, app_id: str) -> list[Installation]:
+        rows = await self.driver.fetch(
+            f"SELECT {INSTALLATION_COLUMNS} FROM installations "
+            "WHERE app_id = ? AND uninstalled_at IS NULL",
+            app_id,
+        )
+        return [installation_from_row(r) for r in rows]
+
+    async def get_code(self, digest: str) -> AuthorizationCode | None:
+        row = await self.driver.fetchrow("SELECT * FROM auth_codes WHERE digest = ?", digest)
+        return code_from_row(row) if row else None
+
+    async def get_token(self, digest: str) -> TokenRecord | None:
+        row = await self.driver.fetchrow(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE digest = ?", digest)
+        return token_from_row(row) if row else None
+
+    async def invalidations_since(self, since: float) -> list[tuple[int, float, str, str]]:
+        rows = await self.driver.fetch(
+            "SELECT id, at, kind, key FROM invalidations WHERE at > ? ORDER BY id LIMIT 10000", since
+        )
+        return [(int(r["id"]), float(r["at"]), r["kind"], r["key"]) for r in rows]
+
+    async def last_invalidation_time(self) -> float:
+        row = await self.driver.fetchrow("SELECT MAX(at) AS m FROM invalidations")
+        return float(row["m"]) if row and row["m"] is not None else 0.0
+
+    async def ping(self) -> None:
+        await self.driver.fetchrow("SELECT 1 AS one")
+
+    # ----------------------------------------------------------------- writes
+
+    async def save_code(self, code: AuthorizationCode) -> None:
+        async def op(tx: Tx) -> None:
+            await tx.execute(
+                "INSERT INTO auth_codes (digest, app_id, installation_id, customer_id, xspe, "
+                "redirect_uri, scope, code_challenge, expires_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                code.digest, code.app_id, code.installation_id, code.customer_id, code.xspe,
+                code.redirect_uri, code.scope, code.code_challenge, code.expires_at,
+            )  # fmt: skip
+
+        await self.driver.write(op)
+
+    async def save_tokens(self, *records: TokenRecord) -> None:
+        async def op(tx: Tx) -> None:
+            for record in records:
+                await tx.execute(INSERT_TOKEN, *token_params(record))
+
+        await self.driver.write(op)
+
+    async def redeem_code(self, digest: str, *records: TokenRecord) -> RedeemOutcome:
+        """Consume the code and store its tokens atomically; a second redemption
+        (even a concurrent one) revokes everything the code produced."""
+        now = self.clock()
+
+        async def op(tx: Tx) -> RedeemOutcome:
+            consumed = await tx.execute(
+                "UPDATE auth_codes SET used_at = ? WHERE digest = ? AND used_at IS NULL AND expires_at > ?",
+                now, digest, now,
+            )  # fmt: skip
+            if consumed != 1:
+                await revoke_family_in(tx, digest, now)
+                return RedeemOutcome.REPLAYED
+            for record in records:
+                await tx.execute(INSERT_TOKEN, *token_params(record))
+            return RedeemOutcome.ISSUED
+
+        return await self.driver.write(op)
+
+    async def rotate_refresh(
+        self, old: TokenRecord, new_access: TokenRecord, new_refresh: TokenRecord, leeway: float
+    ) -> RotateOutcome:
+        """Rotate ``old`` into the new pair (SPEC §2.3).
+
+        The new pair is derived from the old refresh token, so a retry within the
+        leeway, which computes the same pair, is recognised by the stored
+        successor digest and answered with that pair again.
+        """
+        now = self.clock()
+
+        async def op(tx: Tx) -> RotateOutcome:
+            claimed = await tx.execute(
+                "UPDATE tokens SET rotated_at = ?, successor = ? "
+                "WHERE digest = ? AND rotated_at IS NULL AND revoked_at IS NULL",
+                now, new_refresh.digest, old.digest,
+            )  # fmt: skip
+            if claimed == 1:
+                await tx.execute(INSERT_TOKEN, *token_params(new_access))
+                await tx.execute(INSERT_TOKEN, *token_params(new_refresh))
+                return RotateOutcome.ROTATED
+            return await self._rotated_before(tx, old, new_refresh, leeway, now)
+
+        return await self.driver.write(op)
+
+    async def _rotated_before(
+        self, tx: Tx, old: TokenRecord, new_refresh: TokenRecord, leeway: float, now: float
+    ) -> RotateOutcome:
+        row = await tx.fetchrow("SELECT rotated_at, revoked_at, successor FROM tokens WHERE digest = ?", old.digest)
+        if row is None or row["revoked_at"] is not None:
+            return RotateOutcome.REVOKED
+        successor = await tx.fetchrow(
+            "SELECT rotated_at, revoked_at FROM tokens WHERE digest = ?", row["successor"]
+        )
+        retry = (
+            row["successor"] == new_refresh.digest
+            and now - row["rotated_at"] <= leeway
+            and successor is not None
+            and successor["rotated_at"] is None
+            and successor["revoked_at"] is None
+        )
+        if retry:
+            return RotateOutcome.REPEATED
+        if old.family_id:
+            await revoke_family_in(tx, old.family_id, now)
+        return RotateOutcome.REUSED
+
+    async def revoke_token(self, record: TokenRecord) -> None:
+        """RFC 7009: an access token alone; a refresh token with its whole family."""
+        now = self.clock()
+
+        async def op(tx: Tx) -> None:
+            if record.kind == "refresh" and record.family_id:
+                await revoke_family_in(tx, record.family_id, now)
+                return
+            await tx.execute("UPDATE tokens SET revoked_at = ? WHERE digest = ?", now, record.digest)
+            await tx.execute(INSERT_INVALIDATION, now, "token", record.digest)
+
+        await self.driver.write(op)
+
+    def audit(self, event: str, **fields: object) -> None:
+        """Queue an audit event into the next group commit (never awaited)."""
+        at = self.clock()
+        detail = {k: v for k, v in fields.items() if k not in ("app_id", "xspe", "customer_id", "ip")}
+
+        async def op(tx: Tx) -> None:
+            await tx.execute(
+                "INSERT INTO audit_events (at, event, app_id, xspe, customer_id, ip, detail) "
+                "VALUES (?,?,?,?,?,?,?)",
+                at, event, fields.get("app_id"), fields.get("xspe"), fields.get("customer_id"),
+                fields.get("ip"), orjson.dumps(detail, default=str).decode(),
+            )  # fmt: skip
+
+        self.driver.write_later(op)
+
+    async def purge_expired(self, keep_seconds: float = 3600.0) -> None:
+        """Delete what can never be valid again, so storage stays bounded."""
+        now = self.clock()
+        horizon = now - keep_seconds
+
+        async def op(tx: Tx) -> None:
+            await tx.execute("DELETE FROM auth_codes WHERE expires_at < ?", horizon)
+            await tx.execute("DELETE FROM tokens WHERE expires_at < ?", horizon)
+            await tx.execute("DELETE FROM invalidations WHERE at < ?", horizon)
+            await tx.execute(
+                "DELETE FROM app_secrets WHERE expires_at IS NOT NULL AND expires_at < ?", now
+            )
+
+        await self.driver.write(op)

@@ -1,0 +1,66 @@
+"""create_app(settings): routes, lifespan (storage, background jobs), error rendering."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from openplatform.config import Settings
+from openplatform.errors import OAuthError
+from openplatform.runtime import build_admin, build_platform
+from openplatform.web import health, oauth, open_api
+from openplatform.web.responses import error_response
+
+log = logging.getLogger("openplatform")
+PURGE_EVERY_SECONDS = 300.0
+
+
+async def _purge_forever(app: Starlette) -> None:
+    """Delete expired codes and tokens so storage stays bounded (SPEC §3)."""
+    while True:
+        await asyncio.sleep(PURGE_EVERY_SECONDS)
+        try:
+            await app.state.platform.store.purge_expired()
+        except Exception:
+            log.exception("purge of expired rows failed")
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    await app.state.platform.store.start()
+    purger = asyncio.create_task(_purge_forever(app))
+    try:
+        yield
+    finally:
+        purger.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purger
+        await app.state.platform.store.close()
+        await app.state.admin.db.close()
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 500)
+    kind = {404: "not_found", 405: "method_not_allowed"}.get(status, "invalid_request")
+    message = "No such endpoint." if status == 404 else None
+    always_200 = request.app.state.platform.settings.error_status == "always-200"
+    return error_response(OAuthError(kind, message), always_200)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    app = Starlette(
+        routes=[*oauth.routes, *open_api.routes, *health.routes],
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.platform = build_platform(settings)
+    app.state.admin = build_admin(settings)
+    return app

@@ -1,0 +1,82 @@
+"""Glue between Starlette and the core: bounded body reading, client IP, errors.
+
+Every endpoint is wrapped by ``endpoint()``: any OAuthError becomes the
+envelope with its status (or 200 under ``error_status=always-200``), a backing
+service failure becomes 50301, anything else 50001 with the detail only in the log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from functools import wraps
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from openplatform.core.context import Platform
+from openplatform.core.ip_policy import client_ip
+from openplatform.core.requests import TokenRequest, parse_basic_auth, parse_params
+from openplatform.errors import OAuthError
+from openplatform.web import metrics
+from openplatform.web.responses import as_oauth_error, error_response
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def platform_of(request: Request) -> Platform:
+    return request.app.state.platform  # type: ignore[no-any-return]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise OAuthError("invalid_request", "Content-Length is malformed.")
+        if int(declared) > limit:
+            raise OAuthError("invalid_request", f"The request body is larger than {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise OAuthError("invalid_request", f"The request body is larger than {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def caller_ip(request: Request, platform: Platform) -> str:
+    peer = request.client.host if request.client else ""
+    proxies = platform.settings.trusted_proxy_networks
+    return client_ip(peer, request.headers.get("x-forwarded-for"), proxies)
+
+
+async def token_request(request: Request, platform: Platform) -> TokenRequest:
+    body = await read_body(request, platform.settings.max_body_bytes)
+    params = parse_params(request.scope.get("query_string", b""), body, request.headers.get("content-type", ""))
+    basic = parse_basic_auth(request.headers.get("authorization"))
+    return TokenRequest(params=params, client_ip=caller_ip(request, platform), basic_auth=basic)
+
+
+def endpoint(name: str, headers: dict[str, str] | None = None, html_errors: bool = False) -> Callable[[Handler], Handler]:
+    def decorate(handler: Handler) -> Handler:
+        @wraps(handler)
+        async def wrapped(request: Request) -> Response:
+            started = time.perf_counter()
+            try:
+                response = await handler(request)
+                code = 0
+            except Exception as exc:  # noqa: BLE001 - every failure must become an envelope
+                error = as_oauth_error(exc)
+                always_200 = platform_of(request).settings.error_status == "always-200"
+                wants_html = html_errors and "text/html" in request.headers.get("accept", "")
+                response = error_response(error, always_200, headers, wants_html)
+                code = error.code
+            if headers:
+                response.headers.update(headers)
+            metrics.observe(name, code, time.perf_counter() - started)
+            return response
+
+        return wrapped
+
+    return decorate

@@ -1,0 +1,57 @@
+"""The envelope (SPEC §2) and the rendering of errors, in one place."""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from openplatform.errors import ERRORS, OAuthError, StorageUnavailable
+
+log = logging.getLogger("openplatform.web")
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+JSON = "application/json"
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=JSON)
+
+
+def success(result: Any, headers: dict[str, str] | None = None) -> Response:
+    return json_response({"code": 0, "msg": "success", "result": result}, headers=headers)
+
+
+def as_oauth_error(exc: Exception) -> OAuthError:
+    if isinstance(exc, OAuthError):
+        return exc
+    if isinstance(exc, StorageUnavailable):
+        log.warning("backing service unavailable: %s", exc)
+        return OAuthError("temporarily_unavailable", headers={"Retry-After": "1"})
+    log.exception("unexpected error")  # the detail goes to the log, never to the client
+    return OAuthError("server_error")
+
+
+def error_response(
+    exc: OAuthError, always_200: bool, headers: dict[str, str] | None = None, as_html: bool = False
+) -> Response:
+    status = 200 if always_200 else exc.status
+    merged = {**(headers or {}), **exc.headers}
+    if as_html:
+        page = (
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Request refused</title>"
+            f"<h1>Request refused</h1><p>{html.escape(exc.message)}</p>"
+            f"<p><code>{exc.code} {html.escape(exc.error)}</code></p></html>"
+        )
+        return Response(page, status_code=status, headers=merged, media_type="text/html; charset=utf-8")
+    return json_response(exc.envelope(), status, merged)
+
+
+def not_found_envelope() -> dict[str, object]:
+    return OAuthError("not_found", "No such endpoint.").envelope()
+
+
+__all__ = ["ERRORS", "error_response", "json_response", "success", "NO_STORE", "as_oauth_error"]
