@@ -142,3 +142,63 @@ invalidations = Table(
     Column("kind", String(16), nullable=False),
     Column("key", String(128), nullable=False),
 )
+
+# ---------------------------------------------------------------- web accounts
+
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),  # argon2id
+    Column("role", String(16), nullable=False),  # admin | developer | spe-admin
+    Column("xspe", String(64), ForeignKey("spes.xspe")),  # for spe-admin
+    Column("status", String(16), nullable=False, default="active"),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", Float),
+    Column("created_at", Float, nullable=False),
+)
+
+# Server-side sessions, keyed by the digest of the cookie value.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.user_id"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
+)
+
+# ------------------------------------------------------------ Open API objects
+
+sites = Table(
+    "sites",
+    metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("customer_id", String(64), ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("xspe", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("domain", String(253), nullable=False),
+    Column("status", String(16), nullable=False, default="active"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+)
+
+# ------------------------------------------------------------------- webhooks
+
+# Install/uninstall notifications to an app's webhook_url, retried with backoff.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("app_id", String(32), nullable=False, index=True),
+    Column("event", String(32), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON without the secret-derived signature
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False, index=True),
+    Column("delivered_at", Float),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+)
