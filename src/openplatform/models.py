@@ -69,6 +69,34 @@ class Customer:
 
 
 @dataclass(frozen=True, slots=True)
+class Site:
+    """A customer's website (SPEC §2.5 Open APIs); ``domain`` is an IDNA A-label hostname."""
+
+    site_id: str
+    customer_id: str
+    xspe: str
+    name: str
+    domain: str
+    status: str = ACTIVE
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    version: int = 1
+
+    def public(self) -> dict[str, object]:
+        return {
+            "site_id": self.site_id,
+            "customer_id": self.customer_id,
+            "xspe": self.xspe,
+            "name": self.name,
+            "domain": self.domain,
+            "status": self.status,
+            "created_at": int(self.created_at),
+            "updated_at": int(self.updated_at),
+            "version": self.version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Installation:
     installation_id: str
     app_id: str
