@@ -106,7 +106,9 @@ async def test_race_of_an_older_generation_revokes_the_family(harness: Harness) 
     first = await refresh_race(harness, world, tokens["refresh_token"])
     second = await refresh_race(harness, world, first["refresh_token"])
 
-    responses = await asyncio.gather(*(harness.refresh(world, tokens["refresh_token"]) for _ in range(RACERS)))
+    responses = await asyncio.gather(
+        *(harness.refresh(world, tokens["refresh_token"]) for _ in range(RACERS))
+    )
     assert codes(responses) == [40006] * RACERS
     assert await live_refresh_digests(harness, family) == []
     assert await customer_status(harness, world, second["access_token"]) == 40102
@@ -126,7 +128,9 @@ async def second_node(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-async def test_code_and_refresh_races_across_two_nodes(harness: Harness, second_node: httpx.AsyncClient) -> None:
+async def test_code_and_refresh_races_across_two_nodes(
+    harness: Harness, second_node: httpx.AsyncClient
+) -> None:
     """SPEC §7: a code is redeemable once on any node; a refresh token rotates once."""
     world = await harness.world()
     code = await harness.code(world)
