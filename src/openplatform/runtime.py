@@ -6,7 +6,7 @@ import time
 
 from openplatform.config import Settings
 from openplatform.core.context import Platform
-from openplatform.core.ratelimit import RateLimiter
+from openplatform.core.ratelimit import Limiter, RateLimiter
 from openplatform.security import Keyring
 from openplatform.services.admin import Admin
 from openplatform.storage.cache import CachedStore
@@ -32,8 +32,17 @@ def build_platform(settings: Settings) -> Platform:
         settings=settings,
         store=store,
         keyring=Keyring(settings.resolved_secret_key()),
-        limiter=RateLimiter(settings.rate_limits, clock=time.monotonic),
+        limiter=make_limiter(settings),
     )
+
+
+def make_limiter(settings: Settings) -> Limiter:
+    """Buckets in Redis when configured (limits hold across nodes), else in the process."""
+    if settings.redis_url:
+        from openplatform.storage.redis_limits import RedisRateLimiter
+
+        return RedisRateLimiter(settings.rate_limits, settings.redis_url)
+    return RateLimiter(settings.rate_limits, clock=time.monotonic)
 
 
 def build_admin(settings: Settings) -> Admin:

@@ -45,10 +45,10 @@ def secret_matches(platform: Platform, app: App, secret: str) -> bool:
 
 
 async def load_app(platform: Platform, request: TokenRequest, app_id: str) -> App:
-    platform.limiter.check_request(request.client_ip, app_id)
+    await platform.limiter.check_request(request.client_ip, app_id)
     app = await platform.store.get_app(app_id)
     if app is None:
-        platform.limiter.record_bad_secret(request.client_ip, app_id)
+        await platform.limiter.record_bad_secret(request.client_ip, app_id)
         raise _invalid_client(request, "Unknown app_id.")
     enforce_whitelist(request.client_ip, app.ip_whitelist)
     if not app.active:
@@ -64,7 +64,7 @@ async def authenticate(platform: Platform, request: TokenRequest, *, secret_requ
             raise OAuthError("invalid_request", "The secret parameter is required.", field="secret")
         return app
     if not secret_matches(platform, app, secret):
-        platform.limiter.record_bad_secret(request.client_ip, app_id)
+        await platform.limiter.record_bad_secret(request.client_ip, app_id)
         platform.audit("client.auth_failed", app_id=app_id, ip=request.client_ip)
         raise _invalid_client(request, "Wrong secret.")
     return app

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from openplatform.config import Settings
-from openplatform.core.ratelimit import RateLimiter
+from openplatform.core.ratelimit import Limiter
 from openplatform.security import Keyring
 from openplatform.storage.base import Store
 
@@ -17,7 +17,7 @@ class Platform:
     settings: Settings
     store: Store
     keyring: Keyring
-    limiter: RateLimiter
+    limiter: Limiter
     clock: Callable[[], float] = field(default=time.time)
 
     def audit(self, event: str, **fields: object) -> None:

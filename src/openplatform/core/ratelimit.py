@@ -2,8 +2,10 @@
 
 ``OPENPLATFORM_RATE_LIMITS`` is ``off``, ``default``, or a comma list of
 ``name=COUNT/SECONDS`` overriding the defaults below. Each limit is a token
-bucket: COUNT requests at once, refilled at COUNT per SECONDS. These buckets
-live in the process (per node); see docs for several nodes.
+bucket: COUNT requests at once, refilled at COUNT per SECONDS. ``RateLimiter``
+keeps the buckets in the process; with ``OPENPLATFORM_REDIS_URL`` set,
+``openplatform.storage.redis_limits.RedisRateLimiter`` keeps them in Redis so
+the limits hold across every node.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from openplatform.errors import OAuthError
 
@@ -72,31 +75,45 @@ def parse_limits(spec: str) -> dict[str, tuple[int, float]] | None:
         count, _, seconds = value.partition("/")
         name = name.strip()
         if name not in DEFAULTS or not count.strip().isdigit():
-            raise ValueError(f"bad rate limit {item!r}: use name=COUNT/SECONDS with name in {sorted(DEFAULTS)}")
+            names = ", ".join(sorted(DEFAULTS))
+            raise ValueError(f"bad rate limit {item!r}: use name=COUNT/SECONDS with name in {names}")
         limits[name] = (int(count), float(seconds or 1))
     return limits
 
 
-def _limited(wait: int) -> OAuthError:
+def limited(wait: int) -> OAuthError:
     return OAuthError("rate_limited", headers={"Retry-After": str(wait)})
 
 
+class Limiter(Protocol):
+    enabled: bool
+
+    async def check_request(self, ip: str, app_id: str | None) -> None: ...
+    async def record_bad_secret(self, ip: str, app_id: str) -> None: ...
+    async def close(self) -> None: ...
+
+
 class RateLimiter:
+    """Token buckets in this process."""
+
     def __init__(self, spec: str, clock: Callable[[], float] = time.monotonic) -> None:
         limits = parse_limits(spec)
         self.enabled = limits is not None
         self.limits = {name: Limit(c, s, clock) for name, (c, s) in (limits or {}).items()}
 
-    def check_request(self, ip: str, app_id: str | None) -> None:
+    async def check_request(self, ip: str, app_id: str | None) -> None:
         if not self.enabled:
             return
         if wait := self.limits["ip"].take(ip):
-            raise _limited(wait)
+            raise limited(wait)
         if app_id and (wait := self.limits["app"].take(app_id)):
-            raise _limited(wait)
+            raise limited(wait)
         if app_id and (wait := self.limits["bad_secret"].retry_after(f"{app_id}|{ip}")):
-            raise _limited(wait)
+            raise limited(wait)
 
-    def record_bad_secret(self, ip: str, app_id: str) -> None:
+    async def record_bad_secret(self, ip: str, app_id: str) -> None:
         if self.enabled:
             self.limits["bad_secret"].take(f"{app_id}|{ip}")
+
+    async def close(self) -> None:
+        return None
