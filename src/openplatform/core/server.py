@@ -38,6 +38,14 @@ def select_grant(endpoint: str, grant_type: str | None) -> Grant:
 
 
 async def token_response(platform: Platform, endpoint: str, request: TokenRequest) -> IssuedTokens:
-    grant = select_grant(endpoint, request.get("grant_type"))
-    validated = await grant.validate(platform, request)
-    return await grant.issue(platform, request, validated)
+    try:
+        grant = select_grant(endpoint, request.get("grant_type"))
+        validated = await grant.validate(platform, request)
+        return await grant.issue(platform, request, validated)
+    except OAuthError as exc:
+        if exc.error != "rate_limited":  # a flood must not flood the audit log too
+            platform.audit(
+                "token.denied", endpoint=endpoint, error=exc.error, ip=request.client_ip,
+                app_id=(request.get("app_id") or "")[:32] or None,
+            )  # fmt: skip
+        raise
