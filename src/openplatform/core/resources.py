@@ -64,12 +64,27 @@ class Access:
     def can_see(self, customer: Customer) -> bool:
         return customer.xspe in self.spe_reach() or customer.customer_id in self.customer_reach()
 
+    def require_visible(self, customer: Customer | None) -> Customer:
+        """Outside the token's reach looks exactly like absent: 404, never 403."""
+        if customer is None or not self.can_see(customer):
+            raise OAuthError("not_found", "No such customer.")
+        return customer
+
     def require_read(self, customer: Customer, scope: str) -> None:
         """App tokens need ``scope``; a user token reads its own customer by install_login."""
-        if not self.can_see(customer):
-            raise OAuthError("not_found", "No such customer.")
+        self.require_visible(customer)
         if self.is_app_token or INSTALL_LOGIN not in self.token.scopes:
             self.require_scope(scope)
+
+    def require_app_token(self) -> None:
+        if not self.is_app_token:
+            raise OAuthError("access_denied", "This API needs an app token (POST /oauth/credit/token).")
+
+    def own_customer_id(self) -> str:
+        """The customer of a user token: the customer-side (``/api/specp/...``) APIs act on it."""
+        if self.is_app_token or not self.token.customer_id:
+            raise OAuthError("access_denied", "This API needs a user token (from /oauth/connect).")
+        return self.token.customer_id
 
 
 def bearer_from(authorization: str | None, query_token: str | None) -> str:

@@ -144,6 +144,7 @@ class CachedStore:
             self.installations.pop(key, None)
         elif kind == "customer":
             self.customers.pop(key, None)
+            self._drop_tokens(lambda t: t.customer_id == key)  # a deleted customer's tokens are revoked
         else:
             self.clear()
 

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from openplatform.config import Settings
 from openplatform.errors import OAuthError
 from openplatform.runtime import build_admin, build_platform
-from openplatform.web import health, oauth, open_api
+from openplatform.web import api_sites, health, oauth, open_api
 from openplatform.web.responses import error_response
 
 log = logging.getLogger("openplatform")
@@ -57,7 +57,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     app = Starlette(
-        routes=[*oauth.routes, *open_api.routes, *health.routes],
+        routes=[*oauth.routes, *open_api.routes, *api_sites.routes, *health.routes],
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )

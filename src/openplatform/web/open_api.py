@@ -1,18 +1,30 @@
-"""The read Open APIs (SPEC §2.5): customers, seen through an access token."""
+"""The customer Open APIs (SPEC §2.5) and what every Open API handler shares.
+
+Handlers only translate HTTP: the token, query parameters and the body go in,
+``openplatform.services.directory`` decides, the envelope comes out. Single
+objects carry their version as a strong ``ETag`` so a client can send it back
+in ``If-Match`` (RFC 9110 §13.1.1).
+"""
 
 from __future__ import annotations
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from openplatform.core.requests import parse_params
 from openplatform.core.resources import Access, authenticate_bearer, bearer_from
 from openplatform.errors import OAuthError
-from openplatform.models import Customer
-from openplatform.web.http import caller_ip, endpoint, platform_of
+from openplatform.models import Customer, Site
+from openplatform.services.directory import Directory, Page
+from openplatform.storage.sql.directory import DirectoryDb
+from openplatform.web.http import caller_ip, endpoint, platform_of, read_body
 from openplatform.web.responses import success
 
 MAX_PAGE_SIZE = 100
+MAX_PAGE = 1_000_000
+MAX_FIELDS = 32
 
 
 async def access_of(request: Request) -> Access:
@@ -24,63 +36,106 @@ async def access_of(request: Request) -> Access:
     return await authenticate_bearer(platform, raw, caller_ip(request, platform))
 
 
-def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+def directory_of(request: Request) -> Directory:
+    admin = request.app.state.admin  # the management engine: not the hot path
+    return Directory(DirectoryDb(admin.db.engine, admin.db.clock), platform_of(request).store)
+
+
+def query_value(request: Request, name: str) -> str | None:
     values = request.query_params.getlist(name)
-    if not values:
+    if len(values) > 1:
+        raise OAuthError("invalid_request", f"The {name} parameter is repeated.", field=name)
+    return values[0] if values else None
+
+
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    value = query_value(request, name)
+    if value is None:
         return default
-    if len(values) > 1 or not values[0].isascii() or not values[0].isdigit() or len(values[0]) > 9:
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
         raise OAuthError("invalid_request", f"{name} must be a whole number.", field=name)
-    value = int(values[0])
-    if not low <= value <= high:
+    if not low <= int(value) <= high:
         raise OAuthError("invalid_request", f"{name} must be between {low} and {high}.", field=name)
-    return value
+    return int(value)
 
 
-@endpoint("api.customer.get")
-async def get_customer(request: Request) -> Response:
-    access = await access_of(request)
-    customer = await platform_of(request).store.get_customer(request.path_params["customer_id"])
-    if customer is None:
-        raise OAuthError("not_found", "No such customer.")
-    access.require_read(customer, "customer:read")
-    return success(customer.public())
+def page_of(request: Request) -> Page:
+    return Page(
+        int_param(request, "page", 1, 1, MAX_PAGE), int_param(request, "page_size", 20, 1, MAX_PAGE_SIZE)
+    )
 
 
-def pick_xspe(request: Request, access: Access) -> str | None:
-    reach = access.xspes()
-    wanted = request.query_params.get("xspe")
-    if wanted is None:
-        if len(reach) > 1:
-            raise OAuthError("invalid_request", "The app is installed at several SPEs; pass xspe.", field="xspe")
-        return reach[0] if reach else None
-    if wanted not in reach:
-        raise OAuthError("access_denied", "The app is not installed at that SPE.")
-    return wanted
+def _json_fields(raw: bytes) -> dict[str, object]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise OAuthError("invalid_request", "The JSON body is malformed.") from exc
+    if not isinstance(data, dict):
+        raise OAuthError("invalid_request", "The JSON body must be an object.")
+    if len(data) > MAX_FIELDS:
+        raise OAuthError("invalid_request", "Too many fields.")
+    for name, value in data.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
+            raise OAuthError("invalid_request", f"{name} must be a string or a whole number.", field=name)
+    return {name: value for name, value in data.items() if value is not None}  # null: not given
 
 
-async def customers_in(request: Request, access: Access, xspe: str, page: int, size: int) -> tuple[list[Customer], int]:
-    store = platform_of(request).store
-    if xspe in access.spe_reach():
-        return await store.list_customers(xspe, size, (page - 1) * size)
-    found = [await store.get_customer(cid) for cid in sorted(access.customer_reach())]
-    mine = [c for c in found if c is not None and c.xspe == xspe]
-    return mine[(page - 1) * size : page * size], len(mine)
+async def body_fields(request: Request) -> dict[str, object]:
+    """A JSON object or a form, bounded like every other body; null means "not given"."""
+    raw = await read_body(request, platform_of(request).settings.max_body_bytes)
+    if not raw.strip():
+        return {}
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        return _json_fields(raw)
+    return dict(parse_params(b"", raw, content_type))
+
+
+def one(obj: Customer | Site) -> Response:
+    return success(obj.public(), headers={"ETag": f'"{obj.version}"'})
+
+
+# ------------------------------------------------------------------ customers
 
 
 @endpoint("api.customers.list")
 async def list_customers(request: Request) -> Response:
     access = await access_of(request)
-    access.require_scope("customer:read")
-    page = int_param(request, "page", 1, 1, 1_000_000)
-    size = int_param(request, "page_size", 20, 1, MAX_PAGE_SIZE)
-    xspe = pick_xspe(request, access)
-    items, total = await customers_in(request, access, xspe, page, size) if xspe else ([], 0)
-    return success(
-        {"items": [c.public() for c in items], "total": total, "page": page, "page_size": size, "xspe": xspe}
-    )
+    xspe, status, name = (query_value(request, n) for n in ("xspe", "status", "name"))
+    return success(await directory_of(request).list_customers(access, xspe, status, name, page_of(request)))
+
+
+@endpoint("api.customers.create")
+async def create_customer(request: Request) -> Response:
+    access = await access_of(request)
+    return one(await directory_of(request).create_customer(access, await body_fields(request)))
+
+
+@endpoint("api.customer.get")
+async def get_customer(request: Request) -> Response:
+    access = await access_of(request)
+    return one(await directory_of(request).get_customer(access, request.path_params["customer_id"]))
+
+
+@endpoint("api.customer.update")
+async def update_customer(request: Request) -> Response:
+    access = await access_of(request)
+    fields, if_match = await body_fields(request), request.headers.get("if-match")
+    directory = directory_of(request)
+    return one(await directory.update_customer(access, request.path_params["customer_id"], fields, if_match))
+
+
+@endpoint("api.customer.delete")
+async def delete_customer(request: Request) -> Response:
+    access = await access_of(request)
+    return success(await directory_of(request).delete_customer(access, request.path_params["customer_id"]))
 
 
 routes = [
-    Route("/api/spe/customer/{customer_id}", get_customer, methods=["GET"], name="api.customer.get"),
     Route("/api/spe/customers", list_customers, methods=["GET"], name="api.customers.list"),
+    Route("/api/spe/customers", create_customer, methods=["POST"], name="api.customers.create"),
+    Route("/api/spe/customer/{customer_id}", get_customer, methods=["GET"], name="api.customer.get"),
+    Route("/api/spe/customer/{customer_id}", update_customer, methods=["PUT"], name="api.customer.update"),
+    Route("/api/spe/customer/{customer_id}", delete_customer, methods=["DELETE"], name="api.customer.delete"),
 ]

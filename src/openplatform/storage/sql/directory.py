@@ -1,0 +1,257 @@
+"""Customers and sites for the Open APIs (SPEC §2.5), on SQLAlchemy Core.
+
+Each method is one transaction. A change to a customer appends a ``customer``
+row to ``invalidations`` in that transaction and returns the invalidations it
+wrote, so the caller applies them to its own caches at once (other processes
+follow the log). Updates are optimistic: ``expected_version`` turns into a
+``WHERE version = ?`` so two writers can never silently overwrite each other.
+Input is validated by ``openplatform.services.directory``; this layer trusts it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from openplatform.models import ACTIVE, Customer, Site
+from openplatform.security import new_id
+from openplatform.storage.sql.manage import invalidate
+from openplatform.storage.sql.rows import customer_from_row
+from openplatform.storage.sql.schema import auth_codes, customers, installations, sites, tokens
+
+Invalidation = tuple[str, str]  # (kind, key) as in the invalidations table
+
+
+class VersionConflict(Exception):
+    """The stored version differs from the caller's precondition."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"current version is {current}")
+        self.current = current
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerFilter:
+    """Which customers a list shows: one SPE, optionally narrowed to what a token reaches."""
+
+    xspe: str
+    via_app: str | None = None  # only customers with an active per-customer install of this app
+    customer_id: str | None = None  # only this customer (user tokens)
+    status: str | None = None
+    name: str | None = None  # case-insensitive substring
+
+
+def site_from_row(row: Any) -> Site:
+    return Site(
+        site_id=row["site_id"], customer_id=row["customer_id"], xspe=row["xspe"], name=row["name"],
+        domain=row["domain"], status=row["status"], created_at=row["created_at"],
+        updated_at=row["updated_at"], version=row["version"],
+    )  # fmt: skip
+
+
+def _customer_where(spec: CustomerFilter) -> list[Any]:
+    where: list[Any] = [customers.c.xspe == spec.xspe]
+    if spec.via_app is not None:
+        installed = select(installations.c.customer_id).where(
+            installations.c.app_id == spec.via_app,
+            installations.c.xspe == spec.xspe,
+            installations.c.uninstalled_at.is_(None),
+            installations.c.customer_id.is_not(None),
+        )
+        where.append(customers.c.customer_id.in_(installed))
+    if spec.customer_id is not None:
+        where.append(customers.c.customer_id == spec.customer_id)
+    if spec.status is not None:
+        where.append(customers.c.status == spec.status)
+    if spec.name:
+        where.append(customers.c.name.icontains(spec.name, autoescape=True))
+    return where
+
+
+class DirectoryDb:
+    def __init__(self, engine: AsyncEngine, clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    # ----------------------------------------------------------------- customers
+
+    async def list_customers(
+        self, spec: CustomerFilter, limit: int, offset: int
+    ) -> tuple[list[Customer], int]:
+        where = _customer_where(spec)
+        page = select(customers).where(*where).order_by(customers.c.created_at, customers.c.customer_id)
+        count = select(func.count()).select_from(customers).where(*where)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(page.limit(limit).offset(offset))).mappings().all()
+            total = (await conn.execute(count)).scalar() or 0
+        return [customer_from_row(r) for r in rows], int(total)
+
+    async def create_customers(self, xspe: str, entries: Iterable[Mapping[str, str]]) -> list[Customer]:
+        """Insert customers (``name``, ``contact``, ``status``) in one transaction.
+
+        No invalidation is needed: the caches never remember a missing customer.
+        """
+        now = self.clock()
+        created = [_new_customer(xspe, entry, now) for entry in entries]
+        if created:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(customers), [_customer_values(c) for c in created])
+        return created
+
+    async def update_customer(
+        self, customer_id: str, changes: Mapping[str, object], expected_version: int | None
+    ) -> tuple[Customer | None, list[Invalidation]]:
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            row = await _update_versioned(
+                conn, customers, "customer_id", customer_id, changes, expected_version, now
+            )
+            if row is None:
+                return None, []
+            if changes:
+                await invalidate(conn, "customer", customer_id, now)
+        return customer_from_row(row), ([("customer", customer_id)] if changes else [])
+
+    async def delete_customer(self, customer_id: str) -> tuple[bool, list[Invalidation]]:
+        """Delete the customer, its sites and its own installations; revoke its codes and tokens.
+
+        The installations made for this customer alone cannot outlive it (they
+        reference it), so they go too, and every code and token issued for the
+        customer (through any installation) is revoked in the same transaction.
+        """
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            exists = select(customers.c.customer_id).where(customers.c.customer_id == customer_id)
+            if (await conn.execute(exists)).first() is None:
+                return False, []
+            found = await conn.execute(
+                select(installations.c.installation_id, installations.c.app_id).where(
+                    installations.c.customer_id == customer_id
+                )
+            )
+            installs = [(r.installation_id, r.app_id) for r in found]
+            await conn.execute(
+                update(auth_codes)
+                .where(auth_codes.c.customer_id == customer_id, auth_codes.c.used_at.is_(None))
+                .values(used_at=now)
+            )
+            await conn.execute(
+                update(tokens)
+                .where(tokens.c.customer_id == customer_id, tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            await conn.execute(delete(sites).where(sites.c.customer_id == customer_id))
+            await conn.execute(delete(installations).where(installations.c.customer_id == customer_id))
+            await conn.execute(delete(customers).where(customers.c.customer_id == customer_id))
+            changes = [("customer", customer_id)]
+            changes += [("installation", iid) for iid, _ in installs]
+            changes += [("app", app_id) for app_id in sorted({a for _, a in installs})]
+            for kind, key in changes:
+                await invalidate(conn, kind, key, now)
+        return True, changes
+
+    # --------------------------------------------------------------------- sites
+
+    async def list_sites(
+        self, customer_id: str, status: str | None, limit: int, offset: int
+    ) -> tuple[list[Site], int]:
+        where: list[Any] = [sites.c.customer_id == customer_id]
+        if status is not None:
+            where.append(sites.c.status == status)
+        page = select(sites).where(*where).order_by(sites.c.created_at, sites.c.site_id)
+        count = select(func.count()).select_from(sites).where(*where)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(page.limit(limit).offset(offset))).mappings().all()
+            total = (await conn.execute(count)).scalar() or 0
+        return [site_from_row(r) for r in rows], int(total)
+
+    async def get_site(self, site_id: str) -> Site | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(sites).where(sites.c.site_id == site_id))).mappings().first()
+        return site_from_row(row) if row else None
+
+    async def create_site(self, customer: Customer, name: str, domain: str, status: str) -> Site | None:
+        """The new site, or None when the customer was deleted meanwhile."""
+        now = self.clock()
+        site = Site(
+            site_id=new_id("site_"), customer_id=customer.customer_id, xspe=customer.xspe, name=name,
+            domain=domain, status=status, created_at=now, updated_at=now, version=1,
+        )  # fmt: skip
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(sites).values(_site_values(site)))
+        except IntegrityError:
+            return None
+        return site
+
+    async def update_site(
+        self, site_id: str, changes: Mapping[str, object], expected_version: int | None
+    ) -> Site | None:
+        async with self.engine.begin() as conn:
+            row = await _update_versioned(
+                conn, sites, "site_id", site_id, changes, expected_version, self.clock()
+            )
+        return site_from_row(row) if row else None
+
+    async def delete_site(self, site_id: str) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(sites).where(sites.c.site_id == site_id))
+        return bool(result.rowcount)
+
+
+def _new_customer(xspe: str, entry: Mapping[str, str], now: float) -> Customer:
+    return Customer(
+        customer_id=new_id("cus_"), xspe=xspe, name=entry["name"], contact=entry.get("contact", ""),
+        status=entry.get("status", ACTIVE), created_at=now, updated_at=now, version=1,
+    )  # fmt: skip
+
+
+def _customer_values(c: Customer) -> dict[str, object]:
+    return dict(
+        customer_id=c.customer_id, xspe=c.xspe, name=c.name, contact=c.contact, status=c.status,
+        created_at=c.created_at, updated_at=c.updated_at, version=c.version,
+    )  # fmt: skip
+
+
+def _site_values(s: Site) -> dict[str, object]:
+    return dict(
+        site_id=s.site_id, customer_id=s.customer_id, xspe=s.xspe, name=s.name, domain=s.domain,
+        status=s.status, created_at=s.created_at, updated_at=s.updated_at, version=s.version,
+    )  # fmt: skip
+
+
+async def _update_versioned(
+    conn: AsyncConnection,
+    table: Table,
+    key: str,
+    value: str,
+    changes: Mapping[str, object],
+    expected: int | None,
+    now: float,
+) -> Any:
+    """Apply ``changes`` and bump the version, if ``expected`` (when given) still holds.
+
+    The version test is part of the UPDATE's WHERE clause, so it is atomic on
+    both databases. Returns the new row, None if there is no such row, and
+    raises VersionConflict if the precondition failed. No changes: a pure
+    precondition check that leaves the row as it is.
+    """
+    column = table.c[key]
+    applied = 0
+    if changes:
+        where = [column == value] + ([table.c.version == expected] if expected is not None else [])
+        bump = {**changes, "updated_at": now, "version": table.c.version + 1}
+        applied = (await conn.execute(update(table).where(*where).values(**bump))).rowcount
+    row = (await conn.execute(select(table).where(column == value))).mappings().first()
+    if row is None:
+        return None
+    stale = not applied if changes else expected is not None and row["version"] != expected
+    if stale:
+        raise VersionConflict(row["version"])
+    return row
