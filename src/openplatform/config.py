@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # How often each process polls the invalidation log (revocations made by
     # other processes reach its caches within this delay).
     invalidation_poll_seconds: float = Field(0.5, gt=0, le=5)
+    # How often each process looks for due install/uninstall webhooks (the retry
+    # schedule itself is fixed, see openplatform.services.webhooks).
+    webhook_poll_seconds: float = Field(2.0, gt=0, le=60)
     # Entries kept in the in-process token cache.
     token_cache_size: int = Field(100_000, ge=0)
     log_level: str = "info"

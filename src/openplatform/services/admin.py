@@ -11,6 +11,7 @@ from openplatform.models import ACTIVE, SUSPENDED, App, Customer, Installation, 
 from openplatform.security import Keyring, new_app_id, new_id, new_secret
 from openplatform.services import validation as check
 from openplatform.services.validation import NotFound, ValidationError
+from openplatform.services.webhooks import INSTALL, UNINSTALL, notification
 from openplatform.storage.sql.manage import Management
 
 MAX_GRACE_SECONDS = 7 * 86400
@@ -101,7 +102,7 @@ class Admin:
         return xspe or "", None
 
     async def install(self, app_id: str, customer_id: str | None = None, xspe: str | None = None) -> Installation:
-        await self.require_app(app_id)
+        app = await self.require_app(app_id)
         target_xspe, target_customer = await self._target(customer_id, xspe)
         existing = await self.db.find_installation(app_id, target_xspe, target_customer)
         if existing is not None:
@@ -110,7 +111,8 @@ class Admin:
             installation_id=new_id("ins_"), app_id=app_id, xspe=target_xspe,
             customer_id=target_customer, installed_at=self.db.clock(),
         )  # fmt: skip
-        await self.db.install(installation)
+        notify = notification(INSTALL, installation, installation.installed_at) if app.webhook_url else None
+        await self.db.install(installation, notify)
         await self.db.audit("app.installed", app_id=app_id, xspe=target_xspe, customer_id=target_customer)
         return installation
 
@@ -119,6 +121,9 @@ class Admin:
         installation = await self.db.find_installation(app_id, target_xspe, target_customer)
         if installation is None:
             raise NotFound("the app is not installed there")
-        await self.db.uninstall(installation)
+        app = await self.require_app(app_id)
+        now = self.db.clock()
+        notify = notification(UNINSTALL, installation, now) if app.webhook_url else None
+        await self.db.uninstall(installation, notify, now)
         await self.db.audit("app.uninstalled", app_id=app_id, xspe=target_xspe, customer_id=target_customer)
         return installation

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from openplatform.config import Settings
 from openplatform.errors import OAuthError
 from openplatform.runtime import build_admin, build_platform
+from openplatform.services.webhooks import WebhookWorker
 from openplatform.web import api_sites, health, oauth, open_api
 from openplatform.web.responses import error_response
 
@@ -36,12 +37,15 @@ async def _purge_forever(app: Starlette) -> None:
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     await app.state.platform.store.start()
     purger = asyncio.create_task(_purge_forever(app))
+    webhooks = WebhookWorker(app.state.admin, app.state.platform.settings.webhook_poll_seconds)
+    webhooks.start()
     try:
         yield
     finally:
         purger.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await purger
+        await webhooks.stop()
         await app.state.platform.store.close()
         await app.state.admin.db.close()
 

@@ -27,6 +27,7 @@ from openplatform.storage.sql.schema import (
     spes,
     tokens,
 )
+from openplatform.storage.sql.webhooks import enqueue
 
 
 def sqlalchemy_url(settings: Settings) -> str:
@@ -195,7 +196,8 @@ class Management:
             row = (await conn.execute(select(installations).where(and_(*where)))).mappings().first()
         return installation_from_row(row) if row else None
 
-    async def install(self, installation: Installation) -> None:
+    async def install(self, installation: Installation, notify: dict[str, object] | None = None) -> None:
+        """Record it; ``notify`` (a webhook payload) is queued in the same transaction."""
         async with self.engine.begin() as conn:
             await conn.execute(
                 insert(installations).values(
@@ -205,10 +207,17 @@ class Management:
                 )  # fmt: skip
             )
             await invalidate(conn, "app", installation.app_id, installation.installed_at)
+            if notify is not None:
+                await enqueue(conn, installation.app_id, "install", notify, installation.installed_at)
 
-    async def uninstall(self, installation: Installation) -> None:
-        """Mark it uninstalled and revoke every code and token it produced, at once."""
-        now = self.clock()
+    async def uninstall(
+        self, installation: Installation, notify: dict[str, object] | None = None, now: float | None = None
+    ) -> None:
+        """Mark it uninstalled and revoke every code and token it produced, at once.
+
+        ``notify`` (a webhook payload) is queued in the same transaction.
+        """
+        now = self.clock() if now is None else now
         iid = installation.installation_id
         async with self.engine.begin() as conn:
             await conn.execute(
@@ -226,6 +235,8 @@ class Management:
             )
             await invalidate(conn, "installation", iid, now)
             await invalidate(conn, "app", installation.app_id, now)
+            if notify is not None:
+                await enqueue(conn, installation.app_id, "uninstall", notify, now)
 
     async def list_installations(self, app_id: str | None = None, xspe: str | None = None) -> list[Installation]:
         query = select(installations).order_by(installations.c.installed_at)

@@ -1,0 +1,224 @@
+"""Install/uninstall notifications POSTed to an app's webhook_url (SPEC §3), with retries.
+
+The body keeps the original platform's format for existing receivers::
+
+    {"type": 1, "customer_id": "cus_…", "action_time": 1700000000000,
+     "expiration_time": 1700000300000, "signature": "<md5 hex>", "app_id": "…", "xspe": "spe_…",
+     "event_id": "evt_…"}
+
+``type`` is 1 (install) or 2 (uninstall); times are UNIX milliseconds; ``signature`` is
+MD5 hex of ``app_id:app_secret:expiration_time``. ``app_id``, ``xspe`` and ``event_id``
+are additions (receivers ignore unknown keys): for an installation for a whole SPE
+``customer_id`` is ``""`` and ``xspe`` says which SPE; ``event_id`` is the same on every
+retry of one event, so receivers can drop duplicates. Because the MD5 covers neither the
+body nor the type, the ``X-OpenPlatform-Timestamp`` / ``X-OpenPlatform-Signature``
+headers carry an HMAC-SHA256 over ``timestamp.body`` (core/signing.py).
+
+``action_time`` is when the event happened and never changes; ``expiration_time`` is
+the send time plus 5 minutes, recomputed on every attempt, so a receiver that rejects
+expired notifications still accepts a retry. Both signatures are computed at send
+time with the app's current secret; the stored payload holds neither.
+
+A receiver must answer HTTP 2xx with a JSON object whose ``code`` is the integer 0;
+anything else (other status, redirect, timeout, other body) is a failed attempt,
+retried after ``BACKOFF`` and abandoned after ``MAX_ATTEMPTS``. Every attempt is
+written to the audit log (``webhook.delivered`` / ``webhook.failed`` / ``webhook.abandoned``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import httpx
+import orjson
+
+from openplatform.core.signing import legacy_notification_signature, sign_webhook
+from openplatform.models import Installation
+from openplatform.security import new_id
+from openplatform.services.validation import NotFound
+from openplatform.storage.sql.webhooks import Delivery, WebhookOutbox
+
+if TYPE_CHECKING:
+    from openplatform.services.admin import Admin
+
+log = logging.getLogger("openplatform.webhooks")
+
+INSTALL = 1
+UNINSTALL = 2
+EXPIRATION_MS = 5 * 60 * 1000
+# Waits after failed attempts 1, 2, …, 7; the 8th failure abandons the event (~10.7 h in all).
+BACKOFF = (10, 30, 120, 600, 3600, 3 * 3600, 6 * 3600)
+MAX_ATTEMPTS = len(BACKOFF) + 1
+TIMEOUT_SECONDS = 5.0  # for the whole exchange, connect to last byte
+LEASE_SECONDS = 60.0  # a claimed row is left alone this long (well over TIMEOUT_SECONDS)
+BATCH = 16  # rows claimed per pass; they are sent concurrently
+MAX_ANSWER_BYTES = 64 * 1024
+USER_AGENT = "openplatform-webhooks/1"
+
+
+def notification(kind: int, installation: Installation, at: float) -> dict[str, object]:
+    """The stored payload of an event: everything but the secret-derived parts."""
+    return {
+        "type": kind,
+        "customer_id": installation.customer_id or "",
+        "action_time": int(at * 1000),
+        "app_id": installation.app_id,
+        "xspe": installation.xspe,
+        "event_id": new_id("evt_"),
+    }
+
+
+def notification_body(payload: dict[str, object], app_id: str, secret: str, now: float) -> bytes:
+    """The JSON sent: the original keys first, then the additions."""
+    expiration = int(now * 1000) + EXPIRATION_MS
+    original = {
+        "type": payload["type"],
+        "customer_id": payload["customer_id"],
+        "action_time": payload["action_time"],
+        "expiration_time": expiration,
+        "signature": legacy_notification_signature(app_id, secret, expiration),
+    }
+    return orjson.dumps({**original, **{k: v for k, v in payload.items() if k not in original}})
+
+
+def judge(status: int, answer: bytes | None) -> str | None:
+    """None when the receiver acknowledged, else why not (kept in last_error and the audit log)."""
+    if not 200 <= status < 300:
+        return f"HTTP {status}"
+    if answer is None:
+        return f"HTTP {status} with an answer over {MAX_ANSWER_BYTES} bytes"
+    try:
+        document = orjson.loads(answer)
+    except orjson.JSONDecodeError:
+        return f"HTTP {status} with an answer that is not JSON"
+    code = document.get("code") if isinstance(document, dict) else None
+    if type(code) is not int or code != 0:
+        return f'HTTP {status} with "code" {str(code)[:40]!r}, not 0'
+    return None
+
+
+async def read_bounded(response: httpx.Response) -> bytes | None:
+    """The answer body, or None when it is larger than anyone acknowledging needs."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class WebhookWorker:
+    """Polls the outbox and delivers due notifications; one per server process."""
+
+    def __init__(self, admin: Admin, poll_seconds: float) -> None:
+        self.admin = admin
+        self.outbox = WebhookOutbox(admin.db.engine)
+        self.poll_seconds = poll_seconds
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    def clock(self) -> float:
+        return self.admin.db.clock()
+
+    def start(self) -> None:
+        # No redirects: a receiver acknowledges itself, and following them would let
+        # a webhook_url bounce the POST somewhere it was never registered for.
+        self._client = httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False)
+        self._task = asyncio.create_task(self._run(), name="webhook-worker")
+
+    async def stop(self) -> None:
+        """Stop polling; a send cut short is retried (by any process) once its lease ends."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                while await self.run_once() == BATCH:
+                    pass  # a backlog: keep going without sleeping
+            except Exception:
+                log.exception("webhook worker pass failed")
+            await asyncio.sleep(self.poll_seconds)
+
+    async def run_once(self) -> int:
+        """Claim up to BATCH due rows and deliver them concurrently; returns how many."""
+        claimed: list[Delivery] = []
+        while len(claimed) < BATCH:
+            delivery = await self.outbox.claim(self.clock(), LEASE_SECONDS, MAX_ATTEMPTS)
+            if delivery is None:
+                break
+            claimed.append(delivery)
+        await asyncio.gather(*(self.deliver(delivery) for delivery in claimed))
+        return len(claimed)
+
+    async def deliver(self, delivery: Delivery) -> None:
+        try:
+            error = await self._send(delivery)
+        except Exception as exc:  # one bad row must not stop the others
+            log.exception("webhook %s could not be sent", delivery.id)
+            error = f"internal error: {type(exc).__name__}"
+        now = self.clock()
+        if error is None:
+            await self.outbox.delivered(delivery.id, now)
+            await self._audit("webhook.delivered", delivery)
+        elif delivery.attempts >= MAX_ATTEMPTS:
+            await self.outbox.failed(delivery.id, error, now)
+            await self._audit("webhook.abandoned", delivery, error=error)
+        else:
+            wait = BACKOFF[delivery.attempts - 1]
+            await self.outbox.failed(delivery.id, error, now + wait)
+            await self._audit("webhook.failed", delivery, error=error, retry_in=wait)
+
+    async def _send(self, delivery: Delivery) -> str | None:
+        app = await self.admin.db.get_app(delivery.app_id)
+        if app is None:
+            return "the app no longer exists"
+        if not app.webhook_url:
+            return "the app has no webhook_url"
+        try:
+            secret = await self.admin.app_secret(delivery.app_id)
+        except NotFound:
+            return "the app has no current secret"
+        now = self.clock()
+        body = notification_body(delivery.payload, delivery.app_id, secret, now)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-OpenPlatform-Event": delivery.event,
+            "X-OpenPlatform-Event-Id": str(delivery.payload.get("event_id", "")),
+            **sign_webhook(secret, body, int(now)),
+        }
+        return await self._post(app.webhook_url, body, headers)
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> str | None:
+        assert self._client is not None, "start() the worker first"
+        try:
+            async with asyncio.timeout(TIMEOUT_SECONDS):
+                async with self._client.stream("POST", url, content=body, headers=headers) as response:
+                    answer = await read_bounded(response)
+        except (TimeoutError, httpx.TimeoutException):
+            return f"no answer within {TIMEOUT_SECONDS:g} s"
+        except httpx.HTTPError as exc:
+            # The URL is left out: a webhook_url may carry its own credentials.
+            return f"{type(exc).__name__}: {str(exc)[:160]}"
+        return judge(response.status_code, answer)
+
+    async def _audit(self, event: str, delivery: Delivery, **detail: object) -> None:
+        payload = delivery.payload
+        await self.admin.db.audit(
+            event, app_id=delivery.app_id, xspe=payload.get("xspe"),
+            customer_id=payload.get("customer_id") or None, delivery_id=delivery.id,
+            type=payload.get("type"), event_id=payload.get("event_id"), attempt=delivery.attempts, **detail,
+        )  # fmt: skip
+        level = logging.INFO if event == "webhook.delivered" else logging.WARNING
+        log.log(level, "%s app=%s delivery=%s attempt=%s %s", event, delivery.app_id, delivery.id,
+                delivery.attempts, detail.get("error", ""))  # fmt: skip
