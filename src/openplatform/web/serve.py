@@ -1,4 +1,4 @@
-"""Run the app under uvicorn (uvloop + httptools).
+"""Run the app under uvicorn (uvloop + httptools), logging JSON lines.
 
 uvicorn's access log is off on purpose: it prints query strings, and the
 documented API carries codes and tokens there (``?access_token=``).
@@ -6,13 +6,12 @@ documented API carries codes and tokens there (``?access_token=``).
 
 from __future__ import annotations
 
-import logging
-
 import uvicorn
+
+from openplatform import logs
 
 
 def run(host: str, port: int, workers: int, log_level: str = "info") -> None:
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(
         "openplatform.web.app:create_app",
         factory=True,
@@ -22,6 +21,7 @@ def run(host: str, port: int, workers: int, log_level: str = "info") -> None:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        log_config=logs.configure(log_level),
         log_level=log_level.lower(),
         server_header=False,
     )
