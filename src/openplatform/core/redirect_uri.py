@@ -18,7 +18,8 @@ import idna
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
-_FORBIDDEN = re.compile(r"[\x00-\x20\x7f\\#]|[\u0080-\u009f\u2028\u2029\ufeff]")
+# \s also catches Unicode spaces (U+00A0, U+3000...) that the ASCII range misses.
+_FORBIDDEN = re.compile(r"[\x00-\x20\x7f\\#\s]|[\u0080-\u009f\u2028\u2029\ufeff]")
 _HOSTNAME_CHARS = re.compile(r"^[^\s/?#@%:\[\]\\]+$")
 
 
@@ -68,7 +69,10 @@ def parse_origin(url: str) -> Origin:
     """Scheme, normalised host and effective port of an absolute http(s) URL."""
     if _FORBIDDEN.search(url):
         raise RedirectUriError("The URL has whitespace, control characters, a backslash or a fragment.")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for an unbalanced bracket
+        raise RedirectUriError("The URL is malformed.") from exc
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS or not url.lower().startswith(scheme + "://"):
         raise RedirectUriError("The URL must be absolute, with http or https.")
