@@ -1,0 +1,55 @@
+"""``openplatform.client``: the Python SDK for apps on an openplatform server (SPEC §6).
+
+    from openplatform.client import AppClient
+
+    client = AppClient(APP_ID, SECRET, "https://open.example.com")
+    url, state = client.connect_url(xspe=xspe, customer_id=customer_id, redirect_uri=CALLBACK)
+    # ... the browser comes back to CALLBACK?code=…&state=…
+    token = client.exchange_code(code, state=state_from_query, expected_state=state)
+    sites = client.as_customer(token.customer_id).sites.list()
+    customers = client.customers.list()          # with the app token
+
+The guide is docs/sdk.md.
+"""
+
+from openplatform.client.async_client import AsyncAppClient
+from openplatform.client.errors import (
+    AccessDenied,
+    Conflict,
+    InsufficientScope,
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRedirectUriError,
+    InvalidScopeError,
+    InvalidSignature,
+    InvalidTokenError,
+    IpNotAllowed,
+    MethodNotAllowed,
+    NotFound,
+    OpenPlatformError,
+    RateLimited,
+    ReauthorizationRequired,
+    RequestTimeout,
+    ServerError,
+    ServiceUnavailable,
+    StateMismatch,
+    TransportError,
+    UnsupportedGrantType,
+    UnsupportedResponseType,
+    ValidationError,
+)
+from openplatform.client.models import Customer, Launch, Page, Site, Token, WebhookEvent
+from openplatform.client.sync_client import AppClient
+from openplatform.client.tokens import AsyncTokenStore, InMemoryTokenStore, TokenStore
+
+WEBHOOK_ACK = {"code": 0}  # what a webhook receiver answers once it has handled the event
+
+__all__ = [
+    "AccessDenied", "AppClient", "AsyncAppClient", "AsyncTokenStore", "Conflict", "Customer",
+    "InMemoryTokenStore", "InsufficientScope", "InvalidClientError", "InvalidGrantError",
+    "InvalidRedirectUriError", "InvalidScopeError", "InvalidSignature", "InvalidTokenError", "IpNotAllowed",
+    "Launch", "MethodNotAllowed", "NotFound", "OpenPlatformError", "Page", "RateLimited",
+    "ReauthorizationRequired", "RequestTimeout", "ServerError", "ServiceUnavailable", "Site", "StateMismatch",
+    "Token", "TokenStore", "TransportError", "UnsupportedGrantType", "UnsupportedResponseType",
+    "ValidationError", "WEBHOOK_ACK", "WebhookEvent",
+]  # fmt: skip

@@ -1,0 +1,242 @@
+"""``AsyncAppClient``: the SDK over ``httpx.AsyncClient``, the same methods as ``AppClient``, awaited.
+
+Token renewal is single-flight per token: an ``asyncio.Lock`` per store key,
+and every task re-reads the store once it holds the lock, so however many tasks
+find the token due (or rejected with 40102) at once, one request renews it and
+the others use its result. One client belongs to one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import httpx
+
+from openplatform.client import protocol
+from openplatform.client.base import USER_AGENT, ClientBase
+from openplatform.client.errors import (
+    InvalidGrantError,
+    ReauthorizationRequired,
+    RequestTimeout,
+    TransportError,
+)
+from openplatform.client.models import Token
+from openplatform.client.protocol import Call
+from openplatform.client.resources import AsyncCustomers, AsyncCustomerSession, AsyncSites
+from openplatform.client.tokens import (
+    AsyncTokenStore,
+    InMemoryTokenStore,
+    SyncStoreAdapter,
+    TokenStore,
+    token_key,
+)
+
+T = TypeVar("T")
+
+
+def as_async_store(store: TokenStore | AsyncTokenStore) -> AsyncTokenStore:
+    if inspect.iscoroutinefunction(store.get):
+        return store  # type: ignore[return-value]
+    return SyncStoreAdapter(store)  # type: ignore[arg-type]
+
+
+class KeyedLocks:
+    """One lock per key, created on first use (no await in between, so no race)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def __call__(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+
+class AsyncAppClient(ClientBase):
+    """``AsyncAppClient(app_id, secret, base_url)`` — see docs/sdk.md."""
+
+    def __init__(
+        self,
+        app_id: str,
+        secret: str,
+        base_url: str,
+        *,
+        token_store: TokenStore | AsyncTokenStore | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(app_id, secret, base_url, **options)
+        self.tokens = as_async_store(token_store if token_store is not None else InMemoryTokenStore())
+        self._http = http_client or httpx.AsyncClient(
+            base_url=self.base_url, timeout=self.timeout, headers={"User-Agent": USER_AGENT}
+        )
+        self._locks = KeyedLocks()
+        self.customers = AsyncCustomers(self)
+        self.sites = AsyncSites(self)
+
+    async def __aenter__(self) -> AsyncAppClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def as_customer(self, customer_id: str) -> AsyncCustomerSession:
+        return AsyncCustomerSession(self, customer_id)
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise RequestTimeout(f"{method} {path} timed out: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise TransportError(f"{method} {path} failed: {exc}") from exc
+
+    async def _form(self, path: str, form: Mapping[str, str], retry: bool = False) -> tuple[Any, float]:
+        """POST a token endpoint form; the result and when it was sent (for expires_at).
+
+        ``retry``: one more try after a network failure, for requests the server
+        answers idempotently (a refresh retried within its leeway gets the same pair).
+        """
+        try:
+            return await self._post_once(path, form)
+        except TransportError:
+            if not retry:
+                raise
+        return await self._post_once(path, form)
+
+    async def _post_once(self, path: str, form: Mapping[str, str]) -> tuple[Any, float]:
+        sent_at = self.clock()
+        return protocol.result_of(await self._send("POST", path, data=form)), sent_at
+
+    # ---------------------------------------------------------------- tokens
+
+    async def exchange_code(
+        self,
+        code: str,
+        *,
+        state: str | None,
+        expected_state: str | None = None,
+        customer_id: str | None = None,
+        xspe: str | None = None,
+        redirect_uri: str | None = None,
+    ) -> Token:
+        """SPEC §2.2: check the callback's state, trade the code for the customer's tokens, keep them.
+
+        ``expected_state`` is the state you kept (cookie, session); it may be left
+        out when this client made the connect URL. The customer is the one of
+        that connect URL, or ``customer_id``, or else asked from the server (RFC 7662).
+        Never retried: a code presented twice revokes its tokens.
+        """
+        checked = self._check_callback(state, expected_state, customer_id, xspe, redirect_uri)
+        form = protocol.exchange_form(self.app_id, self.secret, code, checked.redirect_uri, checked.verifier)
+        result, sent_at = await self._form("/oauth/access_token", form)
+        customer, spe = checked.customer_id, checked.xspe
+        if customer is None:
+            facts = await self.introspect(str(result["access_token"]))
+            customer, spe = facts.get("customer_id"), facts.get("xspe")
+        token = protocol.token_from(result, sent_at, customer, spe)
+        if customer:
+            await self.tokens.set(token_key(self.app_id, customer), token)
+        return token
+
+    async def app_token(self) -> Token:
+        """SPEC §2.4: the cached app token, fetched or renewed when due."""
+        return await self._current(None)
+
+    async def user_token(self, customer_id: str) -> Token:
+        """The customer's access token, refreshed when due."""
+        return await self._current(customer_id)
+
+    async def refresh(self, customer_id: str) -> Token:
+        """Refresh the customer's tokens now (SPEC §2.3), whatever their age."""
+        key = token_key(self.app_id, customer_id)
+        async with self._locks(key):
+            return await self._renew_locked(customer_id, await self.tokens.get(key))
+
+    async def forget(self, customer_id: str) -> None:
+        """Drop the customer's tokens from the store (the server still knows them)."""
+        await self.tokens.delete(token_key(self.app_id, customer_id))
+
+    async def revoke(self, customer_id: str) -> None:
+        """RFC 7009: revoke the customer's refresh token (and with it the whole family), then forget it."""
+        token = await self.tokens.get(token_key(self.app_id, customer_id))
+        if token is not None and token.refresh_token:
+            await self._form("/oauth/revoke", self._credentials(token.refresh_token))
+        await self.forget(customer_id)
+
+    async def introspect(self, token: str) -> dict[str, Any]:
+        """RFC 7662: what the server knows about one of this app's tokens."""
+        result, _ = await self._form("/oauth/introspect", self._credentials(token))
+        return dict(result)
+
+    async def _current(self, customer_id: str | None) -> Token:
+        key = token_key(self.app_id, customer_id)
+        token = await self.tokens.get(key)
+        if token is not None and not token.due(self.clock(), self.refresh_margin):
+            return token
+        async with self._locks(key):
+            token = await self.tokens.get(key)  # renewed by another task while this one waited?
+            if token is not None and not token.due(self.clock(), self.refresh_margin):
+                return token
+            return await self._renew_locked(customer_id, token)
+
+    async def _after_rejection(self, customer_id: str | None, rejected: Token) -> Token:
+        """The server said 40102 for ``rejected``: renew it, unless someone already did."""
+        key = token_key(self.app_id, customer_id)
+        async with self._locks(key):
+            token = await self.tokens.get(key)
+            if token is not None and token.access_token != rejected.access_token:
+                return token
+            return await self._renew_locked(customer_id, token)
+
+    async def _renew_locked(self, customer_id: str | None, token: Token | None) -> Token:
+        """Fetch a new app token, or rotate the user's refresh token; the caller holds the key's lock."""
+        key = token_key(self.app_id, customer_id)
+        if customer_id is None:
+            result, sent_at = await self._form("/oauth/credit/token", self._app_form(), True)
+            fresh = protocol.token_from(result, sent_at, None, None)
+        else:
+            if token is None or not token.refresh_token:
+                raise ReauthorizationRequired(
+                    f"No tokens are stored for customer {customer_id}; send them through connect_url.",
+                    customer_id=customer_id, code=40102, error="invalid_token",
+                )  # fmt: skip
+            form = protocol.refresh_form(self.app_id, self.secret, token.refresh_token)
+            try:
+                result, sent_at = await self._form("/oauth/refresh_token", form, True)
+            except InvalidGrantError as exc:
+                await self.tokens.delete(key)
+                raise protocol.reauthorization(customer_id, exc) from exc
+            fresh = protocol.token_from(result, sent_at, customer_id, token.xspe)
+        await self.tokens.set(key, fresh)
+        return fresh
+
+    # -------------------------------------------------------------- Open APIs
+
+    async def call(self, call: Call[T]) -> T:
+        """Run one Open API call; on 40102 renew the token once and retry once."""
+        token = await self._current(call.customer_id)
+        response = await self._request(call, token)
+        body = protocol.envelope(response)
+        if protocol.is_invalid_token(body):
+            token = await self._after_rejection(call.customer_id, token)
+            response = await self._request(call, token)
+            body = protocol.envelope(response)
+        return call.parse(protocol.result_of(response, body))
+
+    async def request(
+        self, method: str, path: str, *, customer_id: str | None = None,
+        params: dict[str, str | int] | None = None, json: dict[str, Any] | None = None,
+    ) -> Any:  # fmt: skip
+        """Any Open API not wrapped above; returns the envelope's ``result``."""
+        return await self.call(Call(method, path, lambda result: result, customer_id, params or {}, json))
+
+    async def _request(self, call: Call[Any], token: Token) -> httpx.Response:
+        headers = {**call.headers, "Authorization": f"Bearer {token.access_token}"}
+        return await self._send(call.method, call.path, params=call.params, json=call.json, headers=headers)

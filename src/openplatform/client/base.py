@@ -1,0 +1,109 @@
+"""What the sync and async clients share: configuration, connect, state checks, signatures."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from openplatform.client import protocol, signing
+from openplatform.client.errors import StateMismatch, ValidationError
+from openplatform.client.models import Launch, WebhookEvent
+
+DEFAULT_TIMEOUT = 10.0
+# Refresh this long before expiry (capped at a quarter of the token's lifetime, see Token.due).
+DEFAULT_REFRESH_MARGIN = 60.0
+USER_AGENT = "openplatform-python-sdk/1"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeExchange:
+    """A checked callback: what to send to ``/oauth/access_token`` and whom the token is for."""
+
+    customer_id: str | None
+    xspe: str | None
+    redirect_uri: str | None
+    verifier: str | None
+
+
+class ClientBase:
+    def __init__(
+        self,
+        app_id: str,
+        secret: str,
+        base_url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        refresh_margin: float = DEFAULT_REFRESH_MARGIN,
+        pkce: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not app_id or not secret or not base_url:
+            raise ValidationError("app_id, secret and base_url are required.")
+        self.app_id = app_id
+        self.secret = secret
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.refresh_margin = refresh_margin
+        self.pkce = pkce
+        self.clock = clock
+        self._pending = protocol.PendingStates(clock)
+
+    def __repr__(self) -> str:  # the secret never shows up in logs or tracebacks
+        return f"{type(self).__name__}(app_id={self.app_id!r}, base_url={self.base_url!r})"
+
+    def connect_url(
+        self,
+        *,
+        xspe: str,
+        customer_id: str,
+        redirect_uri: str,
+        scope: str = "install_login",
+        state: str | None = None,
+    ) -> tuple[str, str]:
+        """SPEC §2.1: the URL to send the customer's browser to, and the state to keep.
+
+        Keep the state where the callback can check it (a signed cookie, the
+        session); this client also remembers it, with the customer, for
+        ``exchange_code`` in the same process.
+        """
+        state = state or protocol.new_state()
+        verifier = protocol.pkce_verifier(self.secret, state) if self.pkce else None
+        params = {"redirect_uri": redirect_uri, "scope": scope, "xspe": xspe, "customer_id": customer_id}
+        self._pending.add(state, xspe, customer_id, redirect_uri)
+        return protocol.connect_url(self.base_url, self.app_id, params, state, verifier), state
+
+    def _check_callback(
+        self,
+        state: str | None,
+        expected_state: str | None,
+        customer_id: str | None,
+        xspe: str | None,
+        redirect_uri: str | None,
+    ) -> CodeExchange:
+        """RFC 6749 §10.12: the callback's state must be one this app issued."""
+        pending = self._pending.pop(state) if state else None
+        expected = expected_state if expected_state is not None else (state if pending else None)
+        if not state or expected is None or not hmac.compare_digest(state.encode(), expected.encode()):
+            raise StateMismatch("The state of the callback does not match the one issued.", field="state")
+        return CodeExchange(
+            customer_id=customer_id or (pending.customer_id if pending else None),
+            xspe=xspe or (pending.xspe if pending else None),
+            redirect_uri=redirect_uri or (pending.redirect_uri if pending else None),
+            verifier=protocol.pkce_verifier(self.secret, state) if self.pkce else None,
+        )
+
+    def _credentials(self, token: str) -> dict[str, str]:
+        return protocol.credentials_form(self.app_id, self.secret, token)
+
+    def _app_form(self) -> dict[str, str]:
+        return protocol.app_token_form(self.app_id, self.secret)
+
+    def verify_launch(self, params: Mapping[str, str]) -> Launch:
+        """Check a signed launch (the query of a request to the app's host_url)."""
+        return signing.launch_from(self.app_id, self.secret, params, self.clock())
+
+    def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Check an install/uninstall notification; answer ``{"code": 0}`` once handled."""
+        return signing.webhook_from(self.app_id, self.secret, body, headers, self.clock())
