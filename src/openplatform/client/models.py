@@ -47,9 +47,7 @@ class Token:
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
 
     def __repr__(self) -> str:  # never print token values into logs
-        return (
-            f"Token(customer_id={self.customer_id!r}, scope={self.scope!r}, expires_at={self.expires_at:.0f})"
-        )
+        return f"Token(customer_id={self.customer_id!r}, scope={self.scope!r}, expires_at={self.expires_at:.0f})"
 
 
 @dataclass(frozen=True, slots=True)

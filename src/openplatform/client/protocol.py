@@ -53,9 +53,7 @@ def envelope(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("code"), int):
-        raise ServerError(
-            f"HTTP {response.status_code} without an openplatform envelope.", status=response.status_code
-        )
+        raise ServerError(f"HTTP {response.status_code} without an openplatform envelope.", status=response.status_code)
     return body
 
 
@@ -143,9 +141,7 @@ def pkce_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def connect_url(
-    base_url: str, app_id: str, params: Mapping[str, str], state: str, verifier: str | None
-) -> str:
+def connect_url(base_url: str, app_id: str, params: Mapping[str, str], state: str, verifier: str | None) -> str:
     """SPEC §2.1: ``/oauth/connect`` with the documented parameters (and PKCE when enabled)."""
     query = {"app_id": app_id, "response_type": "code", **params, "state": state}
     if verifier:
@@ -166,8 +162,7 @@ class PendingStates:
         with self._lock:
             self._items[state] = Pending(xspe, customer_id, redirect_uri, now)
             while self._items and (
-                len(self._items) > PENDING_MAX
-                or next(iter(self._items.values())).created_at < now - PENDING_TTL
+                len(self._items) > PENDING_MAX or next(iter(self._items.values())).created_at < now - PENDING_TTL
             ):
                 self._items.popitem(last=False)
 

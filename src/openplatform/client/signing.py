@@ -75,9 +75,7 @@ def webhook_from(
     )  # fmt: skip
 
 
-def legacy_signature_ok(
-    app_id: str, secret: str, document: Mapping[str, Any], now: float | None = None
-) -> bool:
+def legacy_signature_ok(app_id: str, secret: str, document: Mapping[str, Any], now: float | None = None) -> bool:
     """The original platform's check: MD5 of ``app_id:secret:expiration_time``, not yet expired."""
     expiration = document.get("expiration_time")
     if not isinstance(expiration, int):

@@ -65,9 +65,7 @@ class Customers:
         page_size: int = 100,
     ) -> Iterator[Customer]:
         """Every customer, page after page."""
-        return iterate(
-            lambda number: self.list(xspe=xspe, status=status, name=name, page=number, page_size=page_size)
-        )
+        return iterate(lambda number: self.list(xspe=xspe, status=status, name=name, page=number, page_size=page_size))
 
     def get(self, customer_id: str) -> Customer:
         return self._client.call(get_call(customer_id))
@@ -109,9 +107,7 @@ class AsyncCustomers:
         page_size: int = 100,
     ) -> AsyncIterator[Customer]:
         """Every customer, page after page (``async for``)."""
-        return aiterate(
-            lambda number: self.list(xspe=xspe, status=status, name=name, page=number, page_size=page_size)
-        )
+        return aiterate(lambda number: self.list(xspe=xspe, status=status, name=name, page=number, page_size=page_size))
 
     async def get(self, customer_id: str) -> Customer:
         return await self._client.call(get_call(customer_id))
@@ -125,9 +121,7 @@ class AsyncCustomers:
         self, customer_id: str, *, name: str | None = None, contact: str | None = None,
         status: str | None = None, version: int | None = None,
     ) -> Customer:  # fmt: skip
-        return await self._client.call(
-            update_call(customer_id, version, name=name, contact=contact, status=status)
-        )
+        return await self._client.call(update_call(customer_id, version, name=name, contact=contact, status=status))
 
     async def delete(self, customer_id: str) -> None:
         """Deletes the customer and its sites."""

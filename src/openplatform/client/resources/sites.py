@@ -27,9 +27,7 @@ def _one(base: str, site_id: str) -> str:
     return f"{base}/{quote(site_id, safe='')}"
 
 
-def list_call(
-    base: str, token_of: str | None, status: str | None, page: int, page_size: int
-) -> Call[Page[Site]]:
+def list_call(base: str, token_of: str | None, status: str | None, page: int, page_size: int) -> Call[Page[Site]]:
     return Call("GET", base, PAGE, token_of, params=query(status=status, page=page, page_size=page_size))
 
 
@@ -41,9 +39,7 @@ def create_call(base: str, token_of: str | None, name: str, domain: str, status:
     return Call("POST", base, Site.from_api, token_of, json=changes(name=name, domain=domain, status=status))
 
 
-def update_call(
-    base: str, token_of: str | None, site_id: str, version: int | None, **fields: str | None
-) -> Call[Site]:
+def update_call(base: str, token_of: str | None, site_id: str, version: int | None, **fields: str | None) -> Call[Site]:
     return Call("PUT", _one(base, site_id), Site.from_api, token_of, json=changes(**fields, version=version))
 
 
@@ -57,9 +53,7 @@ class Sites:
     def __init__(self, client: Caller) -> None:
         self._client = client
 
-    def list(
-        self, customer_id: str, *, status: str | None = None, page: int = 1, page_size: int = 20
-    ) -> Page[Site]:
+    def list(self, customer_id: str, *, status: str | None = None, page: int = 1, page_size: int = 20) -> Page[Site]:
         return self._client.call(list_call(spe_side(customer_id), None, status, page, page_size))
 
     def iter(self, customer_id: str, *, status: str | None = None, page_size: int = 100) -> Iterator[Site]:
@@ -75,9 +69,7 @@ class Sites:
         self, customer_id: str, site_id: str, *, name: str | None = None, domain: str | None = None,
         status: str | None = None, version: int | None = None,
     ) -> Site:  # fmt: skip
-        call = update_call(
-            spe_side(customer_id), None, site_id, version, name=name, domain=domain, status=status
-        )
+        call = update_call(spe_side(customer_id), None, site_id, version, name=name, domain=domain, status=status)
         return self._client.call(call)
 
     def delete(self, customer_id: str, site_id: str) -> None:
@@ -107,9 +99,7 @@ class CustomerSites:
         self, site_id: str, *, name: str | None = None, domain: str | None = None,
         status: str | None = None, version: int | None = None,
     ) -> Site:  # fmt: skip
-        call = update_call(
-            CUSTOMER_SIDE, self.customer_id, site_id, version, name=name, domain=domain, status=status
-        )
+        call = update_call(CUSTOMER_SIDE, self.customer_id, site_id, version, name=name, domain=domain, status=status)
         return self._client.call(call)
 
     def delete(self, site_id: str) -> None:
@@ -127,12 +117,8 @@ class AsyncSites:
     ) -> Page[Site]:
         return await self._client.call(list_call(spe_side(customer_id), None, status, page, page_size))
 
-    def iter(
-        self, customer_id: str, *, status: str | None = None, page_size: int = 100
-    ) -> AsyncIterator[Site]:
-        return aiterate(
-            lambda number: self.list(customer_id, status=status, page=number, page_size=page_size)
-        )
+    def iter(self, customer_id: str, *, status: str | None = None, page_size: int = 100) -> AsyncIterator[Site]:
+        return aiterate(lambda number: self.list(customer_id, status=status, page=number, page_size=page_size))
 
     async def get(self, customer_id: str, site_id: str) -> Site:
         return await self._client.call(get_call(spe_side(customer_id), None, site_id))
@@ -144,9 +130,7 @@ class AsyncSites:
         self, customer_id: str, site_id: str, *, name: str | None = None, domain: str | None = None,
         status: str | None = None, version: int | None = None,
     ) -> Site:  # fmt: skip
-        call = update_call(
-            spe_side(customer_id), None, site_id, version, name=name, domain=domain, status=status
-        )
+        call = update_call(spe_side(customer_id), None, site_id, version, name=name, domain=domain, status=status)
         return await self._client.call(call)
 
     async def delete(self, customer_id: str, site_id: str) -> None:
@@ -176,9 +160,7 @@ class AsyncCustomerSites:
         self, site_id: str, *, name: str | None = None, domain: str | None = None,
         status: str | None = None, version: int | None = None,
     ) -> Site:  # fmt: skip
-        call = update_call(
-            CUSTOMER_SIDE, self.customer_id, site_id, version, name=name, domain=domain, status=status
-        )
+        call = update_call(CUSTOMER_SIDE, self.customer_id, site_id, version, name=name, domain=domain, status=status)
         return await self._client.call(call)
 
     async def delete(self, site_id: str) -> None:
