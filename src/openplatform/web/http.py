@@ -48,7 +48,10 @@ async def read_body(request: Request, limit: int) -> bytes:
 def caller_ip(request: Request, platform: Platform) -> str:
     peer = request.client.host if request.client else ""
     proxies = platform.settings.trusted_proxy_networks
-    return client_ip(peer, request.headers.get("x-forwarded-for"), proxies)
+    # Repeated header lines are one comma-joined list (RFC 9110 §5.3); a proxy that
+    # adds its own line puts the real client last, so reading only the first is spoofable.
+    forwarded = ", ".join(request.headers.getlist("x-forwarded-for")) or None
+    return client_ip(peer, forwarded, proxies)
 
 
 async def token_request(request: Request, platform: Platform) -> TokenRequest:
