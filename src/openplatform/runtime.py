@@ -27,6 +27,7 @@ def build_platform(settings: Settings) -> Platform:
         SqlStore(make_driver(settings)),
         poll_seconds=settings.invalidation_poll_seconds,
         token_cache_size=settings.token_cache_size,
+        fanout=make_fanout(settings),
     )
     return Platform(
         settings=settings,
@@ -34,6 +35,14 @@ def build_platform(settings: Settings) -> Platform:
         keyring=Keyring(settings.resolved_secret_key()),
         limiter=make_limiter(settings),
     )
+
+
+def make_fanout(settings: Settings) -> object | None:
+    if not settings.redis_url:
+        return None
+    from openplatform.storage.redis_fanout import RedisFanout
+
+    return RedisFanout(settings.redis_url)
 
 
 def make_limiter(settings: Settings) -> Limiter:

@@ -40,8 +40,11 @@ class BoundedCache(dict[str, Any]):
 
 
 class CachedStore:
-    def __init__(self, inner: Store, poll_seconds: float = 0.5, token_cache_size: int = 100_000) -> None:
+    def __init__(
+        self, inner: Store, poll_seconds: float = 0.5, token_cache_size: int = 100_000, fanout: Any = None
+    ) -> None:
         self.inner = inner
+        self.fanout = fanout  # optional RedisFanout
         self.poll_seconds = poll_seconds
         self.apps = BoundedCache(10_000)
         self.installations = BoundedCache(10_000)  # app_id -> list[Installation]
@@ -58,8 +61,12 @@ class CachedStore:
         await self.inner.start()
         self._since = await self.inner.last_invalidation_time()
         self._poller = asyncio.create_task(self._poll_forever())
+        if self.fanout is not None:
+            self.fanout.start(self.drop)
 
     async def close(self) -> None:
+        if self.fanout is not None:
+            await self.fanout.close()
         if self._poller is not None:
             self._poller.cancel()
             try:
@@ -132,6 +139,13 @@ class CachedStore:
     # ------------------------------------------------------------ invalidation
 
     def apply(self, kind: str, key: str) -> None:
+        """A change made by this process: drop it here and tell the other nodes."""
+        self.drop(kind, key)
+        if self.fanout is not None:
+            self.fanout.publish(kind, key)
+
+    def drop(self, kind: str, key: str) -> None:
+        """Forget the cache entries a change affects."""
         if kind == "token":
             self.tokens.pop(key, None)
         elif kind == "family":
@@ -167,7 +181,7 @@ class CachedStore:
         for change_id, at, kind, key in changes:
             if change_id not in self._seen:
                 self._seen[change_id] = at
-                self.apply(kind, key)
+                self.drop(kind, key)
             self._since = max(self._since, at)
         horizon = self._since - OVERLAP
         for change_id in [i for i, at in self._seen.items() if at < horizon]:

@@ -1,0 +1,78 @@
+"""Revocation fan-out over Redis pub/sub (SPEC §7: "revocation fan-out").
+
+The ``invalidations`` table polled by every process is the guarantee (a
+revocation reaches every cache within the poll interval, Redis or not). With
+Redis configured, the process that makes a revoking change also publishes it,
+and every node drops the affected cache entries within milliseconds. A lost
+message costs nothing but the poll delay, so publish failures are only logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+log = logging.getLogger("openplatform.fanout")
+CHANNEL = "openplatform:invalidations"
+
+
+class RedisFanout:
+    def __init__(self, redis_url: str) -> None:
+        import redis.asyncio as redis
+
+        self.client: Any = redis.from_url(redis_url, socket_connect_timeout=1.0)
+        self.node = f"{os.getpid()}-{secrets.token_hex(4)}"  # skip our own messages
+        self._listener: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def start(self, on_change: Callable[[str, str], None]) -> None:
+        self._listener = asyncio.create_task(self._listen(on_change))
+
+    async def close(self) -> None:
+        for task in [self._listener, *self._pending]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        await self.client.aclose()
+
+    def publish(self, kind: str, key: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._publish(kind, key))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _publish(self, kind: str, key: str) -> None:
+        try:
+            await self.client.publish(CHANNEL, orjson.dumps([self.node, kind, key]))
+        except Exception as exc:  # the poller still delivers it
+            log.warning("could not publish an invalidation: %s", exc)
+
+    async def _listen(self, on_change: Callable[[str, str], None]) -> None:
+        while True:
+            try:
+                async with self.client.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    async for message in pubsub.listen():
+                        self._deliver(message, on_change)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("invalidation subscription lost, retrying: %s", exc)
+                await asyncio.sleep(1.0)
+
+    def _deliver(self, message: dict[str, Any], on_change: Callable[[str, str], None]) -> None:
+        if message.get("type") != "message":
+            return
+        try:
+            node, kind, key = orjson.loads(message["data"])
+        except (ValueError, TypeError):
+            return
+        if node != self.node:
+            on_change(str(kind), str(key))

@@ -1,0 +1,54 @@
+"""With Redis, a revocation on one node reaches another node's cache at once,
+long before that node's next poll of the invalidation log."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from openplatform.config import Settings
+from openplatform.web.app import create_app
+from tests.conftest import REDIS_URL, Harness, need, port_open
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    need(port_open("127.0.0.1", 6379), "Redis is not reachable on 127.0.0.1:6379")
+    return {"redis_url": REDIS_URL, "invalidation_poll_seconds": 5.0}
+
+
+@pytest.fixture
+async def node_b(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40001))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            await asyncio.sleep(0.2)  # let its subscription start
+            yield client
+
+
+async def test_revocation_reaches_the_other_node_without_waiting_for_the_poll(
+    harness: Harness, node_b: httpx.AsyncClient
+) -> None:
+    world = await harness.world()
+    token = await harness.app_token(world)
+    path = f"/api/spe/customer/{world.customer_id}"
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await node_b.get(path, headers=headers)).status_code == 200  # now cached on node B
+
+    revoked = await harness.client.post(
+        "/oauth/revoke", data={"app_id": world.app_id, "secret": world.secret, "token": token}
+    )
+    assert revoked.status_code == 200
+
+    for _ in range(40):  # well under the 5 s poll interval
+        response = await node_b.get(path, headers=headers)
+        if response.status_code == 401:
+            break
+        await asyncio.sleep(0.05)
+    assert response.status_code == 401
+    assert response.json()["code"] == 40102
