@@ -180,9 +180,7 @@ def app_create(
 @apps_app.command("rotate-secret")
 def app_rotate_secret(
     app_id: Annotated[str, typer.Option("--app-id")],
-    grace_seconds: Annotated[
-        int, typer.Option("--grace-seconds", help="How long the old secret keeps working.")
-    ] = 0,
+    grace_seconds: Annotated[int, typer.Option("--grace-seconds", help="How long the old secret keeps working.")] = 0,
 ) -> None:
     secret = run_admin(lambda admin: admin.rotate_secret(app_id, grace_seconds))
     emit({"app_id": app_id, "secret": secret, "grace_seconds": grace_seconds})

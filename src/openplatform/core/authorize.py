@@ -99,9 +99,14 @@ async def connect(platform: Platform, params: dict[str, str]) -> str:
     raw = new_token()
     await platform.store.save_code(
         AuthorizationCode(
-            digest=platform.keyring.digest(raw), app_id=app.app_id,
-            installation_id=install.installation_id, customer_id=customer_id, xspe=xspe,
-            redirect_uri=redirect_uri, scope=scope, code_challenge=challenge,
+            digest=platform.keyring.digest(raw),
+            app_id=app.app_id,
+            installation_id=install.installation_id,
+            customer_id=customer_id,
+            xspe=xspe,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            code_challenge=challenge,
             expires_at=platform.clock() + platform.settings.code_ttl,
         )  # fmt: skip
     )

@@ -55,9 +55,7 @@ def enforce_whitelist(client_ip: str, whitelist: tuple[str, ...]) -> None:
 
 
 def _trusted(address: Address | None, proxies: Iterable[Network]) -> bool:
-    return address is not None and any(
-        address.version == net.version and address in net for net in proxies
-    )
+    return address is not None and any(address.version == net.version and address in net for net in proxies)
 
 
 def client_ip(peer: str, forwarded_for: str | None, proxies: Sequence[Network]) -> str:

@@ -73,9 +73,7 @@ def sign_webhook(secret: str, body: bytes, timestamp: int | None = None) -> dict
     return {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: mac.hexdigest()}
 
 
-def verify_webhook(
-    secret: str, body: bytes, timestamp: str, signature: str, now: float | None = None
-) -> bool:
+def verify_webhook(secret: str, body: bytes, timestamp: str, signature: str, now: float | None = None) -> bool:
     if not timestamp.isdigit():
         return False
     current = time.time() if now is None else now

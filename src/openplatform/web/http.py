@@ -61,7 +61,9 @@ async def token_request(request: Request, platform: Platform) -> TokenRequest:
     return TokenRequest(params=params, client_ip=caller_ip(request, platform), basic_auth=basic)
 
 
-def endpoint(name: str, headers: dict[str, str] | None = None, html_errors: bool = False) -> Callable[[Handler], Handler]:
+def endpoint(
+    name: str, headers: dict[str, str] | None = None, html_errors: bool = False
+) -> Callable[[Handler], Handler]:
     def decorate(handler: Handler) -> Handler:
         @wraps(handler)
         async def wrapped(request: Request) -> Response:

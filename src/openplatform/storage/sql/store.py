@@ -30,9 +30,7 @@ INSTALLATION_COLUMNS = "installation_id, app_id, xspe, customer_id, installed_at
 
 
 async def revoke_family_in(tx: Tx, family_id: str, now: float) -> None:
-    await tx.execute(
-        "UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL", now, family_id
-    )
+    await tx.execute("UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL", now, family_id)
     await tx.execute(INSERT_INVALIDATION, now, "family", family_id)
 
 
@@ -72,8 +70,7 @@ class SqlStore:
 
     async def active_installations(self, app_id: str) -> list[Installation]:
         rows = await self.driver.fetch(
-            f"SELECT {INSTALLATION_COLUMNS} FROM installations "
-            "WHERE app_id = ? AND uninstalled_at IS NULL",
+            f"SELECT {INSTALLATION_COLUMNS} FROM installations WHERE app_id = ? AND uninstalled_at IS NULL",
             app_id,
         )
         return [installation_from_row(r) for r in rows]
@@ -169,9 +166,7 @@ class SqlStore:
         row = await tx.fetchrow("SELECT rotated_at, revoked_at, successor FROM tokens WHERE digest = ?", old.digest)
         if row is None or row["revoked_at"] is not None:
             return RotateOutcome.REVOKED
-        successor = await tx.fetchrow(
-            "SELECT rotated_at, revoked_at FROM tokens WHERE digest = ?", row["successor"]
-        )
+        successor = await tx.fetchrow("SELECT rotated_at, revoked_at FROM tokens WHERE digest = ?", row["successor"])
         retry = (
             row["successor"] == new_refresh.digest
             and now - row["rotated_at"] <= leeway
@@ -222,8 +217,6 @@ class SqlStore:
             await tx.execute("DELETE FROM auth_codes WHERE expires_at < ?", horizon)
             await tx.execute("DELETE FROM tokens WHERE expires_at < ?", horizon)
             await tx.execute("DELETE FROM invalidations WHERE at < ?", horizon)
-            await tx.execute(
-                "DELETE FROM app_secrets WHERE expires_at IS NOT NULL AND expires_at < ?", now
-            )
+            await tx.execute("DELETE FROM app_secrets WHERE expires_at IS NOT NULL AND expires_at < ?", now)
 
         await self.driver.write(op)
