@@ -3,10 +3,20 @@ ready-to-paste curl commands for the whole documented flow."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from openplatform.config import Settings
+from openplatform.core.signing import sign_launch
 from openplatform.runtime import build_admin
 
-CALLBACK = "http://localhost:9000/callback"
+# The demo app is the example third-party app (examples/partner_app) on its default port.
+APP_URL = "http://localhost:9000"
+CALLBACK = f"{APP_URL}/callback"
+
+
+def launch_url(secret: str, app_id: str, xspe: str, customer_id: str | None) -> str:
+    """A signed launch of the example app, as the SPE admin portal's "Open app" makes it (SPEC §3)."""
+    return f"{APP_URL}/?{urlencode(sign_launch(secret, app_id, xspe, customer_id))}"
 
 
 async def seed_and_describe(settings: Settings, host: str, port: int) -> str:
@@ -15,7 +25,7 @@ async def seed_and_describe(settings: Settings, host: str, port: int) -> str:
         spe = await admin.create_spe("Demo SPE")
         customer = await admin.create_customer(spe.xspe, "Demo Customer", "demo@example.com")
         app, secret = await admin.create_app(
-            "Demo App", "http://localhost:9000/",
+            "Demo App", f"{APP_URL}/",
             ["customer:read", "customer:write", "site:read", "site:write"],
         )  # fmt: skip
         await admin.install(app.app_id, xspe=spe.xspe)
@@ -25,6 +35,8 @@ async def seed_and_describe(settings: Settings, host: str, port: int) -> str:
     return DESCRIPTION.format(
         base=base, xspe=spe.xspe, customer_id=customer.customer_id, app_id=app.app_id,
         secret=secret, callback=CALLBACK,
+        customer_launch=launch_url(secret, app.app_id, spe.xspe, customer.customer_id),
+        spe_launch=launch_url(secret, app.app_id, spe.xspe, None),
     )  # fmt: skip
 
 
@@ -51,4 +63,12 @@ openplatform demo — seeded and serving on {base}
 5. Call an Open API with either token (paste it for ACCESS_TOKEN):
    curl -s "{base}/api/spe/customer/{customer_id}?access_token=ACCESS_TOKEN"
    curl -s "{base}/api/spe/customers" -H "Authorization: Bearer ACCESS_TOKEN"
+
+Example third-party app (examples/partner_app, built on the SDK; see its README) — in a second terminal,
+from the repository root:
+   cd examples && APP_ID={app_id} APP_SECRET={secret} OPENPLATFORM_URL={base} python -m partner_app
+then open, within 5 minutes (with the same variables, `python -m partner_app.launch --xspe {xspe}
+   [--customer-id ID]` signs fresh ones):
+   as the customer:  {customer_launch}
+   as the SPE admin: {spe_launch}
 """

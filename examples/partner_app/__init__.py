@@ -1,0 +1,6 @@
+"""Partner app: a small third-party app built on ``openplatform.client`` (see README.md)."""
+
+from .app import create_app
+from .config import Config
+
+__all__ = ["Config", "create_app"]
