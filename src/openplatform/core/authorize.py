@@ -17,7 +17,7 @@ from openplatform.core import pkce
 from openplatform.core.context import Platform
 from openplatform.core.redirect_uri import RedirectUriError, check_redirect_uri
 from openplatform.errors import OAuthError
-from openplatform.models import INSTALL_LOGIN, App, AuthorizationCode, Installation
+from openplatform.models import ACTIVE, INSTALL_LOGIN, App, AuthorizationCode, Installation
 from openplatform.security import new_token
 
 
@@ -73,6 +73,8 @@ async def find_installation(platform: Platform, app: App, xspe: str, customer_id
     customer = await platform.store.get_customer(customer_id)
     if customer is None or customer.xspe != xspe:
         raise OAuthError("access_denied", "customer_id does not belong to xspe.")
+    if customer.status != ACTIVE:
+        raise OAuthError("access_denied", "The customer is disabled.")
     installs = await platform.store.active_installations(app.app_id)
     for match in (customer_id, None):  # the customer's own installation first, then the SPE's
         for install in installs:
