@@ -25,7 +25,8 @@ from openplatform.storage.sql.schema import metadata
 from openplatform.storage.sql.webhooks import WebhookOutbox, enqueue
 from tests.conftest import Harness
 
-ACK = (200, b'{"code": 0}', {})
+Answer = tuple[int, bytes, dict[str, str]]
+ACK: Answer = (200, b'{"code": 0}', {})
 
 
 @pytest.fixture
@@ -52,12 +53,12 @@ class Receiver:
     """A plain HTTP server on 127.0.0.1 answering each path from a script."""
 
     base: str = ""
-    scripts: dict[str, list[tuple[int, bytes, dict[str, str]]]] = field(default_factory=dict)
+    scripts: dict[str, list[Answer]] = field(default_factory=dict)
     delay: float = 0.0
     received: dict[str, list[Received]] = field(default_factory=lambda: defaultdict(list))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def hook(self, *answers: tuple[int, bytes, dict[str, str]]) -> str:
+    def hook(self, *answers: Answer) -> str:
         """A fresh URL answering ``answers`` in turn, the last one forever."""
         path = f"/hook/{len(self.scripts)}"
         self.scripts[path] = list(answers or [ACK])
@@ -67,7 +68,7 @@ class Receiver:
         with self.lock:
             return list(self.received[url.removeprefix(self.base)])
 
-    def answer(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes, dict[str, str]]:
+    def answer(self, path: str, headers: dict[str, str], body: bytes) -> Answer:
         with self.lock:
             self.received[path].append(Received(path, headers, body))
             script = self.scripts.get(path, [(404, b"", {})])
@@ -136,7 +137,7 @@ async def settled(harness: Harness, app_id: str, attempts: int) -> dict[str, Any
 
 
 async def audit_events(harness: Harness, app_id: str) -> list[str]:
-    return [row["event"] for row in reversed(await harness.admin.db.recent_audit(app_id))]  # type: ignore[misc]
+    return [str(row["event"]) for row in reversed(await harness.admin.db.recent_audit(app_id))]
 
 
 async def setup(harness: Harness, webhook_url: str) -> tuple[str, str, str, str]:
@@ -162,9 +163,7 @@ def check_notification(request: Received, app_id: str, secret: str, now: float) 
     assert request.headers["Content-Type"] == "application/json"
     timestamp, signature = request.headers[TIMESTAMP_HEADER], request.headers[SIGNATURE_HEADER]
     assert verify_webhook(secret, request.body, timestamp, signature, now=now)
-    assert not verify_webhook(
-        secret, request.body.replace(b'"type":', b'"type" :'), timestamp, signature, now=now
-    )
+    assert not verify_webhook(secret, request.body.replace(b'"type":', b'"type" :'), timestamp, signature, now=now)
     return body
 
 
@@ -202,9 +201,7 @@ async def test_install_and_uninstall_are_notified(harness: Harness, receiver: Re
     sent = receiver.requests(url)
     assert len(sent) == 2
     payloads = [json.loads(row["payload"]) for row in await rows(harness, app_id)]
-    assert [set(p) for p in payloads] == [
-        {"type", "customer_id", "action_time", "app_id", "xspe", "event_id"}
-    ] * 2
+    assert [set(p) for p in payloads] == [{"type", "customer_id", "action_time", "app_id", "xspe", "event_id"}] * 2
     stored = await database_text(harness)
     for value in (secret, install["signature"], uninstall["signature"], sent[0].headers[SIGNATURE_HEADER]):
         assert value not in stored
@@ -215,9 +212,7 @@ async def _all_delivered(harness: Harness, app_id: str) -> bool:
     return bool(found) and all(row["delivered_at"] is not None for row in found)
 
 
-async def test_spe_wide_installation_sends_empty_customer_id_and_xspe(
-    harness: Harness, receiver: Receiver
-) -> None:
+async def test_spe_wide_installation_sends_empty_customer_id_and_xspe(harness: Harness, receiver: Receiver) -> None:
     url = receiver.hook()
     xspe, _, app_id, secret = await setup(harness, url)
     await harness.admin.install(app_id, xspe=xspe)
@@ -290,7 +285,7 @@ async def _has_event(harness: Harness, app_id: str, event: str) -> bool:
     ],
 )
 async def test_receiver_answers_that_do_not_acknowledge(
-    harness: Harness, receiver: Receiver, answer: tuple[int, bytes, dict[str, str]], error: str
+    harness: Harness, receiver: Receiver, answer: Answer, error: str
 ) -> None:
     url = receiver.hook(answer)
     _, customer_id, app_id, _ = await setup(harness, url)
@@ -385,3 +380,22 @@ async def test_several_workers_deliver_each_event_exactly_once(
 async def _delivered_count(harness: Harness, app_id: str, count: int) -> bool:
     found = await rows(harness, app_id)
     return len([row for row in found if row["delivered_at"] is not None]) >= count
+
+
+async def test_stopping_lets_a_send_in_flight_finish(settings: Settings, receiver: Receiver) -> None:
+    admin = build_admin(settings)
+    worker = WebhookWorker(admin, 0.01)
+    url = receiver.hook()
+    receiver.delay = 0.5
+    try:
+        spe = await admin.create_spe("Stop SPE")
+        app, _ = await admin.create_app("Stop App", "https://app.example.com/", webhook_url=url)
+        await admin.install(app.app_id, xspe=spe.xspe)
+        worker.start()
+        await received(receiver, url, 1)
+        await worker.stop()  # while the receiver is still answering
+        [row] = await WebhookOutbox(admin.db.engine).list(app.app_id)
+        assert row["delivered_at"] is not None and row["attempts"] == 1
+    finally:
+        receiver.delay = 0.0
+        await admin.db.close()

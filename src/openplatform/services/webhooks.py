@@ -121,6 +121,7 @@ class WebhookWorker:
         self.poll_seconds = poll_seconds
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
+        self._stopping = asyncio.Event()
 
     def clock(self) -> float:
         return self.admin.db.clock()
@@ -132,22 +133,29 @@ class WebhookWorker:
         self._task = asyncio.create_task(self._run(), name="webhook-worker")
 
     async def stop(self) -> None:
-        """Stop polling; a send cut short is retried (by any process) once its lease ends."""
+        """Stop polling, letting sends in flight finish (at most TIMEOUT_SECONDS).
+
+        Finishing them spares receivers a duplicate on every deploy; a send cut
+        short anyway is retried (by any process) once its lease ends.
+        """
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                await asyncio.wait_for(self._task, TIMEOUT_SECONDS + 1)
+            except TimeoutError:
+                pass  # wait_for has cancelled it
         if self._client is not None:
             await self._client.aclose()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
-                while await self.run_once() == BATCH:
+                while await self.run_once() == BATCH and not self._stopping.is_set():
                     pass  # a backlog: keep going without sleeping
             except Exception:
                 log.exception("webhook worker pass failed")
-            await asyncio.sleep(self.poll_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.poll_seconds)
 
     async def run_once(self) -> int:
         """Claim up to BATCH due rows and deliver them concurrently; returns how many."""

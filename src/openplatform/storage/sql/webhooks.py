@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import ColumnElement, and_, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -34,9 +34,7 @@ class Delivery:
     created_at: float
 
 
-async def enqueue(
-    conn: AsyncConnection, app_id: str, event: str, payload: dict[str, object], now: float
-) -> None:
+async def enqueue(conn: AsyncConnection, app_id: str, event: str, payload: dict[str, object], now: float) -> None:
     """Add a notification inside the caller's transaction (the install/uninstall itself)."""
     await conn.execute(
         insert(wd).values(
@@ -57,7 +55,7 @@ def _delivery(row: RowMapping) -> Delivery:
     )  # fmt: skip
 
 
-def _due(now: float, max_attempts: int) -> list[object]:
+def _due(now: float, max_attempts: int) -> list[ColumnElement[bool]]:
     return [wd.c.delivered_at.is_(None), wd.c.attempts < max_attempts, wd.c.next_attempt_at <= now]
 
 
@@ -108,17 +106,13 @@ class WebhookOutbox:
 
     async def delivered(self, delivery_id: int, now: float) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(
-                update(wd).where(wd.c.id == delivery_id).values(delivered_at=now, last_error=None)
-            )
+            await conn.execute(update(wd).where(wd.c.id == delivery_id).values(delivered_at=now, last_error=None))
 
     async def failed(self, delivery_id: int, error: str, retry_at: float) -> None:
         """Record the failure; the row is due again at ``retry_at`` (if it has attempts left)."""
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(wd)
-                .where(wd.c.id == delivery_id)
-                .values(last_error=error[:500], next_attempt_at=retry_at)
+                update(wd).where(wd.c.id == delivery_id).values(last_error=error[:500], next_attempt_at=retry_at)
             )
 
     async def list(self, app_id: str | None = None, limit: int = 100) -> list[dict[str, object]]:
