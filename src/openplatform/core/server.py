@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from openplatform.core.context import Platform
 from openplatform.core.grants.authorization_code import AuthorizationCodeGrant
-from openplatform.core.grants.base import Grant
+from openplatform.core.grants.base import AnyGrant
 from openplatform.core.grants.client_credentials import ClientCredentialsGrant
 from openplatform.core.grants.refresh_token import RefreshTokenGrant
 from openplatform.core.requests import TokenRequest
@@ -20,14 +20,14 @@ _CODE = AuthorizationCodeGrant()
 _REFRESH = RefreshTokenGrant()
 _APP = ClientCredentialsGrant()
 
-ENDPOINT_GRANTS: dict[str, tuple[Grant, ...]] = {
+ENDPOINT_GRANTS: dict[str, tuple[AnyGrant, ...]] = {
     "access_token": (_CODE,),
     "refresh_token": (_REFRESH,),
     "credit_token": (_APP, _CODE),
 }
 
 
-def select_grant(endpoint: str, grant_type: str | None) -> Grant:
+def select_grant(endpoint: str, grant_type: str | None) -> AnyGrant:
     if not grant_type:
         raise OAuthError("invalid_request", "The grant_type parameter is required.", field="grant_type")
     for grant in ENDPOINT_GRANTS[endpoint]:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from openplatform.core.context import Platform
 from openplatform.core.requests import TokenRequest
 from openplatform.models import IssuedTokens
 
+Validated = TypeVar("Validated")
 
-class Grant(Protocol):
-    GRANT_TYPES: tuple[str, ...]
 
-    async def validate(self, platform: Platform, request: TokenRequest) -> Any: ...
-    async def issue(self, platform: Platform, request: TokenRequest, validated: Any) -> IssuedTokens: ...
+class Grant(Protocol[Validated]):
+    @property
+    def GRANT_TYPES(self) -> tuple[str, ...]: ...  # noqa: N802 - a constant on each grant class
+
+    async def validate(self, platform: Platform, request: TokenRequest) -> Validated: ...
+    async def issue(self, platform: Platform, request: TokenRequest, validated: Validated) -> IssuedTokens: ...
+
+
+AnyGrant = Grant[Any]
