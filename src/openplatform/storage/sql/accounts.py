@@ -1,0 +1,171 @@
+"""Accounts of the web screens: users and their server-side sessions (tables of migration 0002).
+
+Sessions are keyed by a keyed digest of the cookie value (like tokens), so a copy
+of the database does not hold a usable session. Failed sign-ins are counted in
+the same transaction that reads them, so concurrent guesses cannot slip past
+the lock-out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openplatform.storage.sql.schema import users, web_sessions
+
+ACTIVE = "active"
+DISABLED = "disabled"
+
+
+class DuplicateEmail(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    user_id: str
+    email: str
+    role: str  # admin | developer | spe-admin
+    xspe: str | None
+    status: str
+    failed_logins: int
+    locked_until: float | None
+    created_at: float
+    password_hash: str = field(default="", repr=False)
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+    def locked_for(self, now: float) -> float:
+        """Seconds left in the lock-out, 0 when not locked."""
+        return max(0.0, (self.locked_until or 0.0) - now)
+
+
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    digest: str
+    user: User
+    csrf_token: str
+    expires_at: float
+
+
+def _user(row: object) -> User:
+    r = dict(row)  # type: ignore[call-overload]
+    return User(
+        user_id=r["user_id"], email=r["email"], role=r["role"], xspe=r["xspe"], status=r["status"],
+        failed_logins=r["failed_logins"], locked_until=r["locked_until"], created_at=r["created_at"],
+        password_hash=r["password_hash"],
+    )  # fmt: skip
+
+
+class AccountStore:
+    def __init__(self, engine: AsyncEngine, clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    # -------------------------------------------------------------------- users
+
+    async def create_user(self, user: User) -> User:
+        values = dict(
+            user_id=user.user_id, email=user.email, password_hash=user.password_hash, role=user.role,
+            xspe=user.xspe, status=ACTIVE, failed_logins=0, locked_until=None, created_at=self.clock(),
+        )  # fmt: skip
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(users).values(**values))
+        except IntegrityError as exc:
+            raise DuplicateEmail(user.email) from exc
+        return _user(values)
+
+    async def get_user(self, user_id: str) -> User | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(users).where(users.c.user_id == user_id))).mappings().first()
+        return _user(row) if row else None
+
+    async def find_by_email(self, email: str) -> User | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(users).where(users.c.email == email))).mappings().first()
+        return _user(row) if row else None
+
+    async def list_users(self) -> list[User]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(users).order_by(users.c.created_at))).mappings().all()
+        return [_user(r) for r in rows]
+
+    async def emails(self, user_ids: set[str]) -> dict[str, str]:
+        if not user_ids:
+            return {}
+        query = select(users.c.user_id, users.c.email).where(users.c.user_id.in_(sorted(user_ids)))
+        async with self.engine.connect() as conn:
+            return {r.user_id: r.email for r in (await conn.execute(query)).all()}
+
+    async def update_user(self, user_id: str, **values: object) -> None:
+        """Change columns of a user; disabling or a new password ends their sessions."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(users).where(users.c.user_id == user_id).values(**values))
+            if values.get("status") == DISABLED or "password_hash" in values:
+                await conn.execute(delete(web_sessions).where(web_sessions.c.user_id == user_id))
+
+    async def record_failure(self, user_id: str, max_failures: int, lock_seconds: float) -> User | None:
+        """Count one failed sign-in; the ``max_failures``-th in a row locks the account."""
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(users).where(users.c.user_id == user_id).values(failed_logins=users.c.failed_logins + 1)
+            )
+            count = (await conn.execute(select(users.c.failed_logins).where(users.c.user_id == user_id))).scalar()
+            if count is not None and count >= max_failures:
+                await conn.execute(
+                    update(users)
+                    .where(users.c.user_id == user_id)
+                    .values(failed_logins=0, locked_until=now + lock_seconds)
+                )
+        return await self.get_user(user_id)
+
+    async def record_success(self, user_id: str, password_hash: str | None = None) -> None:
+        values: dict[str, object] = {"failed_logins": 0, "locked_until": None}
+        if password_hash:
+            values["password_hash"] = password_hash  # re-hashed with current parameters
+        async with self.engine.begin() as conn:
+            await conn.execute(update(users).where(users.c.user_id == user_id).values(**values))
+
+    # ----------------------------------------------------------------- sessions
+
+    async def create_session(self, digest: str, user_id: str, csrf_token: str, expires_at: float) -> None:
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            # Opportunistic clean-up keeps the table bounded without a background job.
+            await conn.execute(delete(web_sessions).where(web_sessions.c.expires_at < now))
+            await conn.execute(
+                insert(web_sessions).values(
+                    digest=digest, user_id=user_id, csrf_token=csrf_token, created_at=now, expires_at=expires_at
+                )
+            )
+
+    async def get_session(self, digest: str) -> WebSession | None:
+        """The live session with that digest, of an active user; None otherwise."""
+        query = (
+            select(users, web_sessions.c.csrf_token, web_sessions.c.expires_at)
+            .join(web_sessions, web_sessions.c.user_id == users.c.user_id)
+            .where(web_sessions.c.digest == digest, web_sessions.c.expires_at > self.clock())
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        if row is None or row["status"] != ACTIVE:
+            return None
+        return WebSession(digest, _user(row), row["csrf_token"], row["expires_at"])
+
+    async def delete_session(self, digest: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(web_sessions).where(web_sessions.c.digest == digest))
+
+    async def count_sessions(self, user_id: str) -> int:
+        query = select(func.count()).select_from(web_sessions).where(web_sessions.c.user_id == user_id)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar() or 0)

@@ -1,0 +1,136 @@
+"""Developer console (SPEC §4): my apps, create, edit, rotate the secret, suspend/resume.
+
+A developer reaches only apps whose owner they are; a platform admin may open
+any app's page too (from the admin's list of all apps).
+"""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+from starlette.routing import Route
+
+from openplatform.models import ACTIVE, REGISTRABLE_SCOPES, SUSPENDED, App
+from openplatform.services.console import FormErrors
+from openplatform.services.validation import ValidationError
+from openplatform.web.ui import secret_once
+from openplatform.web.ui.pages import Ctx, page, redirect, render
+
+DAY = 86400.0
+GRACE_CHOICES = (("0", "Immediately"), ("3600", "After 1 hour"), ("86400", "After 24 hours"))
+SCOPE_HELP = {
+    "customer:read": "Read the SPE's customers (app token)",
+    "customer:write": "Create, edit and delete customers (app token)",
+    "site:read": "Read customers' sites",
+    "site:write": "Create, edit and delete customers' sites",
+}
+
+
+@page("developer")
+async def apps_list(ctx: Ctx) -> Response:
+    apps = await ctx.console.admin.db.list_apps(owner_id=ctx.user.user_id)
+    last = await ctx.console.queries.last_token_at(a.app_id for a in apps)
+    return render(ctx, "console/apps.html", apps=apps, last=last)
+
+
+def _form_values(ctx: Ctx, app: App | None = None) -> dict[str, object]:
+    if ctx.request.method == "POST":
+        return {
+            "name": ctx.value("name"), "host_url": ctx.value("host_url"),
+            "webhook_url": ctx.value("webhook_url"), "scope": ctx.form.get("scope", []),
+            "ip_whitelist": ctx.value("ip_whitelist"),
+        }  # fmt: skip
+    if app is None:
+        return {"name": "", "host_url": "", "webhook_url": "", "scope": [], "ip_whitelist": ""}
+    return {
+        "name": app.name, "host_url": app.host_url, "webhook_url": app.webhook_url or "",
+        "scope": list(app.scopes), "ip_whitelist": "\n".join(app.ip_whitelist),
+    }  # fmt: skip
+
+
+def _app_form(ctx: Ctx, app: App | None, errors: dict[str, str] | None = None) -> Response:
+    return render(
+        ctx, "console/app_form.html", 400 if errors else 200, app=app, values=_form_values(ctx, app),
+        errors=errors or {}, scopes=REGISTRABLE_SCOPES, scope_help=SCOPE_HELP,
+    )  # fmt: skip
+
+
+@page("developer")
+async def app_new(ctx: Ctx) -> Response:
+    if ctx.request.method == "GET":
+        return _app_form(ctx, None)
+    try:
+        app, _secret = await ctx.console.create_app(ctx.user, ctx.form)
+    except FormErrors as exc:
+        return _app_form(ctx, None, exc.errors)
+    secret_once.grant(ctx, app.app_id)  # the secret is shown by the next page, once
+    return redirect(ctx, f"/console/apps/{app.app_id}/secret")
+
+
+@page("developer", "admin")
+async def app_detail(ctx: Ctx) -> Response:
+    app = await ctx.console.app_of(ctx.user, ctx.param("app_id"))
+    queries = ctx.console.queries
+    counts = await queries.token_counts(app.app_id, ctx.accounts.now() - DAY)
+    return render(
+        ctx, "console/app.html", app=app, installs=await queries.installs(app_id=app.app_id),
+        counts=counts, events=await queries.recent_events(app.app_id, 20),
+        last=(await queries.last_token_at([app.app_id])).get(app.app_id),
+        old_secret_until=_grace_end(app), grace_choices=GRACE_CHOICES,
+    )  # fmt: skip
+
+
+def _grace_end(app: App) -> float | None:
+    return max((s.expires_at for s in app.secrets if s.expires_at is not None), default=None)
+
+
+@page("developer")
+async def app_edit(ctx: Ctx) -> Response:
+    app = await ctx.console.app_of(ctx.user, ctx.param("app_id"))
+    if ctx.request.method == "GET":
+        return _app_form(ctx, app)
+    try:
+        await ctx.console.edit_app(ctx.user, app.app_id, ctx.form)
+    except FormErrors as exc:
+        return _app_form(ctx, app, exc.errors)
+    return redirect(ctx, f"/console/apps/{app.app_id}?notice=app-updated")
+
+
+@page("developer")
+async def app_rotate(ctx: Ctx) -> Response:
+    app = await ctx.console.app_of(ctx.user, ctx.param("app_id"))
+    grace = ctx.value("grace_seconds", "0")
+    if grace not in dict(GRACE_CHOICES):
+        raise ValidationError("grace_seconds", "choose when the old secret stops working")
+    await ctx.console.rotate(ctx.user, app.app_id, int(grace))
+    secret_once.grant(ctx, app.app_id)
+    return redirect(ctx, f"/console/apps/{app.app_id}/secret")
+
+
+@page("developer", "admin")
+async def app_status(ctx: Ctx) -> Response:
+    app = await ctx.console.app_of(ctx.user, ctx.param("app_id"))
+    status = ctx.value("status")
+    if status not in (ACTIVE, SUSPENDED):
+        raise ValidationError("status", "must be active or suspended")
+    await ctx.console.set_app_status(ctx.user, app.app_id, status)
+    notice = "app-resumed" if status == ACTIVE else "app-suspended"
+    back = "/admin/apps" if ctx.value("back") == "admin" else f"/console/apps/{app.app_id}"
+    return redirect(ctx, f"{back}?notice={notice}")
+
+
+@page("developer")
+async def app_secret(ctx: Ctx) -> Response:
+    app = await ctx.console.app_of(ctx.user, ctx.param("app_id"))
+    secret = await secret_once.reveal(ctx, app)
+    return render(ctx, "console/secret.html", app=app, secret=secret, old_secret_until=_grace_end(app))
+
+
+routes = [
+    Route("/console", apps_list, methods=["GET"], name="console.apps"),
+    Route("/console/apps/new", app_new, methods=["GET", "POST"], name="console.app_new"),
+    Route("/console/apps/{app_id}", app_detail, methods=["GET"], name="console.app"),
+    Route("/console/apps/{app_id}/edit", app_edit, methods=["GET", "POST"], name="console.app_edit"),
+    Route("/console/apps/{app_id}/rotate", app_rotate, methods=["POST"], name="console.app_rotate"),
+    Route("/console/apps/{app_id}/status", app_status, methods=["POST"], name="console.app_status"),
+    Route("/console/apps/{app_id}/secret", app_secret, methods=["GET"], name="console.app_secret"),
+]

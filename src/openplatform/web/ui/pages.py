@@ -1,0 +1,287 @@
+"""The frame every management page runs in: session, role, CSRF, rendering, headers.
+
+A handler is wrapped by ``page(*roles)``. Before it runs, the session cookie is
+resolved (server-side, by keyed digest), the role is checked, and a POST must
+carry the session's CSRF token in its form (and, when the browser sends one, an
+``Origin`` of this host) or it is refused with 403. Every answer carries the
+security headers of SPEC §4: a CSP without inline script, ``frame-ancestors
+'none'``, ``Referrer-Policy: no-referrer``, ``nosniff``, and ``no-store`` because
+pages show private data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from openplatform.errors import OAuthError
+from openplatform.security import constant_time_equals
+from openplatform.services.accounts import Accounts, build_accounts
+from openplatform.services.console import Console
+from openplatform.services.validation import NotFound, ValidationError
+from openplatform.storage.sql.accounts import User, WebSession
+from openplatform.storage.sql.console import ConsoleQueries
+from openplatform.storage.sql.directory import DirectoryDb
+from openplatform.web.http import caller_ip, platform_of, read_body
+
+log = logging.getLogger("openplatform.ui")
+
+SESSION_COOKIE = "op_session"
+LOGIN_COOKIE = "op_login"  # double-submit CSRF token of the sign-in form (no session yet)
+MAX_FORM_BYTES = 65536
+HOME = {"admin": "/admin", "developer": "/console", "spe-admin": "/portal"}
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+NOTICES = {
+    "app-updated": "The app was saved.",
+    "app-suspended": "The app is suspended: its tokens stop working and it cannot get new ones.",
+    "app-resumed": "The app is active again.",
+    "customer-created": "The customer was created.",
+    "customer-updated": "The customer was saved.",
+    "installed": "The app is installed.",
+    "uninstalled": "The app was uninstalled; its codes and tokens there were revoked.",
+    "spe-created": "The SPE was created.",
+    "user-created": "The account was created.",
+    "user-updated": "The account was updated.",
+    "signed-out": "You are signed out.",
+}
+
+
+class Forbidden(Exception):
+    pass
+
+
+def _when(at: float | None) -> str:
+    if not at:
+        return "—"
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _ago(at: float | None) -> str:
+    if not at:
+        return "never"
+    seconds = max(0, int(time.time() - at))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+    return "just now"
+
+
+_CONTINUES_LABEL = ("is ", "must ", "only ", "an ", "a ", "choose ", "give ")
+
+
+def _say(message: str, label: str) -> str:
+    """A field's error as a sentence: "is required" under "Name" reads "Name is required."."""
+    text = f"{label} {message}" if label and message.startswith(_CONTINUES_LABEL) else message
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+env = Environment(
+    loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
+    trim_blocks=True, lstrip_blocks=True,
+)  # fmt: skip
+env.filters["when"] = _when
+env.filters["ago"] = _ago
+env.filters["say"] = _say
+
+
+@dataclass
+class Ctx:
+    """One management request: who asks, their form, and the services they act through."""
+
+    request: Request
+    session: WebSession | None
+    accounts: Accounts
+    console: Console
+    form: dict[str, list[str]] = field(default_factory=dict)
+    cookies: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def user(self) -> User:
+        assert self.session is not None
+        return self.session.user
+
+    @property
+    def ip(self) -> str:
+        return caller_ip(self.request, platform_of(self.request))
+
+    def value(self, name: str, default: str = "") -> str:
+        """The first value of a form field (stripped of nothing: validation does that)."""
+        return (self.form.get(name) or [default])[0]
+
+    def param(self, name: str) -> str:
+        return self.request.path_params[name]  # type: ignore[no-any-return]
+
+    def set_cookie(self, name: str, value: str, **options: Any) -> None:
+        self.cookies.append((name, value, options))
+
+
+def services(request: Request) -> tuple[Accounts, Console]:
+    admin = request.app.state.admin
+    engine, clock = admin.db.engine, admin.db.clock
+    store = platform_of(request).store
+    changed = getattr(store, "apply", lambda kind, key: None)  # the CachedStore of this process
+    console = Console(admin, ConsoleQueries(engine, clock), DirectoryDb(engine, clock), changed)
+    return build_accounts(admin.db, admin.keyring), console
+
+
+def is_https(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def security_headers(response: Response, form_origins: Iterable[str] = ()) -> Response:
+    form_action = " ".join(["'self'", *sorted(set(form_origins))])
+    response.headers.update({
+        "Content-Security-Policy": (
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+            f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+        ),
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Cache-Control": "no-store",
+    })  # fmt: skip
+    return response
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def render(ctx: Ctx | Request, template: str, status: int = 200, form_origins: Iterable[str] = (),
+           **values: Any) -> Response:  # fmt: skip
+    request = ctx.request if isinstance(ctx, Ctx) else ctx
+    session = ctx.session if isinstance(ctx, Ctx) else None
+    notice = NOTICES.get(request.query_params.get("notice", ""))
+    html = env.get_template(template).render(
+        user=session.user if session else None, csrf_token=session.csrf_token if session else "",
+        path=request.url.path, notice=notice, home=HOME, **values,
+    )  # fmt: skip
+    response = HTMLResponse(html, status_code=status)
+    if isinstance(ctx, Ctx):
+        for name, value, options in ctx.cookies:
+            set_cookie(request, response, name, value, **options)
+    return security_headers(response, form_origins)
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str, **options: Any) -> None:
+    options.setdefault("httponly", True)
+    options.setdefault("samesite", "lax")
+    options.setdefault("path", "/")
+    response.set_cookie(name, value, secure=is_https(request), **options)
+
+
+def redirect(ctx: Ctx, url: str) -> Response:
+    response = RedirectResponse(url, status_code=303)
+    for name, value, options in ctx.cookies:
+        set_cookie(ctx.request, response, name, value, **options)
+    return security_headers(response)
+
+
+def error_page(request: Request, session: WebSession | None, status: int, title: str, message: str) -> Response:
+    ctx = Ctx(request, session, *services(request))
+    return render(ctx, "error.html", status, title=title, message=message)
+
+
+async def read_form(request: Request) -> dict[str, list[str]]:
+    body = await read_body(request, MAX_FORM_BYTES)
+    form: dict[str, list[str]] = {}
+    for key, value in parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=500):
+        form.setdefault(key, []).append(value)
+    return form
+
+
+def check_origin(request: Request) -> None:
+    """A cross-site POST is refused even before its token is looked at (defence in depth)."""
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise Forbidden("This form was sent from another site.")
+
+
+def check_csrf(ctx: Ctx, public: bool) -> None:
+    sent = ctx.value("csrf_token")
+    expected = ctx.request.cookies.get(LOGIN_COOKIE, "") if public else (
+        ctx.session.csrf_token if ctx.session else ""
+    )  # fmt: skip
+    if not sent or not expected or not constant_time_equals(sent, expected):
+        raise Forbidden("The form's security token is missing or out of date. Reload the page and try again.")
+
+
+Handler = Callable[[Ctx], Awaitable[Response]]
+CSRF_REFUSED = "The form was refused"
+
+
+async def _prepare(request: Request, roles: tuple[str, ...], public: bool) -> Ctx | Response:
+    accounts, console = services(request)
+    session = await accounts.session(request.cookies.get(SESSION_COOKIE))
+    ctx = Ctx(request, session, accounts, console)
+    if request.method == "POST":
+        ctx.form = await read_form(request)
+        check_origin(request)
+        check_csrf(ctx, public)
+    if public:
+        return ctx
+    if session is None:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    if roles and session.user.role not in roles:
+        raise Forbidden("Your account cannot open this page.")
+    return ctx
+
+
+def page(*roles: str, public: bool = False) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    def decorate(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        @wraps(handler)
+        async def wrapped(request: Request) -> Response:
+            session = None
+            try:
+                prepared = await _prepare(request, roles, public)
+                if isinstance(prepared, Response):
+                    return security_headers(prepared)
+                session = prepared.session
+                return await handler(prepared)
+            except Forbidden as exc:
+                return error_page(request, session, 403, CSRF_REFUSED if "token" in str(exc) else "Not allowed",
+                                  str(exc))  # fmt: skip
+            except NotFound:
+                return error_page(request, session, 404, "Not found",
+                                  "There is nothing here, or it is not yours to see.")  # fmt: skip
+            except ValidationError as exc:
+                return error_page(request, session, 400, "Not possible", _sentence(exc))
+            except (OAuthError, UnicodeDecodeError, ValueError):
+                log.info("bad management request", exc_info=True)
+                return error_page(request, session, 400, "Bad request", "The request could not be read.")
+
+        return wrapped
+
+    return decorate
+
+
+def page_number(ctx: Ctx) -> int:
+    raw = ctx.request.query_params.get("page", "1")
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
+
+
+def safe_next(target: str, user: User) -> str:
+    """Only a local path may be the place to go after sign-in (no open redirect)."""
+    local = target.startswith("/") and not target.startswith("//") and target != "/login"
+    if local and "\\" not in target and all(" " < ch < "\x7f" for ch in target):
+        return target
+    return HOME.get(user.role, "/")
+
+
+def _sentence(exc: ValidationError) -> str:
+    return exc.message[:1].upper() + exc.message[1:] + ("" if exc.message.endswith(".") else ".")
