@@ -198,6 +198,28 @@ def app_resume(app_id: Annotated[str, typer.Option("--app-id")]) -> None:
     emit({"app_id": changed.app_id, "status": changed.status})
 
 
+# ---------------------------------------------------------------- web accounts
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="Sign-in e-mail address.")],
+    role: Annotated[str, typer.Option(help="developer, spe-admin or admin.")],
+    xspe: Annotated[str | None, typer.Option(help="The SPE an spe-admin administers.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+    ] = False,
+) -> None:
+    """Create an account for the management screens (the password never goes on the command line)."""
+    from openplatform.services.accounts import build_accounts
+
+    if not password_stdin:
+        fail("give the password on stdin with --password-stdin (never as an argument)", 2)
+    password = sys.stdin.readline().rstrip("\r\n")
+    user = run_admin(lambda admin: build_accounts(admin.db, admin.keyring).create_user(email, role, password, xspe))
+    emit({"user_id": user.user_id, "email": user.email, "role": user.role, "xspe": user.xspe})
+
+
 # ------------------------------------------------------------------ installation
 
 

@@ -3,11 +3,14 @@ ready-to-paste curl commands for the whole documented flow."""
 
 from __future__ import annotations
 
+import secrets
 from urllib.parse import urlencode
 
 from openplatform.config import Settings
 from openplatform.core.signing import sign_launch
 from openplatform.runtime import build_admin
+from openplatform.services.accounts import build_accounts
+from openplatform.storage.sql.accounts import User
 
 # The demo app is the example third-party app (examples/partner_app) on its default port.
 APP_URL = "http://localhost:9000"
@@ -19,29 +22,51 @@ def launch_url(secret: str, app_id: str, xspe: str, customer_id: str | None) -> 
     return f"{APP_URL}/?{urlencode(sign_launch(secret, app_id, xspe, customer_id))}"
 
 
+# Accounts of the management screens; a new run gives them new passwords.
+DEMO_ACCOUNTS = (("admin", "admin@example.com"), ("developer", "developer@example.com"),
+                 ("spe-admin", "spe-admin@example.com"))  # fmt: skip
+
+
 async def seed_and_describe(settings: Settings, host: str, port: int) -> str:
     admin = build_admin(settings)
+    accounts = build_accounts(admin.db, admin.keyring)
+    passwords = {role: secrets.token_hex(8) for role, _ in DEMO_ACCOUNTS}
     try:
         spe = await admin.create_spe("Demo SPE")
+        users = {
+            role: await accounts.ensure_user(email, role, passwords[role], spe.xspe if role == "spe-admin" else None)
+            for role, email in DEMO_ACCOUNTS
+        }
         customer = await admin.create_customer(spe.xspe, "Demo Customer", "demo@example.com")
         app, secret = await admin.create_app(
             "Demo App", f"{APP_URL}/",
-            ["customer:read", "customer:write", "site:read", "site:write"],
+            ["customer:read", "customer:write", "site:read", "site:write"], owner_id=users["developer"].user_id,
         )  # fmt: skip
         await admin.install(app.app_id, xspe=spe.xspe)
     finally:
         await admin.db.close()
     base = f"http://{host}:{port}"
     return DESCRIPTION.format(
-        base=base, xspe=spe.xspe, customer_id=customer.customer_id, app_id=app.app_id,
-        secret=secret, callback=CALLBACK,
+        base=base, accounts=_accounts_table(users, passwords), xspe=spe.xspe,
+        customer_id=customer.customer_id, app_id=app.app_id, secret=secret, callback=CALLBACK,
         customer_launch=launch_url(secret, app.app_id, spe.xspe, customer.customer_id),
         spe_launch=launch_url(secret, app.app_id, spe.xspe, None),
     )  # fmt: skip
 
 
+def _accounts_table(users: dict[str, User], passwords: dict[str, str]) -> str:
+    notes = {"admin": "SPEs, users, all apps", "developer": "owns Demo App: its APP_ID is in the console",
+             "spe-admin": "Demo SPE: customers, installs, Open app"}  # fmt: skip
+    return "\n".join(
+        f"  {role:<10} {users[role].email:<22} {passwords[role]}   ({notes[role]})" for role, _ in DEMO_ACCOUNTS
+    )
+
+
 DESCRIPTION = """\
 openplatform demo — seeded and serving on {base}
+
+Management screens — sign in at {base}/login with one of these accounts:
+{accounts}
 
   xspe        {xspe}
   customer_id {customer_id}
