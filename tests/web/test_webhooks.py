@@ -20,10 +20,11 @@ from openplatform.config import Settings
 from openplatform.core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_webhook
 from openplatform.runtime import build_admin
 from openplatform.services import webhooks
+from openplatform.services.admin import Admin
 from openplatform.services.webhooks import BACKOFF, MAX_ATTEMPTS, WebhookWorker
 from openplatform.storage.sql.schema import metadata
 from openplatform.storage.sql.webhooks import WebhookOutbox, enqueue
-from tests.conftest import Harness
+from tests.conftest import Harness, run_cli
 
 Answer = tuple[int, bytes, dict[str, str]]
 ACK: Answer = (200, b'{"code": 0}', {})
@@ -141,10 +142,14 @@ async def audit_events(harness: Harness, app_id: str) -> list[str]:
 
 
 async def setup(harness: Harness, webhook_url: str) -> tuple[str, str, str, str]:
+    return await setup_with(harness.admin, webhook_url)
+
+
+async def setup_with(admin: Admin, webhook_url: str) -> tuple[str, str, str, str]:
     """An SPE, a customer and an app with ``webhook_url``: (xspe, customer_id, app_id, secret)."""
-    spe = await harness.admin.create_spe("Hook SPE")
-    customer = await harness.admin.create_customer(spe.xspe, "Hook Customer")
-    app, secret = await harness.admin.create_app("Hook App", "https://app.example.com/", [], [], webhook_url)
+    spe = await admin.create_spe("Hook SPE")
+    customer = await admin.create_customer(spe.xspe, "Hook Customer")
+    app, secret = await admin.create_app("Hook App", "https://app.example.com/", [], [], webhook_url)
     return spe.xspe, customer.customer_id, app.app_id, secret
 
 
@@ -399,3 +404,18 @@ async def test_stopping_lets_a_send_in_flight_finish(settings: Settings, receive
     finally:
         receiver.delay = 0.0
         await admin.db.close()
+
+
+async def test_cli_install_is_delivered_by_a_running_server(
+    settings: Settings, live_server: str, receiver: Receiver
+) -> None:
+    url = receiver.hook()
+    admin = build_admin(settings)
+    try:
+        xspe, customer_id, app_id, secret = await setup_with(admin, url)
+    finally:
+        await admin.db.close()
+    run_cli(settings, "install", "--app-id", app_id, "--customer-id", customer_id)
+    [request] = await received(receiver, url, 1)
+    body = check_notification(request, app_id, secret, time.time())
+    assert body["type"] == 1 and body["customer_id"] == customer_id and body["xspe"] == xspe
