@@ -118,13 +118,18 @@ def demo(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Seed an SPE, a customer and an installed demo app, print them, then serve."""
+    """Seed an SPE, a customer and an installed demo app, print them, then serve.
+
+    stdout gets one JSON object with the identifiers (for scripts); stderr the guide with curl commands.
+    """
     from openplatform.demo import seed_and_describe
 
     config = settings()
     prepare_database(config)
     config.resolved_secret_key()
-    typer.echo(asyncio.run(seed_and_describe(config, host, port)))
+    facts, guide = asyncio.run(seed_and_describe(config, host, port))
+    emit(facts)  # one JSON object on stdout, like every command that creates something
+    typer.echo(guide, err=True)
     from openplatform.web.serve import run
 
     run(host, port, 1, config.log_level)

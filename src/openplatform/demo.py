@@ -27,7 +27,8 @@ DEMO_ACCOUNTS = (("admin", "admin@example.com"), ("developer", "developer@exampl
                  ("spe-admin", "spe-admin@example.com"))  # fmt: skip
 
 
-async def seed_and_describe(settings: Settings, host: str, port: int) -> str:
+async def seed_and_describe(settings: Settings, host: str, port: int) -> tuple[dict[str, object], str]:
+    """Seed the demo; return its facts (printed as one JSON object) and the guide for people."""
     admin = build_admin(settings)
     accounts = build_accounts(admin.db, admin.keyring)
     passwords = {role: secrets.token_hex(8) for role, _ in DEMO_ACCOUNTS}
@@ -46,7 +47,12 @@ async def seed_and_describe(settings: Settings, host: str, port: int) -> str:
     finally:
         await admin.db.close()
     base = f"http://{host}:{port}"
-    return DESCRIPTION.format(
+    facts: dict[str, object] = {
+        "base_url": base, "xspe": spe.xspe, "customer_id": customer.customer_id, "app_id": app.app_id,
+        "secret": secret, "redirect_uri": CALLBACK,
+        "accounts": [{"email": users[r].email, "role": r, "password": passwords[r]} for r, _ in DEMO_ACCOUNTS],
+    }  # fmt: skip
+    return facts, DESCRIPTION.format(
         base=base, accounts=_accounts_table(users, passwords), xspe=spe.xspe,
         customer_id=customer.customer_id, app_id=app.app_id, secret=secret, callback=CALLBACK,
         customer_launch=launch_url(secret, app.app_id, spe.xspe, customer.customer_id),
