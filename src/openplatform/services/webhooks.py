@@ -165,7 +165,10 @@ class WebhookWorker:
             if delivery is None:
                 break
             claimed.append(delivery)
-        await asyncio.gather(*(self.deliver(delivery) for delivery in claimed))
+        results = await asyncio.gather(*(self.deliver(d) for d in claimed), return_exceptions=True)
+        for delivery, result in zip(claimed, results, strict=True):
+            if isinstance(result, Exception):  # e.g. the database went away: retried after the lease
+                log.error("webhook %s: outcome not recorded: %s", delivery.id, type(result).__name__)
         return len(claimed)
 
     async def deliver(self, delivery: Delivery) -> None:
