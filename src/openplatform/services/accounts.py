@@ -7,17 +7,21 @@ and re-hashed on sign-in when those parameters change. After
 costs the same argon2 verification as a known one, so timing does not reveal
 which addresses have accounts. Sessions are random 256-bit values kept in an
 HttpOnly cookie; the server stores only their keyed digest, with the session's
-CSRF token, for ``SESSION_SECONDS``.
+CSRF token, for ``SESSION_SECONDS``. Hashing runs in a worker thread (argon2
+releases the GIL), so a sign-in never stalls the token endpoints served by the
+same event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import re
 import secrets
 from dataclasses import dataclass
 from typing import NoReturn
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from openplatform.security import Keyring, new_id, new_token
@@ -33,8 +37,15 @@ MIN_PASSWORD = 10
 MAX_PASSWORD = 1024  # argon2 takes any length; a bound keeps a request from costing more
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-hasher = PasswordHasher()  # argon2id, RFC 9106 second recommended option
-_DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
+# argon2id with RFC 9106's second recommended option (§4: t=3, 64 MiB, p=4).
+ARGON2 = {"type": Type.ID, "time_cost": 3, "memory_cost": 65536, "parallelism": 4}
+hasher = PasswordHasher(**ARGON2)  # type: ignore[arg-type]
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """What an unknown address is checked against (made once, on first need)."""
+    return hasher.hash(secrets.token_urlsafe(16))
 
 
 class SignInRefused(Exception):
@@ -96,7 +107,7 @@ class Accounts:
     async def create_user(self, email: str, role: str, password: str, xspe: str | None = None) -> User:
         email = check_email(email)
         xspe = await self._check_role(role, xspe)
-        password_hash = hasher.hash(check_password(password))
+        password_hash = await asyncio.to_thread(hasher.hash, check_password(password))
         draft = User(new_id("usr_"), email, role, xspe, ACTIVE, 0, None, 0.0, password_hash)
         try:
             user = await self.store.create_user(draft)
@@ -113,7 +124,7 @@ class Accounts:
         xspe = await self._check_role(role, xspe)
         await self.store.update_user(
             existing.user_id, role=role, xspe=xspe, status=ACTIVE, failed_logins=0, locked_until=None,
-            password_hash=hasher.hash(check_password(password)),
+            password_hash=await asyncio.to_thread(hasher.hash, check_password(password)),
         )  # fmt: skip
         user = await self.store.get_user(existing.user_id)
         assert user is not None
@@ -127,27 +138,19 @@ class Accounts:
         if user is not None and user.locked_for(now) > 0:
             await self.db.audit("user.sign_in_locked", user_id=user.user_id, ip=ip)
             raise SignInRefused(_locked_message(user.locked_for(now)), user.locked_for(now))
-        if user is None or not self._verify(user.password_hash, password or ""):
+        if user is None or not await asyncio.to_thread(_verify, user.password_hash, password or ""):
             await self._failed(user, ip)
         if not user.active:
             raise SignInRefused("This account is disabled. Ask a platform admin to enable it.")
-        rehash = hasher.hash(password) if hasher.check_needs_rehash(user.password_hash) else None
+        needs_rehash = hasher.check_needs_rehash(user.password_hash)
+        rehash = await asyncio.to_thread(hasher.hash, password) if needs_rehash else None
         await self.store.record_success(user.user_id, rehash)
         await self.db.audit("user.signed_in", user_id=user.user_id, ip=ip)
         return await self._new_session(user)
 
-    @staticmethod
-    def _verify(password_hash: str, password: str) -> bool:
-        if len(password) > MAX_PASSWORD:
-            return False
-        try:
-            return hasher.verify(password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
-
     async def _failed(self, user: User | None, ip: str) -> NoReturn:
         if user is None:
-            self._verify(_DUMMY_HASH, "x")  # same cost as a known address
+            await asyncio.to_thread(_verify, _dummy_hash(), "x")  # same cost as a known address
             await self.db.audit("user.sign_in_failed", ip=ip)
             raise SignInRefused("The e-mail or the password is wrong.")
         after = await self.store.record_failure(user.user_id, MAX_FAILED_SIGN_INS, LOCK_SECONDS)
@@ -186,6 +189,15 @@ class Accounts:
     async def unlock(self, user_id: str) -> None:
         await self.store.update_user(user_id, failed_logins=0, locked_until=None)
         await self.db.audit("user.unlocked", user_id=user_id)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    if len(password) > MAX_PASSWORD:
+        return False
+    try:
+        return hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def _locked_message(seconds: float) -> str:
