@@ -37,7 +37,9 @@ class Person:
     async def get(self, path: str, **params: str) -> httpx.Response:
         return await self.client.get(path, params=params)
 
-    async def post(self, path: str, data: dict[str, str | list[str]] | None = None, csrf: bool = True) -> httpx.Response:
+    async def post(
+        self, path: str, data: dict[str, str | list[str]] | None = None, csrf: bool = True
+    ) -> httpx.Response:
         body: dict[str, str | list[str]] = {"csrf_token": self.csrf} if csrf else {}
         body.update(data or {})
         return await self.client.post(path, data=body)
@@ -62,9 +64,7 @@ async def person(harness: Harness, email: str, role: str, xspe: str | None = Non
     user = await make_user(harness, email, role, xspe)
     client = harness.client_from("127.0.0.1")
     form = await client.get("/login")
-    answer = await client.post(
-        "/login", data={"csrf_token": csrf_in(form.text), "email": email, "password": PASSWORD}
-    )
+    answer = await client.post("/login", data={"csrf_token": csrf_in(form.text), "email": email, "password": PASSWORD})
     assert answer.status_code == 303, answer.text
     home = await client.get(answer.headers["location"])
     assert home.status_code == 200, home.text
