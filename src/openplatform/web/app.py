@@ -16,7 +16,7 @@ from openplatform.config import Settings
 from openplatform.errors import OAuthError
 from openplatform.runtime import build_admin, build_platform
 from openplatform.services.webhooks import WebhookWorker
-from openplatform.web import api_sites, health, oauth, open_api, ui
+from openplatform.web import api_sites, docs, health, oauth, open_api, ui
 from openplatform.web.responses import error_response
 
 log = logging.getLogger("openplatform")
@@ -61,7 +61,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     app = Starlette(
-        routes=[*oauth.routes, *open_api.routes, *api_sites.routes, *health.routes, *ui.routes],
+        routes=[*oauth.routes, *open_api.routes, *api_sites.routes, *health.routes, *docs.routes, *ui.routes],
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )

@@ -1,0 +1,1 @@
+"""Generator of the OpenAPI 3.1 document (src/openplatform/web/openapi.json)."""
