@@ -47,6 +47,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             await purger
         await webhooks.stop()
         await app.state.platform.store.close()
+        await app.state.platform.limiter.close()
         await app.state.admin.db.close()
 
 
