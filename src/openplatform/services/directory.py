@@ -50,9 +50,7 @@ class Page:
 
 
 def conflict(current: int) -> OAuthError:
-    return OAuthError(
-        "conflict", f"The object was changed meanwhile (current version {current}); reload it and retry."
-    )
+    return OAuthError("conflict", f"The object was changed meanwhile (current version {current}); reload it and retry.")
 
 
 def pick_xspe(access: Access, wanted: str | None) -> str | None:
@@ -123,9 +121,7 @@ class Directory:
         (customer,) = await self.db.create_customers(xspe, [entry])
         return customer
 
-    async def update_customer(
-        self, access: Access, customer_id: str, fields: Fields, if_match: str | None
-    ) -> Customer:
+    async def update_customer(self, access: Access, customer_id: str, fields: Fields, if_match: str | None) -> Customer:
         await self.visible_customer(access, customer_id)
         access.require_scope("customer:write")
         access.require_app_token()
@@ -205,16 +201,12 @@ class Directory:
         read.only(fields, ("name", "domain", "status", "version"))
         changes = {
             "name": read.text(fields, "name", NAME_MAX, required="name" in fields),
-            "domain": read.hostname(read.string(fields, "domain"))
-            if fields.get("domain") is not None
-            else None,
+            "domain": read.hostname(read.string(fields, "domain")) if fields.get("domain") is not None else None,
             "status": read.choice(fields, "status", SITE_STATUSES),
         }
         expected = read.expected_version(fields, if_match)
         try:
-            site = await self.db.update_site(
-                site_id, {k: v for k, v in changes.items() if v is not None}, expected
-            )
+            site = await self.db.update_site(site_id, {k: v for k, v in changes.items() if v is not None}, expected)
         except VersionConflict as exc:
             raise conflict(exc.current) from exc
         if site is None:

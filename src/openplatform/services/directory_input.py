@@ -84,9 +84,7 @@ def hostname(value: str | None, field: str = "domain") -> str:
     if len(labels) < 2:
         raise invalid(field, "must have at least two labels, such as example.com")
     if not all(LABEL.fullmatch(label) for label in labels):
-        raise invalid(
-            field, "has a label that is empty, longer than 63 characters or not letters/digits/hyphens"
-        )
+        raise invalid(field, "has a label that is empty, longer than 63 characters or not letters/digits/hyphens")
     if labels[-1].isdigit():
         raise invalid(field, "must be a domain name, not an IP address")
     return name

@@ -49,9 +49,7 @@ async def update_site(request: Request) -> Response:
     access = await access_of(request)
     fields, if_match = await body_fields(request), request.headers.get("if-match")
     site_id = request.path_params["site_id"]
-    return one(
-        await directory_of(request).update_site(access, customer_in_path(request), site_id, fields, if_match)
-    )
+    return one(await directory_of(request).update_site(access, customer_in_path(request), site_id, fields, if_match))
 
 
 async def delete_site(request: Request) -> Response:

@@ -18,6 +18,7 @@ from openplatform.core.resources import Access, authenticate_bearer, bearer_from
 from openplatform.errors import OAuthError
 from openplatform.models import Customer, Site
 from openplatform.services.directory import Directory, Page
+from openplatform.storage.cache import CachedStore
 from openplatform.storage.sql.directory import DirectoryDb
 from openplatform.web.http import caller_ip, endpoint, platform_of, read_body
 from openplatform.web.responses import success
@@ -38,7 +39,10 @@ async def access_of(request: Request) -> Access:
 
 def directory_of(request: Request) -> Directory:
     admin = request.app.state.admin  # the management engine: not the hot path
-    return Directory(DirectoryDb(admin.db.engine, admin.db.clock), platform_of(request).store)
+    store = platform_of(request).store
+    if not isinstance(store, CachedStore):  # runtime.build_platform always wraps the SQL store
+        raise TypeError("the Open APIs need the cached store, to drop changed customers from it")
+    return Directory(DirectoryDb(admin.db.engine, admin.db.clock), store)
 
 
 def query_value(request: Request, name: str) -> str | None:
@@ -60,9 +64,7 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
 
 
 def page_of(request: Request) -> Page:
-    return Page(
-        int_param(request, "page", 1, 1, MAX_PAGE), int_param(request, "page_size", 20, 1, MAX_PAGE_SIZE)
-    )
+    return Page(int_param(request, "page", 1, 1, MAX_PAGE), int_param(request, "page_size", 20, 1, MAX_PAGE_SIZE))
 
 
 def _json_fields(raw: bytes) -> dict[str, object]:

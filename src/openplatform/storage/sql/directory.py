@@ -81,9 +81,7 @@ class DirectoryDb:
 
     # ----------------------------------------------------------------- customers
 
-    async def list_customers(
-        self, spec: CustomerFilter, limit: int, offset: int
-    ) -> tuple[list[Customer], int]:
+    async def list_customers(self, spec: CustomerFilter, limit: int, offset: int) -> tuple[list[Customer], int]:
         where = _customer_where(spec)
         page = select(customers).where(*where).order_by(customers.c.created_at, customers.c.customer_id)
         count = select(func.count()).select_from(customers).where(*where)
@@ -109,9 +107,7 @@ class DirectoryDb:
     ) -> tuple[Customer | None, list[Invalidation]]:
         now = self.clock()
         async with self.engine.begin() as conn:
-            row = await _update_versioned(
-                conn, customers, "customer_id", customer_id, changes, expected_version, now
-            )
+            row = await _update_versioned(conn, customers, "customer_id", customer_id, changes, expected_version, now)
             if row is None:
                 return None, []
             if changes:
@@ -158,9 +154,7 @@ class DirectoryDb:
 
     # --------------------------------------------------------------------- sites
 
-    async def list_sites(
-        self, customer_id: str, status: str | None, limit: int, offset: int
-    ) -> tuple[list[Site], int]:
+    async def list_sites(self, customer_id: str, status: str | None, limit: int, offset: int) -> tuple[list[Site], int]:
         where: list[Any] = [sites.c.customer_id == customer_id]
         if status is not None:
             where.append(sites.c.status == status)
@@ -194,9 +188,7 @@ class DirectoryDb:
         self, site_id: str, changes: Mapping[str, object], expected_version: int | None
     ) -> Site | None:
         async with self.engine.begin() as conn:
-            row = await _update_versioned(
-                conn, sites, "site_id", site_id, changes, expected_version, self.clock()
-            )
+            row = await _update_versioned(conn, sites, "site_id", site_id, changes, expected_version, self.clock())
         return site_from_row(row) if row else None
 
     async def delete_site(self, site_id: str) -> bool:
