@@ -1,0 +1,100 @@
+"""The benchmark's database: fresh, seeded through openplatform's own services (untimed)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from openplatform.config import Settings
+from openplatform.runtime import build_admin, make_driver
+from openplatform.storage.sql.migrate import upgrade
+
+CALLBACK = "http://localhost:9000/callback"
+SECRET_KEY = "bench-server-key-0123456789abcdef-not-for-production"
+COUNTS = {
+    "app_tokens": "SELECT COUNT(*) AS n FROM tokens WHERE kind = 'access' AND installation_id IS NULL",
+    "user_tokens": "SELECT COUNT(*) AS n FROM tokens WHERE kind = 'access' AND installation_id IS NOT NULL",
+    "refresh_tokens": "SELECT COUNT(*) AS n FROM tokens WHERE kind = 'refresh'",
+    "grant_audits": "SELECT COUNT(*) AS n FROM audit_events WHERE event = 'token.issued'",
+}
+
+
+@dataclass(frozen=True)
+class Seeded:
+    xspe: str
+    customer_id: str
+    app_id: str
+    secret: str
+
+
+@contextlib.contextmanager
+def database(opts: argparse.Namespace, workdir: Path) -> Iterator[tuple[Settings, dict[str, str]]]:
+    """Settings and the server environment for a fresh database (dropped afterwards on PostgreSQL)."""
+    if opts.database == "sqlite":
+        url = f"sqlite:///{workdir / 'bench.db'}"
+    else:
+        name = f"openplatform_bench_{os.getpid()}"
+        asyncio.run(_pg_admin(opts.postgres_server, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"'))
+        url = f"{opts.postgres_server}/{name}"
+    env = {
+        **os.environ,
+        "OPENPLATFORM_DATABASE_URL": url,
+        "OPENPLATFORM_SECRET_KEY": SECRET_KEY,
+        "OPENPLATFORM_RATE_LIMITS": "off",
+        "OPENPLATFORM_SQLITE_SYNCHRONOUS": opts.sqlite_synchronous,
+        "OPENPLATFORM_CODE_TTL": "600",  # codes are minted up to a minute before their exchange
+        "OPENPLATFORM_LOG_LEVEL": "warning",
+    }
+    settings = Settings(database_url=url, secret_key=SECRET_KEY, sqlite_synchronous=opts.sqlite_synchronous)
+    try:
+        yield settings, env
+    finally:
+        if opts.database == "postgres":
+            asyncio.run(_pg_admin(opts.postgres_server, f'DROP DATABASE IF EXISTS "{name}"'))
+
+
+async def _pg_admin(server: str, *statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(f"{server}/postgres")
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def _seed(settings: Settings) -> Seeded:
+    admin = build_admin(settings)
+    try:
+        spe = await admin.create_spe("Bench SPE")
+        customer = await admin.create_customer(spe.xspe, "Bench Customer", "bench@example.com")
+        app, secret = await admin.create_app("Bench App", "http://localhost:9000/", ["customer:read"])
+        await admin.install(app.app_id, xspe=spe.xspe)  # SPE-wide: app tokens and user codes both work
+    finally:
+        await admin.db.close()
+    return Seeded(spe.xspe, customer.customer_id, app.app_id, secret)
+
+
+def seed(settings: Settings) -> Seeded:
+    upgrade(settings)
+    return asyncio.run(_seed(settings))
+
+
+async def _counts(settings: Settings) -> dict[str, int]:
+    driver = make_driver(settings)
+    await driver.start()
+    try:
+        return {name: int((await driver.fetchrow(sql))["n"]) for name, sql in COUNTS.items()}
+    finally:
+        await driver.close()
+
+
+def count_rows(settings: Settings) -> dict[str, int]:
+    """Committed rows: app tokens, user access tokens, refresh tokens, grant audit events."""
+    return asyncio.run(_counts(settings))
