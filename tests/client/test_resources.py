@@ -1,0 +1,107 @@
+"""The resource groups against a real server: pagination over 1,000 customers, CRUD of
+customers and sites with the app token and the user token, and the typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from openplatform.client import (
+    AppClient,
+    AsyncAppClient,
+    Conflict,
+    InsufficientScope,
+    NotFound,
+    OpenPlatformError,
+    ValidationError,
+)
+from openplatform.services.admin import Admin
+from tests.client.conftest import Partner, alogin, code_from, seed_partner
+
+MANY = 1_000
+
+
+async def create_many(client: AsyncAppClient, xspe: str, count: int) -> set[str]:
+    """Through the Open API (POST /api/spe/customers), 50 requests in flight at a time."""
+    made: set[str] = set()
+    for start in range(0, count, 50):
+        batch = range(start, min(start + 50, count))
+        created = await asyncio.gather(
+            *(client.customers.create(f"Bulk {n:04d}", contact=f"b{n}@example.com", xspe=xspe) for n in batch)
+        )
+        made.update(c.customer_id for c in created)
+    return made
+
+
+def walk(client: AppClient, xspe: str) -> list[str]:
+    return [c.customer_id for c in client.customers.iter(xspe=xspe, page_size=100)]
+
+
+async def test_pagination_over_a_thousand_customers(partner: Partner) -> None:
+    async with partner.async_client() as client:
+        made = await create_many(client, partner.xspe, MANY)
+        assert len(made) == MANY
+        seen = [c.customer_id async for c in client.customers.iter(page_size=100)]
+        first = await client.customers.list(page=1, page_size=100)
+        last = await client.customers.list(page=11, page_size=100)
+        bulk = await client.customers.list(name="bulk 09", page_size=100)  # name filter: case-insensitive substring
+    assert len(seen) == len(set(seen)) == MANY + len(partner.customer_ids)
+    assert made <= set(seen)
+    assert (first.total, len(first.items), first.has_next) == (MANY + 3, 100, True)
+    assert (len(last.items), last.has_next) == (3, False)
+    assert bulk.total == 100 and all(c.name.startswith("Bulk 09") for c in bulk.items)
+    with partner.sync_client() as sync:  # the sync iterator, in a thread (it blocks)
+        assert await asyncio.to_thread(walk, sync, partner.xspe) == seen
+
+
+async def test_customers_and_sites_crud(partner: Partner, admin: Admin) -> None:
+    async with partner.async_client() as client:
+        customer = await client.customers.create("Acme", contact="ops@acme.example")
+        assert (customer.xspe, customer.version) == (partner.xspe, 1)
+        renamed = await client.customers.update(customer.customer_id, name="Acme Ltd", version=1)
+        assert (renamed.name, renamed.version) == ("Acme Ltd", 2)
+        with pytest.raises(Conflict) as stale:  # optimistic concurrency: a stale version is refused
+            await client.customers.update(customer.customer_id, name="Acme plc", version=1)
+        assert (stale.value.code, stale.value.error, stale.value.status) == (40901, "conflict", 409)
+        with pytest.raises(ValidationError) as invalid:
+            await client.sites.create(customer.customer_id, "Shop", "not a hostname")
+        assert (invalid.value.code, invalid.value.field) == (40001, "domain")
+
+        site = await client.sites.create(customer.customer_id, "Shop", "shop.acme.example")
+        assert (await client.sites.get(customer.customer_id, site.site_id)).domain == "shop.acme.example"
+        paused = await client.sites.update(customer.customer_id, site.site_id, status="paused", version=site.version)
+        assert paused.status == "paused"
+        assert [s.site_id async for s in client.sites.iter(customer.customer_id)] == [site.site_id]
+        await client.customers.delete(customer.customer_id)  # its sites go with it
+        with pytest.raises(NotFound):
+            await client.customers.get(customer.customer_id)
+        with pytest.raises(NotFound):
+            await client.sites.get(customer.customer_id, site.site_id)
+
+        other = await seed_partner(admin, partner.base_url, customers=1)  # another SPE, another app
+        with pytest.raises(NotFound) as hidden:  # outside the token's reach: 404, never 403
+            await client.customers.get(other.customer_id)
+        assert isinstance(hidden.value, OpenPlatformError) and hidden.value.code == 40401
+
+
+async def test_customer_side_with_the_user_token(partner: Partner) -> None:
+    async with partner.async_client() as client:
+        await alogin(client, partner)
+        me = client.as_customer(partner.customer_id)
+        assert (await me.get()).name == "Customer 1"
+        site = await me.sites.create("Blog", "blog.one.example")
+        assert [s.site_id for s in (await me.sites.list()).items] == [site.site_id]
+        updated = await me.sites.update(site.site_id, name="Journal")
+        assert (await client.sites.get(partner.customer_id, site.site_id)).name == updated.name == "Journal"
+        await me.sites.delete(site.site_id)
+        assert (await me.sites.list()).total == 0
+
+        url, _ = client.connect_url(  # a token with install_login only cannot write sites
+            xspe=partner.xspe, customer_id=partner.customer_ids[1], redirect_uri=partner.redirect_uri
+        )
+        code, state = await asyncio.to_thread(code_from, url)
+        await client.exchange_code(code, state=state)
+        with pytest.raises(InsufficientScope) as scope:
+            await client.as_customer(partner.customer_ids[1]).sites.create("X", "x.example")
+        assert (scope.value.code, scope.value.status) == (40303, 403)
