@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from html import unescape
 
 import httpx
 
@@ -23,7 +24,8 @@ def csrf_in(html: str) -> str:
 
 def errors_in(html: str) -> dict[str, str]:
     """Field name → the error shown next to it."""
-    return dict(re.findall(r'<p class="error" id="f-([a-z_]+)-error">([^<]+)</p>', html))
+    found = re.findall(r'<p class="error" id="f-([a-z_]+)-error">([^<]+)</p>', html)
+    return {name: unescape(text) for name, text in found}
 
 
 @dataclass
@@ -35,7 +37,7 @@ class Person:
     csrf: str
 
     async def get(self, path: str, **params: str) -> httpx.Response:
-        return await self.client.get(path, params=params)
+        return await self.client.get(path, params=params or None)
 
     async def post(
         self, path: str, data: dict[str, str | list[str]] | None = None, csrf: bool = True
