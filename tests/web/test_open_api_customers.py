@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
+from sqlalchemy import select
+
 from openplatform.storage.sql.directory import CustomerFilter
+from openplatform.storage.sql.schema import webhook_deliveries
 from tests.conftest import Harness
 from tests.web.open_api_support import call, directory, error, result, user_token
 
@@ -243,7 +247,9 @@ async def test_changes_reach_the_cached_customer_at_once(harness: Harness) -> No
 
 async def test_delete_cascades_sites_installations_and_tokens(harness: Harness) -> None:
     world, token = await spe_app(harness)
-    other_app, secret = await harness.admin.create_app("Other App", world.host_url, ["site:read"])
+    other_app, secret = await harness.admin.create_app(
+        "Other App", world.host_url, ["site:read"], webhook_url="http://127.0.0.1:9/hook"
+    )
     await harness.admin.install(other_app.app_id, customer_id=world.customer_id)
     await harness.wait_for_invalidation()
     sites = f"/api/spe/customer/{world.customer_id}/sites"
@@ -260,6 +266,13 @@ async def test_delete_cascades_sites_installations_and_tokens(harness: Harness) 
     assert (await error(harness, "GET", sites, their_user, 401))["error"] == "invalid_token"
     assert (await harness.exchange(world, pending_code)).json()["error"] == "invalid_grant"
     assert (await error(harness, "GET", sites, token, 404))["error"] == "not_found"
+
+    async with harness.admin.db.engine.connect() as conn:
+        queued = (await conn.execute(select(webhook_deliveries))).mappings().all()
+    notices = [(q["app_id"], q["event"], json.loads(q["payload"])["customer_id"]) for q in queued]
+    assert (other_app.app_id, "uninstall", world.customer_id) in notices  # the app is told it is gone
+    events = [e["event"] for e in await harness.admin.db.recent_audit(app_id=world.app_id)]
+    assert {"customer.deleted", "site.created"} <= set(events)
 
 
 async def test_a_thousand_customers_page_by_page(harness: Harness) -> None:

@@ -14,12 +14,13 @@ reaches the other processes through the ``invalidations`` log).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from openplatform.core.resources import Access
 from openplatform.errors import OAuthError
-from openplatform.models import ACTIVE, Customer, Site
+from openplatform.models import ACTIVE, Customer, Installation, Site
 from openplatform.services import directory_input as read
 from openplatform.services.directory_input import (
     CONTACT_MAX,
@@ -28,7 +29,14 @@ from openplatform.services.directory_input import (
     SITE_STATUSES,
     Fields,
 )
+from openplatform.services.webhooks import UNINSTALL, notification
 from openplatform.storage.sql.directory import CustomerFilter, DirectoryDb, Invalidation, VersionConflict
+
+Audit = Callable[..., Awaitable[None]]  # Management.audit(event, **fields)
+
+
+def uninstall_notice(installation: Installation, at: float) -> dict[str, object]:
+    return notification(UNINSTALL, installation, at)
 
 
 class CustomerCache(Protocol):
@@ -75,9 +83,15 @@ def customer_filter(access: Access, xspe: str, status: str | None, name: str | N
 
 
 class Directory:
-    def __init__(self, db: DirectoryDb, cache: CustomerCache) -> None:
+    def __init__(self, db: DirectoryDb, cache: CustomerCache, audit: Audit | None = None) -> None:
         self.db = db
         self.cache = cache
+        self.audit = audit
+
+    async def _audit(self, event: str, access: Access, **fields: object) -> None:
+        """Who changed what through the Open APIs (the audit log of SPEC §3)."""
+        if self.audit is not None:
+            await self.audit(event, app_id=access.app.app_id, via="open_api", **fields)
 
     def _applied(self, changes: list[Invalidation]) -> None:
         for kind, key in changes:
@@ -119,6 +133,7 @@ class Directory:
             "status": read.choice(fields, "status", CUSTOMER_STATUSES) or ACTIVE,
         }
         (customer,) = await self.db.create_customers(xspe, [entry])
+        await self._audit("customer.created", access, xspe=xspe, customer_id=customer.customer_id)
         return customer
 
     async def update_customer(self, access: Access, customer_id: str, fields: Fields, if_match: str | None) -> Customer:
@@ -141,17 +156,19 @@ class Directory:
         self._applied(changed)
         if updated is None:
             raise OAuthError("not_found", "No such customer.")
+        await self._audit("customer.updated", access, xspe=updated.xspe, customer_id=customer_id)
         return updated
 
     async def delete_customer(self, access: Access, customer_id: str) -> dict[str, object]:
         """Deletes the customer with its sites; its installations and tokens end with it."""
-        await self.visible_customer(access, customer_id)
+        customer = await self.visible_customer(access, customer_id)
         access.require_scope("customer:write")
         access.require_app_token()
-        deleted, changed = await self.db.delete_customer(customer_id)
+        deleted, changed = await self.db.delete_customer(customer_id, uninstall_notice)
         self._applied(changed)
         if not deleted:
             raise OAuthError("not_found", "No such customer.")
+        await self._audit("customer.deleted", access, xspe=customer.xspe, customer_id=customer_id)
         return {"customer_id": customer_id, "deleted": True}
 
     # --------------------------------------------------------------------- sites
@@ -191,6 +208,7 @@ class Directory:
         site = await self.db.create_site(customer, name, domain, status)
         if site is None:  # the customer was deleted meanwhile
             raise OAuthError("not_found", "No such customer.")
+        await self._audit("site.created", access, xspe=site.xspe, customer_id=site.customer_id, site_id=site.site_id)
         return site
 
     async def update_site(
@@ -211,6 +229,7 @@ class Directory:
             raise conflict(exc.current) from exc
         if site is None:
             raise OAuthError("not_found", "No such site.")
+        await self._audit("site.updated", access, xspe=site.xspe, customer_id=site.customer_id, site_id=site_id)
         return site
 
     async def delete_site(self, access: Access, customer_id: str | None, site_id: str) -> dict[str, object]:
@@ -218,4 +237,5 @@ class Directory:
         await self._site_of(customer, site_id)
         if not await self.db.delete_site(site_id):
             raise OAuthError("not_found", "No such site.")
+        await self._audit("site.deleted", access, xspe=customer.xspe, customer_id=customer.customer_id, site_id=site_id)
         return {"site_id": site_id, "deleted": True}

@@ -42,7 +42,7 @@ def directory_of(request: Request) -> Directory:
     store = platform_of(request).store
     if not isinstance(store, CachedStore):  # runtime.build_platform always wraps the SQL store
         raise TypeError("the Open APIs need the cached store, to drop changed customers from it")
-    return Directory(DirectoryDb(admin.db.engine, admin.db.clock), store)
+    return Directory(DirectoryDb(admin.db.engine, admin.db.clock), store, admin.db.audit)
 
 
 def query_value(request: Request, name: str) -> str | None:

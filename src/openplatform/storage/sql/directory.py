@@ -19,13 +19,15 @@ from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from openplatform.models import ACTIVE, Customer, Site
+from openplatform.models import ACTIVE, Customer, Installation, Site
 from openplatform.security import new_id
 from openplatform.storage.sql.manage import invalidate
-from openplatform.storage.sql.rows import customer_from_row
-from openplatform.storage.sql.schema import auth_codes, customers, installations, sites, tokens
+from openplatform.storage.sql.rows import customer_from_row, installation_from_row
+from openplatform.storage.sql.schema import apps, auth_codes, customers, installations, sites, tokens
+from openplatform.storage.sql.webhooks import enqueue
 
 Invalidation = tuple[str, str]  # (kind, key) as in the invalidations table
+Notify = Callable[[Installation, float], dict[str, object]]  # the stored webhook payload of an uninstall
 
 
 class VersionConflict(Exception):
@@ -114,40 +116,31 @@ class DirectoryDb:
                 await invalidate(conn, "customer", customer_id, now)
         return customer_from_row(row), ([("customer", customer_id)] if changes else [])
 
-    async def delete_customer(self, customer_id: str) -> tuple[bool, list[Invalidation]]:
+    async def delete_customer(self, customer_id: str, notify: Notify | None = None) -> tuple[bool, list[Invalidation]]:
         """Delete the customer, its sites and its own installations; revoke its codes and tokens.
 
         The installations made for this customer alone cannot outlive it (they
         reference it), so they go too, and every code and token issued for the
         customer (through any installation) is revoked in the same transaction.
+        For each active one whose app has a webhook, ``notify`` builds the
+        uninstall notification, queued in that same transaction.
         """
         now = self.clock()
         async with self.engine.begin() as conn:
             exists = select(customers.c.customer_id).where(customers.c.customer_id == customer_id)
             if (await conn.execute(exists)).first() is None:
                 return False, []
-            found = await conn.execute(
-                select(installations.c.installation_id, installations.c.app_id).where(
-                    installations.c.customer_id == customer_id
-                )
-            )
-            installs = [(r.installation_id, r.app_id) for r in found]
-            await conn.execute(
-                update(auth_codes)
-                .where(auth_codes.c.customer_id == customer_id, auth_codes.c.used_at.is_(None))
-                .values(used_at=now)
-            )
-            await conn.execute(
-                update(tokens)
-                .where(tokens.c.customer_id == customer_id, tokens.c.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
+            installs = await _installations_of(conn, customer_id)
+            for installation, webhook_url in installs:
+                if notify is not None and webhook_url and installation.active:
+                    await enqueue(conn, installation.app_id, "uninstall", notify(installation, now), now)
+            await _revoke_customer(conn, customer_id, now)
             await conn.execute(delete(sites).where(sites.c.customer_id == customer_id))
             await conn.execute(delete(installations).where(installations.c.customer_id == customer_id))
             await conn.execute(delete(customers).where(customers.c.customer_id == customer_id))
             changes = [("customer", customer_id)]
-            changes += [("installation", iid) for iid, _ in installs]
-            changes += [("app", app_id) for app_id in sorted({a for _, a in installs})]
+            changes += [("installation", i.installation_id) for i, _ in installs]
+            changes += [("app", app_id) for app_id in sorted({i.app_id for i, _ in installs})]
             for kind, key in changes:
                 await invalidate(conn, kind, key, now)
         return True, changes
@@ -195,6 +188,28 @@ class DirectoryDb:
         async with self.engine.begin() as conn:
             result = await conn.execute(delete(sites).where(sites.c.site_id == site_id))
         return bool(result.rowcount)
+
+
+async def _installations_of(conn: AsyncConnection, customer_id: str) -> list[tuple[Installation, str | None]]:
+    query = (
+        select(installations, apps.c.webhook_url)
+        .join(apps, apps.c.app_id == installations.c.app_id)
+        .where(installations.c.customer_id == customer_id)
+    )
+    rows = (await conn.execute(query)).mappings().all()
+    return [(installation_from_row(r), r["webhook_url"]) for r in rows]
+
+
+async def _revoke_customer(conn: AsyncConnection, customer_id: str, now: float) -> None:
+    """Every unused code and live token of the customer, whichever installation issued it."""
+    await conn.execute(
+        update(auth_codes)
+        .where(auth_codes.c.customer_id == customer_id, auth_codes.c.used_at.is_(None))
+        .values(used_at=now)
+    )
+    await conn.execute(
+        update(tokens).where(tokens.c.customer_id == customer_id, tokens.c.revoked_at.is_(None)).values(revoked_at=now)
+    )
 
 
 def _new_customer(xspe: str, entry: Mapping[str, str], now: float) -> Customer:
