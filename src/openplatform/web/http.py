@@ -7,6 +7,7 @@ service failure becomes 50301, anything else 50001 with the detail only in the l
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
@@ -22,6 +23,10 @@ from openplatform.web import metrics
 from openplatform.web.responses import as_oauth_error, error_response
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+# No identifier contains a control character, and PostgreSQL text cannot even
+# hold NUL: such a path segment must be a 40001, not a database error (50001).
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def platform_of(request: Request) -> Platform:
@@ -61,6 +66,12 @@ async def token_request(request: Request, platform: Platform) -> TokenRequest:
     return TokenRequest(params=params, client_ip=caller_ip(request, platform), basic_auth=basic)
 
 
+def check_path_params(request: Request) -> None:
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and _CONTROL_CHARS.search(value):
+            raise OAuthError("invalid_request", f"The {name} in the path contains control characters.", field=name)
+
+
 def endpoint(
     name: str, headers: dict[str, str] | None = None, html_errors: bool = False
 ) -> Callable[[Handler], Handler]:
@@ -69,6 +80,7 @@ def endpoint(
         async def wrapped(request: Request) -> Response:
             started = time.perf_counter()
             try:
+                check_path_params(request)
                 response = await handler(request)
                 code = 0
             except Exception as exc:  # noqa: BLE001 - every failure must become an envelope
