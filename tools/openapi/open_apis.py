@@ -69,7 +69,8 @@ CUSTOMER_PATHS: dict[str, Schema] = {
             CUSTOMERS,
             "Delete a customer",
             "App token with customer:write. Deletes the customer's sites too, ends the installations made for "
-            "that customer alone, and revokes every code and token issued for the customer.",
+            "that customer alone (apps with a webhook get the uninstall notification), and revokes every code and "
+            "token issued for the customer.",
             ref("CustomerDeleted"),
         ),  # fmt: skip
     },

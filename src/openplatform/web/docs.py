@@ -98,7 +98,9 @@ class Renderer:
         if not rows:
             return f"<p>{self.type_of(schema)}</p>"
         return (
-            "<table><thead><tr><th>field</th><th>type</th><th></th><th></th></tr></thead>" + "".join(rows) + "</table>"
+            "<table><thead><tr><th>field</th><th>type</th><th>required</th><th>description</th></tr></thead>"
+            + "".join(rows)
+            + "</table>"
         )
 
     def parameters(self, params: list[dict[str, Any]]) -> str:
@@ -110,7 +112,8 @@ class Renderer:
             rows.append(f"<tr><td><code>{esc(param['name'])}</code></td><td>{esc(param['in'])}</td>"
                         f"<td>{self.type_of(param.get('schema', {}))}</td><td>{flag}</td>"
                         f"<td>{inline(param.get('description', ''))}</td></tr>")  # fmt: skip
-        return "<h4>Parameters</h4><table>" + "".join(rows) + "</table>"
+        head = "<tr><th>name</th><th>in</th><th>type</th><th>required</th><th>description</th></tr>"
+        return f"<h4>Parameters</h4><table><thead>{head}</thead>" + "".join(rows) + "</table>"
 
     def responses(self, responses: dict[str, Any]) -> str:
         rows = []
