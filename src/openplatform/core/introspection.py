@@ -37,7 +37,7 @@ async def introspect(platform: Platform, request: TokenRequest) -> dict[str, obj
         "token_type": "Bearer" if record.kind == "access" else "refresh_token",
         "exp": int(record.expires_at),
         "iat": int(record.created_at),
-        "iss": platform.settings.issuer or None,
+        "iss": platform.settings.issuer.rstrip("/") or None,  # the same issuer as the RFC 8414 metadata
     }
     if record.customer_id:
         body.update(sub=record.customer_id, customer_id=record.customer_id, xspe=record.xspe)
