@@ -260,6 +260,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
         OPENPLATFORM_SECRET_KEY=settings.secret_key,
         OPENPLATFORM_RATE_LIMITS=settings.rate_limits,
         OPENPLATFORM_INVALIDATION_POLL_SECONDS=str(settings.invalidation_poll_seconds),
+        OPENPLATFORM_LOG_LEVEL=settings.log_level,
     )
     return env
 
