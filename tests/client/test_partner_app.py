@@ -1,0 +1,164 @@
+"""The example third-party app (examples/partner_app) run as its README says, as a process
+next to a real ``openplatform serve``, driven like a browser over real HTTP: signed launch →
+/oauth/connect → callback → the customer's sites (user token) → the SPE page (app token) →
+uninstall webhook → re-authorisation refused by the platform."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from openplatform.client import AppClient
+from openplatform.client.signing import sign_launch
+from openplatform.config import Settings
+from openplatform.runtime import build_admin
+from tests.client.conftest import ALL_SCOPES
+from tests.conftest import free_port, run_cli
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@dataclass(frozen=True)
+class Registered:
+    app_id: str
+    secret: str
+    xspe: str
+    customer_id: str
+    app_url: str
+
+
+@pytest.fixture
+def registered(settings: Settings, live_server: str) -> Registered:
+    """A developer registers the app with the CLI (SPEC §5); the entrance is on a free port."""
+    app_url = f"http://localhost:{free_port()}"
+    scopes = [arg for scope in ALL_SCOPES for arg in ("--scope", scope)]
+    app = json.loads(
+        run_cli(settings, "app", "create", "--name", "Partner", "--host-url", f"{app_url}/",
+                "--webhook-url", f"{app_url}/webhook", *scopes).stdout
+    )  # fmt: skip
+    xspe, customer_id = asyncio.run(spe_with_customer(settings))
+    return Registered(app["app_id"], app["secret"], xspe, customer_id, app_url)
+
+
+async def spe_with_customer(settings: Settings) -> tuple[str, str]:
+    """The SPE and its customer, through the services the CLI runs (one CLI call costs a second)."""
+    admin = build_admin(settings)
+    try:
+        spe = await admin.create_spe("Partner SPE")
+        return spe.xspe, (await admin.create_customer(spe.xspe, "Ada", "ada@example.com")).customer_id
+    finally:
+        await admin.db.close()
+
+
+@pytest.fixture
+def partner_app(registered: Registered, live_server: str, tmp_path: Path) -> Iterator[str]:
+    """``cd examples && APP_ID=… APP_SECRET=… OPENPLATFORM_URL=… PORT=… python -m partner_app``."""
+    port = registered.app_url.rsplit(":", 1)[1]
+    env = {"APP_ID": registered.app_id, "APP_SECRET": registered.secret, "OPENPLATFORM_URL": live_server,
+           "PORT": port, "PATH": "/usr/bin:/bin"}  # fmt: skip
+    log = (tmp_path / "partner_app.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "partner_app"], cwd=EXAMPLES, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and process.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError((tmp_path / "partner_app.log").read_text())
+        yield registered.app_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def launch_url(registered: Registered, customer_id: str | None) -> str:
+    query = httpx.QueryParams(sign_launch(registered.secret, registered.app_id, registered.xspe, customer_id))
+    return f"{registered.app_url}/?{query}"
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+async def delivered_webhooks(settings: Settings, app_id: str, count: int) -> int:
+    admin = build_admin(settings)
+    try:
+        for _ in range(100):
+            events = [e for e in await admin.db.recent_audit(app_id, 200) if e["event"] == "webhook.delivered"]
+            if len(events) >= count:
+                break
+            await asyncio.sleep(0.1)
+        return len(events)
+    finally:
+        await admin.db.close()
+
+
+def test_partner_app_journey(settings: Settings, live_server: str, registered: Registered, partner_app: str) -> None:
+    run_cli(settings, "install", "--app-id", registered.app_id, "--xspe", registered.xspe)
+    with httpx.Client(follow_redirects=True, timeout=10) as browser:
+        customer_journey(settings, live_server, registered, partner_app, browser)
+
+
+def customer_journey(
+    settings: Settings, live_server: str, registered: Registered, partner_app: str, browser: httpx.Client
+) -> None:
+
+    # The SPE admin opens the app for a customer: entrance → connect → callback → sites.
+    page = browser.get(launch_url(registered, registered.customer_id))
+    hops = [(r.url.host, r.url.path) for r in page.history]
+    server_host = httpx.URL(live_server).host
+    assert hops == [("localhost", "/"), (server_host, "/oauth/connect"), ("localhost", "/callback")]
+    assert page.status_code == 200 and page.url.path == "/sites"
+    assert "Ada" in page.text and registered.customer_id in page.text
+
+    # Add a site through the form; it is really at the platform.
+    added = browser.post(f"{partner_app}/sites", data={"csrf": csrf_of(page.text), "name": "Shop",
+                                                       "domain": "shop.ada.example"})  # fmt: skip
+    assert added.status_code == 200 and "shop.ada.example" in added.text
+    with AppClient(registered.app_id, registered.secret, live_server) as sdk:
+        assert [s.domain for s in sdk.sites.list(registered.customer_id).items] == ["shop.ada.example"]
+    refused = browser.post(f"{partner_app}/sites", data={"csrf": csrf_of(page.text), "name": "Bad",
+                                                         "domain": "http://bad/"})  # fmt: skip
+    assert refused.status_code == 400 and "domain:" in refused.text
+    forged = browser.post(f"{partner_app}/sites", data={"csrf": "guess", "name": "X", "domain": "x.example"})
+    assert forged.status_code == 403
+    assert browser.get(f"{partner_app}/spe").status_code == 401  # a customer session is not an SPE one
+
+    # A tampered launch is refused, and so is a callback without the state cookie.
+    tampered = launch_url(registered, registered.customer_id).replace("customer_id=cus_", "customer_id=cus_0")
+    assert browser.get(tampered).status_code == 403
+    assert httpx.get(f"{partner_app}/callback?code=abc&state=xyz", timeout=10).status_code == 400
+
+    # The SPE admin, in their own browser, opens the app for the whole SPE: the app token lists the customers.
+    spe_page = httpx.get(launch_url(registered, None), follow_redirects=True, timeout=10)
+    assert spe_page.url.path == "/spe" and "Ada" in spe_page.text
+
+    # Uninstall: the platform revokes the tokens and notifies the app (signed webhook);
+    # the app forgets them, and connecting again is refused by the platform.
+    run_cli(settings, "uninstall", "--app-id", registered.app_id, "--xspe", registered.xspe)
+    assert asyncio.run(delivered_webhooks(settings, registered.app_id, 2)) == 2  # install + uninstall
+    again = browser.get(f"{partner_app}/sites")
+    assert [r.url.path for r in again.history] == ["/sites", "/oauth/connect"]
+    assert again.url.path == "/callback" and again.status_code == 403
+    assert "not installed" in again.text
