@@ -305,3 +305,18 @@ async def test_name_filter_treats_wildcards_literally(harness: Harness) -> None:
         assert [c["name"] for c in listed["items"]] == ["100% Pure_Co"], needle
     narrowed = await directory(harness).list_customers(CustomerFilter(world.xspe, name="pure_co"), 10, 0)
     assert narrowed[1] == 1
+
+
+async def test_delete_racing_new_sites_leaves_nothing_behind(harness: Harness) -> None:
+    world, token = await spe_app(harness)
+    sites = f"/api/spe/customer/{world.customer_id}/sites"
+    headers = {"Authorization": f"Bearer {token}"}
+    posts = [
+        harness.client.post(sites, headers=headers, json={"name": f"s{i}", "domain": f"s{i}.example"}) for i in range(6)
+    ]
+    answers = await asyncio.gather(
+        *posts[:3], harness.client.delete(f"/api/spe/customer/{world.customer_id}", headers=headers), *posts[3:]
+    )
+    assert {a.status_code for a in answers} <= {200, 404}, [a.text for a in answers if a.status_code not in (200, 404)]
+    assert answers[3].status_code == 200
+    assert await directory(harness).list_sites(world.customer_id, None, 10, 0) == ([], 0)

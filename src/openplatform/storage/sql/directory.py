@@ -127,7 +127,10 @@ class DirectoryDb:
         """
         now = self.clock()
         async with self.engine.begin() as conn:
-            exists = select(customers.c.customer_id).where(customers.c.customer_id == customer_id)
+            # Lock the row first (PostgreSQL): a site or installation being added
+            # for it concurrently waits, then fails its foreign key, instead of
+            # slipping in between our deletes. SQLite serialises writers anyway.
+            exists = select(customers.c.customer_id).where(customers.c.customer_id == customer_id).with_for_update()
             if (await conn.execute(exists)).first() is None:
                 return False, []
             installs = await _installations_of(conn, customer_id)
