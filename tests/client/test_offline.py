@@ -4,6 +4,8 @@ webhooks, the state check, the connect URL, errors for network failures and odd 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -214,3 +216,14 @@ def test_secrets_stay_out_of_reprs() -> None:
     assert "access-value" not in repr(token) and "refresh-value" not in repr(token)
     assert SECRET not in repr(app)
     assert Token.from_dict(token.to_dict()) == token
+
+
+def test_the_sdk_imports_nothing_of_the_server() -> None:
+    """Apps install the SDK to call a server, not to run one: no web framework, ORM or settings."""
+    probe = (
+        "import sys, openplatform.client; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'sqlalchemy', 'pydantic', "
+        "'asyncpg', 'redis') or m.startswith(('openplatform.web', 'openplatform.storage', 'openplatform.config'))))"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert found.stdout.strip() == "[]"

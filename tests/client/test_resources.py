@@ -14,6 +14,7 @@ from openplatform.client import (
     InsufficientScope,
     NotFound,
     OpenPlatformError,
+    ReauthorizationRequired,
     ValidationError,
 )
 from openplatform.services.admin import Admin
@@ -97,11 +98,23 @@ async def test_customer_side_with_the_user_token(partner: Partner) -> None:
         await me.sites.delete(site.site_id)
         assert (await me.sites.list()).total == 0
 
-        url, _ = client.connect_url(  # a token with install_login only cannot write sites
-            xspe=partner.xspe, customer_id=partner.customer_ids[1], redirect_uri=partner.redirect_uri
-        )
+
+async def test_callback_in_another_process(partner: Partner) -> None:
+    """The connect URL made by one process, the callback handled by another (state kept in a cookie):
+    the customer is learned from the server (RFC 7662), and install_login alone cannot write sites."""
+    second = partner.customer_ids[1]
+    async with partner.async_client() as one, partner.async_client() as other:
+        url, kept = one.connect_url(xspe=partner.xspe, customer_id=second, redirect_uri=partner.redirect_uri)
         code, state = await asyncio.to_thread(code_from, url)
-        await client.exchange_code(code, state=state)
+        token = await other.exchange_code(code, state=state, expected_state=kept)
+        assert (token.customer_id, token.xspe, token.scope) == (second, partner.xspe, "install_login")
+        assert (await other.as_customer(second).get()).customer_id == second
         with pytest.raises(InsufficientScope) as scope:
-            await client.as_customer(partner.customer_ids[1]).sites.create("X", "x.example")
+            await other.as_customer(second).sites.create("X", "x.example")
         assert (scope.value.code, scope.value.status) == (40303, 403)
+
+        await other.revoke(second)  # RFC 7009: the whole family ends, and the SDK forgets it
+        assert token.refresh_token is not None
+        assert (await other.introspect(token.refresh_token)) == {"active": False}
+        with pytest.raises(ReauthorizationRequired):
+            await other.as_customer(second).get()
