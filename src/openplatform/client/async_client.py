@@ -142,7 +142,9 @@ class AsyncAppClient(ClientBase):
             customer, spe = facts.get("customer_id"), facts.get("xspe")
         token = protocol.token_from(result, sent_at, customer, spe)
         if customer:
-            await self.tokens.set(token_key(self.app_id, customer), token)
+            key = token_key(self.app_id, customer)
+            async with self._locks(key):  # not in the middle of a refresh of the customer's previous tokens
+                await self.tokens.set(key, token)
         return token
 
     async def app_token(self) -> Token:

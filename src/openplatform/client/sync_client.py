@@ -131,7 +131,9 @@ class AppClient(ClientBase):
             customer, spe = facts.get("customer_id"), facts.get("xspe")
         token = protocol.token_from(result, sent_at, customer, spe)
         if customer:
-            self.tokens.set(token_key(self.app_id, customer), token)
+            key = token_key(self.app_id, customer)
+            with self._locks(key):  # not in the middle of a refresh of the customer's previous tokens
+                self.tokens.set(key, token)
         return token
 
     def app_token(self) -> Token:
