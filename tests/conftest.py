@@ -275,8 +275,14 @@ def run_cli(settings: Settings, *args: str, check: bool = True) -> subprocess.Co
     return result
 
 
+class LiveServer(str):
+    """The base URL of a live server (a str), with the file its output goes to."""
+
+    log: Path
+
+
 @pytest.fixture
-def live_server(settings: Settings, tmp_path: Path) -> Iterator[str]:
+def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
     """``openplatform serve`` in its own process on a free loopback port."""
     port = free_port()
     log = (tmp_path / "server.log").open("w")
@@ -297,7 +303,9 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[str]:
                 time.sleep(0.1)
         else:
             raise RuntimeError("server did not start in 30 s")
-        yield base
+        server = LiveServer(base)
+        server.log = tmp_path / "server.log"
+        yield server
     finally:
         process.terminate()
         try:

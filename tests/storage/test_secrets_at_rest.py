@@ -22,7 +22,7 @@ from openplatform.config import Settings
 from openplatform.runtime import build_admin
 from openplatform.security import Keyring
 from openplatform.services.webhooks import WebhookWorker
-from tests.conftest import TEST_SECRET_KEY, Harness, World, free_port
+from tests.conftest import TEST_SECRET_KEY, Harness, LiveServer, World, free_port
 
 
 def forms(raw: str) -> list[bytes]:
@@ -167,7 +167,7 @@ async def test_secrets_decrypt_under_the_server_key_only(harness: Harness) -> No
 
 @pytest.mark.parametrize("settings_overrides", [{"log_level": "debug"}])
 def test_server_log_never_holds_a_token_or_secret(
-    settings: Settings, live_server: str, tmp_path: Path, harness_free_world: World
+    settings: Settings, live_server: LiveServer, harness_free_world: World
 ) -> None:
     world = harness_free_world
     raws = [world.secret]
@@ -194,7 +194,7 @@ def test_server_log_never_holds_a_token_or_secret(
         http.post("/oauth/revoke", data={"token": app_token}, auth=(world.app_id, world.secret))
         assert http.post("/oauth/access_token", data=grant).json()["code"] == 40006  # replay: family revoked
         http.get(f"/api/spe/customer/{world.customer_id}", params={"access_token": rotated["access_token"]})
-    log = (tmp_path / "server.log").read_text()
+    log = live_server.log.read_text()
     assert "Uvicorn running" in log  # the right file, written by the server
     assert [raw[:8] for raw in raws if raw in log] == []
 
