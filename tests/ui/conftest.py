@@ -34,9 +34,14 @@ async def people(harness: Harness) -> AsyncIterator[MakePerson]:
         await someone.client.aclose()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Debian's chromium driven by Playwright (never a downloaded browser)."""
+@pytest.fixture
+def browser(live_server: str) -> Iterator[Any]:
+    """Debian's chromium driven by Playwright (never a downloaded browser).
+
+    It needs the live server and is started after it: Playwright's sync API keeps
+    an event loop running in the test's thread, and the database fixtures use
+    ``asyncio.run`` while they are set up.
+    """
     need(os.path.exists(CHROMIUM), f"{CHROMIUM} is missing (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
 
@@ -47,8 +52,11 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def screenshots(tmp_path: Path) -> Path:
-    """Where browser tests save screenshots: OPENPLATFORM_SCREENSHOTS (e.g. docs/screenshots) or a temp dir."""
+def screenshots(tmp_path: Path, settings: Any) -> Path | None:
+    """Where the journey saves screenshots: ``OPENPLATFORM_SCREENSHOTS`` (``docs/screenshots`` refreshes
+    the README's) or a temporary folder; taken on the SQLite run only (the screens are the same)."""
+    if not settings.is_sqlite:
+        return None
     target = Path(os.environ.get("OPENPLATFORM_SCREENSHOTS") or tmp_path / "screenshots")
     target.mkdir(parents=True, exist_ok=True)
     return target

@@ -28,7 +28,7 @@ def errors_in(html: str) -> dict[str, str]:
     return {name: unescape(text) for name, text in found}
 
 
-@dataclass
+@dataclass(eq=False)
 class Person:
     """Someone signed in to the management screens, with their own cookie jar."""
 

@@ -78,7 +78,7 @@ async def test_the_secret_is_shown_once_and_works(harness: Harness, people: Make
     )
     page = await dev.get(f"/console/apps/{app_id}")
     assert app_id in page.text and secret not in page.text
-    assert "1</span> access tokens issued in the last 24 hours" in page.text
+    assert "1</span> access token issued in the last 24 hours" in page.text
     assert "app.secret_shown" in page.text and "app.created" in page.text
 
 

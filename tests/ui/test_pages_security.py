@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -128,3 +130,27 @@ async def test_sign_out_ends_the_session(harness: Harness, people: MakePerson) -
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as stolen:
         stolen.cookies.set("op_session", cookie)
         assert (await stolen.get("/console")).status_code == 303
+
+
+async def test_every_form_on_every_page_carries_the_session_token(harness: Harness, people: MakePerson) -> None:
+    world = await harness.world()
+    admin = await people("root@example.com", "admin")
+    dev = await people("dev@example.com", "developer")
+    spe = await people("ops@example.com", "spe-admin", world.xspe)
+    created = await dev.post("/console/apps/new", APP_FORM)
+    app_id = created.headers["location"].split("/")[3]
+    await spe.post("/portal/install", {"app_id": app_id, "customer_id": world.customer_id})
+    pages = {
+        admin: ["/admin", "/admin/users", "/admin/apps", f"/console/apps/{app_id}"],
+        dev: ["/console", "/console/apps/new", f"/console/apps/{app_id}", f"/console/apps/{app_id}/edit"],
+        spe: ["/portal", "/portal/apps", "/portal/customers/new", f"/portal/customers/{world.customer_id}",
+              f"/portal/customers/{world.customer_id}/edit", f"/portal/uninstall?app_id={app_id}"],
+    }  # fmt: skip
+    for someone, paths in pages.items():
+        for path in paths:
+            page = await someone.get(path)
+            assert page.status_code == 200, path
+            forms = re.findall(r'<form method="post".*?</form>', page.text, re.S)
+            assert forms, path  # at least the sign-out form
+            for form in forms:
+                assert f'name="csrf_token" value="{someone.csrf}"' in form, (path, form[:120])

@@ -29,7 +29,7 @@ from openplatform.services.validation import NotFound, ValidationError
 from openplatform.storage.sql.accounts import ACTIVE, DISABLED, AccountStore, DuplicateEmail, User, WebSession
 from openplatform.storage.sql.manage import Management
 
-ROLES = ("admin", "developer", "spe-admin")
+ROLES = ("developer", "spe-admin", "admin")
 MAX_FAILED_SIGN_INS = 5
 LOCK_SECONDS = 15 * 60
 SESSION_SECONDS = 12 * 3600

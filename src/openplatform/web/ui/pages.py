@@ -25,7 +25,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from openplatform.errors import OAuthError
+from openplatform.errors import OAuthError, StorageUnavailable
 from openplatform.security import constant_time_equals
 from openplatform.services.accounts import Accounts, build_accounts
 from openplatform.services.console import Console
@@ -228,6 +228,7 @@ CSRF_REFUSED = "The form was refused"
 async def _prepare(request: Request, roles: tuple[str, ...], public: bool) -> Ctx | Response:
     accounts, console = services(request)
     session = await accounts.session(request.cookies.get(SESSION_COOKIE))
+    request.state.session = session  # for the error page, should a check below refuse the request
     ctx = Ctx(request, session, accounts, console)
     if request.method == "POST":
         ctx.form = await read_form(request)
@@ -246,28 +247,37 @@ def page(*roles: str, public: bool = False) -> Callable[[Handler], Callable[[Req
     def decorate(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         @wraps(handler)
         async def wrapped(request: Request) -> Response:
-            session = None
             try:
                 prepared = await _prepare(request, roles, public)
                 if isinstance(prepared, Response):
                     return security_headers(prepared)
-                session = prepared.session
                 return await handler(prepared)
-            except Forbidden as exc:
-                return error_page(request, session, 403, CSRF_REFUSED if "token" in str(exc) else "Not allowed",
-                                  str(exc))  # fmt: skip
-            except NotFound:
-                return error_page(request, session, 404, "Not found",
-                                  "There is nothing here, or it is not yours to see.")  # fmt: skip
-            except ValidationError as exc:
-                return error_page(request, session, 400, "Not possible", _sentence(exc))
-            except (OAuthError, UnicodeDecodeError, ValueError):
-                log.info("bad management request", exc_info=True)
-                return error_page(request, session, 400, "Bad request", "The request could not be read.")
+            except Exception as exc:
+                return _refusal(request, exc)
 
         return wrapped
 
     return decorate
+
+
+def _refusal(request: Request, exc: Exception) -> Response:
+    """The page for a refused or failed request; the detail of a failure goes to the log only."""
+    session = getattr(request.state, "session", None)
+    if isinstance(exc, Forbidden):
+        title = CSRF_REFUSED if "token" in str(exc) else "Not allowed"
+        return error_page(request, session, 403, title, str(exc))
+    if isinstance(exc, NotFound):
+        return error_page(request, session, 404, "Not found", "There is nothing here, or it is not yours to see.")
+    if isinstance(exc, ValidationError):
+        return error_page(request, session, 400, "Not possible", _sentence(exc))
+    if isinstance(exc, OAuthError | UnicodeDecodeError | ValueError):
+        log.info("unreadable management request", exc_info=True)
+        return error_page(request, session, 400, "Bad request", "The request could not be read.")
+    if isinstance(exc, StorageUnavailable):
+        log.warning("backing service unavailable: %s", exc)
+        return error_page(request, None, 503, "Unavailable", "The database cannot be reached. Retry in a moment.")
+    log.exception("management page failed")
+    return error_page(request, None, 500, "Something went wrong", "The server hit an unexpected error.")
 
 
 def page_number(ctx: Ctx) -> int:
