@@ -154,3 +154,10 @@ async def test_every_form_on_every_page_carries_the_session_token(harness: Harne
             assert forms, path  # at least the sign-out form
             for form in forms:
                 assert f'name="csrf_token" value="{someone.csrf}"' in form, (path, form[:120])
+
+
+async def test_cookies_are_secure_behind_a_tls_proxy_when_the_issuer_is_https(harness: Harness) -> None:
+    harness.platform.settings.issuer = "https://console.example.com"
+    form = await harness.client.get("/login")  # plain http between the proxy and the server
+    cookie = next(c for c in form.headers.get_list("set-cookie") if c.startswith("op_login="))
+    assert "secure" in cookie.lower()

@@ -138,7 +138,8 @@ def services(request: Request) -> tuple[Accounts, Console]:
 
 
 def is_https(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Served over https: seen directly, or declared by an https ISSUER (behind a TLS-terminating proxy)."""
+    return request.url.scheme == "https" or platform_of(request).settings.issuer.startswith("https://")
 
 
 def security_headers(response: Response, form_origins: Iterable[str] = ()) -> Response:
