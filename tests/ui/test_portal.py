@@ -37,6 +37,8 @@ async def test_customers_are_created_searched_and_paged(harness: Harness, people
     assert "24 customers" in first.text and "Page 1 of 2" in first.text and 'rel="next"' in first.text
     second = await admin.get("/portal", page="2")
     assert second.text.count('href="/portal/customers/cus_') == 4
+    beyond = await admin.get("/portal", page="9")
+    assert "Page 2 of 2" in beyond.text and beyond.text.count('href="/portal/customers/cus_') == 4
     for query, count in [("globex", 1), ("100%", 1), ("OPS@GLOBEX", 1), ("customer 1", 10), ("%", 1)]:
         found = await admin.get("/portal", q=query)
         assert found.text.count('href="/portal/customers/cus_') == count, query
@@ -115,7 +117,6 @@ async def test_uninstall_revokes_the_installations_tokens(harness: Harness, peop
     tokens = await harness.user_tokens(world)
     admin = await people("admin-of-acme@example.com", "spe-admin", world.xspe)
     await admin.post("/portal/uninstall", {"app_id": world.app_id, "customer_id": world.customer_id})
-    await harness.wait_for_invalidation()
     answer = await harness.client.get(
         f"/api/spe/customer/{world.customer_id}", params={"access_token": tokens["access_token"]}
     )

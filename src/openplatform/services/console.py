@@ -114,11 +114,15 @@ class Console:
 
     async def rotate(self, user: User, app_id: str, grace_seconds: int) -> str:
         await self.app_of(user, app_id)
-        return await self.admin.rotate_secret(app_id, grace_seconds)
+        secret = await self.admin.rotate_secret(app_id, grace_seconds)
+        self.changed("app", app_id)
+        return secret
 
     async def set_app_status(self, user: User, app_id: str, status: str) -> App:
         await self.app_of(user, app_id)
-        return await self.admin.set_status(app_id, status)
+        app = await self.admin.set_status(app_id, status)
+        self.changed("app", app_id)
+        return app
 
     # ------------------------------------------------------- SPE admin: customers
 
@@ -172,13 +176,18 @@ class Console:
             raise ValidationError("app_id", "this app is suspended and cannot be installed")
         await self._target(user, customer_id)
         xspe = None if customer_id else user.xspe
-        return await self.admin.install(app_id, customer_id=customer_id, xspe=xspe)
+        installation = await self.admin.install(app_id, customer_id=customer_id, xspe=xspe)
+        self.changed("app", app_id)
+        return installation
 
     async def uninstall(self, user: User, app_id: str, customer_id: str | None) -> Installation:
         await self.installable_app(app_id)
         await self._target(user, customer_id)
         xspe = None if customer_id else user.xspe
-        return await self.admin.uninstall(app_id, customer_id=customer_id, xspe=xspe)
+        installation = await self.admin.uninstall(app_id, customer_id=customer_id, xspe=xspe)
+        self.changed("installation", installation.installation_id)  # its tokens stop here at once
+        self.changed("app", app_id)
+        return installation
 
     async def launch(self, user: User, app_id: str, customer_id: str | None) -> str:
         """The signed launch of SPEC §3: where to send the SPE admin's browser."""

@@ -28,8 +28,12 @@ async def customers(ctx: Ctx) -> Response:
     text = ctx.request.query_params.get("q", "").strip()[:200]
     number = page_number(ctx)
     queries = ctx.console.queries
-    found, total = await queries.search_customers(ctx.user.xspe or "", text, PAGE_SIZE, (number - 1) * PAGE_SIZE)
+    xspe = ctx.user.xspe or ""
+    found, total = await queries.search_customers(xspe, text, PAGE_SIZE, (number - 1) * PAGE_SIZE)
     pages = max(1, -(-total // PAGE_SIZE))
+    if number > pages:  # past the end (e.g. an old link after deletions): show the last page
+        number = pages
+        found, total = await queries.search_customers(xspe, text, PAGE_SIZE, (number - 1) * PAGE_SIZE)
     spe = await ctx.console.admin.db.get_spe(ctx.user.xspe or "")
     return render(ctx, "portal/customers.html", customers=found, total=total, q=text, page=number,
                   pages=pages, spe=spe)  # fmt: skip
