@@ -3,6 +3,7 @@ webhooks, the state check, the connect URL, errors for network failures and odd 
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -197,6 +198,58 @@ def test_an_answer_without_envelope_is_a_server_error() -> None:
         proxy.shutdown()
         proxy.server_close()
     assert (caught.value.status, caught.value.code) == (502, 50001)
+
+
+class DropsFirstRequests(BaseHTTPRequestHandler):
+    """Hangs up without answering the first GET and every POST to the Open API, like a server
+    closing a kept-alive connection just as the request arrives; counts what it saw."""
+
+    seen: list[str] = []
+
+    def answer(self, result: object) -> None:
+        body = json.dumps({"code": 0, "msg": "success", "result": result}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.seen.append(f"POST {self.path}")
+        if self.path == "/oauth/credit/token":
+            self.answer({"access_token": "at", "expires_in": 7200})
+        else:
+            self.close_connection = True
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.seen.append(f"GET {self.path}")
+        if self.seen.count(f"GET {self.path}") == 1:
+            self.close_connection = True
+            return
+        self.answer({"customer_id": "cus_1", "xspe": "spe_1", "name": "One"})
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_only_safe_requests_are_sent_again_after_a_hang_up() -> None:
+    DropsFirstRequests.seen = []
+    server = HTTPServer(("127.0.0.1", 0), DropsFirstRequests)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        app = client(f"http://127.0.0.1:{server.server_address[1]}")
+        assert app.customers.get("cus_1").name == "One"
+        with pytest.raises(TransportError):
+            app.customers.create("Two")  # not repeated: it may have been applied
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert DropsFirstRequests.seen == [
+        "POST /oauth/credit/token", "GET /api/spe/customer/cus_1", "GET /api/spe/customer/cus_1",
+        "POST /api/spe/customers",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("error", sorted(ERRORS))

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import httpx
 
 from openplatform.client import protocol
-from openplatform.client.base import USER_AGENT, ClientBase
+from openplatform.client.base import LIMITS, RETRIED_METHODS, ClientBase
 from openplatform.client.errors import (
     InvalidGrantError,
     ReauthorizationRequired,
@@ -69,7 +69,7 @@ class AsyncAppClient(ClientBase):
         super().__init__(app_id, secret, base_url, **options)
         self.tokens = as_async_store(token_store if token_store is not None else InMemoryTokenStore())
         self._http = http_client or httpx.AsyncClient(
-            base_url=self.base_url, timeout=self.timeout, headers={"User-Agent": USER_AGENT}
+            transport=httpx.AsyncHTTPTransport(retries=1, limits=LIMITS), **self._http_options()
         )
         self._locks = KeyedLocks()
         self.customers = AsyncCustomers(self)
@@ -90,8 +90,19 @@ class AsyncAppClient(ClientBase):
     # ------------------------------------------------------------------ HTTP
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; a GET that failed on the network (not on time) is sent once more."""
         try:
-            return await self._http.request(method, path, **kwargs)
+            return await self._send_once(method, path, **kwargs)
+        except RequestTimeout:
+            raise
+        except TransportError:
+            if method not in RETRIED_METHODS:
+                raise
+        return await self._send_once(method, path, **kwargs)
+
+    async def _send_once(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._http.request(method, self.base_url + path, **kwargs)
         except httpx.TimeoutException as exc:
             raise RequestTimeout(f"{method} {path} timed out: {exc}") from exc
         except httpx.TransportError as exc:

@@ -6,6 +6,9 @@ import hmac
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import httpx
 
 from openplatform.client import protocol, signing
 from openplatform.client.errors import StateMismatch, ValidationError
@@ -15,6 +18,12 @@ DEFAULT_TIMEOUT = 10.0
 # Refresh this long before expiry (capped at a quarter of the token's lifetime, see Token.due).
 DEFAULT_REFRESH_MARGIN = 60.0
 USER_AGENT = "openplatform-python-sdk/1"
+# Idle pooled connections are dropped after 2 s, before common server keep-alive timeouts
+# (uvicorn: 5 s), so a request is not written to a connection the server is closing.
+LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
+# Requests sent again after a network failure (RFC 9110 §9.2.2: safe to repeat). Connection
+# failures (nothing was sent) are retried for every method by the transport.
+RETRIED_METHODS = frozenset({"GET", "HEAD"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +58,9 @@ class ClientBase:
         self.pkce = pkce
         self.clock = clock
         self._pending = protocol.PendingStates(clock)
+
+    def _http_options(self) -> dict[str, Any]:
+        return {"timeout": self.timeout, "headers": {"User-Agent": USER_AGENT}}
 
     def __repr__(self) -> str:  # the secret never shows up in logs or tracebacks
         return f"{type(self).__name__}(app_id={self.app_id!r}, base_url={self.base_url!r})"

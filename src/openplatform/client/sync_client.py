@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import httpx
 
 from openplatform.client import protocol
-from openplatform.client.base import USER_AGENT, ClientBase
+from openplatform.client.base import LIMITS, RETRIED_METHODS, ClientBase
 from openplatform.client.errors import (
     InvalidGrantError,
     ReauthorizationRequired,
@@ -58,7 +58,7 @@ class AppClient(ClientBase):
         super().__init__(app_id, secret, base_url, **options)
         self.tokens: TokenStore = token_store if token_store is not None else InMemoryTokenStore()
         self._http = http_client or httpx.Client(
-            base_url=self.base_url, timeout=self.timeout, headers={"User-Agent": USER_AGENT}
+            transport=httpx.HTTPTransport(retries=1, limits=LIMITS), **self._http_options()
         )
         self._locks = KeyedLocks()
         self.customers = Customers(self)
@@ -79,8 +79,19 @@ class AppClient(ClientBase):
     # ------------------------------------------------------------------ HTTP
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; a GET that failed on the network (not on time) is sent once more."""
         try:
-            return self._http.request(method, path, **kwargs)
+            return self._send_once(method, path, **kwargs)
+        except RequestTimeout:
+            raise
+        except TransportError:
+            if method not in RETRIED_METHODS:
+                raise
+        return self._send_once(method, path, **kwargs)
+
+    def _send_once(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, self.base_url + path, **kwargs)
         except httpx.TimeoutException as exc:
             raise RequestTimeout(f"{method} {path} timed out: {exc}") from exc
         except httpx.TransportError as exc:
