@@ -23,9 +23,9 @@ from openplatform.web.ui.pages import (
     redirect,
     render,
     safe_next,
-    security_headers,
     services,
 )
+from openplatform.web.ui.templating import security_headers
 
 
 async def root(request: Request) -> Response:

@@ -12,16 +12,12 @@ pages show private data.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import wraps
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -34,6 +30,7 @@ from openplatform.storage.sql.accounts import User, WebSession
 from openplatform.storage.sql.console import ConsoleQueries
 from openplatform.storage.sql.directory import DirectoryDb
 from openplatform.web.http import caller_ip, platform_of, read_body
+from openplatform.web.ui.templating import NOTICES, env, security_headers
 
 log = logging.getLogger("openplatform.ui")
 
@@ -41,60 +38,10 @@ SESSION_COOKIE = "op_session"
 LOGIN_COOKIE = "op_login"  # double-submit CSRF token of the sign-in form (no session yet)
 MAX_FORM_BYTES = 65536
 HOME = {"admin": "/admin", "developer": "/console", "spe-admin": "/portal"}
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-NOTICES = {
-    "app-updated": "The app was saved.",
-    "app-suspended": "The app is suspended: its tokens stop working and it cannot get new ones.",
-    "app-resumed": "The app is active again.",
-    "customer-created": "The customer was created.",
-    "customer-updated": "The customer was saved.",
-    "installed": "The app is installed.",
-    "uninstalled": "The app was uninstalled; its codes and tokens there were revoked.",
-    "spe-created": "The SPE was created.",
-    "user-created": "The account was created.",
-    "user-updated": "The account was updated.",
-    "signed-out": "You are signed out.",
-}
 
 
 class Forbidden(Exception):
     pass
-
-
-def _when(at: float | None) -> str:
-    if not at:
-        return "—"
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _ago(at: float | None) -> str:
-    if not at:
-        return "never"
-    seconds = max(0, int(time.time() - at))
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''} ago"
-    return "just now"
-
-
-_CONTINUES_LABEL = ("is ", "must ", "only ", "an ", "a ", "choose ", "give ")
-
-
-def _say(message: str, label: str) -> str:
-    """A field's error as a sentence: "is required" under "Name" reads "Name is required."."""
-    text = f"{label} {message}" if label and message.startswith(_CONTINUES_LABEL) else message
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "?", "!")) else text + "."
-
-
-env = Environment(
-    loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
-    trim_blocks=True, lstrip_blocks=True,
-)  # fmt: skip
-env.filters["when"] = _when
-env.filters["ago"] = _ago
-env.filters["say"] = _say
 
 
 @dataclass
@@ -140,22 +87,6 @@ def services(request: Request) -> tuple[Accounts, Console]:
 def is_https(request: Request) -> bool:
     """Served over https: seen directly, or declared by an https ISSUER (behind a TLS-terminating proxy)."""
     return request.url.scheme == "https" or platform_of(request).settings.issuer.startswith("https://")
-
-
-def security_headers(response: Response, form_origins: Iterable[str] = ()) -> Response:
-    form_action = " ".join(["'self'", *sorted(set(form_origins))])
-    response.headers.update({
-        "Content-Security-Policy": (
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-            f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
-        ),
-        "Referrer-Policy": "no-referrer",
-        "X-Content-Type-Options": "nosniff",
-        "X-Frame-Options": "DENY",
-        "Cross-Origin-Opener-Policy": "same-origin",
-        "Cache-Control": "no-store",
-    })  # fmt: skip
-    return response
 
 
 def origin_of(url: str) -> str:

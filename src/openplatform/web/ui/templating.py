@@ -1,0 +1,78 @@
+"""Jinja2 environment of the management pages, their filters, notices and security headers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.responses import Response
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+NOTICES = {
+    "app-updated": "The app was saved.",
+    "app-suspended": "The app is suspended: its tokens stop working and it cannot get new ones.",
+    "app-resumed": "The app is active again.",
+    "customer-created": "The customer was created.",
+    "customer-updated": "The customer was saved.",
+    "installed": "The app is installed.",
+    "uninstalled": "The app was uninstalled; its codes and tokens there were revoked.",
+    "spe-created": "The SPE was created.",
+    "user-created": "The account was created.",
+    "user-updated": "The account was updated.",
+    "signed-out": "You are signed out.",
+}
+
+
+def _when(at: float | None) -> str:
+    if not at:
+        return "—"
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _ago(at: float | None) -> str:
+    if not at:
+        return "never"
+    seconds = max(0, int(time.time() - at))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+    return "just now"
+
+
+_CONTINUES_LABEL = ("is ", "must ", "only ", "an ", "a ", "choose ", "give ")
+
+
+def _say(message: str, label: str) -> str:
+    """A field's error as a sentence: "is required" under "Name" reads "Name is required."."""
+    text = f"{label} {message}" if label and message.startswith(_CONTINUES_LABEL) else message
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+env = Environment(
+    loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
+    trim_blocks=True, lstrip_blocks=True,
+)  # fmt: skip
+env.filters["when"] = _when
+env.filters["ago"] = _ago
+env.filters["say"] = _say
+
+
+def security_headers(response: Response, form_origins: Iterable[str] = ()) -> Response:
+    form_action = " ".join(["'self'", *sorted(set(form_origins))])
+    response.headers.update({
+        "Content-Security-Policy": (
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+            f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+        ),
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Cache-Control": "no-store",
+    })  # fmt: skip
+    return response
