@@ -61,7 +61,6 @@ async def test_oversized_body(harness: Harness) -> None:
 BAD_FORMS = [
     # (body appended to a good credit-token body, why)
     ("&name=%ff%fe", "not UTF-8 after percent-decoding"),
-    ("&name=\udcff", "a lone surrogate"),
     ("&name=a%00b", "NUL"),
     ("&name=a%0d%0ab", "CR LF"),
     ("&name=%1b[31m", "ESC"),
@@ -78,7 +77,7 @@ async def test_bad_form_bodies(harness: Harness, subtests: pytest.Subtests) -> N
     world = await harness.world()
     for extra, why in BAD_FORMS:
         with subtests.test(why):
-            body = credit_body(world).encode() + extra.encode("utf-8", "surrogateescape")
+            body = credit_body(world).encode() + extra.encode()
             assert_envelope(await post(harness, body), 40001)
     with subtests.test("raw non-UTF-8 bytes"):
         assert_envelope(await post(harness, credit_body(world).encode() + b"&name=\xff\xfe"), 40001)
