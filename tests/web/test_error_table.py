@@ -3,16 +3,20 @@
 Each row proves its code, its RFC error string, the HTTP status (the code's first
 three digits) and the envelope ``{code, msg, error, result: null}``; the same
 triggers then run under ``error_status=always-200`` (the original platform's
-catalog), which must change the status to 200 and nothing else. Row 50301 needs
-a backing service switched off for real: tests/web/test_unavailable.py does it.
+catalog), which must change the status to 200 and nothing else. Row 50301 is
+shown on PostgreSQL switched off for real; tests/web/test_unavailable.py goes
+deeper (and covers SQLite's outage, a full disk).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import update
@@ -234,6 +238,42 @@ async def test_50001_server_error_without_a_trace(
     assert response.json()["msg"] == ERRORS["server_error"].message
     # The detail goes to the server log instead.
     assert any(record.exc_info for record in caplog.records), caplog.records
+
+
+@asynccontextmanager
+async def database_refusing_connections(database_url: str) -> AsyncIterator[None]:
+    """PostgreSQL stops accepting connections (as during maintenance) and drops the open ones."""
+    base, name = database_url.rsplit("/", 1)
+    admin = await asyncpg.connect(f"{base}/postgres")
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name,
+        )
+        yield
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("settings_overrides", [{}, ALWAYS_200])
+async def test_50301_temporarily_unavailable(harness: Harness, settings_overrides: dict[str, str]) -> None:
+    """PostgreSQL really goes away and comes back; SQLite's outage (a full disk) is in
+    tests/web/test_unavailable.py. A hung request must not hang the suite: 10 s bounds."""
+    world = await harness.world()
+    token = await harness.app_token(world)
+    always_200 = bool(settings_overrides)
+    async with database_refusing_connections(harness.platform.settings.database_url):
+        for _ in range(2):  # the dropped connections, then the refused new ones
+            issued = await asyncio.wait_for(credit(harness, world), 10)
+            assert_row(issued, 50301, always_200)
+            assert issued.headers["retry-after"]
+            unknown_token = f"/api/spe/customer/{world.customer_id}?access_token={token}x"  # not in any cache
+            assert_row(await asyncio.wait_for(harness.client.get(unknown_token), 10), 50301, always_200)
+    # Back without a restart.
+    assert (await asyncio.wait_for(credit(harness, world), 10)).json()["code"] == 0
 
 
 # ------------------------------------------------------------ always-200 mode
