@@ -21,8 +21,7 @@ from tests.conftest import Harness, World
 
 RACERS = 20
 LIVE_REFRESH = (
-    "SELECT digest FROM tokens WHERE family_id = ? AND kind = 'refresh' "
-    "AND revoked_at IS NULL AND rotated_at IS NULL"
+    "SELECT digest FROM tokens WHERE family_id = ? AND kind = 'refresh' AND revoked_at IS NULL AND rotated_at IS NULL"
 )
 
 
@@ -38,13 +37,11 @@ async def live_refresh_digests(harness: Harness, family_id: str) -> list[str]:
 async def family_of(harness: Harness, refresh_token: str) -> str:
     record = await harness.platform.store.get_token(harness.platform.keyring.digest(refresh_token))
     assert record is not None and record.family_id
-    return record.family_id
+    return str(record.family_id)
 
 
 async def customer_status(harness: Harness, world: World, access_token: str) -> int:
-    response = await harness.client.get(
-        f"/api/spe/customer/{world.customer_id}", params={"access_token": access_token}
-    )
+    response = await harness.client.get(f"/api/spe/customer/{world.customer_id}", params={"access_token": access_token})
     return response.json()["code"]  # type: ignore[no-any-return]
 
 
@@ -106,9 +103,7 @@ async def test_race_of_an_older_generation_revokes_the_family(harness: Harness) 
     first = await refresh_race(harness, world, tokens["refresh_token"])
     second = await refresh_race(harness, world, first["refresh_token"])
 
-    responses = await asyncio.gather(
-        *(harness.refresh(world, tokens["refresh_token"]) for _ in range(RACERS))
-    )
+    responses = await asyncio.gather(*(harness.refresh(world, tokens["refresh_token"]) for _ in range(RACERS)))
     assert codes(responses) == [40006] * RACERS
     assert await live_refresh_digests(harness, family) == []
     assert await customer_status(harness, world, second["access_token"]) == 40102
@@ -128,9 +123,7 @@ async def second_node(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-async def test_code_and_refresh_races_across_two_nodes(
-    harness: Harness, second_node: httpx.AsyncClient
-) -> None:
+async def test_code_and_refresh_races_across_two_nodes(harness: Harness, second_node: httpx.AsyncClient) -> None:
     """SPEC §7: a code is redeemable once on any node; a refresh token rotates once."""
     world = await harness.world()
     code = await harness.code(world)

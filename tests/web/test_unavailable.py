@@ -23,7 +23,7 @@ import asyncpg
 import httpx
 import pytest
 
-from openplatform.config import Settings
+from openplatform.config import Settings, load_settings
 from openplatform.runtime import build_admin
 from openplatform.storage.sql import migrate
 from openplatform.web.app import create_app
@@ -37,7 +37,7 @@ def throwaway_pg(pg_database: str) -> Iterator[str]:
     """A migrated database of its own: switching it off must not disturb other tests."""
     url = f"{PG_SERVER}/openplatform_test_{os.getpid()}_down"
     asyncio.run(_pg_database(url, create=True))
-    migrate.upgrade(Settings(database_url=url, secret_key=TEST_SECRET_KEY))
+    migrate.upgrade(load_settings(database_url=url, secret_key=TEST_SECRET_KEY))
     yield url
     asyncio.run(switch(url, allow=True))
     asyncio.run(_pg_database(url, create=False))
@@ -57,8 +57,8 @@ async def switch(url: str, allow: bool) -> None:
 
 @pytest.fixture
 async def server_on(throwaway_pg: str) -> AsyncIterator[tuple[httpx.AsyncClient, World]]:
-    settings = Settings(database_url=throwaway_pg, secret_key=TEST_SECRET_KEY, rate_limits="off",
-                        invalidation_poll_seconds=0.1)  # fmt: skip
+    settings = load_settings(database_url=throwaway_pg, secret_key=TEST_SECRET_KEY, rate_limits="off",
+                             invalidation_poll_seconds=0.1)  # fmt: skip
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         admin = app.state.admin
@@ -224,7 +224,7 @@ def test_sqlite_disk_full_gives_50301_and_recovers(settings: Settings, cramped_s
 
         def connect_code() -> int:
             response = http.get("/oauth/connect", params=connect)
-            return 0 if response.status_code == 302 else response.json()["code"]  # type: ignore[no-any-return]
+            return 0 if response.status_code == 302 else int(response.json()["code"])
 
         # A few commits fit, then a big write fails while a smaller one may still
         # squeeze in: fill until both kinds fail (both are repeatable; a code exchange is not).
