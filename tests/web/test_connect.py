@@ -123,7 +123,7 @@ async def test_allowed_scopes(harness: Harness, subtests: pytest.Subtests) -> No
 # --------------------------------------------------- errors that never redirect
 
 
-NOT_REDIRECTED = [
+NOT_REDIRECTED: list[tuple[dict[str, str | None], int, str]] = [
         ({"app_id": None}, 40001, "invalid_request"),
         ({"app_id": ""}, 40001, "invalid_request"),
         ({"app_id": "0" * 32}, 40101, "invalid_client"),
@@ -164,7 +164,7 @@ async def test_suspended_app_is_not_redirected(harness: Harness) -> None:
     assert (await harness.connect(world)).status_code == 302
 
 
-HTML_CASES = [
+HTML_CASES: list[tuple[dict[str, str | None], int, str, str]] = [
     # (overrides, HTTP status, code, error)
     ({"redirect_uri": "https://evil.com/<script>"}, 400, "40005", "invalid_redirect_uri"),
     ({"app_id": "f" * 32}, 401, "40101", "invalid_client"),
@@ -191,7 +191,7 @@ async def test_html_page_when_the_browser_asks_for_html(harness: Harness, subtes
 # -------------------------------------------------- errors sent back to the app
 
 
-REDIRECTED_ERRORS = [
+REDIRECTED_ERRORS: list[tuple[dict[str, str | None], str]] = [
     ({"response_type": None}, "unsupported_response_type"),
     ({"response_type": "token"}, "unsupported_response_type"),
     ({"response_type": "code token"}, "unsupported_response_type"),
@@ -258,7 +258,7 @@ async def test_installation_of_another_app_does_not_count(harness: Harness) -> N
 # ------------------------------------------------------------------------- PKCE
 
 
-BAD_PKCE = [
+BAD_PKCE: list[dict[str, str | None]] = [
     {"code_challenge": CHALLENGE, "code_challenge_method": "plain"},
     {"code_challenge": CHALLENGE, "code_challenge_method": "s256"},
     {"code_challenge": CHALLENGE},  # RFC 7636 defaults to plain, which is refused
