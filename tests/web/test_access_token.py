@@ -142,7 +142,7 @@ async def test_code_presented_twice_fails_and_revokes_its_tokens(harness: Harnes
     assert (await customer_call(harness, world, bystander["access_token"])).status_code == 200
 
 
-async def test_basic_auth(harness: Harness) -> None:
+async def test_basic_auth_and_conflicting_credentials(harness: Harness) -> None:
     world = await harness.world()
     grant = {"grant_type": "authorization_code"}
     auth = basic(world.app_id, world.secret)
@@ -158,18 +158,10 @@ async def test_basic_auth(harness: Harness) -> None:
     assert_error(wrong, 40101, "invalid_client")
     assert wrong.headers["www-authenticate"].lower().startswith("basic")
 
-
-async def test_conflicting_credentials_are_rejected(harness: Harness) -> None:
-    world = await harness.world()
+    # Conflicting credentials: Basic plus something else in the body.
     code = await harness.code(world)
-    auth = basic(world.app_id, world.secret)
-    conflicts = [
-        {"app_id": "f" * 32},  # another app_id in the body
-        {"secret": world.secret},  # the secret twice, even the right one
-        {"app_id": world.app_id, "secret": "0" * 64},
-    ]
-    for extra in conflicts:
-        data = {"grant_type": "authorization_code", "code": code, **extra}
+    for extra in ({"app_id": "f" * 32}, {"secret": world.secret}, {"app_id": world.app_id, "secret": "0" * 64}):
+        data = {**grant, "code": code, **extra}
         assert_error(await harness.client.post(PATH, data=data, headers=auth), 40001, "invalid_request")
     assert_tokens(await harness.exchange(world, code))
 

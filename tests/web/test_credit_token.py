@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Harness, World
+from tests.conftest import Harness
 
 PATH = "/oauth/credit/token"
 
@@ -106,6 +106,9 @@ async def test_credit_token_errors(harness: Harness, subtests: pytest.Subtests) 
             assert response.status_code == code // 100, response.text
             body = response.json()
             assert (body["code"], body["error"], body["result"]) == (code, error, None), body
+    with subtests.test("an app token is not a refresh token"):
+        response = await harness.refresh(world, await harness.app_token(world))
+        assert (response.status_code, response.json()["code"]) == (400, 40006)
 
 
 async def test_suspended_app_gets_no_token_and_its_tokens_stop(harness: Harness) -> None:
@@ -118,11 +121,3 @@ async def test_suspended_app_gets_no_token_and_its_tokens_stop(harness: Harness)
     )
     assert (response.status_code, response.json()["code"]) == (401, 40101)
     assert (await list_customers(harness, token)).json()["code"] == 40102
-
-
-async def test_app_token_is_not_a_user_token(harness: Harness) -> None:
-    """An app token has no refresh token and cannot be refreshed."""
-    world: World = await harness.world()
-    token = await harness.app_token(world)
-    response = await harness.refresh(world, token)
-    assert (response.status_code, response.json()["code"]) == (400, 40006)

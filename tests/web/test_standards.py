@@ -51,8 +51,8 @@ async def other_world(harness: Harness, world: World) -> World:
 # ------------------------------------------------------------------- RFC 7662
 
 
-async def test_introspect_active_user_tokens(harness: Harness) -> None:
-    world = await harness.world()
+async def test_introspect_active_tokens(harness: Harness) -> None:
+    world = await harness.world(scopes=("customer:read", "site:read"))
     before = int(time.time())
     tokens = await harness.user_tokens(world)
     access = await introspect(harness, world, tokens["access_token"])
@@ -66,14 +66,10 @@ async def test_introspect_active_user_tokens(harness: Harness) -> None:
     refresh = await introspect(harness, world, tokens["refresh_token"], token_type_hint="refresh_token")
     assert refresh["active"] is True and refresh["token_type"] == "refresh_token"
     assert refresh["exp"] > access["exp"]
-
-
-async def test_introspect_app_token(harness: Harness) -> None:
-    world = await harness.world(scopes=("customer:read", "site:read"))
-    result = await introspect(harness, world, await harness.app_token(world))
-    assert result["active"] is True and result["client_id"] == world.app_id
-    assert set(result["scope"].split()) == {"customer:read", "site:read"}
-    assert "sub" not in result and "customer_id" not in result
+    app_token = await introspect(harness, world, await harness.app_token(world))
+    assert app_token["active"] is True and app_token["client_id"] == world.app_id
+    assert set(app_token["scope"].split()) == {"customer:read", "site:read"}
+    assert "sub" not in app_token and "customer_id" not in app_token
 
 
 async def test_introspect_inactive_tokens(harness: Harness, subtests: pytest.Subtests) -> None:
@@ -103,7 +99,7 @@ async def test_introspect_inactive_tokens(harness: Harness, subtests: pytest.Sub
         assert await introspect(harness, world, expiring) == {"active": False}
 
 
-async def test_introspection_needs_client_authentication(harness: Harness) -> None:
+async def test_introspection_and_revocation_need_client_authentication(harness: Harness) -> None:
     world = await harness.world()
     token = await harness.app_token(world)
     wrong = await harness.client.post(
@@ -117,6 +113,11 @@ async def test_introspection_needs_client_authentication(harness: Harness) -> No
         "/oauth/introspect", data={"token": token}, headers={"Authorization": f"Basic {basic}"}
     )
     assert by_basic.json()["active"] is True
+    wrong = await harness.client.post(
+        "/oauth/revoke", data={"app_id": world.app_id, "secret": "0" * 64, "token": token}
+    )
+    assert (wrong.status_code, wrong.json()["code"]) == (401, 40101)
+    assert (await introspect(harness, world, token))["active"] is True
 
 
 # ------------------------------------------------------------------- RFC 7009
@@ -133,6 +134,11 @@ async def test_revoke_an_access_token(harness: Harness) -> None:
     assert (await harness.refresh(world, tokens["refresh_token"])).status_code == 200
     # Revoking twice is still a 200.
     assert (await revoke(harness, world, tokens["access_token"])).status_code == 200
+    # App tokens one by one: the app's other tokens keep working.
+    first, second = await harness.app_token(world), await harness.app_token(world)
+    assert (await revoke(harness, world, first)).status_code == 200
+    assert (await introspect(harness, world, first)) == {"active": False}
+    assert (await introspect(harness, world, second))["active"] is True
 
 
 async def test_revoke_a_refresh_token_revokes_its_family(harness: Harness) -> None:
@@ -147,14 +153,6 @@ async def test_revoke_a_refresh_token_revokes_its_family(harness: Harness) -> No
     assert await customer_code(harness, world, unrelated["access_token"]) == 0
 
 
-async def test_revoke_an_app_token_keeps_the_others(harness: Harness) -> None:
-    world = await harness.world(scopes=("customer:read",))
-    first, second = await harness.app_token(world), await harness.app_token(world)
-    assert (await revoke(harness, world, first)).status_code == 200
-    assert await customer_code(harness, world, first) == 40102
-    assert await customer_code(harness, world, second) == 0
-
-
 async def test_revoke_unknown_or_foreign_token_is_200_and_changes_nothing(harness: Harness) -> None:
     world = await harness.world()
     other = await other_world(harness, world)
@@ -164,16 +162,6 @@ async def test_revoke_unknown_or_foreign_token_is_200_and_changes_nothing(harnes
         assert response.status_code == 200 and response.json() == {"code": 0, "msg": "success", "result": {}}
     assert await customer_code(harness, other, theirs["access_token"]) == 0
     assert (await harness.refresh(other, theirs["refresh_token"])).status_code == 200
-
-
-async def test_revocation_needs_client_authentication(harness: Harness) -> None:
-    world = await harness.world()
-    token = await harness.app_token(world)
-    wrong = await harness.client.post(
-        "/oauth/revoke", data={"app_id": world.app_id, "secret": "0" * 64, "token": token}
-    )
-    assert (wrong.status_code, wrong.json()["code"]) == (401, 40101)
-    assert await customer_code(harness, world, token) != 40102
 
 
 # ------------------------------------------------------------------- RFC 8414
