@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -148,11 +149,12 @@ def test_errors_go_to_stderr_with_nothing_on_stdout(settings: Settings, monkeypa
         assert result.exception is None or isinstance(result.exception, SystemExit), (name, result.exception)
 
 
-def test_bad_configuration_is_a_clean_error(settings: Settings) -> None:
-    env = {**cli_env(settings), "OPENPLATFORM_DATABASE_URL": "mysql://root@localhost/x"}
+def test_bad_configuration_is_a_clean_error(tmp_path: Path) -> None:
+    """Refused before any database is touched, so this runs once, not per database."""
+    env = {**os.environ, "OPENPLATFORM_DATABASE_URL": "mysql://root@localhost/x"}
     result = subprocess.run(
         [sys.executable, "-m", "openplatform.cli", "spe", "create", "--name", "X"],
-        env=env, capture_output=True, text=True, timeout=60, cwd=os.getcwd(),
+        env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode != 0
     assert result.stdout == ""
