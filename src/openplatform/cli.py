@@ -12,14 +12,16 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 import typer
 
 from openplatform.config import Settings
-from openplatform.services.admin import Admin
 from openplatform.services.validation import NotFound, ValidationError
+
+if TYPE_CHECKING:  # imported lazily: a short command should not pay for the whole server
+    from openplatform.services.admin import Admin
 
 T = TypeVar("T")
 
@@ -55,11 +57,12 @@ def settings() -> Settings:
         raise
 
 
-def prepare_database(config: Settings) -> None:
-    from openplatform.storage.sql.migrate import upgrade
+def prepare_database(config: Settings, *, force: bool = False) -> None:
+    """Apply pending migrations (``force``: run Alembic even if the schema looks current)."""
+    from openplatform.storage.sql.migrate import ensure_schema, upgrade
 
     try:
-        upgrade(config)
+        upgrade(config) if force else ensure_schema(config)
     except Exception as exc:
         fail(f"cannot prepare the database at {_safe_url(config)}: {exc}", 3)
 
@@ -139,7 +142,7 @@ def demo(
 def db_upgrade() -> None:
     """Apply every pending migration."""
     config = settings()
-    prepare_database(config)
+    prepare_database(config, force=True)
     emit({"database": _safe_url(config), "schema": "up to date"})
 
 
