@@ -10,8 +10,10 @@ from openplatform.core.ratelimit import Limiter, RateLimiter
 from openplatform.security import Keyring
 from openplatform.services.admin import Admin
 from openplatform.storage.cache import CachedStore
-from openplatform.storage.sql.driver import Driver, PostgresDriver, SqliteDriver
+from openplatform.storage.sql.driver import Driver
 from openplatform.storage.sql.manage import Management, make_engine
+from openplatform.storage.sql.postgres import PostgresDriver
+from openplatform.storage.sql.sqlite import SqliteDriver
 from openplatform.storage.sql.store import SqlStore
 
 

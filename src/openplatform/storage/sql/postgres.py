@@ -1,0 +1,149 @@
+"""PostgreSQL through asyncpg: a pool for reads, one writer task with group commit.
+
+The writer takes everything queued, runs it in one transaction and commits;
+while that batch is in flight (its statements are network round trips) the
+next one gathers. With PostgreSQL's default ``synchronous_commit=on`` the
+COMMIT is flushed to the WAL on disk before any request of the batch is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from openplatform.errors import StorageUnavailable
+from openplatform.storage.sql.driver import Operation, Outcome, Pending, Row, T, settle, to_dollar_params
+
+MAX_BATCH = 512
+
+
+class _PgTx:
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, *args: object) -> int:
+        status: str = await self.conn.execute(_pg_sql(sql), *args)
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        return await self.conn.fetchrow(_pg_sql(sql), *args)
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        return list(await self.conn.fetch(_pg_sql(sql), *args))
+
+
+_PG_SQL_CACHE: dict[str, str] = {}
+
+
+def _pg_sql(sql: str) -> str:
+    converted = _PG_SQL_CACHE.get(sql)
+    if converted is None:
+        converted = _PG_SQL_CACHE[sql] = to_dollar_params(sql)
+    return converted
+
+
+def unavailable_errors() -> tuple[type[BaseException], ...]:
+    import asyncpg
+
+    return (
+        OSError,
+        asyncpg.exceptions.ConnectionDoesNotExistError,
+        asyncpg.exceptions.CannotConnectNowError,
+        asyncpg.exceptions.ConnectionFailureError,
+        asyncpg.exceptions.InterfaceError,
+        asyncpg.exceptions.TooManyConnectionsError,
+        asyncpg.exceptions.AdminShutdownError,
+        asyncpg.exceptions.InvalidCatalogNameError,
+        # 55000, e.g. "database ... is not currently accepting connections" on connect
+        asyncpg.exceptions.ObjectNotInPrerequisiteStateError,
+        # a pooled connection the server terminated, used before asyncpg noticed
+        # ("cannot switch to state 12; another operation (2) is in progress")
+        asyncpg.exceptions.InternalClientError,
+    )
+
+
+class PostgresDriver:
+    """asyncpg pool for reads; one writer task on its own connection."""
+
+    def __init__(self, dsn: str, pool_size: int = 8) -> None:
+        self.dsn = dsn
+        self.pool_size = pool_size
+        self._pool: Any = None
+        self._queue: asyncio.Queue[Pending] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        import asyncpg
+
+        try:
+            self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        self._writer = asyncio.create_task(self._writer_loop())
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            try:
+                await self._writer
+            except asyncio.CancelledError:
+                pass
+            self._writer = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        try:
+            return await self._pool.fetchrow(_pg_sql(sql), *args)
+        except unavailable_errors() as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        try:
+            return list(await self._pool.fetch(_pg_sql(sql), *args))
+        except unavailable_errors() as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    async def write(self, op: Operation[T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((op, future))
+        return await future
+
+    def write_later(self, op: Operation[Any]) -> None:
+        self._queue.put_nowait((op, None))
+
+    async def _writer_loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < MAX_BATCH:
+                batch.append(self._queue.get_nowait())
+            try:
+                outcomes = await self._run_batch(batch)
+            except unavailable_errors() as exc:
+                outcomes = [(False, StorageUnavailable(str(exc)))] * len(batch)
+            except Exception as exc:  # the writer must outlive it, or every later write waits forever
+                outcomes = [(False, exc)] * len(batch)
+            settle(batch, outcomes)
+
+    async def _run_batch(self, batch: list[Pending]) -> list[Outcome]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            tx = _PgTx(conn)
+            try:
+                async with conn.transaction():  # one savepoint for the whole batch
+                    return [(True, await op(tx)) for op, _future in batch]
+            except unavailable_errors():
+                raise
+            except Exception:  # one operation failed: replay them one savepoint each
+                return [await self._run_isolated(conn, tx, op) for op, _future in batch]
+
+    @staticmethod
+    async def _run_isolated(conn: Any, tx: _PgTx, op: Operation[Any]) -> Outcome:
+        try:
+            async with conn.transaction():
+                return (True, await op(tx))
+        except Exception as exc:
+            if isinstance(exc, unavailable_errors()):
+                raise
+            return (False, exc)
