@@ -86,6 +86,20 @@ class Server:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def group_commits(self) -> tuple[float, float]:
+        """(operations, commits) so far, from openplatform's /metrics; (0, 0) for the bare app."""
+        try:
+            with urllib.request.urlopen(self.url + "/metrics", timeout=5) as response:  # noqa: S310 - loopback
+                text = response.read().decode()
+        except OSError:
+            return (0.0, 0.0)
+        found = dict.fromkeys(("_sum", "_count"), 0.0)
+        for line in text.splitlines():
+            for suffix in found:
+                if line.startswith(f"openplatform_db_batch_operations{suffix} "):
+                    found[suffix] = float(line.split()[1])
+        return (found["_sum"], found["_count"])
+
 
 @contextlib.contextmanager
 def servers(opts: argparse.Namespace, env: dict[str, str], workdir: Path) -> Iterator[tuple[Server, Server]]:

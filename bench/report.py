@@ -75,7 +75,10 @@ def persisted(rows: list[Any]) -> list[str]:
     for r in rows:
         if r.persisted:
             counts = ", ".join(f"{n} {kind}" for kind, n in r.persisted.items())
-            out.append(f"- {r.name}: {r.answered} successful answers (warm-up included); committed: {counts}")
+            out.append(
+                f"- {r.name}: {r.answered} successful answers (warm-up included); committed: {counts}; "
+                f"{r.batch_mean:.1f} write operations per group commit (token and audit rows are one each)"
+            )
     return out
 
 

@@ -39,6 +39,7 @@ class Row:
     bare: wrk.Result
     answered: int  # 2xx/3xx answers over warm-up and timed part
     persisted: dict[str, int] = field(default_factory=dict)
+    batch_mean: float = 0.0  # write operations per group commit during the timed part
 
     @property
     def ratio(self) -> float:
@@ -80,15 +81,20 @@ class Bench:
         bare(self.opts.warmup)
         base = bare(self.opts.duration)
         warm = target(self.opts.warmup)
+        ops, commits = self.op.group_commits()
         with procs.profiled(self.op, self.opts.profile, name, self.opts.duration):
             got = target(self.opts.duration)
+        ops_after, commits_after = self.op.group_commits()
         answered = warm.requests - warm.status_errors + got.requests - got.status_errors
         row = Row(name, got, base, answered)
+        if commits_after > commits:
+            row.batch_mean = (ops_after - ops) / (commits_after - commits)
         self.rows.append(row)
         print(
             f"  {name}: {got.rps:,.0f} req/s (bare {base.rps:,.0f}) = {row.ratio:.2f}x, "
             f"p50 {got.p50_ms:.2f} ms, p99 {got.p99_ms:.2f} ms, errors {got.errors}; "
-            f"server CPU {got.cpu_us:.0f} µs/request (bare {base.cpu_us:.0f})",
+            f"server CPU {got.cpu_us:.0f} µs/request (bare {base.cpu_us:.0f})"
+            + (f"; {row.batch_mean:.1f} writes per group commit" if row.batch_mean else ""),
             flush=True,
         )
         return row

@@ -58,12 +58,12 @@ class Keyring:
 
     def digest(self, value: str) -> str:
         """The stored form of a token or code (hex HMAC-SHA256)."""
-        return hmac.new(self._digest_key, value.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._digest_key, value.encode(), "sha256").hex()  # one-shot: no HMAC object
 
     def secret_hash(self, app_id: str, secret: str) -> str:
         """The stored verifier of an app secret, bound to its app."""
         message = app_id.encode() + b"\x00" + secret.encode()
-        return hmac.new(self._secret_key, message, hashlib.sha256).hexdigest()
+        return hmac.digest(self._secret_key, message, "sha256").hex()
 
     def rotation_token(self, refresh_token: str, kind: str) -> str:
         """The successor of a refresh token, derived rather than drawn at random.

@@ -8,7 +8,7 @@ untrusted address is the client (anything left of it could be forged).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import lru_cache
 
 from openplatform.errors import OAuthError
@@ -17,6 +17,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+@lru_cache(maxsize=8192)  # every request parses its peer; the same few addresses come back
 def parse_address(value: str) -> Address | None:
     try:
         address = ipaddress.ip_address(value.strip())
@@ -58,7 +59,8 @@ def _trusted(address: Address | None, proxies: Iterable[Network]) -> bool:
     return address is not None and any(address.version == net.version and address in net for net in proxies)
 
 
-def client_ip(peer: str, forwarded_for: str | None, proxies: Sequence[Network]) -> str:
+@lru_cache(maxsize=4096)  # per request; the same peers (and proxy chains) come back
+def client_ip(peer: str, forwarded_for: str | None, proxies: tuple[Network, ...]) -> str:
     """The caller's address: the peer, or from X-Forwarded-For when the peer is a proxy."""
     peer_address = parse_address(peer)
     if not forwarded_for or not proxies or not _trusted(peer_address, proxies):

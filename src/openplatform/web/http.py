@@ -51,11 +51,14 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def caller_ip(request: Request, platform: Platform) -> str:
-    peer = request.client.host if request.client else ""
+    client = request.scope.get("client")
+    peer = client[0] if client else ""
     proxies = platform.settings.trusted_proxy_networks
-    # Repeated header lines are one comma-joined list (RFC 9110 §5.3); a proxy that
-    # adds its own line puts the real client last, so reading only the first is spoofable.
-    forwarded = ", ".join(request.headers.getlist("x-forwarded-for")) or None
+    forwarded = None
+    if proxies:  # X-Forwarded-For is ignored unless a trusted proxy is configured
+        # Repeated header lines are one comma-joined list (RFC 9110 §5.3); a proxy that
+        # adds its own line puts the real client last, so reading only the first is spoofable.
+        forwarded = ", ".join(request.headers.getlist("x-forwarded-for")) or None
     return client_ip(peer, forwarded, proxies)
 
 

@@ -30,7 +30,9 @@ MAX_FIELDS = 32
 
 async def access_of(request: Request) -> Access:
     platform = platform_of(request)
-    query_token = request.query_params.getlist("access_token")
+    query_token: list[str] = []
+    if request.scope.get("query_string"):  # callers sending the header mostly have no query to parse
+        query_token = request.query_params.getlist("access_token")
     if len(query_token) > 1:
         raise OAuthError("invalid_request", "The access_token parameter is repeated.")
     raw = bearer_from(request.headers.get("authorization"), query_token[0] if query_token else None)
@@ -38,11 +40,15 @@ async def access_of(request: Request) -> Access:
 
 
 def directory_of(request: Request) -> Directory:
-    admin = request.app.state.admin  # the management engine: not the hot path
-    store = platform_of(request).store
-    if not isinstance(store, CachedStore):  # runtime.build_platform always wraps the SQL store
-        raise TypeError("the Open APIs need the cached store, to drop changed customers from it")
-    return Directory(DirectoryDb(admin.db.engine, admin.db.clock), store, admin.db.audit)
+    state = request.app.state
+    directory: Directory | None = getattr(state, "directory", None)
+    if directory is None:  # built once per app: it only holds the engine and the caches
+        admin = state.admin  # the management engine: not the hot path
+        store = platform_of(request).store
+        if not isinstance(store, CachedStore):  # runtime.build_platform always wraps the SQL store
+            raise TypeError("the Open APIs need the cached store, to drop changed customers from it")
+        directory = state.directory = Directory(DirectoryDb(admin.db.engine, admin.db.clock), store, admin.db.audit)
+    return directory
 
 
 def query_value(request: Request, name: str) -> str | None:

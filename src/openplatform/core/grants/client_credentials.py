@@ -21,6 +21,8 @@ class ClientCredentialsGrant:
 
     async def issue(self, platform: Platform, request: TokenRequest, app: App) -> IssuedTokens:
         issued, record = tokens.app_token(platform, app)
-        await platform.store.save_tokens(record)
+        # Queued before the token's write, so both land in the same group commit
+        # (the token's INSERT of a fresh 256-bit digest has nothing to fail on).
         platform.audit("token.issued", app_id=app.app_id, grant="client_credentials", ip=request.client_ip)
+        await platform.store.save_tokens(record)
         return issued
