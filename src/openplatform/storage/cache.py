@@ -83,14 +83,14 @@ class CachedStore:
             app = await self.inner.get_app(app_id)
             if app is not None:
                 self.apps.put(app_id, app)
-        return app  # type: ignore[no-any-return]
+        return app
 
     async def active_installations(self, app_id: str) -> list[Installation]:
         found = self.installations.get(app_id)
         if found is None:
             found = await self.inner.active_installations(app_id)
             self.installations.put(app_id, found)
-        return found  # type: ignore[no-any-return]
+        return found
 
     async def get_customer(self, customer_id: str) -> Customer | None:
         customer = self.customers.get(customer_id)
@@ -98,7 +98,7 @@ class CachedStore:
             customer = await self.inner.get_customer(customer_id)
             if customer is not None:
                 self.customers.put(customer_id, customer)
-        return customer  # type: ignore[no-any-return]
+        return customer
 
     async def get_token(self, digest: str) -> TokenRecord | None:
         record = self.tokens.get(digest)
@@ -106,7 +106,7 @@ class CachedStore:
             record = await self.inner.get_token(digest)
             if record is not None and record.kind == "access" and record.revoked_at is None:
                 self.tokens.put(digest, record)
-        return record  # type: ignore[no-any-return]
+        return record
 
     async def save_tokens(self, *records: TokenRecord) -> None:
         await self.inner.save_tokens(*records)
