@@ -11,11 +11,11 @@ The same operation code runs on both drivers: on PostgreSQL ``tx`` wraps an
 asyncpg connection; on SQLite ``tx``'s coroutines never suspend, so the writer
 drives them to completion with a single ``send`` (``run_sync``).
 
-Batches run optimistically without a savepoint per operation (they cost a round
-trip each on PostgreSQL). If an operation raises, the batch is rolled back to
-its start and replayed with a savepoint around each operation, so a failing
-operation never takes its batch-mates down; operations are closures over their
-inputs and can run twice.
+Batches run optimistically without a savepoint per operation (a round trip
+each on PostgreSQL, a page copy per changed page on SQLite). If an operation
+raises, the batch is rolled back to its start and replayed with a savepoint
+around each operation, so a failing operation never takes its batch-mates down;
+operations are closures over their inputs and can run twice.
 
 SQL is written once with ``?`` placeholders and rewritten to ``$n`` for asyncpg.
 """
