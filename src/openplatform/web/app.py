@@ -62,7 +62,16 @@ async def http_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     app = Starlette(
-        routes=[*oauth.routes, *open_api.routes, *api_sites.routes, *health.routes, *docs.routes, *ui.routes],
+        # The token endpoints and Open APIs first: Starlette tries routes in order.
+        routes=[
+            *oauth.token_routes,
+            *open_api.routes,
+            *oauth.other_routes,
+            *api_sites.routes,
+            *health.routes,
+            *docs.routes,
+            *ui.routes,
+        ],
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )

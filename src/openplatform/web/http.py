@@ -75,9 +75,21 @@ def check_path_params(request: Request) -> None:
             raise OAuthError("invalid_request", f"The {name} in the path contains control characters.", field=name)
 
 
+def encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
+
+
+def set_headers(response: Response, fixed: list[tuple[bytes, bytes]]) -> None:
+    """Like ``response.headers.update()``, with the names encoded once per endpoint, not per request."""
+    names = {key for key, _value in fixed}
+    response.raw_headers[:] = [pair for pair in response.raw_headers if pair[0] not in names] + fixed
+
+
 def endpoint(
     name: str, headers: dict[str, str] | None = None, html_errors: bool = False
 ) -> Callable[[Handler], Handler]:
+    fixed = encode_headers(headers or {})
+
     def decorate(handler: Handler) -> Handler:
         @wraps(handler)
         async def wrapped(request: Request) -> Response:
@@ -92,8 +104,8 @@ def endpoint(
                 wants_html = html_errors and "text/html" in request.headers.get("accept", "")
                 response = error_response(error, always_200, headers, wants_html)
                 code = error.code
-            if headers:
-                response.headers.update(headers)
+            if fixed:
+                set_headers(response, fixed)
             metrics.observe(name, code, time.perf_counter() - started)
             return response
 

@@ -66,12 +66,16 @@ async def method_not_allowed(_request: Request) -> Response:
     raise OAuthError("method_not_allowed")
 
 
-routes = [
-    Route("/oauth/connect", connect, methods=["GET"], name="connect"),
+# Starlette tries routes in order (about a microsecond each): the app puts these first.
+token_routes = [
+    _token_endpoint("credit_token"),
     _token_endpoint("access_token"),
     _token_endpoint("refresh_token"),
-    _token_endpoint("credit_token"),
+]
+other_routes = [
+    Route("/oauth/connect", connect, methods=["GET"], name="connect"),
     Route("/oauth/introspect", introspect, methods=["POST"], name="introspect"),
     Route("/oauth/revoke", revoke, methods=["POST"], name="revoke"),
     Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"], name="metadata"),
 ]
+routes = [*token_routes, *other_routes]

@@ -140,10 +140,10 @@ async def delete_customer(request: Request) -> Response:
     return success(await directory_of(request).delete_customer(access, request.path_params["customer_id"]))
 
 
-routes = [
+routes = [  # the busiest first: Starlette tries routes in order
+    Route("/api/spe/customer/{customer_id}", get_customer, methods=["GET"], name="api.customer.get"),
     Route("/api/spe/customers", list_customers, methods=["GET"], name="api.customers.list"),
     Route("/api/spe/customers", create_customer, methods=["POST"], name="api.customers.create"),
-    Route("/api/spe/customer/{customer_id}", get_customer, methods=["GET"], name="api.customer.get"),
     Route("/api/spe/customer/{customer_id}", update_customer, methods=["PUT"], name="api.customer.update"),
     Route("/api/spe/customer/{customer_id}", delete_customer, methods=["DELETE"], name="api.customer.delete"),
 ]
