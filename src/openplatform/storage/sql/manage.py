@@ -106,10 +106,16 @@ class Management:
         async with self.engine.begin() as conn:
             await conn.execute(
                 insert(apps).values(
-                    app_id=app.app_id, name=app.name, host_url=app.host_url,
-                    webhook_url=app.webhook_url, scopes=" ".join(app.scopes),
-                    ip_whitelist=" ".join(app.ip_whitelist), status=app.status,
-                    owner_id=app.owner_id, created_at=now, updated_at=now,
+                    app_id=app.app_id,
+                    name=app.name,
+                    host_url=app.host_url,
+                    webhook_url=app.webhook_url,
+                    scopes=" ".join(app.scopes),
+                    ip_whitelist=" ".join(app.ip_whitelist),
+                    status=app.status,
+                    owner_id=app.owner_id,
+                    created_at=now,
+                    updated_at=now,
                 )  # fmt: skip
             )
             await conn.execute(
@@ -153,9 +159,7 @@ class Management:
         now = self.clock()
         async with self.engine.begin() as conn:
             await conn.execute(
-                app_secrets.delete().where(
-                    app_secrets.c.app_id == app_id, app_secrets.c.expires_at.is_not(None)
-                )
+                app_secrets.delete().where(app_secrets.c.app_id == app_id, app_secrets.c.expires_at.is_not(None))
             )
             if grace > 0:
                 await conn.execute(
@@ -201,8 +205,10 @@ class Management:
         async with self.engine.begin() as conn:
             await conn.execute(
                 insert(installations).values(
-                    installation_id=installation.installation_id, app_id=installation.app_id,
-                    xspe=installation.xspe, customer_id=installation.customer_id,
+                    installation_id=installation.installation_id,
+                    app_id=installation.app_id,
+                    xspe=installation.xspe,
+                    customer_id=installation.customer_id,
                     installed_at=installation.installed_at,
                 )  # fmt: skip
             )
@@ -257,9 +263,13 @@ class Management:
         async with self.engine.begin() as conn:
             await conn.execute(
                 insert(audit_events).values(
-                    at=self.clock(), event=event, app_id=fields.get("app_id"),
-                    xspe=fields.get("xspe"), customer_id=fields.get("customer_id"),
-                    ip=fields.get("ip"), detail=orjson.dumps(detail, default=str).decode(),
+                    at=self.clock(),
+                    event=event,
+                    app_id=fields.get("app_id"),
+                    xspe=fields.get("xspe"),
+                    customer_id=fields.get("customer_id"),
+                    ip=fields.get("ip"),
+                    detail=orjson.dumps(detail, default=str).decode(),
                 )  # fmt: skip
             )
 
@@ -271,8 +281,10 @@ class Management:
             return [dict(r) for r in (await conn.execute(query)).mappings().all()]
 
     async def count_tokens_since(self, app_id: str, since: float) -> int:
-        query = select(func.count()).select_from(tokens).where(
-            tokens.c.app_id == app_id, tokens.c.created_at >= since, tokens.c.kind == "access"
+        query = (
+            select(func.count())
+            .select_from(tokens)
+            .where(tokens.c.app_id == app_id, tokens.c.created_at >= since, tokens.c.kind == "access")
         )
         async with self.engine.connect() as conn:
             return int((await conn.execute(query)).scalar() or 0)
