@@ -77,13 +77,19 @@ def _pairs_from_urlencoded(raw: bytes | str, where: str) -> list[tuple[str, str]
         raise OAuthError("invalid_request", f"The {where} is not valid UTF-8 form encoding.") from exc
 
 
-def _pairs_from_json(raw: bytes) -> list[tuple[str, str]]:
+def json_object(raw: bytes) -> dict[str, object]:
+    """A JSON body that must be an object (token endpoints and Open API writes)."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise OAuthError("invalid_request", "The JSON body is malformed.") from exc
     if not isinstance(data, dict):
         raise OAuthError("invalid_request", "The JSON body must be an object.")
+    return data
+
+
+def _pairs_from_json(raw: bytes) -> list[tuple[str, str]]:
+    data = json_object(raw)
     pairs: list[tuple[str, str]] = []
     for name, value in data.items():
         if isinstance(value, bool) or not isinstance(value, str | int):

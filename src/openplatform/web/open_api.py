@@ -8,12 +8,11 @@ in ``If-Match`` (RFC 9110 §13.1.1).
 
 from __future__ import annotations
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from openplatform.core.requests import parse_params
+from openplatform.core.requests import json_object, parse_params
 from openplatform.core.resources import Access, authenticate_bearer, bearer_from
 from openplatform.errors import OAuthError
 from openplatform.models import Customer, Site
@@ -74,12 +73,7 @@ def page_of(request: Request) -> Page:
 
 
 def _json_fields(raw: bytes) -> dict[str, object]:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise OAuthError("invalid_request", "The JSON body is malformed.") from exc
-    if not isinstance(data, dict):
-        raise OAuthError("invalid_request", "The JSON body must be an object.")
+    data = json_object(raw)
     if len(data) > MAX_FIELDS:
         raise OAuthError("invalid_request", "Too many fields.")
     for name, value in data.items():
