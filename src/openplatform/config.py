@@ -75,6 +75,14 @@ class Settings(BaseSettings):
             raise ValueError("database_url must be sqlite:///path or postgresql://user@host/db")
         return value
 
+    @field_validator("rate_limits")
+    @classmethod
+    def _valid_rate_limits(cls, value: str) -> str:
+        from openplatform.core.ratelimit import parse_limits
+
+        parse_limits(value)  # raises ValueError naming the bad item
+        return value
+
     @field_validator("trusted_proxies")
     @classmethod
     def _valid_proxies(cls, value: str) -> str:

@@ -28,12 +28,21 @@ def parse_address(value: str) -> Address | None:
     return address
 
 
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
 def parse_whitelist_entry(entry: str) -> Network:
     """An IP or CIDR (IPv4 or IPv6); raises ValueError with a readable message."""
     try:
-        return ipaddress.ip_network(entry.strip(), strict=False)
+        network = ipaddress.ip_network(entry.strip(), strict=False)
     except ValueError as exc:
         raise ValueError(f"{entry!r} is not an IP address or CIDR range") from exc
+    # Callers are compared as IPv4 when they arrive IPv4-mapped, so entries are too.
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_MAPPED):
+        mapped = network.network_address.ipv4_mapped
+        assert mapped is not None
+        return ipaddress.IPv4Network(f"{mapped}/{network.prefixlen - 96}")
+    return network
 
 
 @lru_cache(maxsize=4096)
