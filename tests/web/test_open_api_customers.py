@@ -320,3 +320,18 @@ async def test_delete_racing_new_sites_leaves_nothing_behind(harness: Harness) -
     assert {a.status_code for a in answers} <= {200, 404}, [a.text for a in answers if a.status_code not in (200, 404)]
     assert answers[3].status_code == 200
     assert await directory(harness).list_sites(world.customer_id, None, 10, 0) == ([], 0)
+
+
+async def test_disabling_a_customer_stops_its_user_tokens(harness: Harness) -> None:
+    world = await harness.world(spe_wide=True)
+    app_token = await harness.app_token(world)
+    login = await user_token(harness, world)
+    own = f"/api/spe/customer/{world.customer_id}"
+    assert (await result(harness, "GET", own, login))["status"] == "active"
+
+    await result(harness, "PUT", own, app_token, json={"status": "disabled"})
+    assert (await error(harness, "GET", own, login, 401))["error"] == "invalid_token"
+    assert (await result(harness, "GET", own, app_token))["status"] == "disabled"  # the SPE still manages it
+
+    await result(harness, "PUT", own, app_token, json={"status": "active"})
+    assert (await result(harness, "GET", own, login))["status"] == "active"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from openplatform.core.context import Platform
 from openplatform.core.ip_policy import enforce_whitelist
 from openplatform.errors import OAuthError
-from openplatform.models import INSTALL_LOGIN, App, Customer, Installation, TokenRecord
+from openplatform.models import ACTIVE, INSTALL_LOGIN, App, Customer, Installation, TokenRecord
 
 BEARER_CHALLENGE = 'Bearer realm="openplatform"'
 
@@ -116,4 +116,8 @@ async def authenticate_bearer(platform: Platform, raw: str, client_ip: str) -> A
     installs = tuple(await platform.store.active_installations(app.app_id))
     if record.installation_id and not any(i.installation_id == record.installation_id for i in installs):
         raise _invalid_token("The app is no longer installed for this customer.")
+    if record.customer_id is not None:  # a user token acts as its customer: a disabled one stops it
+        customer = await platform.store.get_customer(record.customer_id)
+        if customer is None or customer.status != ACTIVE:
+            raise _invalid_token("The customer of this token is disabled.")
     return Access(record, app, installs)
