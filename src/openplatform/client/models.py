@@ -46,6 +46,14 @@ class Token:
     def from_dict(cls, data: Mapping[str, Any]) -> Token:
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
 
+    def __str__(self) -> str:
+        """The bearer value, so a Token can go straight into a header or a query string.
+
+        ``repr()`` (what debuggers and ``%r`` show) never includes it; avoid ``%s`` of a
+        Token in logs.
+        """
+        return self.access_token
+
     def __repr__(self) -> str:  # never print token values into logs
         return f"Token(customer_id={self.customer_id!r}, scope={self.scope!r}, expires_at={self.expires_at:.0f})"
 
