@@ -240,6 +240,24 @@ class Harness:
         await self.platform.store.poll_once()
 
 
+def seed_world(settings: Settings) -> World:
+    """Seed one World in the database without running an app in this process (for live servers)."""
+    from openplatform.runtime import build_admin
+
+    async def seed() -> World:
+        admin = build_admin(settings)
+        try:
+            spe = await admin.create_spe("Acme SPE")
+            customer = await admin.create_customer(spe.xspe, "Customer One")
+            app, secret = await admin.create_app("App", "https://app.example.com/", ["customer:read"])
+            install = await admin.install(app.app_id, customer_id=customer.customer_id)
+        finally:
+            await admin.db.close()
+        return World(spe.xspe, customer.customer_id, app.app_id, secret, app.host_url, install.installation_id)
+
+    return asyncio.run(seed())
+
+
 @pytest.fixture
 async def harness(settings: Settings) -> AsyncIterator[Harness]:
     app = create_app(settings)

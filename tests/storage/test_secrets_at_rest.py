@@ -19,10 +19,9 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from openplatform.config import Settings
-from openplatform.runtime import build_admin
 from openplatform.security import Keyring
 from openplatform.services.webhooks import WebhookWorker
-from tests.conftest import TEST_SECRET_KEY, Harness, LiveServer, World, free_port
+from tests.conftest import TEST_SECRET_KEY, Harness, LiveServer, World, free_port, seed_world
 
 
 def forms(raw: str) -> list[bytes]:
@@ -203,15 +202,4 @@ def test_server_log_never_holds_a_token_or_secret(
 def harness_free_world(settings: Settings) -> World:
     """Seed the database for a live server without running an app in this process."""
 
-    async def seed() -> World:
-        admin = build_admin(settings)
-        try:
-            spe = await admin.create_spe("Acme SPE")
-            customer = await admin.create_customer(spe.xspe, "Customer One")
-            app, secret = await admin.create_app("App", "https://app.example.com/", ["customer:read"])
-            install = await admin.install(app.app_id, customer_id=customer.customer_id)
-        finally:
-            await admin.db.close()
-        return World(spe.xspe, customer.customer_id, app.app_id, secret, app.host_url, install.installation_id)
-
-    return asyncio.run(seed())
+    return seed_world(settings)

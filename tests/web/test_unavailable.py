@@ -24,10 +24,9 @@ import httpx
 import pytest
 
 from openplatform.config import Settings, load_settings
-from openplatform.runtime import build_admin
 from openplatform.storage.sql import migrate
 from openplatform.web.app import create_app
-from tests.conftest import PG_SERVER, TEST_SECRET_KEY, World, _pg_database, cli_env, free_port
+from tests.conftest import PG_SERVER, TEST_SECRET_KEY, World, _pg_database, cli_env, free_port, seed_world
 
 # --------------------------------------------------------------- PostgreSQL
 
@@ -131,21 +130,6 @@ async def test_postgres_down_gives_50301_and_recovers(
 # ------------------------------------------------------------------- SQLite
 
 
-def seed(settings: Settings) -> World:
-    async def run() -> World:
-        admin = build_admin(settings)
-        try:
-            spe = await admin.create_spe("Acme SPE")
-            customer = await admin.create_customer(spe.xspe, "Customer One")
-            app, secret = await admin.create_app("App", "https://app.example.com/", ["customer:read"])
-            install = await admin.install(app.app_id, customer_id=customer.customer_id)
-        finally:
-            await admin.db.close()
-        return World(spe.xspe, customer.customer_id, app.app_id, secret, app.host_url, install.installation_id)
-
-    return asyncio.run(run())
-
-
 def poll(probe: Callable[[], object], expected: object, within: float = 5.0) -> list[object]:
     """Call ``probe`` until it answers ``expected``; returns every answer seen."""
     seen = [probe()]
@@ -209,7 +193,7 @@ def free_the_disk(settings: Settings) -> None:
 def test_sqlite_disk_full_gives_50301_and_recovers(settings: Settings, cramped_server: str, tmp_path: Path) -> None:
     """Writes answer 50301 while the disk is full; reads (token checks) keep working;
     once there is room again the same server writes again."""
-    world = seed(settings)
+    world = seed_world(settings)
     free_the_disk(settings)  # the seeding above wrote to the WAL from this process
     app_form = dict(app_id=world.app_id, secret=world.secret, grant_type="client_credential")
     with httpx.Client(base_url=cramped_server, timeout=10) as http:
