@@ -27,7 +27,7 @@ def customer_in_path(request: Request) -> str | None:
 async def list_sites(request: Request) -> Response:
     access = await access_of(request)
     page = page_of(request)
-    result = await directory_of(request).list_sites(
+    result = await directory_of(request.app).list_sites(
         access, customer_in_path(request), query_value(request, "status"), page
     )
     return success(result)
@@ -36,26 +36,27 @@ async def list_sites(request: Request) -> Response:
 async def create_site(request: Request) -> Response:
     access = await access_of(request)
     fields = await body_fields(request)
-    return one(await directory_of(request).create_site(access, customer_in_path(request), fields))
+    return one(await directory_of(request.app).create_site(access, customer_in_path(request), fields))
 
 
 async def get_site(request: Request) -> Response:
     access = await access_of(request)
     site_id = request.path_params["site_id"]
-    return one(await directory_of(request).get_site(access, customer_in_path(request), site_id))
+    return one(await directory_of(request.app).get_site(access, customer_in_path(request), site_id))
 
 
 async def update_site(request: Request) -> Response:
     access = await access_of(request)
     fields, if_match = await body_fields(request), request.headers.get("if-match")
     site_id = request.path_params["site_id"]
-    return one(await directory_of(request).update_site(access, customer_in_path(request), site_id, fields, if_match))
+    directory = directory_of(request.app)
+    return one(await directory.update_site(access, customer_in_path(request), site_id, fields, if_match))
 
 
 async def delete_site(request: Request) -> Response:
     access = await access_of(request)
     site_id = request.path_params["site_id"]
-    return success(await directory_of(request).delete_site(access, customer_in_path(request), site_id))
+    return success(await directory_of(request.app).delete_site(access, customer_in_path(request), site_id))
 
 
 HANDLERS = (

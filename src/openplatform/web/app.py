@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from openplatform.config import Settings
 from openplatform.errors import OAuthError
@@ -59,9 +60,40 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return error_response(OAuthError(kind, message), always_200)
 
 
+LEAN_ROUTES = {**oauth.lean_endpoints}
+LEAN_PREFIX_ROUTES = [*open_api.lean_prefix_endpoints]
+
+
+class OpenPlatformApp(Starlette):
+    """Starlette, with the hot routes (``web.lean``) dispatched before its middleware and router.
+
+    Only an exact method and path take the lean way; everything else, including
+    a HEAD, another method or a trailing slash on those paths, goes through
+    Starlette as usual, where the same endpoints also sit in the router.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            method, path = scope["method"], scope["path"]
+            lean = LEAN_ROUTES.get((method, path))
+            if lean is None:
+                for lean_method, prefix, name, endpoint in LEAN_PREFIX_ROUTES:
+                    if method == lean_method and path.startswith(prefix):
+                        rest = path[len(prefix) :]
+                        if rest and "/" not in rest:
+                            scope["path_params"] = {name: rest}
+                            lean = endpoint
+                        break
+            if lean is not None:
+                scope["app"] = self
+                await lean(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
-    app = Starlette(
+    app = OpenPlatformApp(
         # The token endpoints and Open APIs first: Starlette tries routes in order.
         routes=[
             *oauth.token_routes,

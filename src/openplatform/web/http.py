@@ -14,12 +14,11 @@ from functools import wraps
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from openplatform.core.context import Platform
-from openplatform.core.ip_policy import client_ip
-from openplatform.core.requests import TokenRequest, parse_basic_auth, parse_params
 from openplatform.errors import OAuthError
-from openplatform.web import metrics
+from openplatform.web import lean, metrics
 from openplatform.web.responses import as_oauth_error, error_response
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -51,28 +50,19 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def caller_ip(request: Request, platform: Platform) -> str:
-    client = request.scope.get("client")
-    peer = client[0] if client else ""
-    proxies = platform.settings.trusted_proxy_networks
-    forwarded = None
-    if proxies:  # X-Forwarded-For is ignored unless a trusted proxy is configured
-        # Repeated header lines are one comma-joined list (RFC 9110 §5.3); a proxy that
-        # adds its own line puts the real client last, so reading only the first is spoofable.
-        forwarded = ", ".join(request.headers.getlist("x-forwarded-for")) or None
-    return client_ip(peer, forwarded, proxies)
-
-
-async def token_request(request: Request, platform: Platform) -> TokenRequest:
-    body = await read_body(request, platform.settings.max_body_bytes)
-    params = parse_params(request.scope.get("query_string", b""), body, request.headers.get("content-type", ""))
-    basic = parse_basic_auth(request.headers.get("authorization"))
-    return TokenRequest(params=params, client_ip=caller_ip(request, platform), basic_auth=basic)
+    return lean.caller_ip(request.scope, request.headers.getlist("x-forwarded-for"), platform)
 
 
 def check_path_params(request: Request) -> None:
-    for name, value in request.path_params.items():
-        if isinstance(value, str) and _CONTROL_CHARS.search(value):
-            raise OAuthError("invalid_request", f"The {name} in the path contains control characters.", field=name)
+    for name in request.path_params:
+        path_param(request.scope, name)
+
+
+def path_param(scope: Scope, name: str) -> str:
+    value: str = scope["path_params"][name]
+    if _CONTROL_CHARS.search(value):
+        raise OAuthError("invalid_request", f"The {name} in the path contains control characters.", field=name)
+    return value
 
 
 def encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

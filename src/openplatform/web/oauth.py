@@ -1,17 +1,26 @@
-"""The documented token endpoints (SPEC §2.1–2.4) and the RFC 7662/7009/8414 ones."""
+"""The documented token endpoints (SPEC §2.1–2.4) and the RFC 7662/7009/8414 ones.
+
+The POST endpoints are lean ASGI endpoints (``web.lean``): they are the hot path.
+"""
 
 from __future__ import annotations
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from openplatform.core import authorize, introspection, server
 from openplatform.core.authorize import RedirectError
-from openplatform.core.requests import parse_params
+from openplatform.core.requests import TokenRequest, parse_basic_auth, parse_params
 from openplatform.errors import OAuthError
-from openplatform.web.http import endpoint, platform_of, token_request
-from openplatform.web.responses import NO_STORE, json_response, success
+from openplatform.web.http import endpoint, platform_of
+from openplatform.web.lean import NO_STORE as LEAN_NO_STORE
+from openplatform.web.lean import Call, Headers, LeanEndpoint, encode_success
+from openplatform.web.responses import NO_STORE, json_response
+
+PATHS = {"access_token": "/oauth/access_token", "refresh_token": "/oauth/refresh_token",
+         "credit_token": "/oauth/credit/token"}  # fmt: skip
 
 
 @endpoint("connect", NO_STORE, html_errors=True)
@@ -25,31 +34,29 @@ async def connect(request: Request) -> Response:
     return RedirectResponse(location, status_code=302)
 
 
-def _token_endpoint(name: str) -> Route:
-    @endpoint(name, NO_STORE)
-    async def handle(request: Request) -> Response:
-        platform = platform_of(request)
-        issued = await server.token_response(platform, name, await token_request(request, platform))
-        return success(issued.result())
-
-    path = {"access_token": "/oauth/access_token", "refresh_token": "/oauth/refresh_token",
-            "credit_token": "/oauth/credit/token"}[name]  # fmt: skip
-    return Route(path, handle, methods=["POST"], name=name)
+async def token_request(call: Call) -> TokenRequest:
+    """Parameters from the query string and a form or JSON body; app credentials also as Basic auth."""
+    params = parse_params(call.query_string, await call.body(), call.content_type)
+    return TokenRequest(params=params, client_ip=call.client_ip(), basic_auth=parse_basic_auth(call.authorization))
 
 
-@endpoint("introspect", NO_STORE)
-async def introspect(request: Request) -> Response:
-    platform = platform_of(request)
-    body = await introspection.introspect(platform, await token_request(request, platform))
+def _token_endpoint(name: str) -> LeanEndpoint:
+    async def handle(call: Call) -> tuple[bytes, Headers]:
+        issued = await server.token_response(call.platform, name, await token_request(call))
+        return encode_success(issued.result()), []
+
+    return LeanEndpoint(name, handle, LEAN_NO_STORE)
+
+
+async def _introspect(call: Call) -> tuple[bytes, Headers]:
+    body = await introspection.introspect(call.platform, await token_request(call))
     # RFC 7662 clients read the members at the top level; envelope clients read result.
-    return json_response({"code": 0, "msg": "success", "result": body, **body})
+    return orjson.dumps({"code": 0, "msg": "success", "result": body, **body}), []
 
 
-@endpoint("revoke", NO_STORE)
-async def revoke(request: Request) -> Response:
-    platform = platform_of(request)
-    await introspection.revoke(platform, await token_request(request, platform))
-    return success({})
+async def _revoke(call: Call) -> tuple[bytes, Headers]:
+    await introspection.revoke(call.platform, await token_request(call))
+    return encode_success({}), []
 
 
 def issuer_of(request: Request) -> str:
@@ -66,16 +73,21 @@ async def method_not_allowed(_request: Request) -> Response:
     raise OAuthError("method_not_allowed")
 
 
+# Dispatched by exact path before Starlette's stack (web.app); also in the router below.
+lean_endpoints = {
+    ("POST", PATHS[name]): _token_endpoint(name) for name in ("credit_token", "access_token", "refresh_token")
+}
+lean_endpoints[("POST", "/oauth/introspect")] = LeanEndpoint("introspect", _introspect, LEAN_NO_STORE)
+lean_endpoints[("POST", "/oauth/revoke")] = LeanEndpoint("revoke", _revoke, LEAN_NO_STORE)
+
 # Starlette tries routes in order (about a microsecond each): the app puts these first.
 token_routes = [
-    _token_endpoint("credit_token"),
-    _token_endpoint("access_token"),
-    _token_endpoint("refresh_token"),
+    Route(path, lean_endpoints[("POST", path)], methods=["POST"], name=name) for name, path in PATHS.items()
 ]
 other_routes = [
     Route("/oauth/connect", connect, methods=["GET"], name="connect"),
-    Route("/oauth/introspect", introspect, methods=["POST"], name="introspect"),
-    Route("/oauth/revoke", revoke, methods=["POST"], name="revoke"),
+    Route("/oauth/introspect", lean_endpoints[("POST", "/oauth/introspect")], methods=["POST"], name="introspect"),
+    Route("/oauth/revoke", lean_endpoints[("POST", "/oauth/revoke")], methods=["POST"], name="revoke"),
     Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"], name="metadata"),
 ]
 routes = [*token_routes, *other_routes]

@@ -8,10 +8,15 @@ in ``If-Match`` (RFC 9110 §13.1.1).
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import parse_qsl
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Scope
 
+from openplatform.core.context import Platform
 from openplatform.core.requests import json_object, parse_params
 from openplatform.core.resources import Access, authenticate_bearer, bearer_from
 from openplatform.errors import OAuthError
@@ -19,7 +24,8 @@ from openplatform.models import Customer, Site
 from openplatform.services.directory import Directory, Page
 from openplatform.storage.cache import CachedStore
 from openplatform.storage.sql.directory import DirectoryDb
-from openplatform.web.http import caller_ip, endpoint, platform_of, read_body
+from openplatform.web.http import endpoint, path_param, platform_of, read_body
+from openplatform.web.lean import Call, Headers, LeanEndpoint, caller_ip, encode_success
 from openplatform.web.responses import success
 
 MAX_PAGE_SIZE = 100
@@ -27,23 +33,30 @@ MAX_PAGE = 1_000_000
 MAX_FIELDS = 32
 
 
-async def access_of(request: Request) -> Access:
-    platform = platform_of(request)
+async def bearer_access(platform: Platform, scope: Scope, authorization: str | None, forwarded: list[str]) -> Access:
     query_token: list[str] = []
-    if request.scope.get("query_string"):  # callers sending the header mostly have no query to parse
-        query_token = request.query_params.getlist("access_token")
+    query = scope.get("query_string")
+    if query:  # callers sending the header mostly have no query to parse
+        query_token = [v for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if k == "access_token"]
     if len(query_token) > 1:
         raise OAuthError("invalid_request", "The access_token parameter is repeated.")
-    raw = bearer_from(request.headers.get("authorization"), query_token[0] if query_token else None)
-    return await authenticate_bearer(platform, raw, caller_ip(request, platform))
+    raw = bearer_from(authorization, query_token[0] if query_token else None)
+    return await authenticate_bearer(platform, raw, caller_ip(scope, forwarded, platform))
 
 
-def directory_of(request: Request) -> Directory:
-    state = request.app.state
+async def access_of(request: Request) -> Access:
+    headers = request.headers
+    return await bearer_access(
+        platform_of(request), request.scope, headers.get("authorization"), headers.getlist("x-forwarded-for")
+    )
+
+
+def directory_of(app: Any) -> Directory:
+    state = app.state
     directory: Directory | None = getattr(state, "directory", None)
     if directory is None:  # built once per app: it only holds the engine and the caches
         admin = state.admin  # the management engine: not the hot path
-        store = platform_of(request).store
+        store = state.platform.store
         if not isinstance(store, CachedStore):  # runtime.build_platform always wraps the SQL store
             raise TypeError("the Open APIs need the cached store, to drop changed customers from it")
         directory = state.directory = Directory(DirectoryDb(admin.db.engine, admin.db.clock), store, admin.db.audit)
@@ -105,34 +118,41 @@ def one(obj: Customer | Site) -> Response:
 async def list_customers(request: Request) -> Response:
     access = await access_of(request)
     xspe, status, name = (query_value(request, n) for n in ("xspe", "status", "name"))
-    return success(await directory_of(request).list_customers(access, xspe, status, name, page_of(request)))
+    return success(await directory_of(request.app).list_customers(access, xspe, status, name, page_of(request)))
 
 
 @endpoint("api.customers.create")
 async def create_customer(request: Request) -> Response:
     access = await access_of(request)
-    return one(await directory_of(request).create_customer(access, await body_fields(request)))
+    return one(await directory_of(request.app).create_customer(access, await body_fields(request)))
 
 
-@endpoint("api.customer.get")
-async def get_customer(request: Request) -> Response:
-    access = await access_of(request)
-    return one(await directory_of(request).get_customer(access, request.path_params["customer_id"]))
+async def _get_customer(call: Call) -> tuple[bytes, Headers]:
+    access = await bearer_access(call.platform, call.scope, call.authorization, call.forwarded)
+    customer_id = path_param(call.scope, "customer_id")
+    customer = await directory_of(call.scope["app"]).get_customer(access, customer_id)
+    return encode_success(customer.public()), [(b"etag", b'"%d"' % customer.version)]
+
+
+get_customer = LeanEndpoint("api.customer.get", _get_customer)
 
 
 @endpoint("api.customer.update")
 async def update_customer(request: Request) -> Response:
     access = await access_of(request)
     fields, if_match = await body_fields(request), request.headers.get("if-match")
-    directory = directory_of(request)
+    directory = directory_of(request.app)
     return one(await directory.update_customer(access, request.path_params["customer_id"], fields, if_match))
 
 
 @endpoint("api.customer.delete")
 async def delete_customer(request: Request) -> Response:
     access = await access_of(request)
-    return success(await directory_of(request).delete_customer(access, request.path_params["customer_id"]))
+    return success(await directory_of(request.app).delete_customer(access, request.path_params["customer_id"]))
 
+
+# Dispatched before Starlette's stack (web.app): GET /api/spe/customer/{customer_id}.
+lean_prefix_endpoints = [("GET", "/api/spe/customer/", "customer_id", get_customer)]
 
 routes = [  # the busiest first: Starlette tries routes in order
     Route("/api/spe/customer/{customer_id}", get_customer, methods=["GET"], name="api.customer.get"),
