@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import binascii
 import os
 import secrets
+import time
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -21,6 +23,37 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 def new_token() -> str:
     """An opaque bearer value: 256 bits, URL-safe, 43 characters."""
     return secrets.token_urlsafe(32)
+
+
+# Bearer tokens and codes start with their issue time: 6 bytes of milliseconds
+# since the epoch (not secret; expires_in tells about as much). Their stored keys
+# start with the same bytes, so the keys of tokens issued together sort together
+# and the database appends to one end of its indexes instead of dirtying a random
+# page per token. Measured on SQLite (docs/benchmarks.md): a token and its audit
+# row cost about a third of the CPU with ordered keys than with random ones.
+ORDER_BYTES = 6
+MAC_BYTES = 26  # the keyed hash in a stored key, cut to 208 bits so the key stays 64 hex chars
+_UNORDERED = bytes(ORDER_BYTES)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def new_bearer() -> str:
+    """An access or refresh token, or an authorization code: the issue time, then 256
+    random bits; 51 URL-safe characters."""
+    stamp = (time.time_ns() // 1_000_000).to_bytes(ORDER_BYTES, "big")
+    return _b64(stamp + secrets.token_bytes(32))
+
+
+def order_prefix(raw: str) -> bytes:
+    """The issue-time bytes a bearer value starts with (zeros for anything else)."""
+    try:
+        head = base64.urlsafe_b64decode(raw[:8]) if len(raw) >= 8 else b""
+    except (binascii.Error, ValueError):
+        return _UNORDERED
+    return head if len(head) == ORDER_BYTES else _UNORDERED
 
 
 def new_app_id() -> str:
@@ -59,10 +92,17 @@ class Keyring:
         return hmac.new(server_key, b"openplatform/" + purpose, hashlib.sha256).digest()
 
     def digest(self, value: str) -> str:
-        """The stored form of a token or code (hex HMAC-SHA256)."""
+        """The stored form of a session cookie and other random values (hex HMAC-SHA256)."""
         mac = self._digest_mac.copy()
         mac.update(value.encode())
         return mac.hexdigest()
+
+    def token_digest(self, raw: str) -> str:
+        """The stored key of a bearer token or code: its issue-time prefix, then its keyed
+        hash (HMAC-SHA256 cut to 208 bits); 64 hex characters, never the value itself."""
+        mac = self._digest_mac.copy()
+        mac.update(raw.encode())
+        return (order_prefix(raw) + mac.digest()[:MAC_BYTES]).hex()
 
     def secret_hash(self, app_id: str, secret: str) -> str:
         """The stored verifier of an app secret, bound to its app."""
@@ -79,7 +119,7 @@ class Keyring:
         server key can compute it.
         """
         mac = hmac.new(self._rotation_key, f"{kind}\x00{refresh_token}".encode(), hashlib.sha256)
-        return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+        return _b64(order_prefix(refresh_token) + mac.digest())  # the family's time: deterministic
 
     def encrypt(self, plaintext: str, associated: str) -> bytes:
         nonce = os.urandom(12)

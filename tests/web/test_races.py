@@ -35,7 +35,7 @@ async def live_refresh_digests(harness: Harness, family_id: str) -> list[str]:
 
 
 async def family_of(harness: Harness, refresh_token: str) -> str:
-    record = await harness.platform.store.get_token(harness.platform.keyring.digest(refresh_token))
+    record = await harness.platform.store.get_token(harness.platform.keyring.token_digest(refresh_token))
     assert record is not None and record.family_id
     return str(record.family_id)
 
@@ -84,7 +84,7 @@ async def test_parallel_refreshes_never_fork_the_family(harness: Harness) -> Non
     family = await family_of(harness, tokens["refresh_token"])
 
     first = await refresh_race(harness, world, tokens["refresh_token"])
-    digest = harness.platform.keyring.digest
+    digest = harness.platform.keyring.token_digest
     assert await live_refresh_digests(harness, family) == [digest(first["refresh_token"])]
     assert await customer_status(harness, world, first["access_token"]) == 0
 

@@ -221,3 +221,25 @@ def test_rotated_secret_keeps_working_only_for_its_grace(settings: Settings, htt
     assert app_token(http, world, newest)["code"] == 0
     assert app_token(http, world, first_secret)["code"] == 40101
     assert customer(http, world, issued_before)["code"] == 0
+
+
+def test_forwarded_headers_do_not_move_a_caller_on_a_live_server(settings: Settings, http: httpx.Client) -> None:
+    """uvicorn would, by default, believe X-Forwarded-For from 127.0.0.1; only
+    OPENPLATFORM_TRUSTED_PROXIES may make the server believe it (none here)."""
+
+    async def seed() -> Installed:
+        admin = build_admin(settings)
+        try:
+            spe = await admin.create_spe("Live SPE")
+            app, secret = await admin.create_app(
+                "Whitelisted", "https://app.example.com/", ["customer:read"], ip_whitelist=["203.0.113.7"]
+            )
+        finally:
+            await admin.db.close()
+        return Installed(spe.xspe, "", app.app_id, secret)
+
+    world = asyncio.run(seed())
+    spoofed = {"X-Forwarded-For": "203.0.113.7", "Forwarded": "for=203.0.113.7", "X-Real-IP": "203.0.113.7"}
+    form = dict(app_id=world.app_id, secret=world.secret, grant_type="client_credential")
+    answer = http.post("/oauth/credit/token", data=form, headers=spoofed)
+    assert answer.status_code == 403 and answer.json()["code"] == 40302, answer.text

@@ -18,7 +18,7 @@ from openplatform.core.context import Platform
 from openplatform.core.redirect_uri import RedirectUriError, check_redirect_uri
 from openplatform.errors import OAuthError
 from openplatform.models import ACTIVE, INSTALL_LOGIN, App, AuthorizationCode, Installation
-from openplatform.security import new_token
+from openplatform.security import new_bearer
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +98,10 @@ async def connect(platform: Platform, params: dict[str, str]) -> str:
     except OAuthError as exc:
         platform.audit("connect.denied", app_id=app.app_id, error=exc.error)
         raise RedirectError(redirect_uri, exc, state) from exc
-    raw = new_token()
+    raw = new_bearer()
     await platform.store.save_code(
         AuthorizationCode(
-            digest=platform.keyring.digest(raw),
+            digest=platform.keyring.token_digest(raw),
             app_id=app.app_id,
             installation_id=install.installation_id,
             customer_id=customer_id,

@@ -16,7 +16,7 @@ from openplatform.models import TokenRecord
 async def _own_token(platform: Platform, request: TokenRequest) -> tuple[str, TokenRecord | None]:
     app = await client_auth.authenticate(platform, request)
     raw = request.require("token")
-    record = await platform.store.get_token(platform.keyring.digest(raw))
+    record = await platform.store.get_token(platform.keyring.token_digest(raw))
     if record is None or record.app_id != app.app_id:
         return app.app_id, None
     return app.app_id, record

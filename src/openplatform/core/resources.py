@@ -104,7 +104,7 @@ def bearer_from(authorization: str | None, query_token: str | None) -> str:
 
 
 async def authenticate_bearer(platform: Platform, raw: str, client_ip: str) -> Access:
-    record = await platform.store.get_token(platform.keyring.digest(raw))
+    record = await platform.store.get_token(platform.keyring.token_digest(raw))
     if record is None or record.kind != "access" or record.revoked_at is not None:
         raise _invalid_token("The access token is unknown or revoked.")
     if record.expires_at <= platform.clock():

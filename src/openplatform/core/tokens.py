@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from openplatform.core.context import Platform
 from openplatform.models import App, AuthorizationCode, IssuedTokens, TokenRecord
-from openplatform.security import new_token
+from openplatform.security import new_bearer
 
 
 def app_token(platform: Platform, app: App) -> tuple[IssuedTokens, TokenRecord]:
     """SPEC §2.4: a bearer token for the app itself, with all its registered scopes."""
-    raw = new_token()
+    raw = new_bearer()
     now = platform.clock()
     ttl = platform.settings.access_token_ttl
     record = TokenRecord(
-        digest=platform.keyring.digest(raw), kind="access", app_id=app.app_id,
+        digest=platform.keyring.token_digest(raw), kind="access", app_id=app.app_id,
         scope=" ".join(app.scopes), expires_at=now + ttl, created_at=now,
     )  # fmt: skip
     return IssuedTokens(access_token=raw, expires_in=ttl), record
@@ -26,8 +26,8 @@ def user_pair(
     refresh_raw: str | None = None,
 ) -> tuple[IssuedTokens, TokenRecord, TokenRecord]:
     """An access + refresh pair for one customer's installation (SPEC §2.2, §2.3)."""
-    access_raw = access_raw or new_token()
-    refresh_raw = refresh_raw or new_token()
+    access_raw = access_raw or new_bearer()
+    refresh_raw = refresh_raw or new_bearer()
     now = platform.clock()
     settings = platform.settings
     family = base.digest if isinstance(base, AuthorizationCode) else base.family_id
@@ -36,11 +36,11 @@ def user_pair(
         customer_id=base.customer_id, xspe=base.xspe, family_id=family, created_at=now,
     )  # fmt: skip
     access = TokenRecord(
-        digest=platform.keyring.digest(access_raw), kind="access",
+        digest=platform.keyring.token_digest(access_raw), kind="access",
         expires_at=now + settings.access_token_ttl, **common,  # type: ignore[arg-type]
     )  # fmt: skip
     refresh = TokenRecord(
-        digest=platform.keyring.digest(refresh_raw), kind="refresh",
+        digest=platform.keyring.token_digest(refresh_raw), kind="refresh",
         expires_at=now + settings.refresh_token_ttl, **common,  # type: ignore[arg-type]
     )  # fmt: skip
     issued = IssuedTokens(access_raw, settings.access_token_ttl, refresh_raw, base.scope)

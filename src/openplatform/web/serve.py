@@ -1,7 +1,10 @@
 """Run the app under uvicorn (uvloop + httptools), logging JSON lines.
 
 uvicorn's access log is off on purpose: it prints query strings, and the
-documented API carries codes and tokens there (``?access_token=``).
+documented API carries codes and tokens there (``?access_token=``). Its
+proxy-headers middleware is off too: by default it believes X-Forwarded-For from
+127.0.0.1, which would let anyone on the host pass an IP whitelist; the app
+honours that header only from ``OPENPLATFORM_TRUSTED_PROXIES`` (``core.ip_policy``).
 """
 
 from __future__ import annotations
@@ -52,4 +55,5 @@ def run(host: str, port: int, workers: int, log_level: str = "info") -> None:
         log_config=logs.configure(log_level),
         log_level=log_level.lower(),
         server_header=False,
+        proxy_headers=False,
     )

@@ -31,7 +31,7 @@ class AuthorizationCodeGrant:
     async def validate(self, platform: Platform, request: TokenRequest) -> ValidCode:
         app = await client_auth.authenticate(platform, request)
         raw = request.require("code")
-        code = await platform.store.get_code(platform.keyring.digest(raw))
+        code = await platform.store.get_code(platform.keyring.token_digest(raw))
         if code is None or code.app_id != app.app_id:
             raise OAuthError("invalid_grant", "The code is unknown or was issued to another app.")
         if code.used_at is not None:
