@@ -10,9 +10,9 @@ the secret itself (SPEC §3). Nothing here ever logs a value.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
-import binascii
 import os
 import secrets
 import time

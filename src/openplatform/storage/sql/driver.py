@@ -44,6 +44,27 @@ Operation = Callable[[Tx], Awaitable[T]]
 Pending = tuple[Operation[Any], "asyncio.Future[Any] | None"]  # no future: fire and forget (audit rows)
 
 
+class Insert:
+    """An operation that only inserts rows (a token, an audit event): most of the hot path's writes.
+
+    Run as an operation it executes its rows one by one. The SQLite writer
+    instead gathers the ``Insert`` rows of a batch by statement and sends each
+    statement once with ``executemany``; the PostgreSQL writer holds all INSERTs
+    back and pipelines them the same way (``_PgTx``). Rows of different
+    statements may thus reach the database in another order than they were
+    queued: only use it for tables without foreign keys between them.
+    """
+
+    __slots__ = ("sql", "rows")
+
+    def __init__(self, sql: str, *rows: tuple[object, ...]) -> None:
+        self.sql, self.rows = sql, rows
+
+    async def __call__(self, tx: Tx) -> None:
+        for row in self.rows:
+            await tx.execute(self.sql, *row)
+
+
 class Driver(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...

@@ -13,7 +13,7 @@ import orjson
 
 from openplatform.models import App, AuthorizationCode, Customer, Installation, TokenRecord
 from openplatform.storage.base import RedeemOutcome, RotateOutcome
-from openplatform.storage.sql.driver import Driver, Tx
+from openplatform.storage.sql.driver import Driver, Insert, Tx
 from openplatform.storage.sql.rows import (
     TOKEN_COLUMNS,
     app_from_row,
@@ -25,6 +25,12 @@ from openplatform.storage.sql.rows import (
 )
 
 INSERT_TOKEN = f"INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+INSERT_CODE = (
+    "INSERT INTO auth_codes (digest, app_id, installation_id, customer_id, xspe, "
+    "redirect_uri, scope, code_challenge, expires_at) VALUES (?,?,?,?,?,?,?,?,?)"
+)
+INSERT_AUDIT = "INSERT INTO audit_events (at, event, app_id, xspe, customer_id, ip, detail) VALUES (?,?,?,?,?,?,?)"
+_AUDIT_COLUMNS = ("app_id", "xspe", "customer_id", "ip")
 INSERT_INVALIDATION = "INSERT INTO invalidations (at, kind, key) VALUES (?, ?, ?)"
 INSTALLATION_COLUMNS = "installation_id, app_id, xspe, customer_id, installed_at, uninstalled_at"
 
@@ -99,22 +105,14 @@ class SqlStore:
     # ----------------------------------------------------------------- writes
 
     async def save_code(self, code: AuthorizationCode) -> None:
-        async def op(tx: Tx) -> None:
-            await tx.execute(
-                "INSERT INTO auth_codes (digest, app_id, installation_id, customer_id, xspe, "
-                "redirect_uri, scope, code_challenge, expires_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                code.digest, code.app_id, code.installation_id, code.customer_id, code.xspe,
-                code.redirect_uri, code.scope, code.code_challenge, code.expires_at,
-            )  # fmt: skip
-
-        await self.driver.write(op)
+        row = (
+            code.digest, code.app_id, code.installation_id, code.customer_id, code.xspe,
+            code.redirect_uri, code.scope, code.code_challenge, code.expires_at,
+        )  # fmt: skip
+        await self.driver.write(Insert(INSERT_CODE, row))
 
     async def save_tokens(self, *records: TokenRecord) -> None:
-        async def op(tx: Tx) -> None:
-            for record in records:
-                await tx.execute(INSERT_TOKEN, *token_params(record))
-
-        await self.driver.write(op)
+        await self.driver.write(Insert(INSERT_TOKEN, *map(token_params, records)))
 
     async def redeem_code(self, digest: str, *records: TokenRecord) -> RedeemOutcome:
         """Consume the code and store its tokens atomically; a second redemption
@@ -195,18 +193,12 @@ class SqlStore:
 
     def audit(self, event: str, **fields: object) -> None:
         """Queue an audit event into the next group commit (never awaited)."""
-        at = self.clock()
-        detail = {k: v for k, v in fields.items() if k not in ("app_id", "xspe", "customer_id", "ip")}
-
-        async def op(tx: Tx) -> None:
-            await tx.execute(
-                "INSERT INTO audit_events (at, event, app_id, xspe, customer_id, ip, detail) "
-                "VALUES (?,?,?,?,?,?,?)",
-                at, event, fields.get("app_id"), fields.get("xspe"), fields.get("customer_id"),
-                fields.get("ip"), orjson.dumps(detail, default=str).decode(),
-            )  # fmt: skip
-
-        self.driver.write_later(op)
+        detail = {k: v for k, v in fields.items() if k not in _AUDIT_COLUMNS}
+        row = (
+            self.clock(), event, fields.get("app_id"), fields.get("xspe"), fields.get("customer_id"),
+            fields.get("ip"), orjson.dumps(detail, default=str).decode(),
+        )  # fmt: skip
+        self.driver.write_later(Insert(INSERT_AUDIT, row))
 
     async def purge_expired(self, keep_seconds: float = 3600.0) -> None:
         """Delete what can never be valid again, so storage stays bounded."""

@@ -1,0 +1,63 @@
+"""The form parser's shortcut for bodies without escapes reads exactly what parse_qsl reads."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from openplatform.core.requests import MAX_PARAMS, parse_params
+from openplatform.errors import OAuthError
+
+# Names and values from a small alphabet so that repeats, blanks, "=" inside values,
+# stray "&" and control characters all come up often.
+pieces = st.text(alphabet="ab=&\x01é", max_size=12)
+forms = st.lists(pieces, max_size=8).map("&".join)
+
+
+def reference(text: str) -> dict[str, str] | None:
+    """What the general path (parse_qsl plus the same checks) answers; None for a refusal."""
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_PARAMS * 2):
+        if not name or name in params or "\x01" in name + value:
+            return None
+        params[name] = value
+    return params
+
+
+@given(forms)
+def test_shortcut_matches_parse_qsl(text: str) -> None:
+    expected = reference(text)
+    try:
+        got: dict[str, str] | None = parse_params(b"", text.encode(), "application/x-www-form-urlencoded")
+    except OAuthError as exc:
+        assert exc.error == "invalid_request"
+        got = None
+    assert got == expected
+
+
+@given(forms)
+def test_escaped_and_plain_spellings_agree(text: str) -> None:
+    escaped = text.replace("a", "%61")  # forces the general path; same meaning
+    try:
+        plain: object = parse_params(text, b"", "")
+    except OAuthError:
+        plain = "refused"
+    try:
+        general: object = parse_params(escaped, b"", "")
+    except OAuthError:
+        general = "refused"
+    assert plain == general
+
+
+def test_too_many_fields_is_refused_like_parse_qsl() -> None:
+    with pytest.raises(OAuthError):
+        parse_params(b"", b"&" * (MAX_PARAMS * 2), "")
+    assert parse_params(b"", b"&" * (MAX_PARAMS * 2 - 1) + b"a=1", "") == {"a": "1"}
+
+
+def test_invalid_utf8_is_refused() -> None:
+    with pytest.raises(OAuthError, match="UTF-8"):
+        parse_params(b"", b"a=\xff", "")
