@@ -24,8 +24,10 @@ from openplatform.storage.sql.schema import (
     customers,
     installations,
     spes,
-    tokens,
 )
+
+# Audit events that hand out a new access token (a refresh repeated within the leeway counts too).
+ISSUING_EVENTS = ("token.issued", "token.refreshed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,27 +159,27 @@ class ConsoleQueries:
     # ------------------------------------------------------------ token activity
 
     async def token_counts(self, app_id: str, since: float) -> TokenCounts:
-        """Access tokens issued since ``since``: user tokens and app tokens."""
-        is_app = tokens.c.installation_id.is_(None)
+        """Access tokens issued since ``since``, from the audit log: user tokens and app tokens."""
+        is_app = audit_events.c.customer_id.is_(None)
         query = select(func.sum(case((is_app, 0), else_=1)), func.sum(case((is_app, 1), else_=0))).where(
-            tokens.c.app_id == app_id, tokens.c.kind == "access", tokens.c.created_at >= since
+            audit_events.c.app_id == app_id, audit_events.c.event.in_(ISSUING_EVENTS), audit_events.c.at >= since
         )
         async with self.engine.connect() as conn:
             user_count, app_count = (await conn.execute(query)).one()
         return TokenCounts(int(user_count or 0), int(app_count or 0))
 
     async def last_token_at(self, app_ids: Iterable[str]) -> dict[str, float]:
-        """When each app last got an access token (only tokens not yet purged)."""
+        """When each app last got an access token (from the audit log)."""
         ids = sorted(set(app_ids))
         if not ids:
             return {}
         query = (
-            select(tokens.c.app_id, func.max(tokens.c.created_at))
-            .where(and_(tokens.c.app_id.in_(ids), tokens.c.kind == "access"))
-            .group_by(tokens.c.app_id)
+            select(audit_events.c.app_id, func.max(audit_events.c.at))
+            .where(and_(audit_events.c.app_id.in_(ids), audit_events.c.event.in_(ISSUING_EVENTS)))
+            .group_by(audit_events.c.app_id)
         )
         async with self.engine.connect() as conn:
-            return {app_id: at for app_id, at in (await conn.execute(query)).all()}
+            return {app_id: at for app_id, at in (await conn.execute(query)).all() if at is not None}
 
     async def recent_events(self, app_id: str, limit: int = 20) -> list[dict[str, object]]:
         query = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from openplatform.config import Settings
@@ -279,12 +279,3 @@ class Management:
             query = query.where(audit_events.c.app_id == app_id)
         async with self.engine.connect() as conn:
             return [dict(r) for r in (await conn.execute(query)).mappings().all()]
-
-    async def count_tokens_since(self, app_id: str, since: float) -> int:
-        query = (
-            select(func.count())
-            .select_from(tokens)
-            .where(tokens.c.app_id == app_id, tokens.c.created_at >= since, tokens.c.kind == "access")
-        )
-        async with self.engine.connect() as conn:
-            return int((await conn.execute(query)).scalar() or 0)

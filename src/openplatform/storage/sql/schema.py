@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -101,35 +102,47 @@ auth_codes = Table(
 
 # Access and refresh tokens. family_id is the digest of the code a user token
 # descends from: replaying a code or an old refresh token revokes the family.
+#
+# Every index costs each issued token an insert, and the app-token grant is the
+# hot path (docs/benchmarks.md). So: digests start with the issue time
+# (security.new_bearer) and append to the primary key's index; the per-user
+# indexes are partial and skip app tokens, which have no installation, customer
+# or family; and nothing indexes app_id, since the screens' token statistics
+# come from the audit log (one index serves them there).
 tokens = Table(
     "tokens",
     metadata,
     Column("digest", String(64), primary_key=True),
     Column("kind", String(8), nullable=False),
-    Column("app_id", String(32), nullable=False, index=True),
-    Column("installation_id", String(64), index=True),
+    Column("app_id", String(32), nullable=False),
+    Column("installation_id", String(64)),
     Column("customer_id", String(64)),
     Column("xspe", String(64)),
     Column("scope", Text, nullable=False),
-    Column("family_id", String(64), index=True),
+    Column("family_id", String(64)),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False, index=True),
     Column("revoked_at", Float),
     Column("rotated_at", Float),
     Column("successor", String(64)),
 )
+for _column in ("installation_id", "customer_id", "family_id"):
+    _only_set = text(f"{_column} IS NOT NULL")
+    Index(f"ix_tokens_{_column}", tokens.c[_column], sqlite_where=_only_set, postgresql_where=_only_set)
 
 audit_events = Table(
     "audit_events",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("at", Float, nullable=False, index=True),
+    Column("at", Float, nullable=False),
     Column("event", String(64), nullable=False),
-    Column("app_id", String(32), index=True),
+    Column("app_id", String(32)),
     Column("xspe", String(64)),
     Column("customer_id", String(64)),
     Column("ip", String(64)),
     Column("detail", Text, nullable=False, default="{}"),
+    # An app's events, by kind, in time: the console's counts and "last token" read it.
+    Index("ix_audit_events_app_event_at", "app_id", "event", "at"),
 )
 
 # Every change that must reach the in-process caches of all server processes
