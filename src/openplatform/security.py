@@ -40,13 +40,6 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def new_bearer() -> str:
-    """An access or refresh token, or an authorization code: the issue time, then 256
-    random bits; 51 URL-safe characters."""
-    stamp = (time.time_ns() // 1_000_000).to_bytes(ORDER_BYTES, "big")
-    return _b64(stamp + secrets.token_bytes(32))
-
-
 def order_prefix(raw: str) -> bytes:
     """The issue-time bytes a bearer value starts with (zeros for anything else)."""
     try:
@@ -97,12 +90,18 @@ class Keyring:
         mac.update(value.encode())
         return mac.hexdigest()
 
-    def token_digest(self, raw: str) -> str:
+    def token_digest(self, raw: str, prefix: bytes | None = None) -> str:
         """The stored key of a bearer token or code: its issue-time prefix, then its keyed
         hash (HMAC-SHA256 cut to 208 bits); 64 hex characters, never the value itself."""
         mac = self._digest_mac.copy()
         mac.update(raw.encode())
-        return (order_prefix(raw) + mac.digest()[:MAC_BYTES]).hex()
+        return ((prefix or order_prefix(raw)) + mac.digest()[:MAC_BYTES]).hex()
+
+    def mint(self) -> tuple[str, str]:
+        """A new bearer token or code, and its stored key."""
+        stamp = (time.time_ns() // 1_000_000).to_bytes(ORDER_BYTES, "big")
+        raw = _b64(stamp + secrets.token_bytes(32))
+        return raw, self.token_digest(raw, stamp)
 
     def secret_hash(self, app_id: str, secret: str) -> str:
         """The stored verifier of an app secret, bound to its app."""

@@ -18,7 +18,6 @@ from openplatform.core.context import Platform
 from openplatform.core.redirect_uri import RedirectUriError, check_redirect_uri
 from openplatform.errors import OAuthError
 from openplatform.models import ACTIVE, INSTALL_LOGIN, App, AuthorizationCode, Installation
-from openplatform.security import new_bearer
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +97,10 @@ async def connect(platform: Platform, params: dict[str, str]) -> str:
     except OAuthError as exc:
         platform.audit("connect.denied", app_id=app.app_id, error=exc.error)
         raise RedirectError(redirect_uri, exc, state) from exc
-    raw = new_bearer()
+    raw, digest = platform.keyring.mint()
     await platform.store.save_code(
         AuthorizationCode(
-            digest=platform.keyring.token_digest(raw),
+            digest=digest,
             app_id=app.app_id,
             installation_id=install.installation_id,
             customer_id=customer_id,

@@ -39,9 +39,11 @@ def _invalid_client(request: TokenRequest, message: str | None = None) -> OAuthE
 def secret_matches(platform: Platform, app: App, secret: str) -> bool:
     presented = platform.keyring.secret_hash(app.app_id, secret)
     now = platform.clock()
-    live = [s for s in app.secrets if s.expires_at is None or s.expires_at > now]
-    # Compare against every live secret so the timing does not tell which matched.
-    return sum(constant_time_equals(presented, s.secret_hash) for s in live) > 0
+    matched = False
+    for stored in app.secrets:  # every live secret, so the timing does not tell which matched
+        if stored.expires_at is None or stored.expires_at > now:
+            matched |= constant_time_equals(presented, stored.secret_hash)
+    return matched
 
 
 async def load_app(platform: Platform, request: TokenRequest, app_id: str) -> App:

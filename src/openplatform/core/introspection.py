@@ -7,7 +7,7 @@ An app sees only its own tokens: another app's token introspects as
 
 from __future__ import annotations
 
-from openplatform.core import client_auth
+from openplatform.core import client_auth, tokens
 from openplatform.core.context import Platform
 from openplatform.core.requests import TokenRequest
 from openplatform.models import TokenRecord
@@ -16,7 +16,7 @@ from openplatform.models import TokenRecord
 async def _own_token(platform: Platform, request: TokenRequest) -> tuple[str, TokenRecord | None]:
     app = await client_auth.authenticate(platform, request)
     raw = request.require("token")
-    record = await platform.store.get_token(platform.keyring.token_digest(raw))
+    record = await tokens.find_token(platform, raw)
     if record is None or record.app_id != app.app_id:
         return app.app_id, None
     return app.app_id, record

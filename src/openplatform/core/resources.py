@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openplatform.core import tokens
 from openplatform.core.context import Platform
 from openplatform.core.ip_policy import enforce_whitelist
 from openplatform.errors import OAuthError
@@ -104,7 +105,7 @@ def bearer_from(authorization: str | None, query_token: str | None) -> str:
 
 
 async def authenticate_bearer(platform: Platform, raw: str, client_ip: str) -> Access:
-    record = await platform.store.get_token(platform.keyring.token_digest(raw))
+    record = await tokens.find_token(platform, raw)
     if record is None or record.kind != "access" or record.revoked_at is not None:
         raise _invalid_token("The access token is unknown or revoked.")
     if record.expires_at <= platform.clock():

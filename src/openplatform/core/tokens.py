@@ -1,19 +1,18 @@
-"""Building token records: raw values go to the client, only digests are stored."""
+"""Building token records (raw values go to the client, only digests are stored) and finding them again."""
 
 from __future__ import annotations
 
 from openplatform.core.context import Platform
 from openplatform.models import App, AuthorizationCode, IssuedTokens, TokenRecord
-from openplatform.security import new_bearer
 
 
 def app_token(platform: Platform, app: App) -> tuple[IssuedTokens, TokenRecord]:
     """SPEC §2.4: a bearer token for the app itself, with all its registered scopes."""
-    raw = new_bearer()
+    raw, digest = platform.keyring.mint()
     now = platform.clock()
     ttl = platform.settings.access_token_ttl
     record = TokenRecord(
-        digest=platform.keyring.token_digest(raw), kind="access", app_id=app.app_id,
+        digest=digest, kind="access", app_id=app.app_id,
         scope=" ".join(app.scopes), expires_at=now + ttl, created_at=now,
     )  # fmt: skip
     return IssuedTokens(access_token=raw, expires_in=ttl), record
@@ -26,8 +25,8 @@ def user_pair(
     refresh_raw: str | None = None,
 ) -> tuple[IssuedTokens, TokenRecord, TokenRecord]:
     """An access + refresh pair for one customer's installation (SPEC §2.2, §2.3)."""
-    access_raw = access_raw or new_bearer()
-    refresh_raw = refresh_raw or new_bearer()
+    access_raw = access_raw or platform.keyring.mint()[0]
+    refresh_raw = refresh_raw or platform.keyring.mint()[0]
     now = platform.clock()
     settings = platform.settings
     family = base.digest if isinstance(base, AuthorizationCode) else base.family_id
@@ -45,3 +44,16 @@ def user_pair(
     )  # fmt: skip
     issued = IssuedTokens(access_raw, settings.access_token_ttl, refresh_raw, base.scope)
     return issued, access, refresh
+
+
+# Tokens issued before migration 0003 were stored under a plain HMAC of their
+# value (43 characters, no time prefix). They are found under that key until the
+# last of them expires (refresh tokens live 30 days by default); then this goes.
+LEGACY_TOKEN_LENGTH = 43
+
+
+async def find_token(platform: Platform, raw: str) -> TokenRecord | None:
+    record = await platform.store.get_token(platform.keyring.token_digest(raw))
+    if record is None and len(raw) == LEGACY_TOKEN_LENGTH:
+        record = await platform.store.get_token(platform.keyring.digest(raw))
+    return record

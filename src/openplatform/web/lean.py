@@ -133,7 +133,8 @@ class LeanEndpoint:
             error = as_oauth_error(exc)
             body, extra, code = orjson.dumps(error.envelope()), _encoded(error.headers), error.code
             status = 200 if platform.settings.error_status == "always-200" else error.status
-        headers = [*self.fixed, *extra, (b"content-length", b"%d" % len(body))]
+        headers = self.fixed + extra if extra else self.fixed.copy()
+        headers.append((b"content-length", b"%d" % len(body)))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         metrics.observe(self.name, code, time.perf_counter() - started)

@@ -33,7 +33,7 @@ class RefreshTokenGrant:
         required = platform.settings.refresh_requires_secret
         app = await client_auth.authenticate(platform, request, secret_required=required)
         raw = request.require("refresh_token")
-        record = await platform.store.get_token(platform.keyring.token_digest(raw))
+        record = await tokens.find_token(platform, raw)
         if record is None or record.kind != "refresh" or record.app_id != app.app_id:
             raise OAuthError("invalid_grant", "The refresh token is unknown or was issued to another app.")
         if record.revoked_at is not None:

@@ -105,7 +105,7 @@ auth_codes = Table(
 #
 # Every index costs each issued token an insert, and the app-token grant is the
 # hot path (docs/benchmarks.md). So: digests start with the issue time
-# (security.new_bearer) and append to the primary key's index; the per-user
+# (security.Keyring.mint) and append to the primary key's index; the per-user
 # indexes are partial and skip app tokens, which have no installation, customer
 # or family; and nothing indexes app_id, since the screens' token statistics
 # come from the audit log (one index serves them there).

@@ -10,8 +10,9 @@ customer's tokens get one (deleting a customer revoked them by a full scan),
 tokens.app_id goes, and the audit log's two single-column indexes become one
 (app_id, event, at), which the console's token statistics now read.
 
-Tokens and codes issued before this revision keep working: their stored keys
-do not change; new ones start with their issue time (security.new_bearer).
+New tokens and codes start with their issue time, and so do their stored keys
+(security.Keyring.mint); tokens issued before this revision are still found
+under their old keys (core.tokens.find_token).
 """
 
 from __future__ import annotations
