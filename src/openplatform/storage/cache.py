@@ -7,6 +7,11 @@ transaction): each process polls it every ``invalidation_poll_seconds`` and drop
 what changed, so a revocation made by the CLI or by another node reaches every
 cache within that delay; the process that made it drops its entries at once.
 If the log cannot be read, the caches are emptied rather than trusted.
+
+An access token enters the cache when it is first checked, not when it is
+issued: with several workers it is mostly checked by another process anyway,
+and an app fetching a token per call would otherwise evict the tokens other
+apps are using (measured: caching on issue cost the app-token grant about 3 µs).
 """
 
 from __future__ import annotations
@@ -116,12 +121,6 @@ class CachedStore:
             if record is not None and record.kind == "access" and record.revoked_at is None:
                 self.tokens.put(digest, record)
         return record
-
-    async def save_tokens(self, *records: TokenRecord) -> None:
-        await self.inner.save_tokens(*records)
-        for record in records:
-            if record.kind == "access":
-                self.tokens.put(record.digest, record)
 
     # ------------------------------------------- writes that revoke: apply locally
 
