@@ -103,3 +103,30 @@ async def test_sqlite_waits_out_another_writer_without_blocking_the_loop(tmp_pat
         release.set()
         other.join()
         await driver.close()
+
+
+async def test_identical_audit_events_of_one_commit_are_one_counted_row(settings: Settings) -> None:
+    """Every event is counted; identical ones of one batch share a row, even when the batch
+    is replayed because another operation failed."""
+    from openplatform.storage.sql.driver import Insert
+    from openplatform.storage.sql.store import SqlStore
+
+    driver = make_driver(settings)
+    await driver.start()
+    store = SqlStore(driver)
+    try:
+        app_id = "a" * 32
+        for _ in range(5):
+            store.audit("token.issued", app_id=app_id, grant="client_credentials", ip="192.0.2.1")
+        store.audit("token.issued", app_id=app_id, grant="client_credentials", ip="192.0.2.2")
+        bad_row = Insert("INSERT INTO invalidations (id, at, kind, key) VALUES (?, ?, ?, ?)", (1, 1.0, "x", "y"))
+        results = await asyncio.gather(
+            driver.write(bad_row), driver.write(bad_row), return_exceptions=True
+        )  # the second duplicates the first's id: the batch is replayed one operation at a time
+        assert isinstance(results[1], Exception) and results[0] is None
+        store.audit("token.issued", app_id=app_id, grant="client_credentials", ip="192.0.2.1")  # the next batch
+        await driver.write(insert("flush"))
+        rows = await driver.fetch("SELECT ip, occurrences FROM audit_events WHERE app_id = ? ORDER BY id", app_id)
+        assert [(r["ip"], r["occurrences"]) for r in rows] == [("192.0.2.1", 5), ("192.0.2.2", 1), ("192.0.2.1", 1)]
+    finally:
+        await driver.close()

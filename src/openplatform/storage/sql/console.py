@@ -98,10 +98,8 @@ class ConsoleQueries:
             return (await conn.execute(query)).scalar()
 
     async def count_events_since(self, app_id: str, event: str, since: float) -> int:
-        query = (
-            select(func.count())
-            .select_from(audit_events)
-            .where(audit_events.c.app_id == app_id, audit_events.c.event == event, audit_events.c.at >= since)
+        query = select(func.sum(audit_events.c.occurrences)).where(
+            audit_events.c.app_id == app_id, audit_events.c.event == event, audit_events.c.at >= since
         )
         async with self.engine.connect() as conn:
             return int((await conn.execute(query)).scalar() or 0)
@@ -160,8 +158,8 @@ class ConsoleQueries:
 
     async def token_counts(self, app_id: str, since: float) -> TokenCounts:
         """Access tokens issued since ``since``, from the audit log: user tokens and app tokens."""
-        is_app = audit_events.c.customer_id.is_(None)
-        query = select(func.sum(case((is_app, 0), else_=1)), func.sum(case((is_app, 1), else_=0))).where(
+        is_app, times = audit_events.c.customer_id.is_(None), audit_events.c.occurrences
+        query = select(func.sum(case((is_app, 0), else_=times)), func.sum(case((is_app, times), else_=0))).where(
             audit_events.c.app_id == app_id, audit_events.c.event.in_(ISSUING_EVENTS), audit_events.c.at >= since
         )
         async with self.engine.connect() as conn:

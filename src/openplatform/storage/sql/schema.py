@@ -141,6 +141,8 @@ audit_events = Table(
     Column("customer_id", String(64)),
     Column("ip", String(64)),
     Column("detail", Text, nullable=False, default="{}"),
+    # Identical events of one group commit are one row (storage.sql.store.AuditRows).
+    Column("occurrences", Integer, nullable=False, default=1, server_default="1"),
     # An app's events, by kind, in time: the console's counts and "last token" read it.
     Index("ix_audit_events_app_event_at", "app_id", "event", "at"),
 )
