@@ -25,6 +25,9 @@ async def call(harness: Harness, scope: dict[str, Any], messages: list[dict[str,
     return sent
 
 
+FORM = b"application/x-www-form-urlencoded"
+
+
 def form(world: World) -> bytes:
     return f"app_id={world.app_id}&secret={world.secret}&grant_type=client_credential".encode()
 
@@ -34,8 +37,8 @@ async def test_a_body_in_several_messages_is_joined(harness: Harness) -> None:
     body = form(world)
     parts = [body[:10], body[10:30], body[30:]]
     messages = [{"type": "http.request", "body": p, "more_body": i < 2} for i, p in enumerate(parts)]
-    sent = await call(harness, {"method": "POST", "path": "/oauth/credit/token",
-                                "headers": [(b"content-type", b"application/x-www-form-urlencoded")]}, messages)  # fmt: skip
+    scope = {"method": "POST", "path": "/oauth/credit/token", "headers": [(b"content-type", FORM)]}
+    sent = await call(harness, scope, messages)
     assert sent[0]["status"] == 200
     headers = dict(sent[0]["headers"])
     assert headers[b"cache-control"] == b"no-store" and headers[b"pragma"] == b"no-cache"
@@ -66,6 +69,6 @@ async def test_other_methods_slashes_and_root_paths_go_through_starlette(harness
     slash = await harness.client.get(customer + "/", headers=bearer)
     assert slash.status_code == 307 and slash.headers["location"].endswith(customer)  # Starlette's redirect_slashes
     mounted = await call(harness, {"method": "POST", "path": "/base/oauth/credit/token", "root_path": "/base",
-                                   "headers": [(b"content-type", b"application/x-www-form-urlencoded")]},
+                                   "headers": [(b"content-type", FORM)]},
                          [{"type": "http.request", "body": form(world), "more_body": False}])  # fmt: skip
     assert mounted[0]["status"] == 200, mounted
