@@ -130,3 +130,39 @@ async def test_identical_audit_events_of_one_commit_are_one_counted_row(settings
         assert [(r["ip"], r["occurrences"]) for r in rows] == [("192.0.2.1", 5), ("192.0.2.2", 1), ("192.0.2.1", 1)]
     finally:
         await driver.close()
+
+
+async def test_codes_redeemed_in_one_batch_each_win_once(settings: Settings) -> None:
+    """Several codes redeemed together, one of them three times: on PostgreSQL the batch claims
+    them with one statement; either way each code is issued exactly once, its repeats are
+    replays that revoke what it produced, and the tokens of the winners are stored."""
+    import time
+
+    from openplatform.models import AuthorizationCode, TokenRecord
+    from openplatform.storage.base import RedeemOutcome
+    from openplatform.storage.sql.store import SqlStore
+
+    driver = make_driver(settings)
+    await driver.start()
+    store = SqlStore(driver)
+    try:
+        now = time.time()
+        codes = [f"{i:064x}" for i in range(1, 5)]
+        for digest in codes:
+            await store.save_code(AuthorizationCode(digest, "a" * 32, "ins_x", "cus_x", "spe_x", "https://a/", "s",
+                                                    now + 300))  # fmt: skip
+
+        def token(code: str, n: int) -> TokenRecord:
+            return TokenRecord(f"{code[:60]}{n:04d}", "access", "a" * 32, "s", now + 60, installation_id="ins_x",
+                               customer_id="cus_x", family_id=code, created_at=now)  # fmt: skip
+
+        attempts = [codes[0], codes[1], codes[0], codes[2], codes[0], codes[3]]
+        outcomes = await asyncio.gather(*(store.redeem_code(c, token(c, n)) for n, c in enumerate(attempts)))
+        assert outcomes.count(RedeemOutcome.ISSUED) == 4
+        assert [o for c, o in zip(attempts, outcomes, strict=True) if c == codes[0]].count(RedeemOutcome.ISSUED) == 1
+        stored = await driver.fetch("SELECT family_id, revoked_at FROM tokens WHERE app_id = ?", "a" * 32)
+        assert sorted(r["family_id"] for r in stored) == sorted(codes)
+        revoked = {r["family_id"] for r in stored if r["revoked_at"] is not None}
+        assert revoked == {codes[0]}  # the replays of the first code revoked its tokens
+    finally:
+        await driver.close()

@@ -35,6 +35,9 @@ Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 
 
 class Tx(Protocol):
+    # Rows the writer already claimed for this batch, by claim statement (see store.RedeemCode).
+    claimed: dict[str, set[str]] | None
+
     async def execute(self, sql: str, *args: object) -> int: ...
     async def fetchrow(self, sql: str, *args: object) -> Row | None: ...
     async def fetch(self, sql: str, *args: object) -> list[Row]: ...

@@ -53,6 +53,8 @@ def sqlite_connect(path: str, synchronous: str, busy_timeout_ms: int = 30000) ->
 
 
 class _SqliteTx:
+    claimed: dict[str, set[str]] | None = None  # calls are cheap here: each operation claims its own rows
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 

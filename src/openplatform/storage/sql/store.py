@@ -42,6 +42,47 @@ async def revoke_family_in(tx: Tx, family_id: str, now: float) -> None:
     await tx.execute(INSERT_INVALIDATION, now, "family", family_id)
 
 
+CLAIM_CODE = "UPDATE auth_codes SET used_at = ? WHERE digest = ? AND used_at IS NULL AND expires_at > ?"
+
+
+class RedeemCode:
+    """Consume a code (a conditional UPDATE: exactly one redemption wins) and insert its tokens.
+
+    On PostgreSQL each UPDATE would be a round trip inside the batch's
+    transaction, so the writer claims the codes of all ``RedeemCode``
+    operations of a batch with one ``claim_many`` statement first (in the
+    order of the batch, duplicates included, exactly as one at a time would)
+    and each operation reads its answer from ``tx.claimed``.
+    """
+
+    claim_many = (
+        "UPDATE auth_codes AS c SET used_at = v.at FROM unnest(?::text[], ?::float8[]) AS v(digest, at) "
+        "WHERE c.digest = v.digest AND c.used_at IS NULL AND c.expires_at > v.at RETURNING c.digest"
+    )
+    __slots__ = ("digest", "now", "records")
+
+    def __init__(self, digest: str, now: float, records: tuple[TokenRecord, ...]) -> None:
+        self.digest, self.now, self.records = digest, now, records
+
+    @property
+    def claim_args(self) -> tuple[str, float]:
+        return self.digest, self.now
+
+    async def __call__(self, tx: Tx) -> RedeemOutcome:
+        claimed = tx.claimed.get(self.claim_many) if tx.claimed else None
+        if claimed is not None:  # the writer claimed the batch's codes together
+            consumed = self.digest in claimed
+            claimed.discard(self.digest)  # a second redemption in the same batch is a replay
+        else:
+            consumed = await tx.execute(CLAIM_CODE, self.now, self.digest, self.now) == 1
+        if not consumed:
+            await revoke_family_in(tx, self.digest, self.now)
+            return RedeemOutcome.REPLAYED
+        for record in self.records:
+            await tx.execute(INSERT_TOKEN, *token_params(record))
+        return RedeemOutcome.ISSUED
+
+
 class AuditRows:
     """The audit events of one group commit, identical ones as one row with a count.
 
@@ -150,21 +191,7 @@ class SqlStore:
     async def redeem_code(self, digest: str, *records: TokenRecord) -> RedeemOutcome:
         """Consume the code and store its tokens atomically; a second redemption
         (even a concurrent one) revokes everything the code produced."""
-        now = self.clock()
-
-        async def op(tx: Tx) -> RedeemOutcome:
-            consumed = await tx.execute(
-                "UPDATE auth_codes SET used_at = ? WHERE digest = ? AND used_at IS NULL AND expires_at > ?",
-                now, digest, now,
-            )  # fmt: skip
-            if consumed != 1:
-                await revoke_family_in(tx, digest, now)
-                return RedeemOutcome.REPLAYED
-            for record in records:
-                await tx.execute(INSERT_TOKEN, *token_params(record))
-            return RedeemOutcome.ISSUED
-
-        return await self.driver.write(op)
+        return await self.driver.write(RedeemCode(digest, self.clock(), records))
 
     async def rotate_refresh(
         self, old: TokenRecord, new_access: TokenRecord, new_refresh: TokenRecord, leeway: float
