@@ -44,13 +44,15 @@ class Call:
         self.scope, self.receive, self.platform = scope, receive, platform
         content_type = content_length = authorization = ""
         forwarded: list[str] = []
-        for name, value in scope["headers"]:  # the server gives names lower-cased (ASGI spec)
+        # Names come lower-cased (ASGI spec); a repeated header counts by its first line, as
+        # Starlette's Headers.get() reads it, except X-Forwarded-For, which is one list.
+        for name, value in scope["headers"]:
             if name == b"content-type":
-                content_type = value.decode("latin-1")
+                content_type = content_type or value.decode("latin-1")
             elif name == b"content-length":
-                content_length = value.decode("latin-1")
+                content_length = content_length or value.decode("latin-1")
             elif name == b"authorization":
-                authorization = value.decode("latin-1")
+                authorization = authorization or value.decode("latin-1")
             elif name == b"x-forwarded-for":
                 forwarded.append(value.decode("latin-1"))
         self.content_type, self.content_length = content_type, content_length
