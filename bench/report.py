@@ -77,7 +77,8 @@ def persisted(rows: list[Any]) -> list[str]:
             counts = ", ".join(f"{n} {kind}" for kind, n in r.persisted.items())
             out.append(
                 f"- {r.name}: {r.answered} successful answers (warm-up included); committed: {counts}; "
-                f"{r.batch_mean:.1f} write operations per group commit (a grant's tokens are one; the audit rows of a commit are one)"
+                f"{r.batch_mean:.1f} write operations per group commit "
+                "(a grant's tokens are one; the audit rows of a commit are one)"
             )
     return out
 

@@ -1,0 +1,102 @@
+"""CPU per request of openplatform's ASGI app alone, without an HTTP server: quick iteration on the hot path.
+
+    .venv/bin/python bench/inprocess.py [app-token|open-api] [--requests 40000] [--database-url URL]
+
+Seeds a fresh SQLite file (or the given, empty, database) through openplatform's services, then
+drives the app with 32 concurrent tasks sending ASGI messages directly (uvloop, group commit and
+the caches as in ``openplatform serve``) and prints CPU and wall time per request. It leaves out
+uvicorn and the sockets, which ``bench/run.py`` measures; use it to compare two versions of the
+code, and py-spy (``py-spy record -- .venv/bin/python bench/inprocess.py``) to see where time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+import uvloop
+from seed import SECRET_KEY, _seed
+
+from openplatform.config import Settings
+from openplatform.storage.sql.migrate import upgrade
+from openplatform.web.app import create_app
+from openplatform.web.serve import tune_gc
+
+CONCURRENCY = 32
+FORM = (b"content-type", b"application/x-www-form-urlencoded")
+
+
+def http_scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "scheme": "http",
+        "method": method, "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), *headers], "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+
+
+async def call(app: Any, scope: dict[str, Any], body: bytes) -> tuple[int, bytes]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(dict(scope), receive, send)
+    return sent[0]["status"], sent[1]["body"]
+
+
+async def measure(scenario: str, requests: int, settings: Settings) -> None:
+    seeded = await _seed(settings)
+    app = create_app(settings)
+    tune_gc()
+    async with app.router.lifespan_context(app):
+        grant = urlencode({"grant_type": "client_credential", "app_id": seeded.app_id, "secret": seeded.secret})
+        token_scope = http_scope("POST", "/oauth/credit/token", [FORM])
+        scope, body = token_scope, grant.encode()
+        if scenario == "open-api":
+            status, answer = await call(app, token_scope, grant.encode())
+            token = orjson.loads(answer)["result"]["access_token"]
+            bearer = (b"authorization", f"Bearer {token}".encode())
+            scope, body = http_scope("GET", f"/api/spe/customer/{seeded.customer_id}", [bearer]), b""
+        statuses: dict[int, int] = {}
+
+        async def worker(count: int) -> None:
+            for _ in range(count):
+                status, _answer = await call(app, scope, body)
+                statuses[status] = statuses.get(status, 0) + 1
+
+        await asyncio.gather(*(worker(200) for _ in range(CONCURRENCY)))  # warm-up
+        per_task = requests // CONCURRENCY
+        started, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(worker(per_task) for _ in range(CONCURRENCY)))
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        done = per_task * CONCURRENCY
+        print(f"{scenario}: {done} requests, {1e6 * cpu / done:.1f} µs CPU and {1e6 * wall / done:.1f} µs wall "
+              f"per request; statuses {statuses}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", nargs="?", default="app-token", choices=["app-token", "open-api"])
+    parser.add_argument("--requests", type=int, default=40_000)
+    parser.add_argument("--database-url", help="an empty database to use instead of a fresh SQLite file")
+    opts = parser.parse_args()
+    url = opts.database_url or f"sqlite:///{tempfile.mkdtemp(prefix='op-inprocess-')}/bench.db"
+    os.environ.update(OPENPLATFORM_DATABASE_URL=url, OPENPLATFORM_SECRET_KEY=SECRET_KEY,
+                      OPENPLATFORM_RATE_LIMITS="off", OPENPLATFORM_LOG_LEVEL="warning")  # fmt: skip
+    settings = Settings()
+    upgrade(settings)  # Alembic runs its own event loop: before ours starts
+    uvloop.run(measure(opts.scenario, opts.requests, settings))
+
+
+if __name__ == "__main__":
+    main()
