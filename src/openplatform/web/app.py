@@ -18,6 +18,7 @@ from openplatform.errors import OAuthError
 from openplatform.runtime import build_admin, build_platform
 from openplatform.services.webhooks import WebhookWorker
 from openplatform.web import api_sites, docs, health, oauth, open_api, ui
+from openplatform.web.lean import LeanEndpoint
 from openplatform.web.responses import error_response
 
 log = logging.getLogger("openplatform")
@@ -60,8 +61,18 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return error_response(OAuthError(kind, message), always_200)
 
 
-LEAN_ROUTES = {**oauth.lean_endpoints}
-LEAN_PREFIX_ROUTES = [*open_api.lean_prefix_endpoints]
+def lean_endpoint(scope: Scope) -> LeanEndpoint | None:
+    """The lean endpoint for exactly this method and path, with its path parameter set; or None."""
+    method, path = scope["method"], scope["path"]
+    found = oauth.lean_endpoints.get((method, path))
+    if found is not None:
+        return found
+    for lean_method, prefix, name, endpoint in open_api.lean_prefix_endpoints:
+        rest = path[len(prefix) :]
+        if method == lean_method and path.startswith(prefix) and rest and "/" not in rest:
+            scope["path_params"] = {name: rest}
+            return endpoint
+    return None
 
 
 class OpenPlatformApp(Starlette):
@@ -73,37 +84,18 @@ class OpenPlatformApp(Starlette):
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope.get("root_path"):
-            method, path = scope["method"], scope["path"]
-            lean = LEAN_ROUTES.get((method, path))
-            if lean is None:
-                for lean_method, prefix, name, endpoint in LEAN_PREFIX_ROUTES:
-                    if method == lean_method and path.startswith(prefix):
-                        rest = path[len(prefix) :]
-                        if rest and "/" not in rest:
-                            scope["path_params"] = {name: rest}
-                            lean = endpoint
-                        break
-            if lean is not None:
-                scope["app"] = self
-                await lean(scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
+        lean = lean_endpoint(scope) if scope["type"] == "http" and not scope.get("root_path") else None
+        if lean is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        await lean(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     app = OpenPlatformApp(
-        # The token endpoints and Open APIs first: Starlette tries routes in order.
-        routes=[
-            *oauth.token_routes,
-            *open_api.routes,
-            *oauth.other_routes,
-            *api_sites.routes,
-            *health.routes,
-            *docs.routes,
-            *ui.routes,
-        ],
+        routes=[*oauth.routes, *open_api.routes, *api_sites.routes, *health.routes, *docs.routes, *ui.routes],
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )

@@ -19,7 +19,7 @@ from starlette.types import Scope
 from openplatform.core.context import Platform
 from openplatform.errors import OAuthError
 from openplatform.web import lean, metrics
-from openplatform.web.responses import as_oauth_error, error_response
+from openplatform.web.responses import as_oauth_error, encode_headers, error_response
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -63,10 +63,6 @@ def path_param(scope: Scope, name: str) -> str:
     if _CONTROL_CHARS.search(value):
         raise OAuthError("invalid_request", f"The {name} in the path contains control characters.", field=name)
     return value
-
-
-def encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    return [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
 
 
 def set_headers(response: Response, fixed: list[tuple[bytes, bytes]]) -> None:

@@ -27,12 +27,11 @@ from openplatform.core.context import Platform
 from openplatform.core.ip_policy import client_ip
 from openplatform.errors import OAuthError
 from openplatform.web import metrics
-from openplatform.web.responses import as_oauth_error
+from openplatform.web.responses import as_oauth_error, encode_headers
 
 Headers = list[tuple[bytes, bytes]]
 
 JSON_TYPE = (b"content-type", b"application/json")
-NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
 
 
 class Call:
@@ -112,17 +111,13 @@ def encode_success(result: object) -> bytes:
     return orjson.dumps({"code": 0, "msg": "success", "result": result})
 
 
-def _encoded(headers: dict[str, str]) -> Headers:
-    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
-
-
 class LeanEndpoint:
     """An ASGI app for one route: runs ``handler``, renders its result or its error."""
 
-    def __init__(self, name: str, handler: Handler, fixed_headers: Headers | None = None) -> None:
+    def __init__(self, name: str, handler: Handler, headers: dict[str, str] | None = None) -> None:
         self.name = name
         self.handler = handler
-        self.fixed = [JSON_TYPE, *(fixed_headers or [])]
+        self.fixed = [JSON_TYPE, *encode_headers(headers or {})]
         self.__name__ = name  # Starlette names routes after their endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -133,7 +128,7 @@ class LeanEndpoint:
             status, code = 200, 0
         except Exception as exc:  # noqa: BLE001 - every failure must become an envelope
             error = as_oauth_error(exc)
-            body, extra, code = orjson.dumps(error.envelope()), _encoded(error.headers), error.code
+            body, extra, code = orjson.dumps(error.envelope()), encode_headers(error.headers), error.code
             status = 200 if platform.settings.error_status == "always-200" else error.status
         headers = self.fixed + extra if extra else self.fixed.copy()
         headers.append((b"content-length", b"%d" % len(body)))

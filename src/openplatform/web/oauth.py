@@ -13,14 +13,9 @@ from starlette.routing import Route
 from openplatform.core import authorize, introspection, server
 from openplatform.core.authorize import RedirectError
 from openplatform.core.requests import TokenRequest, parse_basic_auth, parse_params
-from openplatform.errors import OAuthError
 from openplatform.web.http import endpoint, platform_of
-from openplatform.web.lean import NO_STORE as LEAN_NO_STORE
 from openplatform.web.lean import Call, Headers, LeanEndpoint, encode_success
 from openplatform.web.responses import NO_STORE, json_response
-
-PATHS = {"access_token": "/oauth/access_token", "refresh_token": "/oauth/refresh_token",
-         "credit_token": "/oauth/credit/token"}  # fmt: skip
 
 
 @endpoint("connect", NO_STORE, html_errors=True)
@@ -45,7 +40,7 @@ def _token_endpoint(name: str) -> LeanEndpoint:
         issued = await server.token_response(call.platform, name, await token_request(call))
         return encode_success(issued.result()), []
 
-    return LeanEndpoint(name, handle, LEAN_NO_STORE)
+    return LeanEndpoint(name, handle, NO_STORE)
 
 
 async def _introspect(call: Call) -> tuple[bytes, Headers]:
@@ -69,25 +64,16 @@ async def metadata(request: Request) -> Response:
     return json_response(introspection.metadata(issuer_of(request)))
 
 
-async def method_not_allowed(_request: Request) -> Response:
-    raise OAuthError("method_not_allowed")
-
-
-# Dispatched by exact path before Starlette's stack (web.app); also in the router below.
+# Dispatched by exact method and path before Starlette's stack (web.app); in the router too, for the rest.
 lean_endpoints = {
-    ("POST", PATHS[name]): _token_endpoint(name) for name in ("credit_token", "access_token", "refresh_token")
+    ("POST", "/oauth/credit/token"): _token_endpoint("credit_token"),
+    ("POST", "/oauth/access_token"): _token_endpoint("access_token"),
+    ("POST", "/oauth/refresh_token"): _token_endpoint("refresh_token"),
+    ("POST", "/oauth/introspect"): LeanEndpoint("introspect", _introspect, NO_STORE),
+    ("POST", "/oauth/revoke"): LeanEndpoint("revoke", _revoke, NO_STORE),
 }
-lean_endpoints[("POST", "/oauth/introspect")] = LeanEndpoint("introspect", _introspect, LEAN_NO_STORE)
-lean_endpoints[("POST", "/oauth/revoke")] = LeanEndpoint("revoke", _revoke, LEAN_NO_STORE)
-
-# Starlette tries routes in order (about a microsecond each): the app puts these first.
-token_routes = [
-    Route(path, lean_endpoints[("POST", path)], methods=["POST"], name=name) for name, path in PATHS.items()
-]
-other_routes = [
+routes = [
     Route("/oauth/connect", connect, methods=["GET"], name="connect"),
-    Route("/oauth/introspect", lean_endpoints[("POST", "/oauth/introspect")], methods=["POST"], name="introspect"),
-    Route("/oauth/revoke", lean_endpoints[("POST", "/oauth/revoke")], methods=["POST"], name="revoke"),
+    *(Route(path, lean, methods=[method], name=lean.name) for (method, path), lean in lean_endpoints.items()),
     Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"], name="metadata"),
 ]
-routes = [*token_routes, *other_routes]

@@ -154,7 +154,7 @@ async def delete_customer(request: Request) -> Response:
 # Dispatched before Starlette's stack (web.app): GET /api/spe/customer/{customer_id}.
 lean_prefix_endpoints = [("GET", "/api/spe/customer/", "customer_id", get_customer)]
 
-routes = [  # the busiest first: Starlette tries routes in order
+routes = [
     Route("/api/spe/customer/{customer_id}", get_customer, methods=["GET"], name="api.customer.get"),
     Route("/api/spe/customers", list_customers, methods=["GET"], name="api.customers.list"),
     Route("/api/spe/customers", create_customer, methods=["POST"], name="api.customers.create"),

@@ -17,6 +17,11 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 JSON = "application/json"
 
 
+def encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """ASGI header pairs, encoded once per endpoint rather than per request."""
+    return [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=JSON)
 
