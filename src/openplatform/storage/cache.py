@@ -17,6 +17,7 @@ apps are using (measured: caching on issue cost the app-token grant about 3 µs)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 from typing import Any
@@ -83,10 +84,8 @@ class CachedStore:
             await self.fanout.close()
         if self._poller is not None:
             self._poller.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
-            except asyncio.CancelledError:
-                pass
         await self.inner.close()
 
     # ------------------------------------------------------------- cached reads

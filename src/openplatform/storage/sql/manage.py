@@ -15,7 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from openplatform.config import Settings
 from openplatform.models import ACTIVE, App, Customer, Installation, Spe
-from openplatform.storage.sql.rows import app_from_row, customer_from_row, installation_from_row
+from openplatform.storage.sql.rows import (
+    AUDIT_COLUMNS,
+    app_from_row,
+    audit_values,
+    customer_from_row,
+    installation_from_row,
+)
 from openplatform.storage.sql.schema import (
     app_secrets,
     apps,
@@ -257,21 +263,9 @@ class Management:
     # ---------------------------------------------------------------------- audit
 
     async def audit(self, event: str, **fields: object) -> None:
-        import orjson
-
-        detail = {k: v for k, v in fields.items() if k not in ("app_id", "xspe", "customer_id", "ip")}
+        values = dict(zip(AUDIT_COLUMNS, audit_values(event, fields), strict=True))
         async with self.engine.begin() as conn:
-            await conn.execute(
-                insert(audit_events).values(
-                    at=self.clock(),
-                    event=event,
-                    app_id=fields.get("app_id"),
-                    xspe=fields.get("xspe"),
-                    customer_id=fields.get("customer_id"),
-                    ip=fields.get("ip"),
-                    detail=orjson.dumps(detail, default=str).decode(),
-                )  # fmt: skip
-            )
+            await conn.execute(insert(audit_events).values(at=self.clock(), **values))
 
     async def recent_audit(self, app_id: str | None = None, limit: int = 50) -> list[dict[str, object]]:
         query = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)

@@ -9,6 +9,7 @@ COMMIT is flushed to the WAL on disk before any request of the batch is answered
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from typing import Any
 
@@ -255,10 +256,8 @@ class PostgresDriver:
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
-            except asyncio.CancelledError:
-                pass
             self._writer = None
         await self._drop_connection()
         if self._pool is not None:

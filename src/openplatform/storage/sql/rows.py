@@ -1,9 +1,11 @@
-"""Row → model conversions shared by the hot path and the management path."""
+"""Row ↔ model conversions shared by the hot path and the management path."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+
+import orjson
 
 from openplatform.models import App, AppSecret, AuthorizationCode, Customer, Installation, TokenRecord
 
@@ -92,4 +94,16 @@ def token_params(t: TokenRecord) -> tuple[object, ...]:
     return (
         t.digest, t.kind, t.app_id, t.installation_id, t.customer_id, t.xspe, t.scope,
         t.family_id, t.created_at, t.expires_at, t.revoked_at, t.rotated_at, t.successor,
+    )  # fmt: skip
+
+
+AUDIT_COLUMNS = ("event", "app_id", "xspe", "customer_id", "ip", "detail")
+
+
+def audit_values(event: str, fields: dict[str, object]) -> tuple[object, ...]:
+    """An audit event's columns, in AUDIT_COLUMNS order: the fields without a column go to detail (JSON)."""
+    detail = {k: v for k, v in fields.items() if k not in AUDIT_COLUMNS}
+    return (
+        event, fields.get("app_id"), fields.get("xspe"), fields.get("customer_id"), fields.get("ip"),
+        orjson.dumps(detail, default=str).decode(),
     )  # fmt: skip

@@ -9,14 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import orjson
-
 from openplatform.models import App, AuthorizationCode, Customer, Installation, TokenRecord
 from openplatform.storage.base import RedeemOutcome, RotateOutcome
 from openplatform.storage.sql.driver import Driver, Insert, Tx
 from openplatform.storage.sql.rows import (
     TOKEN_COLUMNS,
     app_from_row,
+    audit_values,
     code_from_row,
     customer_from_row,
     installation_from_row,
@@ -32,7 +31,6 @@ INSERT_CODE = (
 INSERT_AUDIT = (
     "INSERT INTO audit_events (at, event, app_id, xspe, customer_id, ip, detail, occurrences) VALUES (?,?,?,?,?,?,?,?)"
 )
-_AUDIT_COLUMNS = ("app_id", "xspe", "customer_id", "ip")
 INSERT_INVALIDATION = "INSERT INTO invalidations (at, kind, key) VALUES (?, ?, ?)"
 INSTALLATION_COLUMNS = "installation_id, app_id, xspe, customer_id, installed_at, uninstalled_at"
 
@@ -253,11 +251,7 @@ class SqlStore:
 
     def audit(self, event: str, **fields: object) -> None:
         """Queue an audit event into the next group commit (never awaited)."""
-        detail = {k: v for k, v in fields.items() if k not in _AUDIT_COLUMNS}
-        key = (
-            event, fields.get("app_id"), fields.get("xspe"), fields.get("customer_id"),
-            fields.get("ip"), orjson.dumps(detail, default=str).decode(),
-        )  # fmt: skip
+        key = audit_values(event, fields)
         rows = self._audits
         if rows is None:
             rows = AuditRows(self)
