@@ -24,7 +24,7 @@ import pytest
 
 from openplatform.config import Settings
 from openplatform.runtime import build_admin
-from tests.conftest import CALLBACK, run_cli
+from tests.conftest import CALLBACK, run_cli, seed_world
 
 WITHIN = 1.5  # seconds for a change to take effect (the server polls every 0.1 s here)
 
@@ -106,18 +106,8 @@ def seed_with_cli(settings: Settings) -> Installed:
 
 
 def seed_in_process(settings: Settings) -> Installed:
-    async def seed() -> Installed:
-        admin = build_admin(settings)
-        try:
-            spe = await admin.create_spe("Live SPE")
-            one = await admin.create_customer(spe.xspe, "Live One")
-            app, secret = await admin.create_app("Live App", "https://app.example.com/", ["customer:read"])
-            await admin.install(app.app_id, customer_id=one.customer_id)
-        finally:
-            await admin.db.close()
-        return Installed(spe.xspe, one.customer_id, app.app_id, secret)
-
-    return asyncio.run(seed())
+    world = seed_world(settings)
+    return Installed(world.xspe, world.customer_id, world.app_id, world.secret)
 
 
 # ------------------------------------------------------------------------ tests
