@@ -35,8 +35,9 @@ Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 
 
 class Tx(Protocol):
-    # Rows the writer already claimed for this batch, by claim statement (see store.RedeemCode).
-    claimed: dict[str, set[str]] | None
+    # Rows the writer already claimed for this batch, by claim statement (see store.RedeemCode);
+    # a statement not in it: each operation claims its own rows.
+    claimed: dict[str, set[str]]
 
     async def execute(self, sql: str, *args: object) -> int: ...
     async def fetchrow(self, sql: str, *args: object) -> Row | None: ...
@@ -53,7 +54,7 @@ class Insert:
     Run as an operation it executes its rows one by one. The SQLite writer
     instead gathers the ``Insert`` rows of a batch by statement and sends each
     statement once with ``executemany``; the PostgreSQL writer holds all INSERTs
-    back and pipelines them the same way (``_PgTx``). Rows of different
+    back and sends each statement's rows as one ``unnest()`` INSERT (``_PgTx``). Rows of different
     statements may thus reach the database in another order than they were
     queued: only use it for tables without foreign keys between them.
     """

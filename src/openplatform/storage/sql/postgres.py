@@ -41,7 +41,7 @@ class _PgTx:
         self.conn = conn
         self.defer_inserts = defer_inserts
         self.begun = not defer_inserts  # without deferral the caller runs it in a transaction
-        self.claimed: dict[str, set[str]] | None = None
+        self.claimed: dict[str, set[str]] = {}
         self._held: dict[str, list[tuple[object, ...]]] = {}
 
     async def claim_together(self, batch: list[Pending]) -> None:
@@ -56,9 +56,7 @@ class _PgTx:
             if len(ops) < 2:
                 continue
             keys, ats = zip(*(op.claim_args for op in ops), strict=True)
-            rows = await self.fetch(sql, list(keys), list(ats))
-            self.claimed = self.claimed or {}
-            self.claimed[sql] = {row[0] for row in rows}
+            self.claimed[sql] = {row[0] for row in await self.fetch(sql, list(keys), list(ats))}
 
     async def execute(self, sql: str, *args: object) -> int:
         if self.defer_inserts and sql.startswith("INSERT"):
@@ -77,10 +75,13 @@ class _PgTx:
         await self._prepare_for(sql)
         return list(await self.conn.fetch(_pg_sql(sql), *args))
 
-    async def _prepare_for(self, sql: str) -> None:
+    async def _begin(self) -> None:
         if not self.begun:
             await self.conn.execute("BEGIN")
             self.begun = True
+
+    async def _prepare_for(self, sql: str) -> None:
+        await self._begin()
         if self._held and not _tables(sql).isdisjoint(set().union(*map(_tables, self._held))):
             await self.flush()
 
@@ -90,9 +91,7 @@ class _PgTx:
             held, self._held = self._held, {}
             await self.conn.execute(*_chained_inserts(held))
             return
-        if not self.begun:
-            await self.conn.execute("BEGIN")
-            self.begun = True
+        await self._begin()
         await self.flush()
         await self.conn.execute("COMMIT")
 

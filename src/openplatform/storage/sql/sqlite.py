@@ -53,10 +53,9 @@ def sqlite_connect(path: str, synchronous: str, busy_timeout_ms: int = 30000) ->
 
 
 class _SqliteTx:
-    claimed: dict[str, set[str]] | None = None  # calls are cheap here: each operation claims its own rows
-
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.claimed: dict[str, set[str]] = {}  # statements are cheap calls here: each operation claims its own
 
     async def execute(self, sql: str, *args: object) -> int:
         return self.conn.execute(sql, args).rowcount

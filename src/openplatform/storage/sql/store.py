@@ -67,7 +67,7 @@ class RedeemCode:
         return self.digest, self.now
 
     async def __call__(self, tx: Tx) -> RedeemOutcome:
-        claimed = tx.claimed.get(self.claim_many) if tx.claimed else None
+        claimed = tx.claimed.get(self.claim_many)
         if claimed is not None:  # the writer claimed the batch's codes together
             consumed = self.digest in claimed
             claimed.discard(self.digest)  # a second redemption in the same batch is a replay
