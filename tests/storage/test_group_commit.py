@@ -11,12 +11,16 @@ import asyncio
 import shutil
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from openplatform.config import Settings
+from openplatform.models import AuthorizationCode, TokenRecord
 from openplatform.runtime import make_driver
-from openplatform.storage.sql.driver import BATCH_OPERATIONS, Driver, Operation, Tx
+from openplatform.storage.base import RedeemOutcome
+from openplatform.storage.sql.driver import BATCH_OPERATIONS, Driver, Insert, Operation, Tx
 from openplatform.storage.sql.sqlite import SqliteDriver
+from openplatform.storage.sql.store import SqlStore
 
 
 def insert(key: str, fail: bool = False) -> Operation[str]:
@@ -108,8 +112,6 @@ async def test_sqlite_waits_out_another_writer_without_blocking_the_loop(tmp_pat
 async def test_identical_audit_events_of_one_commit_are_one_counted_row(settings: Settings) -> None:
     """Every event is counted; identical ones of one batch share a row, even when the batch
     is replayed because another operation failed."""
-    from openplatform.storage.sql.driver import Insert
-    from openplatform.storage.sql.store import SqlStore
 
     driver = make_driver(settings)
     await driver.start()
@@ -136,11 +138,6 @@ async def test_codes_redeemed_in_one_batch_each_win_once(settings: Settings) -> 
     """Several codes redeemed together, one of them three times: on PostgreSQL the batch claims
     them with one statement; either way each code is issued exactly once, its repeats are
     replays that revoke what it produced, and the tokens of the winners are stored."""
-    import time
-
-    from openplatform.models import AuthorizationCode, TokenRecord
-    from openplatform.storage.base import RedeemOutcome
-    from openplatform.storage.sql.store import SqlStore
 
     driver = make_driver(settings)
     await driver.start()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -50,6 +51,4 @@ async def test_newest_migration_goes_down_and_up_again(settings: Settings) -> No
 
 
 def _downgrade(settings: Settings, revision: str) -> None:
-    from alembic import command
-
     command.downgrade(migrate.alembic_config(settings), revision)
