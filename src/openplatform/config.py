@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     access_token_ttl: int = Field(7200, ge=60, le=86400 * 30)
     refresh_token_ttl: int = Field(86400 * 30, ge=300, le=86400 * 365)
     code_ttl: int = Field(300, ge=10, le=600)
+    # Absolute lifetime of a refresh family, counted from the code exchange
+    # (SPEC §8): rotation never extends it. Any value >= 1 (tests use seconds).
+    refresh_family_max_age: int = Field(7_776_000, ge=1)
     # A client retrying a refresh within this many seconds gets the same new pair.
     refresh_leeway: float = Field(5.0, ge=0, le=60)
     # Require the app secret on /oauth/refresh_token (the docs do not send it).
@@ -64,6 +67,12 @@ class Settings(BaseSettings):
     # How often each process looks for due install/uninstall webhooks (the retry
     # schedule itself is fixed, see openplatform.services.webhooks).
     webhook_poll_seconds: float = Field(2.0, gt=0, le=60)
+    # How often each process deletes expired codes, tokens, invalidation records
+    # and old audit events, in small batches (SPEC §8); `openplatform db cleanup`
+    # runs one pass now.
+    cleanup_interval: float = Field(300.0, gt=0, le=86400)
+    # Audit events older than this many days are deleted by the cleanup.
+    audit_retention_days: float = Field(180.0, gt=0)
     # Entries kept in the in-process token cache.
     token_cache_size: int = Field(100_000, ge=0)
     log_level: str = "info"

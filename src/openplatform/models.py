@@ -141,6 +141,7 @@ class TokenRecord:
     rotated_at: float | None = None
     successor: str | None = None  # digest of the refresh token that replaced this one
     created_at: float = 0.0
+    family_expires_at: float | None = None  # end of the family's absolute lifetime (SPEC §8)
 
     @property
     def is_app_token(self) -> bool:

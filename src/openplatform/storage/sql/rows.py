@@ -81,19 +81,20 @@ def token_from_row(row: Row) -> TokenRecord:
         rotated_at=row["rotated_at"],
         successor=row["successor"],
         created_at=row["created_at"],
+        family_expires_at=row["family_expires_at"],
     )
 
 
 TOKEN_COLUMNS = (
     "digest, kind, app_id, installation_id, customer_id, xspe, scope, family_id, "
-    "created_at, expires_at, revoked_at, rotated_at, successor"
+    "created_at, expires_at, revoked_at, rotated_at, successor, family_expires_at"
 )
 
 
 def token_params(t: TokenRecord) -> tuple[object, ...]:
     return (
         t.digest, t.kind, t.app_id, t.installation_id, t.customer_id, t.xspe, t.scope,
-        t.family_id, t.created_at, t.expires_at, t.revoked_at, t.rotated_at, t.successor,
+        t.family_id, t.created_at, t.expires_at, t.revoked_at, t.rotated_at, t.successor, t.family_expires_at,
     )  # fmt: skip
 
 

@@ -125,6 +125,9 @@ tokens = Table(
     Column("revoked_at", Float),
     Column("rotated_at", Float),
     Column("successor", String(64)),
+    # The end of the refresh family's absolute lifetime (SPEC §8), copied to every
+    # token of the family; NULL for app tokens and tokens issued before 0004.
+    Column("family_expires_at", Float),
 )
 for _column in ("installation_id", "customer_id", "family_id"):
     _only_set = text(f"{_column} IS NOT NULL")

@@ -23,7 +23,7 @@ from openplatform.storage.sql.rows import (
     token_params,
 )
 
-INSERT_TOKEN = f"INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+INSERT_TOKEN = f"INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 INSERT_CODE = (
     "INSERT INTO auth_codes (digest, app_id, installation_id, customer_id, xspe, "
     "redirect_uri, scope, code_challenge, expires_at) VALUES (?,?,?,?,?,?,?,?,?)"
