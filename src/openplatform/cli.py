@@ -146,6 +146,31 @@ def db_upgrade() -> None:
     emit({"database": _safe_url(config), "schema": "up to date"})
 
 
+@db_app.command("cleanup")
+def db_cleanup() -> None:
+    """Run one cleanup pass now (SPEC §8): expired codes, tokens and invalidation records,
+    old audit events; in small batches, so running servers are not held up."""
+    config = settings()
+    prepare_database(config)
+    from openplatform.runtime import make_driver
+    from openplatform.storage.sql.store import SqlStore
+
+    async def go() -> dict[str, int]:
+        store = SqlStore(make_driver(config))
+        await store.start()
+        try:
+            return await store.cleanup(audit_retention_seconds=config.audit_retention_days * 86400)
+        finally:
+            await store.close()
+
+    try:
+        counts = asyncio.run(go())
+    except Exception as exc:
+        fail(f"cleanup failed: {exc}")
+        raise
+    emit(counts)
+
+
 # ------------------------------------------------------------ SPEs and customers
 
 

@@ -22,23 +22,23 @@ from openplatform.web.lean import LeanEndpoint
 from openplatform.web.responses import error_response
 
 log = logging.getLogger("openplatform")
-PURGE_EVERY_SECONDS = 300.0
 
 
-async def _purge_forever(app: Starlette) -> None:
-    """Delete expired codes and tokens so storage stays bounded (SPEC §3)."""
+async def _clean_up_forever(app: Starlette) -> None:
+    """Every ``cleanup_interval`` seconds, one cleanup pass in small batches (SPEC §8)."""
+    settings = app.state.platform.settings
     while True:
-        await asyncio.sleep(PURGE_EVERY_SECONDS)
+        await asyncio.sleep(settings.cleanup_interval)
         try:
-            await app.state.platform.store.purge_expired()
+            await app.state.platform.store.cleanup(audit_retention_seconds=settings.audit_retention_days * 86400)
         except Exception:
-            log.exception("purge of expired rows failed")
+            log.exception("cleanup of expired rows failed")
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     await app.state.platform.store.start()
-    purger = asyncio.create_task(_purge_forever(app))
+    purger = asyncio.create_task(_clean_up_forever(app))
     webhooks = WebhookWorker(app.state.admin, app.state.platform.settings.webhook_poll_seconds)
     webhooks.start()
     try:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from openplatform.models import App, AuthorizationCode, Customer, Installation, TokenRecord
 from openplatform.storage.base import RedeemOutcome, RotateOutcome
+from openplatform.storage.sql.cleanup import BATCH_SIZE, cleanup_pass
 from openplatform.storage.sql.driver import Driver, Insert, Tx
 from openplatform.storage.sql.rows import (
     TOKEN_COLUMNS,
@@ -259,15 +260,19 @@ class SqlStore:
             self._audits = rows
         rows.add(key, self.clock())
 
-    async def purge_expired(self, keep_seconds: float = 3600.0) -> None:
-        """Delete what can never be valid again, so storage stays bounded."""
+    async def cleanup(
+        self,
+        keep_seconds: float = 3600.0,
+        audit_retention_seconds: float = 180 * 86400.0,
+        batch_size: int = BATCH_SIZE,
+        rest: float = 1.0,
+    ) -> dict[str, int]:
+        """One cleanup pass (SPEC §8), in batches of ``batch_size`` rows that never hold serving up.
+
+        Deletes codes and tokens expired more than ``keep_seconds`` ago, invalidation
+        records older than that, app secrets past their grace period and audit events
+        older than ``audit_retention_seconds``; returns ``{"codes": N, "tokens": N,
+        "invalidations": N, "audit_events": N}``. See ``storage.sql.cleanup``.
+        """
         now = self.clock()
-        horizon = now - keep_seconds
-
-        async def op(tx: Tx) -> None:
-            await tx.execute("DELETE FROM auth_codes WHERE expires_at < ?", horizon)
-            await tx.execute("DELETE FROM tokens WHERE expires_at < ?", horizon)
-            await tx.execute("DELETE FROM invalidations WHERE at < ?", horizon)
-            await tx.execute("DELETE FROM app_secrets WHERE expires_at IS NOT NULL AND expires_at < ?", now)
-
-        await self.driver.write(op)
+        return await cleanup_pass(self.driver, now, keep_seconds, audit_retention_seconds, batch_size, rest)

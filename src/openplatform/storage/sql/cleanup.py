@@ -1,0 +1,151 @@
+"""Cleanup (SPEC §8): delete expired rows in small batches that never hold serving up.
+
+One pass sweeps the tables in turn. Each batch is two steps:
+
+1. a plain read, outside any write transaction, of up to ``batch_size`` keys of
+   rows past their horizon, in the order of an index (``expires_at`` or ``at``;
+   the audit log, whose only index is ``(app_id, event, at)``, is walked along its
+   integer primary key from the lowest id and the sweep stops at the first row
+   inside the retention period);
+2. one operation of the group-commit writer deleting exactly those keys,
+   re-checking the condition (``DELETE … WHERE expires_at < ? AND digest IN (…)``):
+   the write lock is held for one small DELETE, committed together with the
+   requests queued beside it.
+
+After each batch the pass rests as long as the batch took, so it uses at most
+about half of the process's time and slows down when serving is slow. Several
+processes may run passes at once: a batch whose rows another pass deleted first
+deletes nothing, and that sweep stops (the other pass carries on).
+
+The walk along an index starts each read at the last value read (``>=``, as
+values may tie), never at the beginning: on PostgreSQL the index entries of
+deleted rows stay until VACUUM, and reading past them again on every batch
+would make a pass quadratic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from openplatform.storage.sql.driver import Driver, Tx
+
+log = logging.getLogger("openplatform.storage")
+
+BATCH_SIZE = 500  # rows per DELETE: about a millisecond of write lock on SQLite (docs/benchmarks.md)
+DAY_SECONDS = 86400.0
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """How one table is swept: ``key`` is its primary key, ``column`` the time compared with the horizon."""
+
+    name: str  # its count in the pass's result ("" for app secrets: not reported)
+    table: str
+    key: str
+    column: str
+    by_id: bool = False  # walk the integer primary key instead of an index on ``column``
+
+    def read_sql(self) -> str:
+        select = f"SELECT {self.key} AS k, {self.column} AS t FROM {self.table}"
+        if self.by_id:
+            return f"{select} WHERE {self.key} > ? ORDER BY {self.key} LIMIT ?"
+        return f"{select} WHERE {self.column} < ? AND {self.column} >= ? ORDER BY {self.column} LIMIT ?"
+
+    def delete_sql(self, batch_size: int) -> str:
+        """Always ``batch_size`` placeholders (a short batch repeats its last key): one statement
+        text per table, so prepared statements and the drivers' caches see one shape."""
+        keys = ", ".join("?" * batch_size)
+        return f"DELETE FROM {self.table} WHERE {self.column} < ? AND {self.key} IN ({keys})"
+
+
+CODES = Sweep("codes", "auth_codes", "digest", "expires_at")
+TOKENS = Sweep("tokens", "tokens", "digest", "expires_at")
+INVALIDATIONS = Sweep("invalidations", "invalidations", "id", "at")
+SECRETS = Sweep("", "app_secrets", "id", "expires_at")  # a handful of rows; no index needed
+AUDIT_EVENTS = Sweep("audit_events", "audit_events", "id", "at", by_id=True)
+
+
+class Delete:
+    """The write operation of one batch: delete the keys read, if still past the horizon; returns the count."""
+
+    __slots__ = ("sql", "args")
+
+    def __init__(self, sql: str, args: tuple[object, ...]) -> None:
+        self.sql, self.args = sql, args
+
+    async def __call__(self, tx: Tx) -> int:
+        return await tx.execute(self.sql, *self.args)
+
+
+async def sweep(driver: Driver, table: Sweep, horizon: float, batch_size: int, rest: float = 1.0) -> int:
+    """Delete the rows of ``table`` whose ``column`` is before ``horizon`` (epoch seconds),
+    ``batch_size`` rows per write operation; returns how many were deleted.
+
+    ``rest``: after each batch, wait ``rest`` times as long as the batch took (0: only yield).
+    """
+    read, delete = table.read_sql(), table.delete_sql(batch_size)
+    deleted = 0
+    after: object = -1 if table.by_id else float("-inf")
+    while True:
+        started = time.perf_counter()
+        if table.by_id:
+            rows = await driver.fetch(read, after, batch_size)
+            keys: list[object] = []
+            more = len(rows) == batch_size
+            for row in rows:  # the walk ends at the first row inside the period kept
+                if row["t"] >= horizon:
+                    more = False
+                    break
+                keys.append(row["k"])
+        else:
+            rows = await driver.fetch(read, horizon, after, batch_size)
+            keys = [row["k"] for row in rows]
+            more = len(rows) == batch_size
+        if not rows:
+            return deleted
+        after = rows[-1]["k"] if table.by_id else rows[-1]["t"]
+        if not keys:
+            return deleted
+        padded = keys + [keys[-1]] * (batch_size - len(keys))
+        count = await driver.write(Delete(delete, (horizon, *padded)))
+        deleted += count
+        if not more or count == 0:  # the end, or another pass got there first
+            return deleted
+        await asyncio.sleep(rest * (time.perf_counter() - started))
+
+
+async def cleanup_pass(
+    driver: Driver,
+    now: float,
+    keep_seconds: float = 3600.0,
+    audit_retention_seconds: float = 180 * DAY_SECONDS,
+    batch_size: int = BATCH_SIZE,
+    rest: float = 1.0,
+) -> dict[str, int]:
+    """One pass of the cleanup (SPEC §8); times in epoch seconds and seconds.
+
+    Deletes codes and tokens that expired more than ``keep_seconds`` before
+    ``now``, invalidation records older than that, app secrets whose grace period
+    is over, and audit events older than ``audit_retention_seconds``. Returns the
+    counts ``{"codes": N, "tokens": N, "invalidations": N, "audit_events": N}``.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    started = time.monotonic()
+    horizons = (
+        (CODES, now - keep_seconds),
+        (TOKENS, now - keep_seconds),
+        (INVALIDATIONS, now - keep_seconds),
+        (SECRETS, now),  # a previous secret stops at the end of its grace period
+        (AUDIT_EVENTS, now - audit_retention_seconds),
+    )
+    counts: dict[str, int] = {}
+    for table, horizon in horizons:
+        deleted = await sweep(driver, table, horizon, batch_size, rest)
+        if table.name:
+            counts[table.name] = deleted
+    log.info("cleanup deleted %s in %.1f s", counts, time.monotonic() - started)
+    return counts
