@@ -153,6 +153,22 @@ class TokenRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Backing:
+    """What a user token or code stands on (SPEC §8), as read from the database.
+
+    ``app_status`` is None when the app is gone, ``installed`` is False when the
+    installation is uninstalled or gone, ``customer_status`` is None when the
+    customer is deleted (or no longer in that SPE), ``spe_exists`` says whether
+    the SPE is still there. ``core.lifecycle`` decides what it means.
+    """
+
+    app_status: str | None
+    installed: bool
+    customer_status: str | None
+    spe_exists: bool
+
+
+@dataclass(frozen=True, slots=True)
 class IssuedTokens:
     """Raw values handed to the client once; only their digests are stored."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from openplatform.config import Settings
 from openplatform.core.context import Platform
@@ -11,10 +12,13 @@ from openplatform.security import Keyring
 from openplatform.services.admin import Admin
 from openplatform.storage.cache import CachedStore
 from openplatform.storage.sql.driver import Driver
-from openplatform.storage.sql.manage import Management, make_engine
+from openplatform.storage.sql.manage import Announce, Management, make_engine
 from openplatform.storage.sql.postgres import PostgresDriver
 from openplatform.storage.sql.sqlite import SqliteDriver
 from openplatform.storage.sql.store import SqlStore
+
+if TYPE_CHECKING:
+    from openplatform.storage.redis_fanout import RedisFanout
 
 
 def make_driver(settings: Settings) -> Driver:
@@ -39,7 +43,7 @@ def build_platform(settings: Settings) -> Platform:
     )
 
 
-def make_fanout(settings: Settings) -> object | None:
+def make_fanout(settings: Settings) -> RedisFanout | None:
     if not settings.redis_url:
         return None
     from openplatform.storage.redis_fanout import RedisFanout
@@ -56,5 +60,9 @@ def make_limiter(settings: Settings) -> Limiter:
     return RateLimiter(settings.rate_limits, clock=time.monotonic)
 
 
-def build_admin(settings: Settings) -> Admin:
-    return Admin(Management(make_engine(settings)), Keyring(settings.resolved_secret_key()))
+def build_admin(settings: Settings, announce: Announce | None = None) -> Admin:
+    """The management services; ``announce`` takes the changes they commit (see storage.sql.manage)."""
+    return Admin(
+        Management(make_engine(settings), announce=announce), Keyring(settings.resolved_secret_key()),
+        webhook_private_networks=settings.webhook_private_networks == "allow",
+    )  # fmt: skip

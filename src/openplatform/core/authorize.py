@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-from openplatform.core import pkce
+from openplatform.core import lifecycle, pkce
 from openplatform.core.context import Platform
 from openplatform.core.redirect_uri import RedirectUriError, check_redirect_uri
 from openplatform.errors import OAuthError
@@ -94,6 +94,9 @@ async def connect(platform: Platform, params: dict[str, str]) -> str:
         customer_id = params.get("customer_id") or _missing("customer_id")
         challenge = pkce.validate_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
         install = await find_installation(platform, app, xspe, customer_id)
+        reason = await lifecycle.unbacked(platform, _Requested(install, customer_id), fresh=True)  # SPEC §8
+        if reason is not None:
+            raise OAuthError("access_denied", f"No code can be issued: {reason}.")
     except OAuthError as exc:
         platform.audit("connect.denied", app_id=app.app_id, error=exc.error)
         raise RedirectError(redirect_uri, exc, state) from exc
@@ -114,6 +117,26 @@ async def connect(platform: Platform, params: dict[str, str]) -> str:
     platform.audit("code.issued", app_id=app.app_id, xspe=xspe, customer_id=customer_id)
     pairs = [("code", raw)] + ([("state", state)] if state is not None else [])
     return with_query(redirect_uri, pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class _Requested:
+    """The code about to be issued: the installation that matched, for the customer asked for."""
+
+    installation: Installation
+    customer_id: str
+
+    @property
+    def app_id(self) -> str:
+        return self.installation.app_id
+
+    @property
+    def installation_id(self) -> str:
+        return self.installation.installation_id
+
+    @property
+    def xspe(self) -> str:
+        return self.installation.xspe
 
 
 def _missing(name: str) -> str:

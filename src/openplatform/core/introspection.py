@@ -7,7 +7,7 @@ An app sees only its own tokens: another app's token introspects as
 
 from __future__ import annotations
 
-from openplatform.core import client_auth, tokens
+from openplatform.core import client_auth, lifecycle, tokens
 from openplatform.core.context import Platform
 from openplatform.core.requests import TokenRequest
 from openplatform.models import TokenRecord
@@ -29,6 +29,8 @@ async def introspect(platform: Platform, request: TokenRequest) -> dict[str, obj
     if record is None or record.revoked_at is not None or record.expires_at <= now:
         return {"active": False}
     if record.kind == "refresh" and record.rotated_at is not None:
+        return {"active": False}
+    if await lifecycle.unbacked(platform, record, fresh=False) is not None:  # SPEC §8
         return {"active": False}
     body: dict[str, object] = {
         "active": True,

@@ -3,18 +3,19 @@
 A token is accepted as ``?access_token=`` (as the docs show) or
 ``Authorization: Bearer``. The checks on every call: known, unexpired,
 unrevoked access token; its app still active; the caller's IP in the app's
-whitelist; for a user token, its installation still active.
+whitelist; for a user token, everything behind it still there (SPEC §8,
+``core.lifecycle``: installation, customer, SPE).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from openplatform.core import tokens
+from openplatform.core import lifecycle, tokens
 from openplatform.core.context import Platform
 from openplatform.core.ip_policy import enforce_whitelist
 from openplatform.errors import OAuthError
-from openplatform.models import ACTIVE, INSTALL_LOGIN, App, Customer, Installation, TokenRecord
+from openplatform.models import INSTALL_LOGIN, App, Customer, Installation, TokenRecord
 
 BEARER_CHALLENGE = 'Bearer realm="openplatform"'
 
@@ -114,11 +115,7 @@ async def authenticate_bearer(platform: Platform, raw: str, client_ip: str) -> A
     if app is None or not app.active:
         raise _invalid_token("The app of this token is suspended.")
     enforce_whitelist(client_ip, app.ip_whitelist)
-    installs = tuple(await platform.store.active_installations(app.app_id))
-    if record.installation_id and not any(i.installation_id == record.installation_id for i in installs):
-        raise _invalid_token("The app is no longer installed for this customer.")
-    if record.customer_id is not None:  # a user token acts as its customer: a disabled one stops it
-        customer = await platform.store.get_customer(record.customer_id)
-        if customer is None or customer.status != ACTIVE:
-            raise _invalid_token("The customer of this token is disabled.")
-    return Access(record, app, installs)
+    reason = await lifecycle.unbacked(platform, record, fresh=False)
+    if reason is not None:
+        raise _invalid_token(f"The token no longer works: {reason}.")
+    return Access(record, app, tuple(await platform.store.active_installations(app.app_id)))

@@ -24,25 +24,41 @@ def user_pair(
     access_raw: str | None = None,
     refresh_raw: str | None = None,
 ) -> tuple[IssuedTokens, TokenRecord, TokenRecord]:
-    """An access + refresh pair for one customer's installation (SPEC §2.2, §2.3)."""
+    """An access + refresh pair for one customer's installation (SPEC §2.2, §2.3).
+
+    The family's absolute lifetime (SPEC §8, ``refresh_family_max_age`` seconds)
+    starts at the code exchange and is copied on every rotation, never renewed:
+    both tokens expire at the earlier of their own lifetime and the family's end,
+    and ``expires_in`` says so. A family from before migration 0004 (no end yet)
+    starts its lifetime at its first rotation.
+    """
     access_raw = access_raw or platform.keyring.mint()[0]
     refresh_raw = refresh_raw or platform.keyring.mint()[0]
     now = platform.clock()
     settings = platform.settings
-    family = base.digest if isinstance(base, AuthorizationCode) else base.family_id
+    family: str | None
+    if isinstance(base, AuthorizationCode):
+        family, family_ends = base.digest, now + settings.refresh_family_max_age
+    else:
+        family = base.family_id
+        family_ends = base.family_expires_at or now + settings.refresh_family_max_age
     common = dict(
         app_id=base.app_id, scope=base.scope, installation_id=base.installation_id,
         customer_id=base.customer_id, xspe=base.xspe, family_id=family, created_at=now,
+        family_expires_at=family_ends,
     )  # fmt: skip
+    access_expires = min(now + settings.access_token_ttl, family_ends)
     access = TokenRecord(
         digest=platform.keyring.token_digest(access_raw), kind="access",
-        expires_at=now + settings.access_token_ttl, **common,  # type: ignore[arg-type]
+        expires_at=access_expires, **common,  # type: ignore[arg-type]
     )  # fmt: skip
     refresh = TokenRecord(
         digest=platform.keyring.token_digest(refresh_raw), kind="refresh",
-        expires_at=now + settings.refresh_token_ttl, **common,  # type: ignore[arg-type]
+        expires_at=min(now + settings.refresh_token_ttl, family_ends), **common,  # type: ignore[arg-type]
     )  # fmt: skip
-    issued = IssuedTokens(access_raw, settings.access_token_ttl, refresh_raw, base.scope)
+    capped = family_ends < now + settings.access_token_ttl
+    expires_in = max(0, int(family_ends - now)) if capped else settings.access_token_ttl
+    issued = IssuedTokens(access_raw, expires_in, refresh_raw, base.scope)
     return issued, access, refresh
 
 

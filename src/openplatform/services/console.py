@@ -49,14 +49,14 @@ def validate(checks: dict[str, Callable[[], Any]]) -> dict[str, Any]:
     return values
 
 
-def app_checks(form: dict[str, list[str]]) -> dict[str, Callable[[], Any]]:
+def app_checks(form: dict[str, list[str]], private_networks: bool = False) -> dict[str, Callable[[], Any]]:
     def first(name: str) -> str:
         return (form.get(name) or [""])[0]
 
     return {
         "name": lambda: check.text("name", first("name")),
         "host_url": lambda: check.url("host_url", first("host_url")),
-        "webhook_url": lambda: check.url("webhook_url", first("webhook_url"), required=False),
+        "webhook_url": lambda: check.webhook_url(first("webhook_url"), private_networks),
         "scope": lambda: check.scopes(form.get("scope", [])),
         "ip_whitelist": lambda: check.whitelist(form.get("ip_whitelist", [])),
     }
@@ -95,7 +95,7 @@ class Console:
         return app
 
     async def create_app(self, user: User, form: dict[str, list[str]]) -> tuple[App, str]:
-        v = validate(app_checks(form))
+        v = validate(app_checks(form, self.admin.webhook_private_networks))
         app, secret = await self.admin.create_app(
             v["name"], v["host_url"], v["scope"], v["ip_whitelist"], v["webhook_url"], owner_id=user.user_id
         )
@@ -103,7 +103,7 @@ class Console:
 
     async def edit_app(self, user: User, app_id: str, form: dict[str, list[str]]) -> App:
         await self.app_of(user, app_id)
-        v = validate(app_checks(form))
+        v = validate(app_checks(form, self.admin.webhook_private_networks))
         await self.queries.update_app(
             app_id, name=v["name"], host_url=v["host_url"], webhook_url=v["webhook_url"],
             scopes=" ".join(v["scope"]), ip_whitelist=" ".join(v["ip_whitelist"]),
@@ -114,15 +114,11 @@ class Console:
 
     async def rotate(self, user: User, app_id: str, grace_seconds: int) -> str:
         await self.app_of(user, app_id)
-        secret = await self.admin.rotate_secret(app_id, grace_seconds)
-        self.changed("app", app_id)
-        return secret
+        return await self.admin.rotate_secret(app_id, grace_seconds)  # announced by the admin service
 
     async def set_app_status(self, user: User, app_id: str, status: str) -> App:
         await self.app_of(user, app_id)
-        app = await self.admin.set_status(app_id, status)
-        self.changed("app", app_id)
-        return app
+        return await self.admin.set_status(app_id, status)  # announced by the admin service
 
     # ------------------------------------------------------- SPE admin: customers
 
@@ -176,18 +172,13 @@ class Console:
             raise ValidationError("app_id", "this app is suspended and cannot be installed")
         await self._target(user, customer_id)
         xspe = None if customer_id else user.xspe
-        installation = await self.admin.install(app_id, customer_id=customer_id, xspe=xspe)
-        self.changed("app", app_id)
-        return installation
+        return await self.admin.install(app_id, customer_id=customer_id, xspe=xspe)  # announced
 
     async def uninstall(self, user: User, app_id: str, customer_id: str | None) -> Installation:
         await self.installable_app(app_id)
         await self._target(user, customer_id)
         xspe = None if customer_id else user.xspe
-        installation = await self.admin.uninstall(app_id, customer_id=customer_id, xspe=xspe)
-        self.changed("installation", installation.installation_id)  # its tokens stop here at once
-        self.changed("app", app_id)
-        return installation
+        return await self.admin.uninstall(app_id, customer_id=customer_id, xspe=xspe)  # announced
 
     async def launch(self, user: User, app_id: str, customer_id: str | None) -> str:
         """The signed launch of SPEC §3: where to send the SPE admin's browser."""

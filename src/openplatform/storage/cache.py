@@ -1,12 +1,20 @@
 """In-process caches in front of a Store that still see every revocation.
 
-Apps, installations, customers and access tokens are read on every request but
-change rarely. This wrapper keeps them in memory and follows the
-``invalidations`` log that every revoking write appends to (in the same
-transaction): each process polls it every ``invalidation_poll_seconds`` and drops
-what changed, so a revocation made by the CLI or by another node reaches every
-cache within that delay; the process that made it drops its entries at once.
-If the log cannot be read, the caches are emptied rather than trusted.
+Apps, installations, customers, the lifecycle state behind user tokens (SPEC
+§8) and access tokens are read on every request but change rarely. This
+wrapper keeps them in memory and follows the ``invalidations`` log that every
+revoking write appends to (in the same transaction): each process polls it
+every ``invalidation_poll_seconds`` and drops what changed, so a revocation
+made by the CLI or by another node reaches every cache within that delay; with
+Redis, the process that made the change also publishes it and every node drops
+it within milliseconds. If the log cannot be read, the caches are emptied
+rather than trusted.
+
+The poll follows the log by id, page after page until a short page, so no
+burst of revocations can stall it (a capped page of a re-read time window
+could; issue 8). On PostgreSQL ids are not committed in order: an id missing
+below newer ones (a transaction still open, or one rolled back) is waited for
+up to ``GAP_WAIT`` seconds, re-reading only the records above it meanwhile.
 
 An access token enters the cache when it is first checked, not when it is
 issued: with several workers it is mostly checked by another process anyway,
@@ -19,19 +27,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from openplatform.errors import StorageUnavailable
-from openplatform.models import App, Customer, Installation, TokenRecord
+from openplatform.models import App, Backing, Customer, Installation, TokenRecord
 from openplatform.storage.base import RedeemOutcome, RotateOutcome, Store
 
 log = logging.getLogger("openplatform.cache")
 
-OVERLAP = 5.0  # seconds; covers commit reordering and modest clock skew between nodes
+PAGE = 5000  # invalidation records read per query; a poll reads pages until a short one
+GAP_WAIT = 5.0  # seconds to wait for a missing invalidation id (an open or rolled-back transaction)
 
 
-class BoundedCache(OrderedDict[str, Any]):
+class BoundedCache(OrderedDict[Any, Any]):
     """A dict that forgets its oldest entries beyond ``limit`` (cheaper than an LRU).
 
     An OrderedDict, not a dict: ``del d[next(iter(d))]`` on a plain dict walks
@@ -43,7 +54,7 @@ class BoundedCache(OrderedDict[str, Any]):
         super().__init__()
         self.limit = limit
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: Any, value: Any) -> None:
         if self.limit <= 0:
             return
         if len(self) >= self.limit and key not in self:
@@ -51,19 +62,73 @@ class BoundedCache(OrderedDict[str, Any]):
         self[key] = value
 
 
+class TokenCache(BoundedCache):
+    """Access token records by digest, with an index from each family, installation, app and
+    customer to its cached tokens, so a revocation drops exactly its tokens without scanning
+    the cache (a full scan of 100,000 entries per revoked family, on every node: issue 8)."""
+
+    INDEXED = ("family_id", "installation_id", "app_id", "customer_id")
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.index: dict[tuple[str, str], set[str]] = {}
+
+    def put(self, key: str, value: TokenRecord) -> None:
+        if self.limit <= 0:
+            return
+        if len(self) >= self.limit and key not in self:
+            digest, old = self.popitem(last=False)
+            self._unindex(digest, old)
+        self[key] = value
+        for field in self.INDEXED:
+            tag = getattr(value, field)
+            if tag is not None:
+                self.index.setdefault((field, tag), set()).add(key)
+
+    def _unindex(self, digest: str, record: TokenRecord) -> None:
+        for field in self.INDEXED:
+            tag = getattr(record, field)
+            members = self.index.get((field, tag)) if tag is not None else None
+            if members is not None:
+                members.discard(digest)
+                if not members:
+                    del self.index[(field, tag)]
+
+    def drop(self, digest: str) -> None:
+        record = self.pop(digest, None)
+        if record is not None:
+            self._unindex(digest, record)
+
+    def drop_by(self, field: str, tag: str) -> None:
+        """Forget every cached token whose ``field`` is ``tag``."""
+        for digest in list(self.index.get((field, tag), ())):
+            self.drop(digest)
+
+    def clear(self) -> None:
+        super().clear()
+        self.index.clear()
+
+
+Changes = Sequence[tuple[str, str]]  # (kind, key) as in the invalidations table
+
+
 class CachedStore:
     def __init__(
-        self, inner: Store, poll_seconds: float = 0.5, token_cache_size: int = 100_000, fanout: Any = None
-    ) -> None:
+        self, inner: Store, poll_seconds: float = 0.5, token_cache_size: int = 100_000, fanout: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
         self.inner = inner
         self.fanout = fanout  # optional RedisFanout
         self.poll_seconds = poll_seconds
+        self.clock = clock  # for GAP_WAIT only
         self.apps = BoundedCache(10_000)
         self.installations = BoundedCache(10_000)  # app_id -> list[Installation]
         self.customers = BoundedCache(50_000)
-        self.tokens = BoundedCache(token_cache_size)
-        self._since = 0.0  # poll rows newer than this (with an overlap, see poll_once)
-        self._seen: dict[int, float] = {}
+        self.backings = BoundedCache(50_000)  # (app, installation, customer, xspe) -> Backing
+        self.tokens = TokenCache(token_cache_size)
+        self._applied_to = 0  # every invalidation id up to this one has been applied
+        self._seen: set[int] = set()  # ids above _applied_to already applied
+        self._gaps: dict[int, float] = {}  # a missing id -> when it was first missed (self.clock)
         self._poller: asyncio.Task[None] | None = None
 
     def __getattr__(self, name: str) -> Any:  # everything not cached goes straight through
@@ -74,7 +139,7 @@ class CachedStore:
 
     async def start(self) -> None:
         await self.inner.start()
-        self._since = await self.inner.last_invalidation_time()
+        self._applied_to = await self.inner.last_invalidation_id()
         self._poller = asyncio.create_task(self._poll_forever())
         if self.fanout is not None:
             self.fanout.start(self.drop)
@@ -113,8 +178,19 @@ class CachedStore:
                 self.customers.put(customer_id, customer)
         return customer
 
+    async def backing(
+        self, app_id: str, installation_id: str, customer_id: str | None, xspe: str | None, fresh: bool = False
+    ) -> Backing:
+        """SPEC §8 state of a user token or code; ``fresh`` reads the database (and refreshes the cache)."""
+        key = (app_id, installation_id, customer_id, xspe)
+        found: Backing | None = None if fresh else self.backings.get(key)
+        if found is None:
+            found = await self.inner.backing(app_id, installation_id, customer_id, xspe)
+            self.backings.put(key, found)
+        return found
+
     async def get_token(self, digest: str) -> TokenRecord | None:
-        record = self.tokens.get(digest)
+        record: TokenRecord | None = self.tokens.get(digest)
         if record is None:
             record = await self.inner.get_token(digest)
             if record is not None and record.kind == "access" and record.revoked_at is None:
@@ -151,48 +227,84 @@ class CachedStore:
         if self.fanout is not None:
             self.fanout.publish(kind, key)
 
+    async def announce(self, changes: Changes) -> None:
+        """Changes a management path committed (``services.admin``): drop them here, publish them
+        to the other nodes and wait until Redis has them (the caller answers only after that)."""
+        for kind, key in changes:
+            self.drop(kind, key)
+        if self.fanout is not None:
+            await self.fanout.publish_many(changes)
+
     def drop(self, kind: str, key: str) -> None:
         """Forget the cache entries a change affects."""
         if kind == "token":
-            self.tokens.pop(key, None)
+            self.tokens.drop(key)
         elif kind == "family":
-            self._drop_tokens(lambda t: t.family_id == key)
+            self.tokens.drop_by("family_id", key)
         elif kind == "installation":
-            self._drop_tokens(lambda t: t.installation_id == key)
+            self.tokens.drop_by("installation_id", key)
             self.installations.clear()
+            self.backings.clear()
         elif kind == "app":
             self.apps.pop(key, None)
             self.installations.pop(key, None)
+            self.backings.clear()
         elif kind == "customer":
             self.customers.pop(key, None)
-            self._drop_tokens(lambda t: t.customer_id == key)  # a deleted customer's tokens are revoked
+            self.tokens.drop_by("customer_id", key)  # a deleted customer's tokens are revoked
+            self.backings.clear()
         else:
             self.clear()
 
-    def _drop_tokens(self, matches: Any) -> None:
-        for digest in [d for d, t in self.tokens.items() if matches(t)]:
-            del self.tokens[digest]
-
     def clear(self) -> None:
-        for cache in (self.apps, self.installations, self.customers, self.tokens):
+        for cache in (self.apps, self.installations, self.customers, self.backings, self.tokens):
             cache.clear()
 
     async def poll_once(self) -> None:
-        # Ids are not committed in order on PostgreSQL, so re-read a window of
-        # OVERLAP seconds and skip the ids already applied.
+        """Apply every invalidation record committed since the last poll (see the module docstring)."""
         try:
-            changes = await self.inner.invalidations_since(self._since - OVERLAP)
+            after = self._applied_to
+            while True:
+                page = await self.inner.invalidations_after(after, PAGE)
+                for change_id, kind, key in page:
+                    if change_id not in self._seen:
+                        self._seen.add(change_id)
+                        self.drop(kind, key)
+                if len(page) < PAGE:
+                    break
+                after = page[-1][0]
+            if not page and not self._seen and await self.inner.last_invalidation_id() < self._applied_to:
+                self._restarted()
         except StorageUnavailable:
             self.clear()  # cannot see revocations: trust nothing cached
             return
-        for change_id, at, kind, key in changes:
-            if change_id not in self._seen:
-                self._seen[change_id] = at
-                self.drop(kind, key)
-            self._since = max(self._since, at)
-        horizon = self._since - OVERLAP
-        for change_id in [i for i, at in self._seen.items() if at < horizon]:
-            del self._seen[change_id]
+        self._advance()
+
+    def _advance(self) -> None:
+        """Move the applied mark over the ids seen, and over gaps waited for longer than GAP_WAIT."""
+        if not self._seen:
+            self._gaps.clear()
+            return
+        now, top, mark = self.clock(), max(self._seen), self._applied_to
+        while mark < top:
+            following = mark + 1
+            if following in self._seen:
+                self._seen.discard(following)
+            elif now - self._gaps.setdefault(following, now) < GAP_WAIT:
+                break
+            else:
+                del self._gaps[following]
+            mark = following
+        self._applied_to = mark
+        for gap in [g for g in self._gaps if g <= mark]:
+            del self._gaps[gap]
+
+    def _restarted(self) -> None:
+        """The log's ids went back (an emptied SQLite table reuses them): start over, trusting nothing."""
+        log.warning("invalidation ids restarted below %d; caches cleared", self._applied_to)
+        self._applied_to = 0
+        self._gaps.clear()
+        self.clear()
 
     async def _poll_forever(self) -> None:
         while True:

@@ -2,8 +2,9 @@
 
 The ``invalidations`` table polled by every process is the guarantee (a
 revocation reaches every cache within the poll interval, Redis or not). With
-Redis configured, the process that makes a revoking change also publishes it,
-and every node drops the affected cache entries within milliseconds. A lost
+Redis configured, the process that makes a revoking change also publishes it
+(a serving node, the management screens, the Open APIs and the CLI alike), and
+every node drops the affected cache entries within milliseconds. A lost
 message costs nothing but the poll delay, so publish failures are only logged.
 """
 
@@ -14,7 +15,7 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -47,6 +48,11 @@ class RedisFanout:
         task = asyncio.get_running_loop().create_task(self._publish(kind, key))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    async def publish_many(self, changes: Sequence[tuple[str, str]]) -> None:
+        """Publish ``changes`` now and wait for Redis to take them (the CLI and the management paths)."""
+        for kind, key in changes:
+            await self._publish(kind, key)
 
     async def _publish(self, kind: str, key: str) -> None:
         try:

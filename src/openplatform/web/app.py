@@ -17,6 +17,7 @@ from openplatform.config import Settings
 from openplatform.errors import OAuthError
 from openplatform.runtime import build_admin, build_platform
 from openplatform.services.webhooks import WebhookWorker
+from openplatform.storage.cache import CachedStore
 from openplatform.web import api_sites, docs, health, oauth, open_api, ui
 from openplatform.web.lean import LeanEndpoint
 from openplatform.web.responses import error_response
@@ -99,6 +100,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )
-    app.state.platform = build_platform(settings)
-    app.state.admin = build_admin(settings)
+    platform = app.state.platform = build_platform(settings)
+    store = platform.store
+    if not isinstance(store, CachedStore):  # runtime.build_platform always wraps the SQL store
+        raise TypeError("the server needs the cached store")
+    # What the screens and the admin services change is dropped from this process's
+    # caches at once and published to the other nodes (SPEC §8).
+    app.state.admin = build_admin(settings, announce=store.announce)
     return app

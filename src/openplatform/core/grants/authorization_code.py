@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from openplatform.core import client_auth, pkce, tokens
+from openplatform.core import client_auth, lifecycle, pkce, tokens
 from openplatform.core.context import Platform
 from openplatform.core.requests import TokenRequest
 from openplatform.errors import OAuthError
@@ -34,6 +34,10 @@ class AuthorizationCodeGrant:
         code = await platform.store.get_code(platform.keyring.token_digest(raw))
         if code is None or code.app_id != app.app_id:
             raise OAuthError("invalid_grant", "The code is unknown or was issued to another app.")
+        # SPEC §8: before the replay check, so an uninstall is never mistaken for theft.
+        reason = await lifecycle.unbacked(platform, code, fresh=True)
+        if reason is not None:
+            raise OAuthError("invalid_grant", f"The code can no longer be used: {reason}.")
         if code.used_at is not None:
             await platform.store.redeem_code(code.digest)  # a replay: revokes the family
             platform.audit("code.replayed", app_id=app.app_id, customer_id=code.customer_id,
@@ -45,9 +49,6 @@ class AuthorizationCodeGrant:
         if redirect_uri is not None and redirect_uri != code.redirect_uri:
             raise OAuthError("invalid_grant", "redirect_uri differs from the one used to get the code.")
         pkce.verify(code.code_challenge, request.get("code_verifier"))
-        installs = await platform.store.active_installations(app.app_id)
-        if not any(i.installation_id == code.installation_id for i in installs):
-            raise OAuthError("invalid_grant", "The app is no longer installed for this customer.")
         return ValidCode(app, code)
 
     async def issue(self, platform: Platform, request: TokenRequest, valid: ValidCode) -> IssuedTokens:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from openplatform.core import client_auth, tokens
+from openplatform.core import client_auth, lifecycle, tokens
 from openplatform.core.context import Platform
 from openplatform.core.requests import TokenRequest
 from openplatform.errors import OAuthError
@@ -36,9 +36,17 @@ class RefreshTokenGrant:
         record = await tokens.find_token(platform, raw)
         if record is None or record.kind != "refresh" or record.app_id != app.app_id:
             raise OAuthError("invalid_grant", "The refresh token is unknown or was issued to another app.")
+        reason = await lifecycle.unbacked(platform, record, fresh=True)  # SPEC §8, read from the database
+        if reason is not None:
+            raise OAuthError("invalid_grant", f"The refresh token can no longer be used: {reason}.")
         if record.revoked_at is not None:
             raise OAuthError("invalid_grant", "The refresh token was revoked.")
-        if record.expires_at <= platform.clock():
+        now = platform.clock()
+        if record.family_expires_at is not None and record.family_expires_at <= now:
+            raise OAuthError(
+                "invalid_grant", "The refresh token's family has reached its maximum age; connect the customer again."
+            )
+        if record.expires_at <= now:
             raise OAuthError("invalid_grant", "The refresh token has expired.")
         return ValidRefresh(app, raw, record)
 

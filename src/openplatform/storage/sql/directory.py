@@ -23,7 +23,7 @@ from openplatform.models import ACTIVE, Customer, Installation, Site
 from openplatform.security import new_id
 from openplatform.storage.sql.manage import invalidate
 from openplatform.storage.sql.rows import customer_from_row, installation_from_row
-from openplatform.storage.sql.schema import apps, auth_codes, customers, installations, sites, tokens
+from openplatform.storage.sql.schema import apps, customers, installations, sites, tokens
 from openplatform.storage.sql.webhooks import enqueue
 
 Invalidation = tuple[str, str]  # (kind, key) as in the invalidations table
@@ -204,12 +204,11 @@ async def _installations_of(conn: AsyncConnection, customer_id: str) -> list[tup
 
 
 async def _revoke_customer(conn: AsyncConnection, customer_id: str, now: float) -> None:
-    """Every unused code and live token of the customer, whichever installation issued it."""
-    await conn.execute(
-        update(auth_codes)
-        .where(auth_codes.c.customer_id == customer_id, auth_codes.c.used_at.is_(None))
-        .values(used_at=now)
-    )
+    """Every live token of the customer, whichever installation issued it.
+
+    Unused codes stay as they are: the customer they stand on is gone, which
+    ``core.lifecycle`` refuses with a sentence that says so (SPEC §8).
+    """
     await conn.execute(
         update(tokens).where(tokens.c.customer_id == customer_id, tokens.c.revoked_at.is_(None)).values(revoked_at=now)
     )

@@ -1,14 +1,17 @@
 """The management path on SQLAlchemy Core: SPEs, customers, apps, installations.
 
 Not hot, so it favours clarity: each method is one transaction, and every change
-that must reach running servers' caches appends to ``invalidations`` in it.
+that must reach running servers' caches appends to ``invalidations`` in it, and
+after the commit is handed to ``announce`` (in a serving process: its cache,
+which also publishes to Redis; in the CLI: Redis alone, when configured), so a
+revocation reaches every node without waiting for their poll (SPEC §8).
 Validation of user input lives in ``openplatform.services``; this layer trusts it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -26,7 +29,6 @@ from openplatform.storage.sql.schema import (
     app_secrets,
     apps,
     audit_events,
-    auth_codes,
     customers,
     installations,
     invalidations,
@@ -63,10 +65,20 @@ async def invalidate(conn: AsyncConnection, kind: str, key: str, now: float) -> 
     await conn.execute(insert(invalidations).values(at=now, kind=kind, key=key))
 
 
+Announce = Callable[[Sequence[tuple[str, str]]], Awaitable[None]]  # committed (kind, key) changes
+
+
 class Management:
-    def __init__(self, engine: AsyncEngine, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, engine: AsyncEngine, clock: Callable[[], float] = time.time, announce: Announce | None = None
+    ) -> None:
         self.engine = engine
         self.clock = clock
+        self.announce = announce
+
+    async def _announce(self, *changes: tuple[str, str]) -> None:
+        if self.announce is not None:
+            await self.announce(changes)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -181,6 +193,7 @@ class Management:
                 )
             )
             await invalidate(conn, "app", app_id, now)
+        await self._announce(("app", app_id))
 
     async def set_app_status(self, app_id: str, status: str) -> bool:
         now = self.clock()
@@ -189,6 +202,7 @@ class Management:
                 update(apps).where(apps.c.app_id == app_id).values(status=status, updated_at=now)
             )
             await invalidate(conn, "app", app_id, now)
+        await self._announce(("app", app_id))
         return bool(result.rowcount)
 
     # -------------------------------------------------------------- installations
@@ -221,12 +235,16 @@ class Management:
             await invalidate(conn, "app", installation.app_id, installation.installed_at)
             if notify is not None:
                 await enqueue(conn, installation.app_id, "install", notify, installation.installed_at)
+        await self._announce(("app", installation.app_id))
 
     async def uninstall(
         self, installation: Installation, notify: dict[str, object] | None = None, now: float | None = None
     ) -> None:
-        """Mark it uninstalled and revoke every code and token it produced, at once.
+        """Mark it uninstalled and revoke every token it produced, at once.
 
+        Its unused codes are left as they are: they stand on this installation,
+        which ``core.lifecycle`` now refuses, with a sentence that says so (marking
+        them used would make a later exchange look like a replay: SPEC §8).
         ``notify`` (a webhook payload) is queued in the same transaction.
         """
         now = self.clock() if now is None else now
@@ -234,11 +252,6 @@ class Management:
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(installations).where(installations.c.installation_id == iid).values(uninstalled_at=now)
-            )
-            await conn.execute(
-                update(auth_codes)
-                .where(auth_codes.c.installation_id == iid, auth_codes.c.used_at.is_(None))
-                .values(used_at=now)
             )
             await conn.execute(
                 update(tokens)
@@ -249,6 +262,7 @@ class Management:
             await invalidate(conn, "app", installation.app_id, now)
             if notify is not None:
                 await enqueue(conn, installation.app_id, "uninstall", notify, now)
+        await self._announce(("installation", iid), ("app", installation.app_id))
 
     async def list_installations(self, app_id: str | None = None, xspe: str | None = None) -> list[Installation]:
         query = select(installations).order_by(installations.c.installed_at)

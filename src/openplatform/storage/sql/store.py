@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from openplatform.models import App, AuthorizationCode, Customer, Installation, TokenRecord
+from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, TokenRecord
 from openplatform.storage.base import RedeemOutcome, RotateOutcome
 from openplatform.storage.sql.cleanup import BATCH_SIZE, cleanup_pass
 from openplatform.storage.sql.driver import Driver, Insert, Tx
@@ -33,6 +33,13 @@ INSERT_AUDIT = (
     "INSERT INTO audit_events (at, event, app_id, xspe, customer_id, ip, detail, occurrences) VALUES (?,?,?,?,?,?,?,?)"
 )
 INSERT_INVALIDATION = "INSERT INTO invalidations (at, kind, key) VALUES (?, ?, ?)"
+# SPEC §8: app, installation, customer, SPE of a user token or code, in one round trip.
+BACKING = (
+    "SELECT (SELECT status FROM apps WHERE app_id = ?) AS app_status, "
+    "(SELECT 1 FROM installations WHERE installation_id = ? AND app_id = ? AND uninstalled_at IS NULL) AS installed, "
+    "(SELECT status FROM customers WHERE customer_id = ? AND xspe = ?) AS customer_status, "
+    "(SELECT 1 FROM spes WHERE xspe = ?) AS spe_exists"
+)
 INSTALLATION_COLUMNS = "installation_id, app_id, xspe, customer_id, installed_at, uninstalled_at"
 
 
@@ -162,15 +169,28 @@ class SqlStore:
         row = await self.driver.fetchrow(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE digest = ?", digest)
         return token_from_row(row) if row else None
 
-    async def invalidations_since(self, since: float) -> list[tuple[int, float, str, str]]:
-        rows = await self.driver.fetch(
-            "SELECT id, at, kind, key FROM invalidations WHERE at > ? ORDER BY id LIMIT 10000", since
+    async def backing(
+        self, app_id: str, installation_id: str, customer_id: str | None, xspe: str | None, fresh: bool = True
+    ) -> Backing:
+        """The state a user token or code stands on (SPEC §8), in one query; always read here."""
+        row = await self.driver.fetchrow(BACKING, app_id, installation_id, app_id, customer_id, xspe, xspe)
+        return Backing(
+            app_status=row["app_status"] if row else None,
+            installed=bool(row and row["installed"]),
+            customer_status=row["customer_status"] if row else None,
+            spe_exists=bool(row and row["spe_exists"]),
         )
-        return [(int(r["id"]), float(r["at"]), r["kind"], r["key"]) for r in rows]
 
-    async def last_invalidation_time(self) -> float:
-        row = await self.driver.fetchrow("SELECT MAX(at) AS m FROM invalidations")
-        return float(row["m"]) if row and row["m"] is not None else 0.0
+    async def invalidations_after(self, after_id: int, limit: int) -> list[tuple[int, str, str]]:
+        """Up to ``limit`` invalidation records with an id above ``after_id``, in id order: (id, kind, key)."""
+        rows = await self.driver.fetch(
+            "SELECT id, kind, key FROM invalidations WHERE id > ? ORDER BY id LIMIT ?", after_id, limit
+        )
+        return [(int(r["id"]), r["kind"], r["key"]) for r in rows]
+
+    async def last_invalidation_id(self) -> int:
+        row = await self.driver.fetchrow("SELECT MAX(id) AS m FROM invalidations")
+        return int(row["m"]) if row and row["m"] is not None else 0
 
     async def ping(self) -> None:
         await self.driver.fetchrow("SELECT 1 AS one")
