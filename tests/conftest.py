@@ -282,6 +282,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
         OPENPLATFORM_RATE_LIMITS=settings.rate_limits,
         OPENPLATFORM_INVALIDATION_POLL_SECONDS=str(settings.invalidation_poll_seconds),
         OPENPLATFORM_LOG_LEVEL=settings.log_level,
+        OPENPLATFORM_WEBHOOK_PRIVATE_NETWORKS=settings.webhook_private_networks,
     )
     return env
 

@@ -125,14 +125,16 @@ def demo(
 
     stdout gets one JSON object with the identifiers (for scripts); stderr the guide with curl commands.
     """
-    from openplatform.demo import seed_and_describe
+    from openplatform.demo import allow_private_webhooks, seed_and_describe
 
+    note = allow_private_webhooks()  # before the settings are read, here and by the server
     config = settings()
     prepare_database(config)
     config.resolved_secret_key()
     facts, guide = asyncio.run(seed_and_describe(config, host, port))
     emit(facts)  # one JSON object on stdout, like every command that creates something
     typer.echo(guide, err=True)
+    typer.echo(note, err=True)
     from openplatform.web.serve import run
 
     run(host, port, 1, config.log_level)

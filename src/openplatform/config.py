@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # How often each process looks for due install/uninstall webhooks (the retry
     # schedule itself is fixed, see openplatform.services.webhooks).
     webhook_poll_seconds: float = Field(2.0, gt=0, le=60)
+    # "deny": webhooks only go to public internet addresses, refused at
+    # registration and at send time (SPEC §9). "allow" lifts that, for
+    # development (`openplatform demo` sets it): receivers on localhost or a LAN.
+    webhook_private_networks: Literal["deny", "allow"] = "deny"
     # How often each process deletes expired codes, tokens, invalidation records
     # and old audit events, in small batches (SPEC §8); `openplatform db cleanup`
     # runs one pass now.

@@ -3,6 +3,7 @@ ready-to-paste curl commands for the whole documented flow."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from urllib.parse import urlencode
 
@@ -15,6 +16,18 @@ from openplatform.storage.sql.accounts import User
 # The demo app is the example third-party app (examples/partner_app) on its default port.
 APP_URL = "http://localhost:9000"
 CALLBACK = f"{APP_URL}/callback"
+
+
+PRIVATE_NETWORKS_NOTE = (
+    "note: the demo sets OPENPLATFORM_WEBHOOK_PRIVATE_NETWORKS=allow, so webhooks may go to localhost and "
+    "private networks (the example app's receiver is on localhost). Never set it on a server reachable from outside."
+)
+
+
+def allow_private_webhooks() -> str:
+    """Lift SPEC §9's private-network refusal for this process and the server it starts; returns the note to show."""
+    os.environ["OPENPLATFORM_WEBHOOK_PRIVATE_NETWORKS"] = "allow"
+    return PRIVATE_NETWORKS_NOTE
 
 
 def launch_url(secret: str, app_id: str, xspe: str, customer_id: str | None) -> str:

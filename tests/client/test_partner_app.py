@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,6 +27,12 @@ from tests.client.conftest import ALL_SCOPES
 from tests.conftest import free_port, run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """The example app's webhook receiver is on localhost: lift SPEC §9's refusal, as a developer would."""
+    return {"webhook_private_networks": "allow"}
 
 
 @dataclass(frozen=True)

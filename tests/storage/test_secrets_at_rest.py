@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidTag
 from openplatform.config import Settings
 from openplatform.security import Keyring
 from openplatform.services.webhooks import WebhookWorker
-from tests.conftest import TEST_SECRET_KEY, Harness, LiveServer, World, free_port, seed_world
+from tests.conftest import TEST_SECRET_KEY, Harness, LiveServer, World, seed_world
 
 
 def forms(raw: str) -> list[bytes]:
@@ -30,10 +30,10 @@ def forms(raw: str) -> list[bytes]:
 
 
 async def webhook_world(harness: Harness) -> World:
-    """An installed app whose webhook_url refuses connections (a failed attempt gets stored)."""
+    """An installed app whose webhook_url never resolves (a failed attempt gets stored)."""
     spe = await harness.admin.create_spe("Acme SPE")
     customer = await harness.admin.create_customer(spe.xspe, "Customer One")
-    hook = f"http://127.0.0.1:{free_port()}/hook"
+    hook = "https://hooks.example.invalid/hook"
     app, secret = await harness.admin.create_app("App", "https://app.example.com/", ["customer:read"], [], hook)
     install = await harness.admin.install(app.app_id, customer_id=customer.customer_id)
     return World(spe.xspe, customer.customer_id, app.app_id, secret, app.host_url, install.installation_id)

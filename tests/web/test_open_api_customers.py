@@ -248,7 +248,7 @@ async def test_changes_reach_the_cached_customer_at_once(harness: Harness) -> No
 async def test_delete_cascades_sites_installations_and_tokens(harness: Harness) -> None:
     world, token = await spe_app(harness)
     other_app, secret = await harness.admin.create_app(
-        "Other App", world.host_url, ["site:read"], webhook_url="http://127.0.0.1:9/hook"
+        "Other App", world.host_url, ["site:read"], webhook_url="https://hooks.example.invalid/hook"
     )
     await harness.admin.install(other_app.app_id, customer_id=world.customer_id)
     await harness.wait_for_invalidation()

@@ -32,7 +32,9 @@ ACK: Answer = (200, b'{"code": 0}', {})
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    return {"webhook_poll_seconds": 0.05}
+    # The receiver is on 127.0.0.1: these tests lift SPEC §9's refusal explicitly
+    # (tests/web/test_webhook_egress.py tests the refusal itself).
+    return {"webhook_poll_seconds": 0.05, "webhook_private_networks": "allow"}
 
 
 # ------------------------------------------------------------------ receiver

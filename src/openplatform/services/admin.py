@@ -18,9 +18,12 @@ MAX_GRACE_SECONDS = 7 * 86400
 
 
 class Admin:
-    def __init__(self, management: Management, keyring: Keyring) -> None:
+    def __init__(self, management: Management, keyring: Keyring, webhook_private_networks: bool = False) -> None:
         self.db = management
         self.keyring = keyring
+        # OPENPLATFORM_WEBHOOK_PRIVATE_NETWORKS=allow: webhook_urls may name private
+        # addresses, and the webhook sender delivers there (SPEC §9; development only).
+        self.webhook_private_networks = webhook_private_networks
 
     async def create_spe(self, name: str) -> Spe:
         spe = await self.db.create_spe(new_id("spe_"), check.text("name", name))
@@ -52,7 +55,7 @@ class Admin:
             app_id=new_app_id(), name=check.text("name", name),
             host_url=check.url("host_url", host_url) or "", status=ACTIVE,
             scopes=check.scopes(scopes), ip_whitelist=check.whitelist(ip_whitelist),
-            webhook_url=check.url("webhook_url", webhook_url or "", required=False), owner_id=owner_id,
+            webhook_url=check.webhook_url(webhook_url or "", self.webhook_private_networks), owner_id=owner_id,
         )  # fmt: skip
         secret = new_secret()
         await self.db.create_app(app, *self._seal(app.app_id, secret))

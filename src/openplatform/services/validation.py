@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from openplatform.core.egress import host_refusal
 from openplatform.core.ip_policy import parse_whitelist_entry
 from openplatform.core.redirect_uri import RedirectUriError, parse_origin
 from openplatform.models import REGISTRABLE_SCOPES
@@ -42,6 +43,23 @@ def url(field: str, value: str, required: bool = True) -> str | None:
     except RedirectUriError as exc:
         raise ValidationError(field, str(exc)) from exc
     return value
+
+
+def webhook_url(value: str, allow_private_networks: bool = False) -> str | None:
+    """An app's webhook_url: a URL like any other, and not a literal private address (SPEC §9).
+
+    Only what is certain without DNS is refused here (IP addresses in any spelling,
+    ``localhost``); the sender checks what a name resolves to at every attempt.
+    """
+    checked = url("webhook_url", value, required=False)
+    if checked is None or allow_private_networks:
+        return checked
+    kind = host_refusal(parse_origin(checked).host)
+    if kind is not None:
+        raise ValidationError(
+            "webhook_url", f"The host is {kind}; webhooks are only sent to public internet addresses."
+        )
+    return checked
 
 
 def scopes(values: Iterable[str]) -> tuple[str, ...]:

@@ -23,6 +23,11 @@ A receiver must answer HTTP 2xx with a JSON object whose ``code`` is the integer
 anything else (other status, redirect, timeout, other body) is a failed attempt,
 retried after ``BACKOFF`` and abandoned after ``MAX_ATTEMPTS``. Every attempt is
 written to the audit log (``webhook.delivered`` / ``webhook.failed`` / ``webhook.abandoned``).
+
+``Sender`` goes only to public addresses, connects to the address it checked and
+follows no redirect (SPEC §9, ``core/egress.py``); a refused destination is a
+failed attempt like any other. No log line and no ``last_error`` holds a URL's
+query, which may carry the receiver's credential.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from typing import TYPE_CHECKING
 import httpx
 import orjson
 
+from openplatform import logs
+from openplatform.core import egress
 from openplatform.core.signing import legacy_notification_signature, sign_webhook
 from openplatform.models import Installation
 from openplatform.security import new_id
@@ -45,6 +52,7 @@ if TYPE_CHECKING:
     from openplatform.services.admin import Admin
 
 log = logging.getLogger("openplatform.webhooks")
+logs.redact_url_queries("httpx")  # its INFO line "HTTP Request: POST <url>" would show the query
 
 INSTALL = 1
 UNINSTALL = 2
@@ -57,6 +65,7 @@ LEASE_SECONDS = 60.0  # a claimed row is left alone this long (well over TIMEOUT
 BATCH = 16  # rows claimed per pass; they are sent concurrently
 MAX_ANSWER_BYTES = 64 * 1024
 USER_AGENT = "openplatform-webhooks/1"
+MAX_ADDRESSES = 4  # a name's addresses tried in turn when a connection is refused
 
 
 def notification(kind: int, installation: Installation, at: float) -> dict[str, object]:
@@ -112,6 +121,83 @@ async def read_bounded(response: httpx.Response) -> bytes | None:
     return b"".join(chunks)
 
 
+class Sender:
+    """POSTs a notification and judges the answer, going only where SPEC §9 allows.
+
+    The host is resolved once and checked (``egress.resolve``); the request then
+    goes to that address, with the URL's own Host header and, over https, the
+    certificate checked for the host name (httpx's ``sni_hostname`` extension).
+    Connections are not kept alive, so one opened for one host name is never
+    reused for another that shares its address.
+    """
+
+    def __init__(self, private_networks: bool = False) -> None:
+        self.private_networks = private_networks
+        self._client = httpx.AsyncClient(
+            timeout=TIMEOUT_SECONDS,
+            follow_redirects=False,  # a redirect could bounce the POST anywhere, unchecked
+            trust_env=False,  # no proxy from the environment: it would resolve the name itself
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> str | None:
+        """None when the receiver acknowledged, else why not (never with the URL's query)."""
+        try:
+            async with asyncio.timeout(TIMEOUT_SECONDS):  # resolving included
+                error = await self._post(url, body, headers)
+        except (TimeoutError, httpx.TimeoutException):
+            return f"no answer within {TIMEOUT_SECONDS:g} s"
+        except egress.Refused as exc:
+            return f"refused: {exc} (webhooks only go to public addresses)"
+        except httpx.InvalidURL:
+            return "the webhook_url is not a valid URL"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {str(exc)[:160]}"
+        except OSError as exc:  # the name did not resolve
+            error = f"cannot resolve the host: {exc.strerror or exc}"
+        return None if error is None else _without_query(error, url)
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> str | None:
+        target = httpx.URL(url)
+        if target.scheme not in ("http", "https"):
+            return "the webhook_url is not an http or https URL"
+        host = target.raw_host.decode("ascii")  # IDNA-encoded; IPv6 without brackets
+        port = target.port or (443 if target.scheme == "https" else 80)
+        addresses = await egress.resolve(host, port, allow_private=self.private_networks)
+        named = egress.literal_address(host) is None  # a name: the certificate must be for it
+        extensions = {"sni_hostname": host} if named and target.scheme == "https" else {}
+        pinned_headers = {**headers, "Host": target.netloc.decode("ascii")}
+        failure: httpx.ConnectError | None = None
+        for address in addresses[:MAX_ADDRESSES]:
+            request = self._client.build_request(
+                "POST", target.copy_with(host=str(address)), content=body, headers=pinned_headers,
+                extensions=extensions,
+            )  # fmt: skip
+            try:
+                response = await self._client.send(request, stream=True)
+            except httpx.ConnectError as exc:
+                failure = exc
+                continue
+            try:
+                answer = await read_bounded(response)
+            finally:
+                await response.aclose()
+            return judge(response.status_code, answer)
+        assert failure is not None
+        raise failure
+
+
+def _without_query(error: str, url: str) -> str:
+    """An error text with the URL's query (and any URL's query) taken out."""
+    query = httpx.URL(url).query.decode("ascii", "replace") if "?" in url else ""
+    if query:
+        error = error.replace(query, "…")
+    return logs.without_url_queries(error)
+
+
 class WebhookWorker:
     """Polls the outbox and delivers due notifications; one per server process."""
 
@@ -120,16 +206,14 @@ class WebhookWorker:
         self.outbox = WebhookOutbox(admin.db.engine)
         self.poll_seconds = poll_seconds
         self._task: asyncio.Task[None] | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._sender: Sender | None = None
         self._stopping = asyncio.Event()
 
     def clock(self) -> float:
         return self.admin.db.clock()
 
     def start(self) -> None:
-        # No redirects: a receiver acknowledges itself, and following them would let
-        # a webhook_url bounce the POST somewhere it was never registered for.
-        self._client = httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False)
+        self._sender = Sender(self.admin.webhook_private_networks)
         self._task = asyncio.create_task(self._run(), name="webhook-worker")
 
     async def stop(self) -> None:
@@ -144,8 +228,8 @@ class WebhookWorker:
                 await asyncio.wait_for(self._task, TIMEOUT_SECONDS + 1)
             except TimeoutError:
                 pass  # wait_for has cancelled it
-        if self._client is not None:
-            await self._client.aclose()
+        if self._sender is not None:
+            await self._sender.aclose()
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
@@ -208,20 +292,8 @@ class WebhookWorker:
             "X-OpenPlatform-Event-Id": str(delivery.payload.get("event_id", "")),
             **sign_webhook(secret, body, int(now)),
         }
-        return await self._post(app.webhook_url, body, headers)
-
-    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> str | None:
-        assert self._client is not None, "start() the worker first"
-        try:
-            async with asyncio.timeout(TIMEOUT_SECONDS):
-                async with self._client.stream("POST", url, content=body, headers=headers) as response:
-                    answer = await read_bounded(response)
-        except (TimeoutError, httpx.TimeoutException):
-            return f"no answer within {TIMEOUT_SECONDS:g} s"
-        except httpx.HTTPError as exc:
-            # The URL is left out: a webhook_url may carry its own credentials.
-            return f"{type(exc).__name__}: {str(exc)[:160]}"
-        return judge(response.status_code, answer)
+        assert self._sender is not None, "start() the worker first"
+        return await self._sender.post(app.webhook_url, body, headers)
 
     async def _audit(self, event: str, delivery: Delivery, **detail: object) -> None:
         payload = delivery.payload
