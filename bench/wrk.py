@@ -43,16 +43,10 @@ def require_wrk() -> str:
     return found
 
 
-def run(
-    url: str,
-    script: str,
-    args: list[str],
-    seconds: float,
-    connections: int,
-    core: int | None,
-    headers: tuple[str, ...] = (),
-) -> Result:
-    """One wrk run: one thread, ``connections`` keep-alive connections, ``seconds`` long."""
+def command(
+    url: str, script: str, args: list[str], seconds: float, connections: int, headers: tuple[str, ...] = ()
+) -> list[str]:
+    """The wrk command line: one thread, ``connections`` keep-alive connections, ``seconds`` long."""
     argv = [
         require_wrk(),
         "-t1",
@@ -66,12 +60,18 @@ def run(
     ]
     for header in headers:
         argv += ["-H", header]
-    argv += [url, "--", *args]
-    env = {**os.environ, "BENCH_LUA_DIR": str(LUA_DIR)}
-    done = subprocess.run(pinned(core, argv), env=env, capture_output=True, text=True, timeout=seconds + 60)
-    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
-    if done.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+    return [*argv, url, "--", *args]
+
+
+def environment() -> dict[str, str]:
+    return {**os.environ, "BENCH_LUA_DIR": str(LUA_DIR)}
+
+
+def parse(stdout: str, stderr: str, returncode: int) -> Result:
+    """The summary ``lua/report.lua`` prints (also after wrk is stopped early with SIGINT)."""
+    line = next((x for x in stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
+    if returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({returncode}): {stderr.strip() or stdout.strip()}")
     raw = json.loads(line.removeprefix("BENCH_JSON "))
     errors = sum(raw[k] for k in ("connect", "read", "write", "status", "timeout"))
     return Result(
@@ -83,3 +83,18 @@ def run(
         errors=errors,
         status_errors=raw["status"],
     )
+
+
+def run(
+    url: str,
+    script: str,
+    args: list[str],
+    seconds: float,
+    connections: int,
+    core: int | None,
+    headers: tuple[str, ...] = (),
+) -> Result:
+    """One wrk run: one thread, ``connections`` keep-alive connections, ``seconds`` long."""
+    argv = command(url, script, args, seconds, connections, headers)
+    done = subprocess.run(pinned(core, argv), env=environment(), capture_output=True, text=True, timeout=seconds + 60)
+    return parse(done.stdout, done.stderr, done.returncode)

@@ -26,6 +26,7 @@ would make a pass quadratic.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -134,6 +135,7 @@ async def cleanup_pass(
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    log.info("cleanup pass started")
     started = time.monotonic()
     horizons = (
         (CODES, now - keep_seconds),
@@ -147,5 +149,5 @@ async def cleanup_pass(
         deleted = await sweep(driver, table, horizon, batch_size, rest)
         if table.name:
             counts[table.name] = deleted
-    log.info("cleanup deleted %s in %.1f s", counts, time.monotonic() - started)
+    log.info("cleanup pass finished in %.1f s, deleted: %s", time.monotonic() - started, json.dumps(counts))
     return counts
