@@ -93,7 +93,7 @@ async def test_credit_token_errors(harness: Harness, subtests: pytest.Subtests) 
     cases: list[tuple[dict[str, str], int, str]] = [
         ({"secret": "0" * 64}, 40101, "invalid_client"),
         ({"app_id": "f" * 32}, 40101, "invalid_client"),
-        ({"secret": ""}, 40001, "invalid_request"),
+        ({"secret": ""}, 40101, "invalid_client"),  # a missing secret is a failed authentication (SPEC §9)
         ({"grant_type": ""}, 40001, "invalid_request"),
         ({"grant_type": "refresh_code"}, 40002, "unsupported_grant_type"),
         ({"grant_type": "password"}, 40002, "unsupported_grant_type"),

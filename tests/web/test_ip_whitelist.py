@@ -92,12 +92,16 @@ async def test_connect_is_not_limited_to_the_whitelist(harness: Harness) -> None
 
 
 async def test_disallowed_address_learns_nothing_about_the_secret(harness: Harness) -> None:
+    """SPEC §9: the whitelist is checked after the secret, so a wrong secret from outside it
+    answers like any failed authentication, and only the secret's holder hears of the whitelist."""
     world = await harness.world(ip_whitelist=WHITELIST)
     form = dict(app_id=world.app_id, secret="wrong" * 8, grant_type="client_credential")
     async with harness.client_from("203.0.113.9") as outsider:
         body = (await outsider.post("/oauth/credit/token", data=form)).json()
-    assert (body["code"], body["error"]) == (40302, "ip_not_allowed")
-    assert world.secret not in str(body)
+        assert (body["code"], body["error"]) == (40101, "invalid_client")
+        assert world.secret not in str(body)
+        right = (await outsider.post("/oauth/credit/token", data={**form, "secret": world.secret})).json()
+    assert (right["code"], right["error"]) == (40302, "ip_not_allowed")
 
 
 async def test_open_api_follows_the_whitelist(harness: Harness) -> None:

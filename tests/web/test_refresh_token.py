@@ -112,7 +112,7 @@ async def test_secret_is_optional_but_verified_when_present(harness: Harness) ->
 async def test_secret_can_be_required(harness: Harness) -> None:
     world = await harness.world()
     tokens = await harness.user_tokens(world)
-    assert_error(await harness.refresh(world, tokens["refresh_token"]), 40001, "invalid_request")
+    assert_error(await harness.refresh(world, tokens["refresh_token"]), 40101, "invalid_client")  # SPEC §9
     assert_error(await harness.refresh(world, tokens["refresh_token"], secret="0" * 64), 40101, "invalid_client")
     pair(await harness.refresh(world, tokens["refresh_token"], secret=world.secret))
 

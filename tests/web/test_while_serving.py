@@ -147,8 +147,8 @@ def test_suspend_and_resume_on_a_live_server(settings: Settings, http: httpx.Cli
 
     cli_json(settings, "app", "suspend", "--app-id", world.app_id)
     until(lambda: app_token(http, world)["code"], 40101)
-    assert exchange(http, world, pending_code)["code"] == 40101
-    assert refresh(http, world, user["refresh_token"])["code"] == 40101
+    assert exchange(http, world, pending_code)["code"] == 40006  # SPEC §8: says the app is suspended
+    assert refresh(http, world, user["refresh_token"])["code"] == 40006
     assert customer(http, world, user["access_token"])["code"] == 40102
     assert customer(http, world, app["access_token"])["code"] == 40102
     refused = connect(http, world)

@@ -1,9 +1,13 @@
 """App (client) authentication, RFC 6749 §2.3.1: app_id + secret in the body or Basic.
 
-Order matters: the app is looked up, then the IP whitelist is applied (a
-disallowed address learns nothing about the secret), then the secret is checked
-in constant time against every live secret (the current one, and the previous
-one during its grace period). Repeated bad secrets lock the app+IP pair out.
+SPEC §9: every failure — unknown app_id, wrong or missing secret, suspended
+app — answers ``40101 invalid_client`` with the same sentence, after the same
+work: an unknown app_id is checked against a dummy secret hash (and looked up
+in the cache of missing apps), so neither the answer nor its timing tells
+whether an app exists. Only the per-IP limit and the bad-secret lock-out of
+the (IP, app_id) pair come first; the IP whitelist and the app's own request
+budget come after the secret is verified, so nobody without the secret can
+spend an app's budget or learn its whitelist.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from openplatform.models import App
 from openplatform.security import constant_time_equals
 
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="openplatform"'}
+FAILED = "Client authentication failed: check app_id and secret, and that the app is active."
+# Compared against when the app_id is unknown, so that case costs what a wrong secret costs.
+_DUMMY_HASH = "0" * 64
 
 
 def credentials(request: TokenRequest) -> tuple[str, str | None]:
@@ -31,42 +38,45 @@ def credentials(request: TokenRequest) -> tuple[str, str | None]:
     return app_id, secret or None
 
 
-def _invalid_client(request: TokenRequest, message: str | None = None) -> OAuthError:
-    headers = BASIC_CHALLENGE if request.basic_auth is not None else None
-    return OAuthError("invalid_client", message, headers=headers)
-
-
-def secret_matches(platform: Platform, app: App, secret: str) -> bool:
-    presented = platform.keyring.secret_hash(app.app_id, secret)
+def secret_matches(platform: Platform, app: App | None, app_id: str, secret: str) -> bool:
+    """Constant-time check against every live secret of ``app`` (a dummy one when it is None)."""
+    presented = platform.keyring.secret_hash(app_id, secret)
     now = platform.clock()
     matched = False
+    if app is None:
+        constant_time_equals(presented, _DUMMY_HASH)
+        return False
     for stored in app.secrets:  # every live secret, so the timing does not tell which matched
         if stored.expires_at is None or stored.expires_at > now:
             matched |= constant_time_equals(presented, stored.secret_hash)
     return matched
 
 
-async def load_app(platform: Platform, request: TokenRequest, app_id: str) -> App:
-    await platform.limiter.check_request(request.client_ip, app_id)
-    app = await platform.store.get_app(app_id)
-    if app is None:
-        await platform.limiter.record_bad_secret(request.client_ip, app_id)
-        raise _invalid_client(request, "Unknown app_id.")
-    enforce_whitelist(request.client_ip, app.ip_whitelist)
-    if not app.active:
-        raise _invalid_client(request, "The app is suspended.")
-    return app
+async def authenticate(
+    platform: Platform, request: TokenRequest, *, secret_required: bool = True, allow_suspended: bool = False
+) -> App:
+    """The app making a token-endpoint request (SPEC §2, §9).
 
-
-async def authenticate(platform: Platform, request: TokenRequest, *, secret_required: bool = True) -> App:
+    ``secret_required=False`` (the documented refresh grant) accepts a request
+    without a secret, but verifies one when present. ``allow_suspended`` lets a
+    suspended app through once its secret is verified, for the grants whose
+    codes and refresh tokens then answer ``40006`` saying why (SPEC §8).
+    Raises OAuthError: 40001 (no app_id, conflicting credentials), 40101,
+    40302 (IP whitelist), 42901 (rate limits).
+    """
     app_id, secret = credentials(request)
-    app = await load_app(platform, request, app_id)
-    if secret is None:
-        if secret_required:
-            raise OAuthError("invalid_request", "The secret parameter is required.", field="secret")
-        return app
-    if not secret_matches(platform, app, secret):
-        await platform.limiter.record_bad_secret(request.client_ip, app_id)
-        platform.audit("client.auth_failed", app_id=app_id, ip=request.client_ip)
-        raise _invalid_client(request, "Wrong secret.")
+    ip = request.client_ip
+    await platform.limiter.check_request(ip, app_id)  # per IP, and the (IP, app_id) lock-out
+    app = await platform.store.get_app(app_id)
+    if secret is not None:
+        verified = secret_matches(platform, app, app_id, secret)
+    else:
+        verified = not secret_required and app is not None
+    if app is None or not verified or not (app.active or allow_suspended):
+        await platform.limiter.record_bad_secret(ip, app_id)
+        platform.audit("client.auth_failed", app_id=app_id if app is not None else None, ip=ip)
+        headers = BASIC_CHALLENGE if request.basic_auth is not None else None
+        raise OAuthError("invalid_client", FAILED, headers=headers)
+    enforce_whitelist(ip, app.ip_whitelist)
+    await platform.limiter.charge_app(app.app_id)
     return app

@@ -1,4 +1,4 @@
-"""Rate limits on the token endpoints and lock-out after repeated bad secrets.
+"""Rate limits on the token endpoints and ``/login``; lock-outs after repeated bad secrets or passwords.
 
 ``OPENPLATFORM_RATE_LIMITS`` is ``off``, ``default``, or a comma list of
 ``name=COUNT/SECONDS`` overriding the defaults below. Each limit is a token
@@ -22,7 +22,11 @@ DEFAULTS = {
     "ip": (300, 60.0),  # token-endpoint requests per client IP
     "app": (600, 60.0),  # token-endpoint requests per app
     "bad_secret": (10, 300.0),  # failed secrets per app and IP before lock-out
+    "login": (20, 300.0),  # sign-in attempts (POST /login) per client IP
+    "login_failures": (5, 900.0),  # wrong passwords per (account, IP): the sign-in lock-out
 }
+# Kept under "off" too: the sign-in lock-out protects accounts, it is not a request budget.
+ALWAYS_ON = ("login_failures",)
 MAX_KEYS = 100_000
 
 
@@ -81,6 +85,14 @@ def parse_limits(spec: str) -> dict[str, tuple[int, float]] | None:
     return limits
 
 
+def active_limits(spec: str) -> tuple[bool, dict[str, tuple[int, float]]]:
+    """Whether the request limits are on, and every limit in force (``ALWAYS_ON`` ones even when off)."""
+    limits = parse_limits(spec)
+    if limits is None:
+        return False, {name: DEFAULTS[name] for name in ALWAYS_ON}
+    return True, limits
+
+
 def limited(wait: int) -> OAuthError:
     return OAuthError("rate_limited", headers={"Retry-After": str(wait)})
 
@@ -89,7 +101,10 @@ class Limiter(Protocol):
     enabled: bool
 
     async def check_request(self, ip: str, app_id: str | None) -> None: ...
+    async def charge_app(self, app_id: str) -> None: ...
     async def record_bad_secret(self, ip: str, app_id: str) -> None: ...
+    async def take(self, name: str, key: str, spend: bool = True) -> int: ...
+    async def forget(self, name: str, key: str, prefix: bool = False) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -97,23 +112,42 @@ class RateLimiter:
     """Token buckets in this process."""
 
     def __init__(self, spec: str, clock: Callable[[], float] = time.monotonic) -> None:
-        limits = parse_limits(spec)
-        self.enabled = limits is not None
-        self.limits = {name: Limit(c, s, clock) for name, (c, s) in (limits or {}).items()}
+        self.enabled, limits = active_limits(spec)
+        self.limits = {name: Limit(c, s, clock) for name, (c, s) in limits.items()}
 
     async def check_request(self, ip: str, app_id: str | None) -> None:
+        """Before the secret is checked (SPEC §9): the caller's IP budget, and the bad-secret
+        lock-out of the (IP, app_id) pair. Raises 42901."""
         if not self.enabled:
             return
         if wait := self.limits["ip"].take(ip):
             raise limited(wait)
-        if app_id and (wait := self.limits["app"].take(app_id)):
-            raise limited(wait)
         if app_id and (wait := self.limits["bad_secret"].retry_after(f"{app_id}|{ip}")):
+            raise limited(wait)
+
+    async def charge_app(self, app_id: str) -> None:
+        """The app's own budget, charged only once its secret is verified (SPEC §9). Raises 42901."""
+        if self.enabled and (wait := self.limits["app"].take(app_id)):
             raise limited(wait)
 
     async def record_bad_secret(self, ip: str, app_id: str) -> None:
         if self.enabled:
             self.limits["bad_secret"].take(f"{app_id}|{ip}")
+
+    async def take(self, name: str, key: str, spend: bool = True) -> int:
+        """One request on the bucket ``name``/``key``: 0 (spent, unless ``spend`` is false) or the
+        whole seconds to wait (nothing spent). Always 0 for a limit that is off."""
+        limit = self.limits.get(name)
+        if limit is None:
+            return 0
+        return limit.take(key) if spend else limit.retry_after(key)
+
+    async def forget(self, name: str, key: str, prefix: bool = False) -> None:
+        """Refill the bucket ``name``/``key`` (with ``prefix``: every bucket whose key starts so)."""
+        limit = self.limits.get(name)
+        if limit is not None:
+            for found in [k for k in limit.buckets if k.startswith(key)] if prefix else [key]:
+                limit.buckets.pop(found, None)
 
     async def close(self) -> None:
         return None

@@ -13,7 +13,7 @@ import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 import orjson
 
@@ -136,16 +136,26 @@ def parse_params(query: bytes | str, body: bytes, content_type: str) -> dict[str
 
 
 def parse_basic_auth(header: str | None) -> tuple[str, str] | None:
-    """RFC 6749 §2.3.1: ``Authorization: Basic base64(app_id:secret)`` (form-urlencoded parts)."""
+    """RFC 6749 §2.3.1: ``Authorization: Basic base64(app_id:secret)`` (form-urlencoded parts).
+
+    The header arrives as latin-1 text: any byte may be in it. Whatever is not
+    base64 of UTF-8 ``id:secret`` within the parameter limits is 40001, never
+    an exception (issue 9: non-ASCII bytes here answered 500).
+    """
     if not header or not header[:6].lower() == "basic ":
         return None
+    malformed = OAuthError("invalid_request", "The Basic authorization header is malformed.")
+    encoded = header[6:].strip()
+    if not encoded.isascii() or len(encoded) > 4 * SHORT_VALUE_LENGTH:
+        raise malformed
     try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise OAuthError("invalid_request", "The Basic authorization header is malformed.") from exc
-    user, sep, password = decoded.partition(":")
+        user, sep, password = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
+        values = unquote_plus(user, errors="strict"), unquote_plus(password, errors="strict")
+    except (binascii.Error, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise malformed from exc
     if not sep:
-        raise OAuthError("invalid_request", "The Basic authorization header is malformed.")
-    from urllib.parse import unquote_plus
-
-    return unquote_plus(user), unquote_plus(password)
+        raise malformed
+    for value in values:
+        if len(value) > SHORT_VALUE_LENGTH or _CONTROL_CHARS.search(value):
+            raise malformed
+    return values

@@ -2,7 +2,10 @@
 
 SPEC §2.2–2.4. Each documented path accepts its own grant types; the app-token
 path also takes ``authorization_code``, as public client code written for the
-original platform posts it there.
+original platform posts it there. ``/oauth/access_token`` is also the RFC 8414
+``token_endpoint``, so it takes every grant the metadata lists, with the same
+rules as on their documented paths (a standard OAuth client reads the metadata
+and posts every grant there).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ _REFRESH = RefreshTokenGrant()
 _APP = ClientCredentialsGrant()
 
 ENDPOINT_GRANTS: dict[str, tuple[AnyGrant, ...]] = {
-    "access_token": (_CODE,),
+    "access_token": (_CODE, _REFRESH, _APP),
     "refresh_token": (_REFRESH,),
     "credit_token": (_APP, _CODE),
 }

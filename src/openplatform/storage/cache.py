@@ -122,6 +122,9 @@ class CachedStore:
         self.poll_seconds = poll_seconds
         self.clock = clock  # for GAP_WAIT only
         self.apps = BoundedCache(10_000)
+        # app_ids looked up and not found: an unknown app_id then costs what a known one does
+        # (SPEC §9, one timing), and a flood of them cannot evict the real apps.
+        self.missing_apps = BoundedCache(10_000)
         self.installations = BoundedCache(10_000)  # app_id -> list[Installation]
         self.customers = BoundedCache(50_000)
         self.backings = BoundedCache(50_000)  # (app, installation, customer, xspe) -> Backing
@@ -157,10 +160,12 @@ class CachedStore:
 
     async def get_app(self, app_id: str) -> App | None:
         app = self.apps.get(app_id)
-        if app is None:
+        if app is None and app_id not in self.missing_apps:
             app = await self.inner.get_app(app_id)
             if app is not None:
                 self.apps.put(app_id, app)
+            else:
+                self.missing_apps.put(app_id, True)
         return app
 
     async def active_installations(self, app_id: str) -> list[Installation]:
@@ -247,6 +252,7 @@ class CachedStore:
             self.backings.clear()
         elif kind == "app":
             self.apps.pop(key, None)
+            self.missing_apps.pop(key, None)
             self.installations.pop(key, None)
             self.backings.clear()
         elif kind == "customer":
@@ -257,7 +263,7 @@ class CachedStore:
             self.clear()
 
     def clear(self) -> None:
-        for cache in (self.apps, self.installations, self.customers, self.backings, self.tokens):
+        for cache in (self.apps, self.missing_apps, self.installations, self.customers, self.backings, self.tokens):
             cache.clear()
 
     async def poll_once(self) -> None:

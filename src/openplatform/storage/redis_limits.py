@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from openplatform.core.ratelimit import limited, parse_limits
+from openplatform.core.ratelimit import active_limits, limited
 from openplatform.errors import StorageUnavailable
 
 # KEYS: bucket keys. ARGV: for each key, capacity, rate (tokens/s) and mode
@@ -43,9 +43,7 @@ class RedisRateLimiter:
     def __init__(self, spec: str, redis_url: str) -> None:
         import redis.asyncio as redis
 
-        limits = parse_limits(spec)
-        self.enabled = limits is not None
-        self.limits = limits or {}
+        self.enabled, self.limits = active_limits(spec)
         self.client: Any = redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self.script = self.client.register_script(_SCRIPT)
 
@@ -72,13 +70,45 @@ class RedisRateLimiter:
             return
         buckets = [("ip", ip, 1)]
         if app_id:
-            buckets += [("app", app_id, 1), ("bad_secret", f"{app_id}|{ip}", 0)]
+            buckets.append(("bad_secret", f"{app_id}|{ip}", 0))
         if wait := await self._run(buckets):
+            raise limited(wait)
+
+    async def charge_app(self, app_id: str) -> None:
+        if self.enabled and (wait := await self._run([("app", app_id, 1)])):
             raise limited(wait)
 
     async def record_bad_secret(self, ip: str, app_id: str) -> None:
         if self.enabled:
             await self._run([("bad_secret", f"{app_id}|{ip}", 1)])
 
+    async def take(self, name: str, key: str, spend: bool = True) -> int:
+        """Like ``RateLimiter.take``: 0, or the whole seconds to wait."""
+        if name not in self.limits:
+            return 0
+        return await self._run([(name, key, 1 if spend else 0)])
+
+    async def forget(self, name: str, key: str, prefix: bool = False) -> None:
+        """Like ``RateLimiter.forget``; a prefix is found with SCAN (rare: an admin's unlock)."""
+        if name not in self.limits:
+            return
+        full = f"{PREFIX}{name}:{key}"
+        try:
+            if not prefix:
+                await self.client.delete(full)
+                return
+            async for found in self.client.scan_iter(match=_glob_escape(full) + "*", count=1000):
+                await self.client.delete(found)
+        except Exception as exc:
+            import redis
+
+            if isinstance(exc, OSError | redis.RedisError):
+                raise StorageUnavailable(f"redis: {exc}") from exc
+            raise
+
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)

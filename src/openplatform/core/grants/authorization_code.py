@@ -29,7 +29,7 @@ class AuthorizationCodeGrant:
     GRANT_TYPES = ("authorization_code",)
 
     async def validate(self, platform: Platform, request: TokenRequest) -> ValidCode:
-        app = await client_auth.authenticate(platform, request)
+        app = await client_auth.authenticate(platform, request, allow_suspended=True)  # 40006 below
         raw = request.require("code")
         code = await platform.store.get_code(platform.keyring.token_digest(raw))
         if code is None or code.app_id != app.app_id:

@@ -31,7 +31,7 @@ class RefreshTokenGrant:
 
     async def validate(self, platform: Platform, request: TokenRequest) -> ValidRefresh:
         required = platform.settings.refresh_requires_secret
-        app = await client_auth.authenticate(platform, request, secret_required=required)
+        app = await client_auth.authenticate(platform, request, secret_required=required, allow_suspended=True)
         raw = request.require("refresh_token")
         record = await tokens.find_token(platform, raw)
         if record is None or record.kind != "refresh" or record.app_id != app.app_id:

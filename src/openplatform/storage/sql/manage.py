@@ -141,6 +141,8 @@ class Management:
                     app_id=app.app_id, secret_hash=secret_hash, secret_enc=secret_enc, created_at=now
                 )
             )
+            await invalidate(conn, "app", app.app_id, now)  # a node may remember it as missing
+        await self._announce(("app", app.app_id))
 
     async def get_app(self, app_id: str) -> App | None:
         async with self.engine.connect() as conn:
