@@ -77,17 +77,20 @@ def _safe_url(config: Settings) -> str:
 
 def run_admin(action: Callable[[Admin], Awaitable[T]]) -> T:
     """Run one management action, turning known failures into clean exits."""
-    from openplatform.runtime import build_admin
+    from openplatform.runtime import build_admin, make_fanout
 
     config = settings()
     prepare_database(config)
 
     async def go() -> T:
-        admin = build_admin(config)
+        fanout = make_fanout(config)  # with Redis, every node hears of a change at once (SPEC §8)
+        admin = build_admin(config, announce=fanout.publish_many if fanout is not None else None)
         try:
             return await action(admin)
         finally:
             await admin.db.close()
+            if fanout is not None:
+                await fanout.close()
 
     try:
         return asyncio.run(go())
