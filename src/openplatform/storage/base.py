@@ -6,22 +6,20 @@ implementation with in-process caches that follow the invalidation log.
 
 from __future__ import annotations
 
-import enum
+from dataclasses import dataclass
 from typing import Protocol
 
 from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, TokenRecord
 
 
-class RedeemOutcome(enum.Enum):
-    ISSUED = "issued"
-    REPLAYED = "replayed"  # the code was already used (or expired meanwhile): family revoked
+@dataclass(frozen=True, slots=True)
+class RotatedBefore:
+    """What ``rotate_refresh`` found when it could not rotate: the grant decides what it means."""
 
-
-class RotateOutcome(enum.Enum):
-    ROTATED = "rotated"
-    REPEATED = "repeated"  # the immediately previous token again, within the leeway
-    REUSED = "reused"  # an older generation: theft, family revoked
-    REVOKED = "revoked"
+    revoked: bool  # the token is revoked (or gone)
+    rotated_at: float | None  # when it was rotated
+    successor: str | None  # digest of the refresh token that replaced it
+    successor_live: bool  # that successor is neither rotated nor revoked
 
 
 class Store(Protocol):
@@ -41,10 +39,11 @@ class Store(Protocol):
 
     async def save_code(self, code: AuthorizationCode) -> None: ...
     async def save_tokens(self, *records: TokenRecord) -> None: ...
-    async def redeem_code(self, digest: str, *records: TokenRecord) -> RedeemOutcome: ...
+    async def consume_code(self, digest: str, *records: TokenRecord) -> bool: ...
     async def rotate_refresh(
-        self, old: TokenRecord, new_access: TokenRecord, new_refresh: TokenRecord, leeway: float
-    ) -> RotateOutcome: ...
+        self, old: TokenRecord, new_access: TokenRecord, new_refresh: TokenRecord
+    ) -> RotatedBefore | None: ...
+    async def revoke_family(self, family_id: str) -> None: ...
     async def revoke_token(self, record: TokenRecord) -> None: ...
     def audit(self, event: str, **fields: object) -> None: ...
     async def cleanup(

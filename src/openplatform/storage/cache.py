@@ -34,7 +34,7 @@ from typing import Any
 
 from openplatform.errors import StorageUnavailable
 from openplatform.models import App, Backing, Customer, Installation, TokenRecord
-from openplatform.storage.base import RedeemOutcome, RotateOutcome, Store
+from openplatform.storage.base import RotatedBefore, Store
 
 log = logging.getLogger("openplatform.cache")
 
@@ -204,19 +204,17 @@ class CachedStore:
 
     # ------------------------------------------- writes that revoke: apply locally
 
-    async def redeem_code(self, digest: str, *records: TokenRecord) -> RedeemOutcome:
-        outcome = await self.inner.redeem_code(digest, *records)
-        if outcome is RedeemOutcome.REPLAYED:
-            self.apply("family", digest)
-        return outcome
+    async def consume_code(self, digest: str, *records: TokenRecord) -> bool:
+        return await self.inner.consume_code(digest, *records)
 
     async def rotate_refresh(
-        self, old: TokenRecord, new_access: TokenRecord, new_refresh: TokenRecord, leeway: float
-    ) -> RotateOutcome:
-        outcome = await self.inner.rotate_refresh(old, new_access, new_refresh, leeway)
-        if outcome is RotateOutcome.REUSED and old.family_id:
-            self.apply("family", old.family_id)
-        return outcome
+        self, old: TokenRecord, new_access: TokenRecord, new_refresh: TokenRecord
+    ) -> RotatedBefore | None:
+        return await self.inner.rotate_refresh(old, new_access, new_refresh)
+
+    async def revoke_family(self, family_id: str) -> None:
+        await self.inner.revoke_family(family_id)
+        self.apply("family", family_id)
 
     async def revoke_token(self, record: TokenRecord) -> None:
         await self.inner.revoke_token(record)

@@ -16,13 +16,13 @@ from openplatform.core.context import Platform
 from openplatform.core.requests import TokenRequest
 from openplatform.errors import OAuthError
 from openplatform.models import App, AuthorizationCode, IssuedTokens
-from openplatform.storage.base import RedeemOutcome
 
 
 @dataclass(frozen=True, slots=True)
 class ValidCode:
     app: App
     code: AuthorizationCode
+    presented_before: bool  # the code was already used when it was read: a replay
 
 
 class AuthorizationCodeGrant:
@@ -38,25 +38,24 @@ class AuthorizationCodeGrant:
         reason = await lifecycle.unbacked(platform, code, fresh=True)
         if reason is not None:
             raise OAuthError("invalid_grant", f"The code can no longer be used: {reason}.")
-        if code.used_at is not None:
-            await platform.store.redeem_code(code.digest)  # a replay: revokes the family
-            platform.audit("code.replayed", app_id=app.app_id, customer_id=code.customer_id,
-                           ip=request.client_ip)  # fmt: skip
-            raise OAuthError("invalid_grant", "The code was already used; its tokens are revoked.")
+        if code.used_at is not None:  # a replay whatever else is wrong with the request
+            return ValidCode(app, code, presented_before=True)
         if code.expires_at <= platform.clock():
             raise OAuthError("invalid_grant", "The code has expired.")
         redirect_uri = request.get("redirect_uri")
         if redirect_uri is not None and redirect_uri != code.redirect_uri:
             raise OAuthError("invalid_grant", "redirect_uri differs from the one used to get the code.")
         pkce.verify(code.code_challenge, request.get("code_verifier"))
-        return ValidCode(app, code)
+        return ValidCode(app, code, presented_before=False)
 
     async def issue(self, platform: Platform, request: TokenRequest, valid: ValidCode) -> IssuedTokens:
-        issued, access, refresh = tokens.user_pair(platform, valid.code)
-        outcome = await platform.store.redeem_code(valid.code.digest, access, refresh)
         fields = dict(app_id=valid.app.app_id, customer_id=valid.code.customer_id, ip=request.client_ip)
-        if outcome is not RedeemOutcome.ISSUED:
-            platform.audit("code.replayed", **fields)
-            raise OAuthError("invalid_grant", "The code was already used; its tokens are revoked.")
-        platform.audit("token.issued", grant="authorization_code", **fields)
-        return issued
+        if not valid.presented_before:
+            issued, access, refresh = tokens.user_pair(platform, valid.code)
+            if await platform.store.consume_code(valid.code.digest, access, refresh):
+                platform.audit("token.issued", grant="authorization_code", **fields)
+                return issued
+        # Presented before, or consumed by a racing request first: RFC 6749 §4.1.2.
+        await platform.store.revoke_family(valid.code.digest)
+        platform.audit("code.replayed", **fields)
+        raise OAuthError("invalid_grant", "The code was already used; its tokens are revoked.")

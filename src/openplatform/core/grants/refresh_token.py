@@ -15,7 +15,7 @@ from openplatform.core.context import Platform
 from openplatform.core.requests import TokenRequest
 from openplatform.errors import OAuthError
 from openplatform.models import App, IssuedTokens, TokenRecord
-from openplatform.storage.base import RotateOutcome
+from openplatform.storage.base import RotatedBefore
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +55,28 @@ class RefreshTokenGrant:
         issued, access, refresh = tokens.user_pair(
             platform, valid.record, derive(valid.raw, "access"), derive(valid.raw, "refresh")
         )
-        leeway = platform.settings.refresh_leeway
-        outcome = await platform.store.rotate_refresh(valid.record, access, refresh, leeway)
+        found = await platform.store.rotate_refresh(valid.record, access, refresh)
         fields = dict(app_id=valid.app.app_id, customer_id=valid.record.customer_id, ip=request.client_ip)
-        if outcome in (RotateOutcome.ROTATED, RotateOutcome.REPEATED):
-            platform.audit("token.refreshed", repeated=outcome is RotateOutcome.REPEATED, **fields)
+        if found is None:
+            platform.audit("token.refreshed", repeated=False, **fields)
             return issued
-        if outcome is RotateOutcome.REUSED:
-            platform.audit("refresh.reused", **fields)
-            raise OAuthError("invalid_grant", "The refresh token was already used; its family is revoked.")
-        raise OAuthError("invalid_grant", "The refresh token was revoked.")
+        if found.revoked:
+            raise OAuthError("invalid_grant", "The refresh token was revoked.")
+        if self._is_retry(platform, found, refresh):
+            platform.audit("token.refreshed", repeated=True, **fields)
+            return issued  # derived from the same token: the very pair the first request got
+        if valid.record.family_id:
+            await platform.store.revoke_family(valid.record.family_id)
+        platform.audit("refresh.reused", **fields)
+        raise OAuthError("invalid_grant", "The refresh token was already used; its family is revoked.")
+
+    @staticmethod
+    def _is_retry(platform: Platform, found: RotatedBefore, new_refresh: TokenRecord) -> bool:
+        """The immediately previous token again, within the leeway, its successor still unused:
+        a network retry or two workers refreshing at once (SPEC §2.3). Anything else is theft."""
+        return (
+            found.successor == new_refresh.digest
+            and found.rotated_at is not None
+            and platform.clock() - found.rotated_at <= platform.settings.refresh_leeway
+            and found.successor_live
+        )

@@ -35,7 +35,7 @@ Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 
 
 class Tx(Protocol):
-    # Rows the writer already claimed for this batch, by claim statement (see store.RedeemCode);
+    # Rows the writer already claimed for this batch, by claim statement (see store.ConsumeCode);
     # a statement not in it: each operation claims its own rows.
     claimed: dict[str, set[str]]
 

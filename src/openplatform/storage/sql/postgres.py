@@ -46,7 +46,7 @@ class _PgTx:
 
     async def claim_together(self, batch: list[Pending]) -> None:
         """One statement per ``claim_many`` for the rows the batch's operations would each
-        claim with their own UPDATE (store.RedeemCode): one round trip instead of one each."""
+        claim with their own UPDATE (store.ConsumeCode): one round trip instead of one each."""
         groups: dict[str, list[Any]] = {}
         for op, _future in batch:
             claim_many = getattr(op, "claim_many", None)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, TokenRecord
-from openplatform.storage.base import RedeemOutcome, RotateOutcome
+from openplatform.storage.base import RotatedBefore
 from openplatform.storage.sql.cleanup import BATCH_SIZE, cleanup_pass
 from openplatform.storage.sql.driver import Driver, Insert, Tx
 from openplatform.storage.sql.rows import (
@@ -51,14 +51,15 @@ async def revoke_family_in(tx: Tx, family_id: str, now: float) -> None:
 CLAIM_CODE = "UPDATE auth_codes SET used_at = ? WHERE digest = ? AND used_at IS NULL AND expires_at > ?"
 
 
-class RedeemCode:
-    """Consume a code (a conditional UPDATE: exactly one redemption wins) and insert its tokens.
+class ConsumeCode:
+    """Consume a code (a conditional UPDATE: exactly one consumption wins) and insert its tokens.
 
-    On PostgreSQL each UPDATE would be a round trip inside the batch's
-    transaction, so the writer claims the codes of all ``RedeemCode``
-    operations of a batch with one ``claim_many`` statement first (in the
-    order of the batch, duplicates included, exactly as one at a time would)
-    and each operation reads its answer from ``tx.claimed``.
+    Answers whether this operation consumed it; what a failed consumption means
+    (a replay) is the grant's to decide. On PostgreSQL each UPDATE would be a
+    round trip inside the batch's transaction, so the writer claims the codes of
+    all ``ConsumeCode`` operations of a batch with one ``claim_many`` statement
+    first (in the order of the batch, duplicates included, exactly as one at a
+    time would) and each operation reads its answer from ``tx.claimed``.
     """
 
     claim_many = (
@@ -74,19 +75,17 @@ class RedeemCode:
     def claim_args(self) -> tuple[str, float]:
         return self.digest, self.now
 
-    async def __call__(self, tx: Tx) -> RedeemOutcome:
+    async def __call__(self, tx: Tx) -> bool:
         claimed = tx.claimed.get(self.claim_many)
         if claimed is not None:  # the writer claimed the batch's codes together
             consumed = self.digest in claimed
-            claimed.discard(self.digest)  # a second redemption in the same batch is a replay
+            claimed.discard(self.digest)  # a second consumption in the same batch fails
         else:
             consumed = await tx.execute(CLAIM_CODE, self.now, self.digest, self.now) == 1
-        if not consumed:
-            await revoke_family_in(tx, self.digest, self.now)
-            return RedeemOutcome.REPLAYED
-        for record in self.records:
-            await tx.execute(INSERT_TOKEN, *token_params(record))
-        return RedeemOutcome.ISSUED
+        if consumed:
+            for record in self.records:
+                await tx.execute(INSERT_TOKEN, *token_params(record))
+        return consumed
 
 
 class AuditRows:
@@ -207,23 +206,23 @@ class SqlStore:
     async def save_tokens(self, *records: TokenRecord) -> None:
         await self.driver.write(Insert(INSERT_TOKEN, *map(token_params, records)))
 
-    async def redeem_code(self, digest: str, *records: TokenRecord) -> RedeemOutcome:
-        """Consume the code and store its tokens atomically; a second redemption
-        (even a concurrent one) revokes everything the code produced."""
-        return await self.driver.write(RedeemCode(digest, self.clock(), records))
+    async def consume_code(self, digest: str, *records: TokenRecord) -> bool:
+        """Consume the code and store its tokens atomically; False when it was already consumed
+        (even by a concurrent call) or has expired."""
+        return await self.driver.write(ConsumeCode(digest, self.clock(), records))
 
     async def rotate_refresh(
-        self, old: TokenRecord, new_access: TokenRecord, new_refresh: TokenRecord, leeway: float
-    ) -> RotateOutcome:
-        """Rotate ``old`` into the new pair (SPEC §2.3).
+        self, old: TokenRecord, new_access: TokenRecord, new_refresh: TokenRecord
+    ) -> RotatedBefore | None:
+        """Rotate ``old`` into the new pair atomically: None when done, else the state found.
 
-        The new pair is derived from the old refresh token, so a retry within the
-        leeway, which computes the same pair, is recognised by the stored
-        successor digest and answered with that pair again.
+        Exactly one rotation of a token succeeds, however many race for it; the
+        others get what the winner left (when, into which successor), from which
+        the grant tells a retry from a theft (SPEC §2.3).
         """
         now = self.clock()
 
-        async def op(tx: Tx) -> RotateOutcome:
+        async def op(tx: Tx) -> RotatedBefore | None:
             claimed = await tx.execute(
                 "UPDATE tokens SET rotated_at = ?, successor = ? "
                 "WHERE digest = ? AND rotated_at IS NULL AND revoked_at IS NULL",
@@ -232,30 +231,22 @@ class SqlStore:
             if claimed == 1:
                 await tx.execute(INSERT_TOKEN, *token_params(new_access))
                 await tx.execute(INSERT_TOKEN, *token_params(new_refresh))
-                return RotateOutcome.ROTATED
-            return await self._rotated_before(tx, old, new_refresh, leeway, now)
+                return None
+            row = await tx.fetchrow("SELECT rotated_at, revoked_at, successor FROM tokens WHERE digest = ?", old.digest)
+            if row is None or row["revoked_at"] is not None:
+                return RotatedBefore(revoked=True, rotated_at=None, successor=None, successor_live=False)
+            successor = await tx.fetchrow(
+                "SELECT 1 AS live FROM tokens WHERE digest = ? AND rotated_at IS NULL AND revoked_at IS NULL",
+                row["successor"],
+            )
+            return RotatedBefore(False, row["rotated_at"], row["successor"], successor is not None)
 
         return await self.driver.write(op)
 
-    async def _rotated_before(
-        self, tx: Tx, old: TokenRecord, new_refresh: TokenRecord, leeway: float, now: float
-    ) -> RotateOutcome:
-        row = await tx.fetchrow("SELECT rotated_at, revoked_at, successor FROM tokens WHERE digest = ?", old.digest)
-        if row is None or row["revoked_at"] is not None:
-            return RotateOutcome.REVOKED
-        successor = await tx.fetchrow("SELECT rotated_at, revoked_at FROM tokens WHERE digest = ?", row["successor"])
-        retry = (
-            row["successor"] == new_refresh.digest
-            and now - row["rotated_at"] <= leeway
-            and successor is not None
-            and successor["rotated_at"] is None
-            and successor["revoked_at"] is None
-        )
-        if retry:
-            return RotateOutcome.REPEATED
-        if old.family_id:
-            await revoke_family_in(tx, old.family_id, now)
-        return RotateOutcome.REUSED
+    async def revoke_family(self, family_id: str) -> None:
+        """Revoke every token descended from one code (a replayed code, a reused refresh token)."""
+        now = self.clock()
+        await self.driver.write(lambda tx: revoke_family_in(tx, family_id, now))
 
     async def revoke_token(self, record: TokenRecord) -> None:
         """RFC 7009: an access token alone; a refresh token with its whole family."""
