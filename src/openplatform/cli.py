@@ -258,6 +258,24 @@ def user_create(
     emit({"user_id": user.user_id, "email": user.email, "role": user.role, "xspe": user.xspe})
 
 
+@user_app.command("set-password")
+def user_set_password(
+    email: Annotated[str, typer.Option(help="The account's e-mail address.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the new password from the first line of stdin.")
+    ] = False,
+) -> None:
+    """Give an account a new password; its sessions end (SPEC §9). A running server's lock-outs of the
+    account are not touched: they run out by themselves, or Users → Unlock lifts them."""
+    from openplatform.services.accounts import build_accounts
+
+    if not password_stdin:
+        fail("give the password on stdin with --password-stdin (never as an argument)", 2)
+    password = sys.stdin.readline().rstrip("\r\n")
+    user = run_admin(lambda admin: build_accounts(admin.db, admin.keyring).set_password_by_email(email, password))
+    emit({"user_id": user.user_id, "email": user.email})
+
+
 # ------------------------------------------------------------------ installation
 
 

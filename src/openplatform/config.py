@@ -54,8 +54,13 @@ class Settings(BaseSettings):
     secret_key: str = ""
     # "http" = meaningful HTTP statuses; "always-200" = like the original platform.
     error_status: Literal["http", "always-200"] = "http"
-    # "off", or comma-separated limits, see openplatform.core.ratelimit.
+    # "off", or comma-separated limits, see openplatform.core.ratelimit (token
+    # endpoints, and sign-in: login=20/300 per client IP, login_failures=5/900
+    # per account and IP; the last stays on under "off").
     rate_limits: str = "default"
+    # A management-screen session ends after this many seconds without a request
+    # (and in any case 12 hours after sign-in).
+    session_idle_seconds: int = Field(1800, ge=60, le=43200)
     # Largest accepted request body, in bytes.
     max_body_bytes: int = Field(16384, ge=1024, le=10 * 1024 * 1024)
     # SQLite durability: NORMAL (WAL: survives a process crash, may lose the last

@@ -52,10 +52,15 @@ async def make_user(harness: Harness, email: str, role: str, xspe: str | None = 
 
 
 async def sign_in(
-    harness: Harness, email: str, password: str = PASSWORD, base_url: str = "http://testserver", next_path: str = ""
+    harness: Harness,
+    email: str,
+    password: str = PASSWORD,
+    base_url: str = "http://testserver",
+    next_path: str = "",
+    ip: str = "127.0.0.1",
 ) -> httpx.Response:
-    """A sign-in from a fresh client; the answer of the POST (the client is closed)."""
-    transport = httpx.ASGITransport(app=harness.app, client=("127.0.0.1", 40000))
+    """A sign-in from a fresh client at ``ip``; the answer of the POST (the client is closed)."""
+    transport = httpx.ASGITransport(app=harness.app, client=(ip, 40000))
     async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
         form = await client.get("/login", params={"next": next_path} if next_path else None)
         data = {"csrf_token": csrf_in(form.text), "email": email, "password": password, "next": next_path}

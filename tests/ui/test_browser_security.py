@@ -95,6 +95,6 @@ def test_sign_in_lock_out(browser: Any, live_server: str, settings: Settings) ->
         sign_in(page, live_server, "dev@acme.example", "not the password")
         assert page.locator("#sign-in-error").inner_text() == "The e-mail or the password is wrong."
     sign_in(page, live_server, "dev@acme.example", "not the password")
-    assert "locked for 15 more minutes" in page.locator("#sign-in-error").inner_text()
+    assert "locked from your address for 3 more minutes" in page.locator("#sign-in-error").inner_text()
     sign_in(page, live_server, "dev@acme.example")  # the right password, too late
     assert re.search(r"/login$", page.url) and "locked" in page.locator("#sign-in-error").inner_text()

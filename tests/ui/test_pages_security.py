@@ -112,7 +112,7 @@ async def test_lock_out_shows_on_the_sign_in_page_and_an_admin_unlocks(harness: 
         wrong = await sign_in(harness, "dev@example.com", "not the password")
         assert "The e-mail or the password is wrong." in wrong.text
     locked = await sign_in(harness, "dev@example.com", "not the password")
-    assert "locked for 15 more minutes" in locked.text
+    assert "locked from your address for 3 more minutes" in locked.text  # 5 per 15 minutes: 1 more in 3
     assert "locked" in (await sign_in(harness, "dev@example.com")).text  # the right password is refused too
     admin = await people("root@example.com", "admin")
     listing = await admin.get("/admin/users")
@@ -141,8 +141,10 @@ async def test_every_form_on_every_page_carries_the_session_token(harness: Harne
     app_id = created.headers["location"].split("/")[3]
     await spe.post("/portal/install", {"app_id": app_id, "customer_id": world.customer_id})
     pages = {
-        admin: ["/admin", "/admin/users", "/admin/apps", f"/console/apps/{app_id}"],
-        dev: ["/console", "/console/apps/new", f"/console/apps/{app_id}", f"/console/apps/{app_id}/edit"],
+        admin: ["/admin", "/admin/users", "/admin/apps", f"/console/apps/{app_id}", "/account/password",
+                f"/admin/users/{dev.user.user_id}/password"],
+        dev: ["/console", "/console/apps/new", f"/console/apps/{app_id}", f"/console/apps/{app_id}/edit",
+              "/account/password"],
         spe: ["/portal", "/portal/apps", "/portal/customers/new", f"/portal/customers/{world.customer_id}",
               f"/portal/customers/{world.customer_id}/edit", f"/portal/uninstall?app_id={app_id}"],
     }  # fmt: skip

@@ -12,7 +12,7 @@ import pytest
 from openplatform.config import Settings
 from openplatform.demo import seed_and_describe
 from openplatform.runtime import build_admin
-from openplatform.services.accounts import build_accounts
+from openplatform.services.accounts import SignInRefused, build_accounts
 from tests.conftest import cli_env
 from tests.ui.support import PASSWORD
 
@@ -96,3 +96,58 @@ async def test_demo_prints_accounts_that_sign_in_and_the_developer_owns_the_demo
         await admin.db.close()
     assert developer is not None and app is not None and app.owner_id == developer.user_id
     assert spe_admin is not None and spe_admin.xspe == facts["xspe"]
+
+
+# ------------------------------------------------------- user set-password (SPEC §11)
+
+NEW_PASSWORD = "a brand new passphrase"
+
+
+def user_set_password(
+    settings: Settings, *args: str, stdin: str = NEW_PASSWORD + "\n"
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "openplatform.cli", "user", "set-password", *args],
+        input=stdin, env=cli_env(settings), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+async def test_user_set_password_prints_one_json_object_and_ends_the_sessions(settings: Settings) -> None:
+    created = orjson.loads(user_create(settings, "--email", "ops@example.com", "--role", "admin",
+                                       "--password-stdin").stdout)  # fmt: skip
+    admin = build_admin(settings)
+    try:
+        accounts = build_accounts(admin.db, admin.keyring)
+        session = await accounts.sign_in("ops@example.com", PASSWORD)
+        done = user_set_password(settings, "--email", "Ops@Example.com", "--password-stdin")
+        assert done.returncode == 0, done.stderr
+        assert len(done.stdout.splitlines()) == 1
+        assert orjson.loads(done.stdout) == {"user_id": created["user_id"], "email": "ops@example.com"}
+        assert NEW_PASSWORD not in done.stdout + done.stderr
+        assert await accounts.session(session.cookie_value) is None  # signed out everywhere
+        with pytest.raises(SignInRefused):
+            await accounts.sign_in("ops@example.com", PASSWORD)
+    finally:
+        await admin.db.close()
+    assert await can_sign_in(settings, "ops@example.com", NEW_PASSWORD) == "admin"
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "status", "message"),
+    [
+        (["--email", "nobody@example.com", "--password-stdin"], NEW_PASSWORD, 4,
+         "error: no account with the e-mail 'nobody@example.com'"),
+        (["--email", "ops@example.com"], NEW_PASSWORD, 2, "--password-stdin"),
+        (["--email", "ops@example.com", "--password-stdin"], "short\n", 2, "password: must be at least 10 characters"),
+        (["--email", "not an address", "--password-stdin"], NEW_PASSWORD, 2, "email: must be an e-mail address"),
+    ],
+    ids=["unknown e-mail", "no stdin flag", "short password", "not an e-mail"],
+)  # fmt: skip
+def test_user_set_password_refuses_cleanly(
+    settings: Settings, args: list[str], stdin: str, status: int, message: str
+) -> None:
+    assert user_create(settings, "--email", "ops@example.com", "--role", "admin", "--password-stdin").returncode == 0
+    done = user_set_password(settings, *args, stdin=stdin)
+    assert (done.returncode, done.stdout) == (status, "")
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr

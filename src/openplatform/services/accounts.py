@@ -1,15 +1,25 @@
 """Accounts of the management screens: users, passwords, sign-in with lock-out, sessions.
 
 Passwords are hashed with argon2id (argon2-cffi's RFC 9106 low-memory profile)
-and re-hashed on sign-in when those parameters change. After
-``MAX_FAILED_SIGN_INS`` wrong passwords in a row an account is locked for
-``LOCK_SECONDS``; while locked, no password is even checked. An unknown e-mail
-costs the same argon2 verification as a known one, so timing does not reveal
-which addresses have accounts. Sessions are random 256-bit values kept in an
-HttpOnly cookie; the server stores only their keyed digest, with the session's
-CSRF token, for ``SESSION_SECONDS``. Hashing runs in a worker thread (argon2
-releases the GIL), so a sign-in never stalls the token endpoints served by the
-same event loop.
+and re-hashed on sign-in when those parameters change. Every argon2 computation
+goes through ``hash_gate``: at most ``MAX_CONCURRENT_HASHES`` at once in the
+process, in threads of their own (argon2 releases the GIL), so a sign-in flood
+costs at most that many times 64 MiB and never stalls the token endpoints
+served by the same event loop.
+
+Lock-out is per (account, client IP) (SPEC §9): ``login_failures`` of the rate
+limiter (5 per 15 minutes by default, one more every 3 minutes after that) is
+spent by each attempt *before* the password is checked, so concurrent guesses
+cannot slip past it, and refilled by a right password. While it is empty, no
+password is even checked; the same account signs in from any other address.
+Unknown e-mails are counted the same way and cost the same argon2 verification
+(against a dummy hash made with the same parameters), so neither the timing nor
+the lock message tells which addresses have accounts.
+
+Sessions are random 256-bit values kept in an HttpOnly cookie; the server
+stores only their keyed digest, with the session's CSRF token. A session ends
+after ``idle_seconds`` without a request, and ``SESSION_SECONDS`` after sign-in
+in any case.
 """
 
 from __future__ import annotations
@@ -18,23 +28,32 @@ import asyncio
 import functools
 import re
 import secrets
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from openplatform.core.ratelimit import DEFAULTS, Limiter, RateLimiter
 from openplatform.security import Keyring, new_id, new_token
 from openplatform.services.validation import NotFound, ValidationError
 from openplatform.storage.sql.accounts import ACTIVE, DISABLED, AccountStore, DuplicateEmail, User, WebSession
 from openplatform.storage.sql.manage import Management
 
+T = TypeVar("T")
 ROLES = ("developer", "spe-admin", "admin")
-MAX_FAILED_SIGN_INS = 5
-LOCK_SECONDS = 15 * 60
-SESSION_SECONDS = 12 * 3600
+LOGIN = "login"  # rate-limiter bucket: sign-in attempts per client IP
+FAILURES = "login_failures"  # rate-limiter bucket: wrong passwords per (account, client IP)
+MAX_FAILED_SIGN_INS, LOCK_SECONDS = DEFAULTS[FAILURES]  # the defaults: 5 at once, refilled over 15 minutes
+SESSION_SECONDS = 12 * 3600  # absolute lifetime of a session
+SESSION_IDLE_SECONDS = 1800  # default of OPENPLATFORM_SESSION_IDLE_SECONDS
+MAX_CONCURRENT_HASHES = 4
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024  # argon2 takes any length; a bound keeps a request from costing more
+WRONG = "The e-mail or the password is wrong."
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 # argon2id with RFC 9106's second recommended option (§4: t=3, 64 MiB, p=4).
@@ -42,10 +61,50 @@ ARGON2 = {"type": Type.ID, "time_cost": 3, "memory_cost": 65536, "parallelism": 
 hasher = PasswordHasher(**ARGON2)  # type: ignore[arg-type]
 
 
+class HashGate:
+    """At most ``limit`` argon2 computations at once in this process; the others wait their turn.
+
+    An ``asyncio.Semaphore`` (one per event loop) admits them, and they run in a
+    thread pool of exactly ``limit`` threads, never in the default executor.
+    ``running``, ``waiting`` and ``peak`` are there to be observed (tests).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.running = 0
+        self.waiting = 0
+        self.peak = 0
+        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._threads = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="argon2")
+
+    async def run(self, work: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        semaphore = self._semaphores.get(loop)
+        if semaphore is None:
+            semaphore = self._semaphores[loop] = asyncio.Semaphore(self.limit)
+        self.waiting += 1
+        try:
+            await semaphore.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            return await loop.run_in_executor(self._threads, functools.partial(work, *args))
+        finally:
+            self.running -= 1
+            semaphore.release()
+
+
+hash_gate = HashGate(MAX_CONCURRENT_HASHES)
+
+
 @functools.cache
-def _dummy_hash() -> str:
-    """What an unknown address is checked against (made once, on first need)."""
-    return hasher.hash(secrets.token_urlsafe(16))
+def _dummy_hash(with_hasher: PasswordHasher) -> str:
+    """What an unknown address is checked against: made once per hasher, so with the same parameters."""
+    return with_hasher.hash(secrets.token_urlsafe(16))
 
 
 class SignInRefused(Exception):
@@ -83,10 +142,16 @@ def check_password(password: str) -> str:
 
 
 class Accounts:
-    def __init__(self, store: AccountStore, management: Management, keyring: Keyring) -> None:
+    def __init__(
+        self, store: AccountStore, management: Management, keyring: Keyring, limiter: Limiter | None = None,
+        idle_seconds: float = SESSION_IDLE_SECONDS,
+    ) -> None:  # fmt: skip
         self.store = store
         self.db = management
         self.keyring = keyring
+        # Without the server's limiter (command line, tests): lock-outs counted in this object only.
+        self.limiter: Limiter = limiter if limiter is not None else RateLimiter("off", clock=store.clock)
+        self.idle_seconds = idle_seconds
 
     def now(self) -> float:
         return self.store.clock()
@@ -107,7 +172,7 @@ class Accounts:
     async def create_user(self, email: str, role: str, password: str, xspe: str | None = None) -> User:
         email = check_email(email)
         xspe = await self._check_role(role, xspe)
-        password_hash = await asyncio.to_thread(hasher.hash, check_password(password))
+        password_hash = await hash_gate.run(hasher.hash, check_password(password))
         draft = User(new_id("usr_"), email, role, xspe, ACTIVE, 0, None, 0.0, password_hash)
         try:
             user = await self.store.create_user(draft)
@@ -124,7 +189,7 @@ class Accounts:
         xspe = await self._check_role(role, xspe)
         await self.store.update_user(
             existing.user_id, role=role, xspe=xspe, status=ACTIVE, failed_logins=0, locked_until=None,
-            password_hash=await asyncio.to_thread(hasher.hash, check_password(password)),
+            password_hash=await hash_gate.run(hasher.hash, check_password(password)),
         )  # fmt: skip
         user = await self.store.get_user(existing.user_id)
         assert user is not None
@@ -132,49 +197,105 @@ class Accounts:
 
     # ------------------------------------------------------------------ sign-in
 
+    def _account_key(self, email: str) -> str:
+        """The account part of a lock-out bucket: a keyed digest (no e-mail address in Redis)."""
+        return self.keyring.digest("sign-in:" + email)[:32] + "|"
+
     async def sign_in(self, email: str, password: str, ip: str = "") -> NewSession:
-        user = await self.store.find_by_email((email or "").strip().lower())
-        now = self.now()
-        if user is not None and user.locked_for(now) > 0:
-            await self.db.audit("user.sign_in_locked", user_id=user.user_id, ip=ip)
-            raise SignInRefused(_locked_message(user.locked_for(now)), user.locked_for(now))
-        if user is None or not await asyncio.to_thread(_verify, user.password_hash, password or ""):
-            await self._failed(user, ip)
+        email = (email or "").strip().lower()
+        pair = self._account_key(email) + ip
+        if wait := await self.limiter.take(FAILURES, pair):  # spent before checking: no race past it
+            user = await self.store.find_by_email(email)
+            await self.db.audit("user.sign_in_locked", ip=ip, **({"user_id": user.user_id} if user else {}))
+            raise SignInRefused(_locked_message(wait), wait)
+        user = await self.store.find_by_email(email)
+        if user is None:
+            await hash_gate.run(_verify_dummy, hasher, password or "")  # the same cost as a known address
+            await self._failed(None, pair, ip)
+        if not await hash_gate.run(_verify, hasher, user.password_hash, password or ""):
+            await self._failed(user, pair, ip)
+        await self.limiter.forget(FAILURES, pair)  # the right password resets the count
         if not user.active:
             raise SignInRefused("This account is disabled. Ask a platform admin to enable it.")
-        needs_rehash = hasher.check_needs_rehash(user.password_hash)
-        rehash = await asyncio.to_thread(hasher.hash, password) if needs_rehash else None
-        await self.store.record_success(user.user_id, rehash)
+        if hasher.check_needs_rehash(user.password_hash):
+            await self.store.store_rehash(user.user_id, await hash_gate.run(hasher.hash, password))
         await self.db.audit("user.signed_in", user_id=user.user_id, ip=ip)
         return await self._new_session(user)
 
-    async def _failed(self, user: User | None, ip: str) -> NoReturn:
-        if user is None:
-            await asyncio.to_thread(_verify, _dummy_hash(), "x")  # same cost as a known address
-            await self.db.audit("user.sign_in_failed", ip=ip)
-            raise SignInRefused("The e-mail or the password is wrong.")
-        after = await self.store.record_failure(user.user_id, MAX_FAILED_SIGN_INS, LOCK_SECONDS)
-        await self.db.audit("user.sign_in_failed", user_id=user.user_id, ip=ip)
-        locked = after.locked_for(self.now()) if after else 0.0
-        if locked > 0:
-            await self.db.audit("user.locked", user_id=user.user_id, ip=ip, seconds=LOCK_SECONDS)
-            raise SignInRefused(_locked_message(locked), locked)
-        raise SignInRefused("The e-mail or the password is wrong.")
+    async def _failed(self, user: User | None, pair: str, ip: str) -> NoReturn:
+        who = {"user_id": user.user_id} if user else {}
+        await self.db.audit("user.sign_in_failed", ip=ip, **who)
+        wait = await self.limiter.take(FAILURES, pair, spend=False)
+        if wait > 0:
+            if user is not None:  # shown to platform admins, who can unlock
+                await self.store.update_user(user.user_id, locked_until=self.now() + wait)
+            await self.db.audit("user.locked", ip=ip, seconds=wait, **who)
+            raise SignInRefused(_locked_message(wait), wait)
+        raise SignInRefused(WRONG)
 
     async def _new_session(self, user: User) -> NewSession:
         cookie_value, csrf_token = new_token(), new_token()
-        expires_at = self.now() + SESSION_SECONDS
+        expires_at = self.now() + min(self.idle_seconds, SESSION_SECONDS)
         await self.store.create_session(self.keyring.digest(cookie_value), user.user_id, csrf_token, expires_at)
         return NewSession(cookie_value, csrf_token, user, expires_at)
 
     async def session(self, cookie_value: str | None) -> WebSession | None:
+        """The live session of that cookie; seeing it moves its idle deadline (written at most about
+        once a minute, so a page view is not always a write)."""
         if not cookie_value or len(cookie_value) > 100:
             return None
-        return await self.store.get_session(self.keyring.digest(cookie_value))
+        found = await self.store.get_session(self.keyring.digest(cookie_value), SESSION_SECONDS)
+        if found is None:
+            return None
+        deadline = min(found.created_at + SESSION_SECONDS, self.now() + self.idle_seconds)
+        if abs(deadline - found.expires_at) >= min(60.0, self.idle_seconds / 10):
+            await self.store.touch_session(found.digest, deadline)
+        return found
 
     async def sign_out(self, session: WebSession) -> None:
         await self.store.delete_session(session.digest)
         await self.db.audit("user.signed_out", user_id=session.user.user_id)
+
+    # ---------------------------------------------------------------- passwords
+
+    async def change_password(self, session: WebSession, current: str, new: str, ip: str = "") -> NewSession:
+        """The signed-in user's own change: the current password is required (a wrong one counts
+        towards the lock-out like a sign-in). Every session of the user ends; the new one returned
+        replaces the caller's."""
+        check_password(new)
+        user = session.user
+        pair = self._account_key(user.email) + ip
+        if wait := await self.limiter.take(FAILURES, pair):
+            raise ValidationError("current_password", _locked_message(wait))
+        if not await hash_gate.run(_verify, hasher, user.password_hash, current or ""):
+            await self.db.audit("user.password_change_failed", user_id=user.user_id, ip=ip)
+            if wait := await self.limiter.take(FAILURES, pair, spend=False):
+                raise ValidationError("current_password", _locked_message(wait))
+            raise ValidationError("current_password", "is wrong")
+        await self.limiter.forget(FAILURES, pair)
+        new_hash = await hash_gate.run(hasher.hash, new)
+        await self.store.update_user(user.user_id, password_hash=new_hash)  # ends every session
+        await self.db.audit("user.password_changed", user_id=user.user_id, ip=ip)
+        return await self._new_session(user)
+
+    async def set_password(self, user_id: str, password: str, by: str | None = None) -> User:
+        """A platform admin's (or the command line's) new password for an account: its sessions end
+        and its lock-outs are lifted."""
+        user = await self.store.get_user(user_id)
+        if user is None:
+            raise NotFound(f"no user {user_id!r}")
+        new_hash = await hash_gate.run(hasher.hash, check_password(password))
+        await self.store.update_user(user_id, password_hash=new_hash, failed_logins=0, locked_until=None)
+        await self.limiter.forget(FAILURES, self._account_key(user.email), prefix=True)
+        await self.db.audit("user.password_set", user_id=user_id, **({"by": by} if by else {}))
+        return user
+
+    async def set_password_by_email(self, email: str, password: str, by: str | None = None) -> User:
+        check_password(password)
+        user = await self.store.find_by_email(check_email(email))
+        if user is None:
+            raise NotFound(f"no account with the e-mail {email.strip().lower()!r}")
+        return await self.set_password(user.user_id, password, by)
 
     # ----------------------------------------------------- platform admin actions
 
@@ -187,27 +308,40 @@ class Accounts:
         await self.db.audit(f"user.{'enabled' if status == ACTIVE else 'disabled'}", user_id=user_id)
 
     async def unlock(self, user_id: str) -> None:
+        """Lift the account's lock-outs from every address."""
+        user = await self.store.get_user(user_id)
+        if user is None:
+            raise NotFound(f"no user {user_id!r}")
+        await self.limiter.forget(FAILURES, self._account_key(user.email), prefix=True)
         await self.store.update_user(user_id, failed_logins=0, locked_until=None)
         await self.db.audit("user.unlocked", user_id=user_id)
 
 
-def _verify(password_hash: str, password: str) -> bool:
+def _verify(with_hasher: PasswordHasher, password_hash: str, password: str) -> bool:
     if len(password) > MAX_PASSWORD:
         return False
     try:
-        return hasher.verify(password_hash, password)
+        return with_hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def _verify_dummy(with_hasher: PasswordHasher, password: str) -> bool:
+    _verify(with_hasher, _dummy_hash(with_hasher), password)
+    return False
 
 
 def _locked_message(seconds: float) -> str:
     minutes = max(1, round(seconds / 60))
     return (
-        f"Too many wrong passwords: this account is locked for {minutes} more minute"
+        f"Too many wrong passwords: this account is locked from your address for {minutes} more minute"
         f"{'s' if minutes != 1 else ''}. Try again later or ask a platform admin to unlock it."
     )
 
 
-def build_accounts(management: Management, keyring: Keyring) -> Accounts:
-    """Accounts on the same engine and clock as the management path."""
-    return Accounts(AccountStore(management.engine, management.clock), management, keyring)
+def build_accounts(
+    management: Management, keyring: Keyring, limiter: Limiter | None = None,
+    idle_seconds: float = SESSION_IDLE_SECONDS,
+) -> Accounts:  # fmt: skip
+    """Accounts on the same engine and clock as the management path (and, in the server, its limiter)."""
+    return Accounts(AccountStore(management.engine, management.clock), management, keyring, limiter, idle_seconds)

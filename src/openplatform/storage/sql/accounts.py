@@ -1,9 +1,11 @@
 """Accounts of the web screens: users and their server-side sessions (tables of migration 0002).
 
 Sessions are keyed by a keyed digest of the cookie value (like tokens), so a copy
-of the database does not hold a usable session. Failed sign-ins are counted in
-the same transaction that reads them, so concurrent guesses cannot slip past
-the lock-out.
+of the database does not hold a usable session. A session's ``expires_at`` is
+its idle deadline (last request + idle timeout, never past ``created_at`` + the
+absolute lifetime), moved forward as requests come. Failed sign-ins are counted
+per (account, IP) by the rate limiter, not here (``users.failed_logins`` is no
+longer used; ``users.locked_until`` tells admins when the latest lock-out ends).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class WebSession:
     user: User
     csrf_token: str
     expires_at: float
+    created_at: float = 0.0
 
 
 def _user(row: object) -> User:
@@ -112,28 +115,10 @@ class AccountStore:
             if values.get("status") == DISABLED or "password_hash" in values:
                 await conn.execute(delete(web_sessions).where(web_sessions.c.user_id == user_id))
 
-    async def record_failure(self, user_id: str, max_failures: int, lock_seconds: float) -> User | None:
-        """Count one failed sign-in; the ``max_failures``-th in a row locks the account."""
-        now = self.clock()
+    async def store_rehash(self, user_id: str, password_hash: str) -> None:
+        """The same password hashed with current parameters (sessions stay)."""
         async with self.engine.begin() as conn:
-            await conn.execute(
-                update(users).where(users.c.user_id == user_id).values(failed_logins=users.c.failed_logins + 1)
-            )
-            count = (await conn.execute(select(users.c.failed_logins).where(users.c.user_id == user_id))).scalar()
-            if count is not None and count >= max_failures:
-                await conn.execute(
-                    update(users)
-                    .where(users.c.user_id == user_id)
-                    .values(failed_logins=0, locked_until=now + lock_seconds)
-                )
-        return await self.get_user(user_id)
-
-    async def record_success(self, user_id: str, password_hash: str | None = None) -> None:
-        values: dict[str, object] = {"failed_logins": 0, "locked_until": None}
-        if password_hash:
-            values["password_hash"] = password_hash  # re-hashed with current parameters
-        async with self.engine.begin() as conn:
-            await conn.execute(update(users).where(users.c.user_id == user_id).values(**values))
+            await conn.execute(update(users).where(users.c.user_id == user_id).values(password_hash=password_hash))
 
     # ----------------------------------------------------------------- sessions
 
@@ -148,18 +133,33 @@ class AccountStore:
                 )
             )
 
-    async def get_session(self, digest: str) -> WebSession | None:
-        """The live session with that digest, of an active user; None otherwise."""
+    async def get_session(self, digest: str, max_age: float) -> WebSession | None:
+        """The live session with that digest (idle deadline not passed, made less than ``max_age``
+        seconds ago), of an active user; None otherwise."""
+        now = self.clock()
         query = (
-            select(users, web_sessions.c.csrf_token, web_sessions.c.expires_at)
+            select(
+                users, web_sessions.c.csrf_token, web_sessions.c.expires_at, web_sessions.c.created_at.label("since")
+            )
             .join(web_sessions, web_sessions.c.user_id == users.c.user_id)
-            .where(web_sessions.c.digest == digest, web_sessions.c.expires_at > self.clock())
+            .where(
+                web_sessions.c.digest == digest,
+                web_sessions.c.expires_at > now,
+                web_sessions.c.created_at > now - max_age,
+            )
         )
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).mappings().first()
         if row is None or row["status"] != ACTIVE:
             return None
-        return WebSession(digest, _user(row), row["csrf_token"], row["expires_at"])
+        return WebSession(digest, _user(row), row["csrf_token"], row["expires_at"], row["since"])
+
+    async def touch_session(self, digest: str, expires_at: float) -> None:
+        """Move a session's idle deadline (a request was seen)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(web_sessions).where(web_sessions.c.digest == digest).values(expires_at=expires_at)
+            )
 
     async def delete_session(self, digest: str) -> None:
         async with self.engine.begin() as conn:

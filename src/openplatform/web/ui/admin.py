@@ -1,4 +1,4 @@
-"""Platform admin (issue 3 item 4): SPEs, user accounts, and every app (suspend any)."""
+"""Platform admin (issue 3 item 4): SPEs, user accounts (a new password for anyone, SPEC §9), and every app."""
 
 from __future__ import annotations
 
@@ -96,6 +96,30 @@ async def user_unlock(ctx: Ctx) -> Response:
 
 
 @page("admin")
+async def user_password(ctx: Ctx) -> Response:
+    """A new password for someone else's account: typed, then confirmed on a second page."""
+    target = await ctx.accounts.store.get_user(ctx.param("user_id"))
+    if target is None:
+        raise NotFound(ctx.param("user_id"))
+    if target.user_id == ctx.user.user_id:  # one's own: with the current password
+        return redirect(ctx, "/account/password")
+    errors: dict[str, str] = {}
+    if ctx.request.method == "POST":
+        password = ctx.value("password")
+        try:
+            validate({"password": lambda: check_password(password)})
+        except FormErrors as exc:
+            errors = exc.errors
+        else:
+            if ctx.value("confirmed") == "yes":
+                await ctx.accounts.set_password(target.user_id, password, by=ctx.user.user_id)
+                return redirect(ctx, "/admin/users?notice=password-set")
+            sessions = await ctx.accounts.store.count_sessions(target.user_id)
+            return render(ctx, "admin/password_confirm.html", target=target, password=password, sessions=sessions)
+    return render(ctx, "admin/password.html", 400 if errors else 200, target=target, errors=errors)
+
+
+@page("admin")
 async def all_apps(ctx: Ctx) -> Response:
     apps = await ctx.console.admin.db.list_apps()
     owners = await ctx.accounts.store.emails({a.owner_id for a in apps if a.owner_id})
@@ -108,5 +132,6 @@ routes = [
     Route("/admin/users", users, methods=["GET", "POST"], name="admin.users"),
     Route("/admin/users/{user_id}/status", user_status, methods=["POST"]),
     Route("/admin/users/{user_id}/unlock", user_unlock, methods=["POST"]),
+    Route("/admin/users/{user_id}/password", user_password, methods=["GET", "POST"]),
     Route("/admin/apps", all_apps, methods=["GET"], name="admin.apps"),
 ]

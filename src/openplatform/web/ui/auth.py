@@ -1,9 +1,11 @@
-"""Sign-in at /login, sign-out, and / sending each role to its home (SPEC §4).
+"""Sign-in at /login, sign-out, one's own password, and / sending each role to its home (SPEC §4, §9).
 
 The sign-in form has no session yet, so its CSRF token is a double-submit
-cookie: a random value set with the form and required back in it. A successful
-sign-in always starts a new session (no fixation) and ends the one the browser
-had, if any.
+cookie: a random value set with the form and required back in it. Each POST to
+/login spends one of the client IP's ``login`` budget (429 with Retry-After once
+spent). A successful sign-in always starts a new session (no fixation) and ends
+the one the browser had, if any; so does a password change at /account/password,
+which ends every other session of the user too.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from openplatform.security import new_token
-from openplatform.services.accounts import SESSION_SECONDS, SignInRefused
+from openplatform.services.accounts import LOGIN, SESSION_SECONDS, SignInRefused, check_password
+from openplatform.services.console import FormErrors, validate
+from openplatform.services.validation import ValidationError
 from openplatform.web.ui.pages import (
     HOME,
     LOGIN_COOKIE,
@@ -51,6 +55,13 @@ async def login(ctx: Ctx) -> Response:
             return redirect(ctx, HOME.get(ctx.session.user.role, "/"))
         return _login_form(ctx)
     email = ctx.value("email").strip()
+    if wait := await ctx.accounts.limiter.take(LOGIN, ctx.ip):
+        minutes = max(1, round(wait / 60))
+        message = "Too many sign-in attempts from your address. "
+        message += f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+        response = _login_form(ctx, 429, message, email)
+        response.headers["Retry-After"] = str(wait)
+        return response
     try:
         new = await ctx.accounts.sign_in(email, ctx.value("password"), ctx.ip)
     except SignInRefused as refused:
@@ -70,8 +81,38 @@ async def logout(ctx: Ctx) -> Response:
     return redirect(ctx, "/login?notice=signed-out")
 
 
+@page()
+async def account_password(ctx: Ctx) -> Response:
+    """Change one's own password: the current one, and the new one twice."""
+    assert ctx.session is not None
+    errors: dict[str, str] = {}
+    if ctx.request.method == "POST":
+        new, again = ctx.value("new_password"), ctx.value("new_password_again")
+        try:
+            validate({
+                "new_password": lambda: check_password(new),
+                "new_password_again": lambda: _same(new, again),
+            })  # fmt: skip
+            fresh = await ctx.accounts.change_password(ctx.session, ctx.value("current_password"), new, ctx.ip)
+        except FormErrors as exc:
+            errors = exc.errors
+        except ValidationError as exc:
+            errors = {exc.field: exc.message}
+        else:
+            ctx.set_cookie(SESSION_COOKIE, fresh.cookie_value, max_age=SESSION_SECONDS)
+            return redirect(ctx, "/account/password?notice=password-changed")
+    return render(ctx, "account/password.html", 400 if errors else 200, errors=errors)
+
+
+def _same(new: str, again: str) -> str:
+    if new != again:
+        raise ValidationError("new_password_again", "the two new passwords differ")
+    return again
+
+
 routes = [
     Route("/", root, methods=["GET"], name="ui.root"),
     Route("/login", login, methods=["GET", "POST"], name="ui.login"),
     Route("/logout", logout, methods=["POST"], name="ui.logout"),
+    Route("/account/password", account_password, methods=["GET", "POST"], name="ui.password"),
 ]

@@ -81,7 +81,9 @@ def services(request: Request) -> tuple[Accounts, Console]:
     store = platform_of(request).store
     changed = getattr(store, "apply", lambda kind, key: None)  # the CachedStore of this process
     console = Console(admin, ConsoleQueries(engine, clock), DirectoryDb(engine, clock), changed)
-    return build_accounts(admin.db, admin.keyring), console
+    platform = platform_of(request)
+    accounts = build_accounts(admin.db, admin.keyring, platform.limiter, platform.settings.session_idle_seconds)
+    return accounts, console
 
 
 def is_https(request: Request) -> bool:

@@ -22,6 +22,8 @@ NOTICES = {
     "spe-created": "The SPE was created.",
     "user-created": "The account was created.",
     "user-updated": "The account was updated.",
+    "password-set": "The new password is set; that account was signed out everywhere.",
+    "password-changed": "Your password was changed; every other session of yours was signed out.",
     "signed-out": "You are signed out.",
 }
 
