@@ -39,6 +39,7 @@ ERRORS: dict[str, ErrorKind] = {
         ErrorKind(40501, "method_not_allowed", "This HTTP method is not allowed on this path."),
         ErrorKind(40901, "conflict", "The resource was changed by someone else; reload it and retry."),
         ErrorKind(42901, "rate_limited", "Too many requests; retry later."),
+        ErrorKind(43101, "request_headers_too_large", "The request headers are larger than 16 KiB in total."),
         ErrorKind(50001, "server_error", "The server hit an unexpected error."),
         ErrorKind(50301, "temporarily_unavailable", "A backing service is unavailable; retry later."),
     )

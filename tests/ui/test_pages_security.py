@@ -34,7 +34,8 @@ async def test_session_cookie_flags(harness: Harness, base_url: str, secure: boo
     await make_user(harness, "dev@example.com", "developer")
     answer = await sign_in(harness, "dev@example.com", base_url=base_url)
     assert answer.status_code == 303 and answer.headers["location"] == "/console"
-    cookie = next(c for c in answer.headers.get_list("set-cookie") if c.startswith("op_session="))
+    name = "__Host-op_session" if secure else "op_session"  # SPEC §9: __Host- over https
+    cookie = next(c for c in answer.headers.get_list("set-cookie") if c.startswith(f"{name}="))
     flags = {part.strip().lower() for part in cookie.split(";")[1:]}
     assert "httponly" in flags and "samesite=lax" in flags and "path=/" in flags
     assert ("secure" in flags) is secure
@@ -161,5 +162,5 @@ async def test_every_form_on_every_page_carries_the_session_token(harness: Harne
 async def test_cookies_are_secure_behind_a_tls_proxy_when_the_issuer_is_https(harness: Harness) -> None:
     harness.platform.settings.issuer = "https://console.example.com"
     form = await harness.client.get("/login")  # plain http between the proxy and the server
-    cookie = next(c for c in form.headers.get_list("set-cookie") if c.startswith("op_login="))
+    cookie = next(c for c in form.headers.get_list("set-cookie") if c.startswith("__Host-op_login="))
     assert "secure" in cookie.lower()

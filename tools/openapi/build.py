@@ -39,7 +39,8 @@ Every JSON answer uses the envelope `{"code": 0, "msg": "success", "result": ...
 `{"code": N, "msg": "...", "error": "...", "result": null}`, plus `"field"` for validation errors; the first
 three digits of `code` are the HTTP status. With `OPENPLATFORM_ERROR_STATUS=always-200` every answer has HTTP
 status 200 and the same body. An unknown path answers 404 / 40401 and a method a path does not offer
-405 / 40501, both with the error envelope.
+405 / 40501, request headers larger than 16 KiB in total 431 / 43101, all with the error envelope.
+Under an https issuer every answer carries `Strict-Transport-Security: max-age=63072000; includeSubDomains`.
 
 Parameters come as a form body, a JSON body or the query string. Open APIs take the access token as
 `Authorization: Bearer` or `?access_token=`. Scopes: `install_login` (every user token), `customer:read`,

@@ -240,10 +240,17 @@ ERROR_RESPONSES: dict[int, str] = {
 }
 HEADERS: dict[str, Schema] = {
     "ETag": {"description": 'The object\'s version as a strong entity tag, e.g. "3".', "schema": {"type": "string"}},
-    "WWW-Authenticate": {"description": "RFC 6750 §3 Bearer challenge.", "schema": {"type": "string"}},
+    "WWW-Authenticate": {
+        "description": 'On the Open APIs the RFC 6750 §3 challenge: `Bearer realm="openplatform"`, with `error=` '
+        'only when a token was sent; on every 401 of a token endpoint `Basic realm="openplatform"` (RFC 7235).',
+        "schema": {"type": "string"},
+    },
     "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}},
     "Location": {"description": "Where the browser goes next.", "schema": {"type": "string"}},
-    "Cache-Control": {"description": "no-store on token responses (RFC 6749 §5.1).", "schema": {"type": "string"}},
+    "Cache-Control": {
+        "description": "no-store on token responses (RFC 6749 §5.1) and on every Open API answer (SPEC §9).",
+        "schema": {"type": "string"},
+    },
 }
 
 
@@ -277,6 +284,7 @@ SECURITY_SCHEMES: dict[str, Schema] = {
         "type": "apiKey",
         "in": "cookie",
         "name": "op_session",
-        "description": "Management UI session; every form post also carries its CSRF token.",
+        "description": "Management UI session; every form post also carries its CSRF token. Under an https "
+        "issuer the cookie is `__Host-op_session` (Secure, Path=/, no Domain).",
     },
 }

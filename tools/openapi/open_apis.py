@@ -20,7 +20,7 @@ def api(op_id: str, tag: str, summary: str, description: str, result: Schema, **
     """An Open API operation: bearer token, envelope, ETag on single objects, 409 on updates."""
     is_object = result in (ref("Customer"), ref("Site"))
     errors = WRITE_ERRORS if op_id.endswith("update") else API_ERRORS
-    ok = success(result, ("ETag",) if is_object else ())
+    ok = success(result, ("ETag", "Cache-Control") if is_object else ("Cache-Control",))
     return operation(op_id, tag, summary, description + REACH, {"200": ok}, errors, security=OPEN_API, **extra)
 
 

@@ -29,6 +29,7 @@ from openplatform.client.errors import (
     OpenPlatformError,
     RateLimited,
     ReauthorizationRequired,
+    RequestHeadersTooLarge,
     RequestTimeout,
     ServerError,
     ServiceUnavailable,
@@ -49,7 +50,7 @@ __all__ = [
     "InMemoryTokenStore", "InsufficientScope", "InvalidClientError", "InvalidGrantError",
     "InvalidRedirectUriError", "InvalidScopeError", "InvalidSignature", "InvalidTokenError", "IpNotAllowed",
     "Launch", "MethodNotAllowed", "NotFound", "OpenPlatformError", "Page", "RateLimited",
-    "ReauthorizationRequired", "RequestTimeout", "ServerError", "ServiceUnavailable", "Site", "StateMismatch",
-    "Token", "TokenStore", "TransportError", "UnsupportedGrantType", "UnsupportedResponseType",
+    "ReauthorizationRequired", "RequestHeadersTooLarge", "RequestTimeout", "ServerError", "ServiceUnavailable",
+    "Site", "StateMismatch", "Token", "TokenStore", "TransportError", "UnsupportedGrantType", "UnsupportedResponseType",
     "ValidationError", "WEBHOOK_ACK", "WebhookEvent",
 ]  # fmt: skip

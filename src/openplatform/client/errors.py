@@ -120,6 +120,12 @@ class RateLimited(OpenPlatformError):
         return float(value) if value.replace(".", "", 1).isdigit() else None
 
 
+class RequestHeadersTooLarge(OpenPlatformError):
+    """43101: the request's headers are larger than 16 KiB in total."""
+
+    default_code, default_error = 43101, "request_headers_too_large"
+
+
 class ServerError(OpenPlatformError):
     default_code, default_error = 50001, "server_error"
 
@@ -177,6 +183,7 @@ BY_ERROR: dict[str, type[OpenPlatformError]] = {
         MethodNotAllowed,
         Conflict,
         RateLimited,
+        RequestHeadersTooLarge,
         ServerError,
         ServiceUnavailable,
     )  # fmt: skip

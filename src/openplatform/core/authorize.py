@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from openplatform.core import lifecycle, pkce
 from openplatform.core.context import Platform
-from openplatform.core.redirect_uri import RedirectUriError, check_redirect_uri
+from openplatform.core.redirect_uri import RedirectUriError, ascii_url, check_redirect_uri
 from openplatform.errors import OAuthError
 from openplatform.models import ACTIVE, INSTALL_LOGIN, App, AuthorizationCode, Installation
 
@@ -30,8 +30,8 @@ class RedirectError(Exception):
 
 
 def with_query(url: str, extra: list[tuple[str, str]]) -> str:
-    """Append parameters, keeping the URL's own query (SPEC §2.1)."""
-    parts = urlsplit(url)
+    """Append parameters, keeping the URL's own query (SPEC §2.1); the host as IDNA A-labels (SPEC §9)."""
+    parts = urlsplit(ascii_url(url))
     query = parts.query + ("&" if parts.query else "") + urlencode(extra, quote_via=quote)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import string
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import idna
 
@@ -21,6 +22,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 # \s also catches Unicode spaces (U+00A0, U+3000...) that the ASCII range misses.
 _FORBIDDEN = re.compile(r"[\x00-\x20\x7f\\#\s]|[\u0080-\u009f\u2028\u2029\ufeff]")
 _HOSTNAME_CHARS = re.compile(r"^[^\s/?#@%:\[\]\\]+$")
+_ASCII_PUNCTUATION = string.punctuation  # kept as they are by ascii_url: existing %-escapes stay
 
 
 class RedirectUriError(ValueError):
@@ -104,6 +106,22 @@ def check_redirect_uri(redirect_uri: str, host_url: str) -> None:
         raise RedirectUriError("The host must be the host of the app's host_url.")
     if target.port != home.port:
         raise RedirectUriError("The port must be the port of the app's host_url.")
+
+
+def ascii_url(url: str) -> str:
+    """The URL as it may go into a header or a stored field (SPEC §9): its host as IDNA
+    A-labels (``例え.テスト`` → ``xn--r8jz45g.xn--zckzah``), any other non-ASCII character
+    percent-encoded as UTF-8 (RFC 3987 §3.1). An ASCII URL comes back unchanged; the URL
+    must already pass ``parse_origin``.
+    """
+    if url.isascii():
+        return url
+    parts = urlsplit(url)
+    raw_host, port = _split_netloc(parts.netloc)
+    host = _normalise_host(raw_host)
+    netloc = (f"[{host}]" if ":" in host else host) + ("" if port is None else f":{port}")
+    path, query, fragment = (quote(part, safe=_ASCII_PUNCTUATION) for part in (parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, path, query, fragment))
 
 
 def validate_host_url(host_url: str) -> str:

@@ -99,7 +99,9 @@ def bearer_from(authorization: str | None, query_token: str | None) -> str:
         raise OAuthError("invalid_request", "Send the access token once: header or query, not both.")
     token = header_token or query_token
     if not token:
-        raise _invalid_token("An access token is required.")
+        # RFC 6750 §3.1: a request without any token gets the challenge, but no error code.
+        challenge = {"WWW-Authenticate": BEARER_CHALLENGE}
+        raise OAuthError("invalid_token", "An access token is required.", headers=challenge)
     if len(token) > 512:
         raise _invalid_token("The access token is malformed.")
     return token

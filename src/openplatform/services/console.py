@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from openplatform.core.redirect_uri import ascii_url
 from openplatform.core.signing import sign_launch
 from openplatform.models import ACTIVE, App, Customer, Installation
 from openplatform.services import validation as check
@@ -70,8 +71,8 @@ def customer_checks(name: str, contact: str) -> dict[str, Callable[[], Any]]:
 
 
 def launch_url(host_url: str, params: dict[str, str]) -> str:
-    """host_url with the signed launch parameters added to its query."""
-    parts = urlsplit(host_url)
+    """host_url with the signed launch parameters added to its query (an ASCII URL: SPEC §9)."""
+    parts = urlsplit(ascii_url(host_url))
     query = "&".join(filter(None, (parts.query, urlencode(params))))
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, ""))
 

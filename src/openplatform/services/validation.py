@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from openplatform.core.egress import host_refusal
 from openplatform.core.ip_policy import parse_whitelist_entry
-from openplatform.core.redirect_uri import RedirectUriError, parse_origin
+from openplatform.core.redirect_uri import RedirectUriError, ascii_url, parse_origin
 from openplatform.models import REGISTRABLE_SCOPES
 
 
@@ -42,7 +42,7 @@ def url(field: str, value: str, required: bool = True) -> str | None:
         parse_origin(value)
     except RedirectUriError as exc:
         raise ValidationError(field, str(exc)) from exc
-    return value
+    return ascii_url(value)  # stored with its host as IDNA A-labels (SPEC §9, docs/architecture.md)
 
 
 def webhook_url(value: str, allow_private_networks: bool = False) -> str | None:

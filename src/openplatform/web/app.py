@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from openplatform.config import Settings
 from openplatform.errors import OAuthError
@@ -19,8 +19,11 @@ from openplatform.runtime import build_admin, build_platform
 from openplatform.services.webhooks import WebhookWorker
 from openplatform.storage.cache import CachedStore
 from openplatform.web import api_sites, docs, health, oauth, open_api, ui
-from openplatform.web.lean import LeanEndpoint
-from openplatform.web.responses import error_response
+from openplatform.web.lean import Headers, LeanEndpoint
+from openplatform.web.limits import MAX_HEADER_BYTES, header_bytes, headers_too_large
+from openplatform.web.responses import NO_STORE, error_response
+
+HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 
 log = logging.getLogger("openplatform")
 
@@ -59,7 +62,8 @@ async def http_error(request: Request, exc: Exception) -> Response:
     kind = {404: "not_found", 405: "method_not_allowed"}.get(status, "invalid_request")
     message = "No such endpoint." if status == 404 else None
     always_200 = request.app.state.platform.settings.error_status == "always-200"
-    return error_response(OAuthError(kind, message), always_200)
+    headers = {**NO_STORE, **(getattr(exc, "headers", None) or {})}  # a 405 keeps its Allow
+    return error_response(OAuthError(kind, message), always_200, headers)
 
 
 def lean_endpoint(scope: Scope) -> LeanEndpoint | None:
@@ -82,15 +86,46 @@ class OpenPlatformApp(Starlette):
     Only an exact method and path take the lean way; everything else, including
     a HEAD, another method or a trailing slash on those paths, goes through
     Starlette as usual, where the same endpoints also sit in the router.
+    Before either, request headers over 16 KiB are answered 431 (``web.limits``);
+    ``answer_headers`` (HSTS under an https ISSUER, SPEC §9) go on every answer.
     """
 
+    answer_headers: Headers = []
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        lean = lean_endpoint(scope) if scope["type"] == "http" and not scope.get("root_path") else None
-        if lean is None:
+        if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        scope["app"] = self
-        await lean(scope, receive, send)
+        if header_bytes(scope["headers"]) > MAX_HEADER_BYTES:
+            await self.refuse_headers(send)
+            return
+        lean = lean_endpoint(scope) if not scope.get("root_path") else None
+        if lean is not None:
+            scope["app"] = self
+            await lean(scope, receive, send, self.answer_headers)
+        elif self.answer_headers:
+            await super().__call__(scope, receive, self.with_answer_headers(send))
+        else:
+            await super().__call__(scope, receive, send)
+
+    def with_answer_headers(self, send: Send) -> Send:
+        always = self.answer_headers
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *always]
+            await send(message)
+
+        return sending
+
+    def headers_too_large(self) -> tuple[int, Headers, bytes]:
+        status, headers, body = headers_too_large(self.state.platform.settings.error_status == "always-200")
+        return status, headers + self.answer_headers, body
+
+    async def refuse_headers(self, send: Send) -> None:
+        status, headers, body = self.headers_too_large()
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -101,6 +136,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={HTTPException: http_error},
     )
     platform = app.state.platform = build_platform(settings)
+    app.answer_headers = [HSTS] if settings.issuer.startswith("https://") else []
     store = platform.store
     if not isinstance(store, CachedStore):  # runtime.build_platform always wraps the SQL store
         raise TypeError("the server needs the cached store")

@@ -32,6 +32,7 @@ from openplatform.web.responses import as_oauth_error, encode_headers
 Headers = list[tuple[bytes, bytes]]
 
 JSON_TYPE = (b"content-type", b"application/json")
+NO_HEADERS: Headers = []
 
 
 class Call:
@@ -112,15 +113,25 @@ def encode_success(result: object) -> bytes:
 
 
 class LeanEndpoint:
-    """An ASGI app for one route: runs ``handler``, renders its result or its error."""
+    """An ASGI app for one route: runs ``handler``, renders its result or its error.
 
-    def __init__(self, name: str, handler: Handler, headers: dict[str, str] | None = None) -> None:
+    ``headers`` go on every answer; ``on_401`` on the answers of a 401 error (the
+    token endpoints' ``WWW-Authenticate: Basic``, RFC 7235, SPEC §9), unless the
+    error names its own. ``always`` are the app's headers for every answer
+    (HSTS), passed by ``web.app`` when it dispatches here itself.
+    """
+
+    def __init__(
+        self, name: str, handler: Handler, headers: dict[str, str] | None = None,
+        on_401: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
         self.name = name
         self.handler = handler
         self.fixed = [JSON_TYPE, *encode_headers(headers or {})]
+        self.on_401 = on_401 or {}
         self.__name__ = name  # Starlette names routes after their endpoint
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, always: Headers = NO_HEADERS) -> None:
         started = time.perf_counter()
         platform: Platform = scope["app"].state.platform
         try:
@@ -128,10 +139,17 @@ class LeanEndpoint:
             status, code = 200, 0
         except Exception as exc:  # noqa: BLE001 - every failure must become an envelope
             error = as_oauth_error(exc)
-            body, extra, code = orjson.dumps(error.envelope()), encode_headers(error.headers), error.code
+            body, extra, code = orjson.dumps(error.envelope()), self.error_headers(error), error.code
             status = 200 if platform.settings.error_status == "always-200" else error.status
-        headers = self.fixed + extra if extra else self.fixed.copy()
+        headers = self.fixed + always
+        if extra:
+            headers += extra
         headers.append((b"content-length", b"%d" % len(body)))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         metrics.observe(self.name, code, time.perf_counter() - started)
+
+    def error_headers(self, error: OAuthError) -> Headers:
+        if error.status == 401 and self.on_401:
+            return encode_headers({**self.on_401, **error.headers})
+        return encode_headers(error.headers)

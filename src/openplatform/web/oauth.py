@@ -15,10 +15,11 @@ from openplatform.core.authorize import RedirectError
 from openplatform.core.requests import TokenRequest, parse_basic_auth, parse_params
 from openplatform.web.http import endpoint, platform_of
 from openplatform.web.lean import Call, Headers, LeanEndpoint, encode_success
-from openplatform.web.responses import NO_STORE, json_response
+from openplatform.web.responses import BASIC_CHALLENGE, NO_STORE, PAGE_HEADERS, json_response
 
 
-@endpoint("connect", NO_STORE, html_errors=True)
+# Every answer of connect, its 302s included, keeps the URL (code, state) out of Referer and frames (SPEC §9).
+@endpoint("connect", {**NO_STORE, **PAGE_HEADERS}, html_errors=True)
 async def connect(request: Request) -> Response:
     platform = platform_of(request)
     params = parse_params(request.scope.get("query_string", b""), b"", "")
@@ -40,7 +41,7 @@ def _token_endpoint(name: str) -> LeanEndpoint:
         issued = await server.token_response(call.platform, name, await token_request(call))
         return encode_success(issued.result()), []
 
-    return LeanEndpoint(name, handle, NO_STORE)
+    return LeanEndpoint(name, handle, NO_STORE, on_401=BASIC_CHALLENGE)
 
 
 async def _introspect(call: Call) -> tuple[bytes, Headers]:
@@ -69,8 +70,8 @@ lean_endpoints = {
     ("POST", "/oauth/credit/token"): _token_endpoint("credit_token"),
     ("POST", "/oauth/access_token"): _token_endpoint("access_token"),
     ("POST", "/oauth/refresh_token"): _token_endpoint("refresh_token"),
-    ("POST", "/oauth/introspect"): LeanEndpoint("introspect", _introspect, NO_STORE),
-    ("POST", "/oauth/revoke"): LeanEndpoint("revoke", _revoke, NO_STORE),
+    ("POST", "/oauth/introspect"): LeanEndpoint("introspect", _introspect, NO_STORE, on_401=BASIC_CHALLENGE),
+    ("POST", "/oauth/revoke"): LeanEndpoint("revoke", _revoke, NO_STORE, on_401=BASIC_CHALLENGE),
 }
 routes = [
     Route("/oauth/connect", connect, methods=["GET"], name="connect"),

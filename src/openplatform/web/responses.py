@@ -14,6 +14,15 @@ from openplatform.errors import ERRORS, OAuthError, StorageUnavailable
 log = logging.getLogger("openplatform.web")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# SPEC §9: every HTML page carries these (the management pages have their own CSP: ui/templating.py).
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+# RFC 7235 §4.1, SPEC §9: a 401 from a token endpoint names the scheme the client authenticates with.
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="openplatform"'}
 JSON = "application/json"
 
 
@@ -51,6 +60,7 @@ def error_response(
             f"<h1>Request refused</h1><p>{html.escape(exc.message)}</p>"
             f"<p><code>{exc.code} {html.escape(exc.error)}</code></p></html>"
         )
+        merged = {**merged, **PAGE_HEADERS}
         return Response(page, status_code=status, headers=merged, media_type="text/html; charset=utf-8")
     return json_response(exc.envelope(), status, merged)
 
@@ -59,4 +69,13 @@ def not_found_envelope() -> dict[str, object]:
     return OAuthError("not_found", "No such endpoint.").envelope()
 
 
-__all__ = ["ERRORS", "error_response", "json_response", "success", "NO_STORE", "as_oauth_error"]
+__all__ = [
+    "ERRORS",
+    "error_response",
+    "json_response",
+    "success",
+    "NO_STORE",
+    "PAGE_HEADERS",
+    "BASIC_CHALLENGE",
+    "as_oauth_error",
+]

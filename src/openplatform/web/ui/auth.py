@@ -24,6 +24,7 @@ from openplatform.web.ui.pages import (
     SESSION_COOKIE,
     Ctx,
     page,
+    read_cookie,
     redirect,
     render,
     safe_next,
@@ -34,13 +35,13 @@ from openplatform.web.ui.templating import security_headers
 
 async def root(request: Request) -> Response:
     accounts, _ = services(request)
-    session = await accounts.session(request.cookies.get(SESSION_COOKIE))
+    session = await accounts.session(read_cookie(request, SESSION_COOKIE))
     target = HOME.get(session.user.role, "/login") if session else "/login"
     return security_headers(RedirectResponse(target, status_code=303))
 
 
 def _login_form(ctx: Ctx, status: int = 200, error: str = "", email: str = "") -> Response:
-    token = ctx.request.cookies.get(LOGIN_COOKIE, "")
+    token = read_cookie(ctx.request, LOGIN_COOKIE) or ""
     if len(token) != 43:  # new_token() length: anything else was not set by us
         token = new_token()
         ctx.set_cookie(LOGIN_COOKIE, token, max_age=3600, samesite="strict")

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from openplatform.core.redirect_uri import ascii_url
 from openplatform.errors import OAuthError, StorageUnavailable
 from openplatform.security import constant_time_equals
 from openplatform.services.accounts import Accounts, build_accounts
@@ -36,6 +37,11 @@ log = logging.getLogger("openplatform.ui")
 
 SESSION_COOKIE = "op_session"
 LOGIN_COOKIE = "op_login"  # double-submit CSRF token of the sign-in form (no session yet)
+# Over https these go as "__Host-op_session" / "__Host-op_login" (SPEC §9): Secure, Path=/, no Domain, so
+# no other host (a sibling subdomain, a plain-http page) can set them. Read and write them by these names
+# through read_cookie() / set_cookie(), which add the prefix.
+HOST_COOKIES = frozenset({SESSION_COOKIE, LOGIN_COOKIE})
+HOST_PREFIX = "__Host-"
 MAX_FORM_BYTES = 65536
 HOME = {"admin": "/admin", "developer": "/console", "spe-admin": "/portal"}
 
@@ -91,8 +97,17 @@ def is_https(request: Request) -> bool:
     return request.url.scheme == "https" or platform_of(request).settings.issuer.startswith("https://")
 
 
+def cookie_name(request: Request, name: str) -> str:
+    return HOST_PREFIX + name if name in HOST_COOKIES and is_https(request) else name
+
+
+def read_cookie(request: Request, name: str) -> str | None:
+    return request.cookies.get(cookie_name(request, name))
+
+
 def origin_of(url: str) -> str:
-    parts = urlsplit(url)
+    """The origin of a (valid) URL, as CSP wants it: the host as IDNA A-labels (SPEC §9)."""
+    parts = urlsplit(ascii_url(url))
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -116,7 +131,9 @@ def set_cookie(request: Request, response: Response, name: str, value: str, **op
     options.setdefault("httponly", True)
     options.setdefault("samesite", "lax")
     options.setdefault("path", "/")
-    response.set_cookie(name, value, secure=is_https(request), **options)
+    if name in HOST_COOKIES:
+        options["path"] = "/"
+    response.set_cookie(cookie_name(request, name), value, secure=is_https(request), **options)
 
 
 def redirect(ctx: Ctx, url: str) -> Response:
@@ -148,7 +165,7 @@ def check_origin(request: Request) -> None:
 
 def check_csrf(ctx: Ctx, public: bool) -> None:
     sent = ctx.value("csrf_token")
-    expected = ctx.request.cookies.get(LOGIN_COOKIE, "") if public else (
+    expected = read_cookie(ctx.request, LOGIN_COOKIE) or "" if public else (
         ctx.session.csrf_token if ctx.session else ""
     )  # fmt: skip
     if not sent or not expected or not constant_time_equals(sent, expected):
@@ -161,7 +178,7 @@ CSRF_REFUSED = "The form was refused"
 
 async def _prepare(request: Request, roles: tuple[str, ...], public: bool) -> Ctx | Response:
     accounts, console = services(request)
-    session = await accounts.session(request.cookies.get(SESSION_COOKIE))
+    session = await accounts.session(read_cookie(request, SESSION_COOKIE))
     request.state.session = session  # for the error page, should a check below refuse the request
     ctx = Ctx(request, session, accounts, console)
     if request.method == "POST":
