@@ -38,6 +38,10 @@ UI_SUMMARIES: dict[tuple[str, str], str] = {
     ("/admin/users", "post"): "Create a user account",
     ("/admin/users/{user_id}/status", "post"): "Enable or disable an account",
     ("/admin/users/{user_id}/unlock", "post"): "Unlock an account after failed sign-ins",
+    ("/admin/users/{user_id}/password", "get"): "Set a user's password: the form",
+    ("/admin/users/{user_id}/password", "post"): "Set a user's password (with a confirmation step; ends their sessions)",
+    ("/account/password", "get"): "Change your password: the form",
+    ("/account/password", "post"): "Change your password (current password required; ends your other sessions)",
     ("/admin/apps", "get"): "Every app (suspend any)",
 }
 
