@@ -127,28 +127,25 @@ class Cluster:
     def cli(self, *args: str, stdin: str | None = None) -> CliRun:
         """``openplatform ARGS`` on this cluster's database (and Redis); fails the test on a non-zero exit."""
         errors = self.workdir / "cli.err"
-        with errors.open("w") as err:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "openplatform.cli", *args], env=self.env, cwd=self.workdir,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
-            )  # fmt: skip
-        timer = threading.Timer(CLI_TIMEOUT, process.kill)  # bounds the reads below too
-        timer.start()
-        try:
-            assert process.stdin is not None and process.stdout is not None
-            if stdin is not None:
-                process.stdin.write(stdin)
-            process.stdin.close()
-            line = process.stdout.readline()
-            done_at = time.monotonic()
-            process.stdout.read()
-            process.wait(timeout=CLI_TIMEOUT)
-        finally:
-            timer.cancel()
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=STOP_TIMEOUT)
-            process.stdout.close()
+        with errors.open("w") as err, subprocess.Popen(
+            [sys.executable, "-m", "openplatform.cli", *args], env=self.env, cwd=self.workdir,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
+        ) as process:  # fmt: skip
+            timer = threading.Timer(CLI_TIMEOUT, process.kill)  # bounds the reads below too
+            timer.start()
+            try:
+                assert process.stdin is not None and process.stdout is not None
+                if stdin is not None:
+                    process.stdin.write(stdin)
+                process.stdin.close()
+                line = process.stdout.readline()
+                done_at = time.monotonic()
+                process.stdout.read()
+                process.wait(timeout=CLI_TIMEOUT)
+            finally:
+                timer.cancel()
+                if process.poll() is None:
+                    process.kill()
         command = " ".join(args)
         assert process.returncode == 0, f"openplatform {command} failed ({process.returncode}): {errors.read_text()}"
         return CliRun(orjson.loads(line), done_at)
