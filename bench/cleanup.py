@@ -182,6 +182,7 @@ class Outcome:
     left: int  # expired rows still there afterwards
     answered: int  # successful grant answers (warm-up included)
     granted: int  # tokens committed
+    pressure: str  # CPU pressure at the end of the pass
 
 
 def bench(opts: argparse.Namespace, settings: Settings, env: dict[str, str], seeded: Seeded, workdir: Path) -> Outcome:
@@ -206,6 +207,7 @@ def bench(opts: argparse.Namespace, settings: Settings, env: dict[str, str], see
             flush=True,
         )
         during, finished = run_until(server, body, opts, load_core, log)
+        pressure = cpu_pressure()
     except RuntimeError:
         print(f"--- openplatform.log\n{log.read_text(errors='replace')[-3000:]}")
         raise
@@ -223,7 +225,16 @@ def bench(opts: argparse.Namespace, settings: Settings, env: dict[str, str], see
     left = count(settings, "SELECT COUNT(*) AS n FROM tokens WHERE expires_at < ?", time.time() - KEEP_SECONDS)
     granted = count(settings, "SELECT COUNT(*) AS n FROM tokens")  # the seeded rows are gone: what was granted
     answered = sum(r.requests - r.status_errors for r in (warm, baseline, during))
-    return Outcome(baseline, during, seconds, counts, left, answered, granted)
+    return Outcome(baseline, during, seconds, counts, left, answered, granted, pressure)
+
+
+def cpu_pressure() -> str:
+    """Linux PSI: the share of time some runnable task waited for a CPU (10 s and 60 s averages)."""
+    try:
+        fields = dict(f.split("=") for f in Path("/proc/pressure/cpu").read_text().splitlines()[0].split()[1:])
+    except (OSError, IndexError, ValueError):
+        return "unknown"
+    return f"{fields.get('avg10', '?')}% / {fields.get('avg60', '?')}%"
 
 
 def write_report(opts: argparse.Namespace, load_before: str, seed_seconds: float, got: Outcome) -> None:
@@ -237,7 +248,8 @@ def write_report(opts: argparse.Namespace, load_before: str, seed_seconds: float
         f"- machine: {os.cpu_count()} cores, {report.cpu_model()}",
         f"- database: {opts.database} ({durability}); {opts.rows:,} expired token rows seeded in {seed_seconds:.1f} s; "
         f"{opts.connections} connections",
-        f"- load average (1/5/15 min): {load_before} before, {report.load_average()} after",
+        f"- load average (1/5/15 min): {load_before} before, {report.load_average()} after; "
+        f"CPU pressure (some task waiting for a CPU, 10 s / 60 s): {got.pressure} during, {cpu_pressure()} after",
         f"- cleanup pass: {got.seconds} s, deleted {got.counts}; expired rows left: {got.left}",
         "",
         "| app-token grants | req/s | p50 ms | p99 ms | max ms | errors | server CPU µs/req | target p99 < 50 ms |",
