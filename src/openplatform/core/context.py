@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from openplatform.config import Settings
 from openplatform.core.ratelimit import Limiter
+from openplatform.core.store import Store
 from openplatform.security import Keyring
-from openplatform.storage.base import Store
 
 
 @dataclass

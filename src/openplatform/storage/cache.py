@@ -32,9 +32,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from openplatform.core.store import RotatedBefore, Store
 from openplatform.errors import StorageUnavailable
-from openplatform.models import App, Backing, Customer, Installation, TokenRecord
-from openplatform.storage.base import RotatedBefore, Store
+from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, TokenRecord
 
 log = logging.getLogger("openplatform.cache")
 
@@ -134,11 +134,31 @@ class CachedStore:
         self._gaps: dict[int, float] = {}  # a missing id -> when it was first missed (self.clock)
         self._poller: asyncio.Task[None] | None = None
 
-    def __getattr__(self, name: str) -> Any:  # everything not cached goes straight through
-        return getattr(self.inner, name)
+    # ------------------------------------------------- straight through: nothing cached
 
-    def audit(self, event: str, **fields: object) -> None:  # every grant: spare it __getattr__
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+    async def get_code(self, digest: str) -> AuthorizationCode | None:
+        return await self.inner.get_code(digest)
+
+    async def save_code(self, code: AuthorizationCode) -> None:
+        await self.inner.save_code(code)
+
+    async def save_tokens(self, *records: TokenRecord) -> None:
+        await self.inner.save_tokens(*records)
+
+    def audit(self, event: str, **fields: object) -> None:
         self.inner.audit(event, **fields)
+
+    async def cleanup(self, *args: Any, **options: Any) -> dict[str, int]:  # the inner store's defaults hold
+        return await self.inner.cleanup(*args, **options)
+
+    async def invalidations_after(self, after_id: int, limit: int) -> list[tuple[int, str, str]]:
+        return await self.inner.invalidations_after(after_id, limit)
+
+    async def last_invalidation_id(self) -> int:
+        return await self.inner.last_invalidation_id()
 
     async def start(self) -> None:
         await self.inner.start()

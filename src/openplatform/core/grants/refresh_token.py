@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from openplatform.core import client_auth, lifecycle, tokens
 from openplatform.core.context import Platform
 from openplatform.core.requests import TokenRequest
+from openplatform.core.store import RotatedBefore
 from openplatform.errors import OAuthError
 from openplatform.models import App, IssuedTokens, TokenRecord
-from openplatform.storage.base import RotatedBefore
 
 
 @dataclass(frozen=True, slots=True)

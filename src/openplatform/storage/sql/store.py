@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from openplatform.core.store import RotatedBefore
 from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, TokenRecord
-from openplatform.storage.base import RotatedBefore
 from openplatform.storage.sql.cleanup import BATCH_SIZE, cleanup_pass
 from openplatform.storage.sql.driver import Driver, Insert, Tx
 from openplatform.storage.sql.rows import (
@@ -144,14 +144,6 @@ class SqlStore:
     async def get_customer(self, customer_id: str) -> Customer | None:
         row = await self.driver.fetchrow("SELECT * FROM customers WHERE customer_id = ?", customer_id)
         return customer_from_row(row) if row else None
-
-    async def list_customers(self, xspe: str, limit: int, offset: int) -> tuple[list[Customer], int]:
-        rows = await self.driver.fetch(
-            "SELECT * FROM customers WHERE xspe = ? ORDER BY created_at, customer_id LIMIT ? OFFSET ?",
-            xspe, limit, offset,
-        )  # fmt: skip
-        total = await self.driver.fetchrow("SELECT COUNT(*) AS n FROM customers WHERE xspe = ?", xspe)
-        return [customer_from_row(r) for r in rows], int(total["n"]) if total else 0
 
     async def active_installations(self, app_id: str) -> list[Installation]:
         rows = await self.driver.fetch(

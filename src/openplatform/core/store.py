@@ -1,7 +1,11 @@
 """The storage interface the core depends on (fosite-style narrow, verb-named methods).
 
-``SqlStore`` implements it on SQLite and PostgreSQL; ``CachedStore`` wraps any
-implementation with in-process caches that follow the invalidation log.
+The core owns it, as fosite's handlers own their storage interfaces: storage
+implements it (``storage.sql.store.SqlStore`` on SQLite and PostgreSQL;
+``storage.cache.CachedStore`` wraps any implementation with in-process caches
+that follow the invalidation log), and the core imports no storage module.
+Storage offers atomic steps; what their outcomes mean (a replay, a retry, a
+theft) is decided in the grants.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ class Store(Protocol):
 
     async def get_app(self, app_id: str) -> App | None: ...
     async def get_customer(self, customer_id: str) -> Customer | None: ...
-    async def list_customers(self, xspe: str, limit: int, offset: int) -> tuple[list[Customer], int]: ...
     async def active_installations(self, app_id: str) -> list[Installation]: ...
     async def get_code(self, digest: str) -> AuthorizationCode | None: ...
     async def get_token(self, digest: str) -> TokenRecord | None: ...
