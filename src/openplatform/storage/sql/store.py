@@ -272,10 +272,11 @@ class SqlStore:
     ) -> dict[str, int]:
         """One cleanup pass (SPEC §8), in batches of ``batch_size`` rows that never hold serving up.
 
-        Deletes codes and tokens expired more than ``keep_seconds`` ago, invalidation
-        records older than that, app secrets past their grace period and audit events
-        older than ``audit_retention_seconds``; returns ``{"codes": N, "tokens": N,
-        "invalidations": N, "audit_events": N}``. See ``storage.sql.cleanup``.
+        Deletes codes and tokens expired more than ``keep_seconds`` (seconds) ago,
+        invalidation records older than that, app secrets past their grace period and
+        audit events older than ``audit_retention_seconds`` (seconds); after each batch
+        it rests ``rest`` times as long as the batch took. Returns ``{"codes": N,
+        "tokens": N, "invalidations": N, "audit_events": N}``. See ``storage.sql.cleanup``.
         """
         now = self.clock()
         return await cleanup_pass(self.driver, now, keep_seconds, audit_retention_seconds, batch_size, rest)
