@@ -19,6 +19,7 @@ from openplatform.runtime import build_admin, build_platform
 from openplatform.services.webhooks import WebhookWorker
 from openplatform.storage.cache import CachedStore
 from openplatform.web import api_sites, docs, health, oauth, open_api, ui
+from openplatform.web.http import ascii_query_string
 from openplatform.web.lean import Headers, LeanEndpoint
 from openplatform.web.limits import MAX_HEADER_BYTES, header_bytes, headers_too_large
 from openplatform.web.responses import NO_STORE, error_response
@@ -99,6 +100,7 @@ class OpenPlatformApp(Starlette):
         if header_bytes(scope["headers"]) > MAX_HEADER_BYTES:
             await self.refuse_headers(send)
             return
+        ascii_query_string(scope)
         lean = lean_endpoint(scope) if not scope.get("root_path") else None
         if lean is not None:
             scope["app"] = self

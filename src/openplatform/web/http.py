@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Scope
 
@@ -35,18 +35,34 @@ def platform_of(request: Request) -> Platform:
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):  # "²" is a digit to isdigit(), not to int()
             raise OAuthError("invalid_request", "Content-Length is malformed.")
         if int(declared) > limit:
             raise OAuthError("invalid_request", f"The request body is larger than {limit} bytes.")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise OAuthError("invalid_request", f"The request body is larger than {limit} bytes.")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise OAuthError("invalid_request", f"The request body is larger than {limit} bytes.")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:  # as web.lean says it: not a server error (nor a traceback in the log)
+        raise OAuthError("invalid_request", "The client went away before sending the whole body.") from exc
     return b"".join(chunks)
+
+
+def ascii_query_string(scope: Scope) -> None:
+    """Percent-encode the bytes above 0x7f of a raw query string, as a browser would have.
+
+    A request target is ASCII (RFC 3986), and uvicorn's parser refuses anything else,
+    but an ASGI server may pass raw bytes on; Starlette decodes the query string as
+    strict UTF-8 when it builds ``request.url``, which then fails (a 500 on every page).
+    Encoded, such bytes reach the parameter parsers, which refuse invalid UTF-8 (40001).
+    """
+    query: bytes = scope.get("query_string", b"")
+    if not query.isascii():
+        scope["query_string"] = b"".join(b"%%%02X" % byte if byte > 0x7F else bytes((byte,)) for byte in query)
 
 
 def caller_ip(request: Request, platform: Platform) -> str:

@@ -69,7 +69,7 @@ class Call:
         limit = self.platform.settings.max_body_bytes
         declared = self.content_length
         if declared:
-            if not declared.isdigit():
+            if not (declared.isascii() and declared.isdigit()):  # "²" is a digit to isdigit(), not to int()
                 raise OAuthError("invalid_request", "Content-Length is malformed.")
             if int(declared) > limit:
                 raise OAuthError("invalid_request", f"The request body is larger than {limit} bytes.")

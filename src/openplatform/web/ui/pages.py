@@ -25,7 +25,7 @@ from openplatform.core.redirect_uri import ascii_url
 from openplatform.errors import OAuthError, StorageUnavailable
 from openplatform.security import constant_time_equals
 from openplatform.services.accounts import Accounts, build_accounts
-from openplatform.services.console import Console
+from openplatform.services.console import Console, FormErrors
 from openplatform.services.validation import NotFound, ValidationError
 from openplatform.storage.sql.accounts import User, WebSession
 from openplatform.storage.sql.console import ConsoleQueries
@@ -221,6 +221,9 @@ def _refusal(request: Request, exc: Exception) -> Response:
         return error_page(request, session, 404, "Not found", "There is nothing here, or it is not yours to see.")
     if isinstance(exc, ValidationError):
         return error_page(request, session, 400, "Not possible", _sentence(exc))
+    if isinstance(exc, FormErrors):  # a form its page does not show again (a status button): say what was wrong
+        message = "; ".join(f"{name} {error}" for name, error in exc.errors.items())
+        return error_page(request, session, 400, "Not possible", message[:1].upper() + message[1:] + ".")
     if isinstance(exc, OAuthError | UnicodeDecodeError | ValueError):
         log.info("unreadable management request", exc_info=True)
         return error_page(request, session, 400, "Bad request", "The request could not be read.")
