@@ -1,4 +1,4 @@
-"""Partner app: a small third-party app built on ``openplatform.client`` (see README.md)."""
+"""Partner app: a small third-party app built on ``openplatform_client`` (see README.md)."""
 
 from .app import create_app
 from .config import Config

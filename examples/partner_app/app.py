@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from openplatform.client import (
+from openplatform_client import (
     WEBHOOK_ACK,
     AsyncAppClient,
     InvalidSignature,

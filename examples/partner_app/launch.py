@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from urllib.parse import urlencode
 
-from openplatform.client.signing import sign_launch
+from openplatform_client.signing import sign_launch
 
 from .config import Config
 

@@ -1,56 +1,11 @@
-"""``openplatform.client``: the Python SDK for apps on an openplatform server (SPEC §6).
+"""``openplatform.client``: the name SPEC §6 gives the Python SDK, kept as an alias.
 
-    from openplatform.client import AppClient
-
-    client = AppClient(APP_ID, SECRET, "https://open.example.com")
-    url, state = client.connect_url(xspe=xspe, customer_id=customer_id, redirect_uri=CALLBACK)
-    # ... the browser comes back to CALLBACK?code=…&state=…
-    token = client.exchange_code(code, state=state_from_query, expected_state=state)
-    sites = client.as_customer(token.customer_id).sites.list()
-    customers = client.customers.list()          # with the app token
-
-The guide is docs/sdk.md.
+The SDK is its own distribution, ``openplatform-client`` (clients/python),
+importable as ``openplatform_client``; this package re-exports it so code written
+against ``openplatform.client`` keeps working (the same objects: ``AppClient``
+here *is* ``openplatform_client.AppClient``). New code imports ``openplatform_client``.
 """
 
-from openplatform.client.async_client import AsyncAppClient
-from openplatform.client.errors import (
-    AccessDenied,
-    Conflict,
-    InsufficientScope,
-    InvalidClientError,
-    InvalidGrantError,
-    InvalidRedirectUriError,
-    InvalidScopeError,
-    InvalidSignature,
-    InvalidTokenError,
-    IpNotAllowed,
-    MethodNotAllowed,
-    NotFound,
-    OpenPlatformError,
-    RateLimited,
-    ReauthorizationRequired,
-    RequestHeadersTooLarge,
-    RequestTimeout,
-    ServerError,
-    ServiceUnavailable,
-    StateMismatch,
-    TransportError,
-    UnsupportedGrantType,
-    UnsupportedResponseType,
-    ValidationError,
-)
-from openplatform.client.models import Customer, Launch, Page, Site, Token, WebhookEvent
-from openplatform.client.sync_client import AppClient
-from openplatform.client.tokens import AsyncTokenStore, InMemoryTokenStore, TokenStore
-
-WEBHOOK_ACK = {"code": 0}  # what a webhook receiver answers once it has handled the event
-
-__all__ = [
-    "AccessDenied", "AppClient", "AsyncAppClient", "AsyncTokenStore", "Conflict", "Customer",
-    "InMemoryTokenStore", "InsufficientScope", "InvalidClientError", "InvalidGrantError",
-    "InvalidRedirectUriError", "InvalidScopeError", "InvalidSignature", "InvalidTokenError", "IpNotAllowed",
-    "Launch", "MethodNotAllowed", "NotFound", "OpenPlatformError", "Page", "RateLimited",
-    "ReauthorizationRequired", "RequestHeadersTooLarge", "RequestTimeout", "ServerError", "ServiceUnavailable",
-    "Site", "StateMismatch", "Token", "TokenStore", "TransportError", "UnsupportedGrantType", "UnsupportedResponseType",
-    "ValidationError", "WEBHOOK_ACK", "WebhookEvent",
-]  # fmt: skip
+from openplatform_client import *  # noqa: F403
+from openplatform_client import __all__ as __all__
+from openplatform_client import __version__ as __version__

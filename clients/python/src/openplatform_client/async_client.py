@@ -15,18 +15,18 @@ from typing import Any, TypeVar
 
 import httpx
 
-from openplatform.client import protocol
-from openplatform.client.base import LIMITS, RETRIED_METHODS, ClientBase
-from openplatform.client.errors import (
+from openplatform_client import protocol
+from openplatform_client.base import LIMITS, RETRIED_METHODS, ClientBase
+from openplatform_client.errors import (
     InvalidGrantError,
     ReauthorizationRequired,
     RequestTimeout,
     TransportError,
 )
-from openplatform.client.models import Token
-from openplatform.client.protocol import Call
-from openplatform.client.resources import AsyncCustomers, AsyncCustomerSession, AsyncSites
-from openplatform.client.tokens import (
+from openplatform_client.models import Token
+from openplatform_client.protocol import Call
+from openplatform_client.resources import AsyncCustomers, AsyncCustomerSession, AsyncSites
+from openplatform_client.tokens import (
     AsyncTokenStore,
     InMemoryTokenStore,
     SyncStoreAdapter,

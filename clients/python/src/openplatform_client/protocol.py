@@ -19,9 +19,9 @@ from urllib.parse import urlencode
 
 import httpx
 
-from openplatform.client.errors import OpenPlatformError, ReauthorizationRequired, ServerError, from_envelope
-from openplatform.client.models import Token
-from openplatform.core.signing import derived_key
+from openplatform_client.errors import OpenPlatformError, ReauthorizationRequired, ServerError, from_envelope
+from openplatform_client.models import Token
+from openplatform_client.signing import derived_key
 
 T = TypeVar("T")
 

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import quote
 
-from openplatform.client.models import Customer, Page
-from openplatform.client.protocol import Call
-from openplatform.client.resources.pagination import AsyncCaller, Caller, aiterate, changes, iterate, query
+from openplatform_client.models import Customer, Page
+from openplatform_client.protocol import Call
+from openplatform_client.resources.pagination import AsyncCaller, Caller, aiterate, changes, iterate, query
 
 PAGE = Page.parser(Customer.from_api)
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
-from openplatform.client import protocol, signing
-from openplatform.client.errors import StateMismatch, ValidationError
-from openplatform.client.models import Launch, WebhookEvent
+from openplatform_client import protocol, signing
+from openplatform_client.errors import StateMismatch, ValidationError
+from openplatform_client.models import Launch, WebhookEvent
 
 DEFAULT_TIMEOUT = 10.0
 # Refresh this long before expiry (capped at a quarter of the token's lifetime, see Token.due).

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from openplatform.client.models import Customer
-from openplatform.client.resources import customers
-from openplatform.client.resources.pagination import AsyncCaller, Caller
-from openplatform.client.resources.sites import AsyncCustomerSites, CustomerSites
+from openplatform_client.models import Customer
+from openplatform_client.resources import customers
+from openplatform_client.resources.pagination import AsyncCaller, Caller
+from openplatform_client.resources.sites import AsyncCustomerSites, CustomerSites
 
 
 class CustomerSession:

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import quote
 
-from openplatform.client.models import Page, Site
-from openplatform.client.protocol import Call
-from openplatform.client.resources.pagination import AsyncCaller, Caller, aiterate, changes, iterate, query
+from openplatform_client.models import Page, Site
+from openplatform_client.protocol import Call
+from openplatform_client.resources.pagination import AsyncCaller, Caller, aiterate, changes, iterate, query
 
 PAGE = Page.parser(Site.from_api)
 CUSTOMER_SIDE = "/api/specp/sites"

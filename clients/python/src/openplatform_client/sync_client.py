@@ -14,18 +14,18 @@ from typing import Any, TypeVar
 
 import httpx
 
-from openplatform.client import protocol
-from openplatform.client.base import LIMITS, RETRIED_METHODS, ClientBase
-from openplatform.client.errors import (
+from openplatform_client import protocol
+from openplatform_client.base import LIMITS, RETRIED_METHODS, ClientBase
+from openplatform_client.errors import (
     InvalidGrantError,
     ReauthorizationRequired,
     RequestTimeout,
     TransportError,
 )
-from openplatform.client.models import Token
-from openplatform.client.protocol import Call
-from openplatform.client.resources import Customers, CustomerSession, Sites
-from openplatform.client.tokens import InMemoryTokenStore, TokenStore, token_key
+from openplatform_client.models import Token
+from openplatform_client.protocol import Call
+from openplatform_client.resources import Customers, CustomerSession, Sites
+from openplatform_client.tokens import InMemoryTokenStore, TokenStore, token_key
 
 T = TypeVar("T")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Protocol, TypeVar
 
-from openplatform.client.models import Page
-from openplatform.client.protocol import Call
+from openplatform_client.models import Page
+from openplatform_client.protocol import Call
 
 T = TypeVar("T")
 
