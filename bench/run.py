@@ -82,10 +82,10 @@ class Bench:
         bare(self.opts.warmup)
         base = bare(self.opts.duration)
         warm = target(self.opts.warmup)
-        ops, commits = self.op.group_commits()
+        ops, commits = self.op.group_commits(self.seeded.metrics_key)
         with procs.profiled(self.op, self.opts.profile, name, self.opts.duration):
             got = target(self.opts.duration)
-        ops_after, commits_after = self.op.group_commits()
+        ops_after, commits_after = self.op.group_commits(self.seeded.metrics_key)
         answered = warm.requests - warm.status_errors + got.requests - got.status_errors
         row = Row(name, got, base, answered)
         if commits_after > commits:

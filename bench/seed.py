@@ -12,6 +12,7 @@ from pathlib import Path
 
 from openplatform.config import Settings
 from openplatform.runtime import build_admin, make_driver
+from openplatform.services.admin_keys import AdminKeys
 from openplatform.storage.sql.migrate import upgrade
 
 CALLBACK = "http://localhost:9000/callback"
@@ -31,6 +32,8 @@ class Seeded:
     customer_id: str
     app_id: str
     secret: str
+    metrics_key: str  # an admin key: /metrics answers only with one
+
 
 
 @contextlib.contextmanager
@@ -77,9 +80,10 @@ async def _seed(settings: Settings) -> Seeded:
         customer = await admin.create_customer(spe.xspe, "Bench Customer", "bench@example.com")
         app, secret = await admin.create_app("Bench App", "http://localhost:9000/", ["customer:read"])
         await admin.install(app.app_id, xspe=spe.xspe)  # SPE-wide: app tokens and user codes both work
+        _key, metrics_key = await AdminKeys(admin.db, admin.keyring).create("bench: read /metrics")
     finally:
         await admin.db.close()
-    return Seeded(spe.xspe, customer.customer_id, app.app_id, secret)
+    return Seeded(spe.xspe, customer.customer_id, app.app_id, secret, metrics_key)
 
 
 def seed(settings: Settings) -> Seeded:

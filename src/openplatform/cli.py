@@ -32,11 +32,13 @@ spe_app = typer.Typer(help="Service providers (SPEs).", no_args_is_help=True)
 customer_app = typer.Typer(help="Customers of an SPE.", no_args_is_help=True)
 apps_app = typer.Typer(help="Apps registered by developers.", no_args_is_help=True)
 user_app = typer.Typer(help="Accounts for the web screens.", no_args_is_help=True)
+admin_key_app = typer.Typer(help="Admin keys for operators' systems (/metrics, the admin API).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(spe_app, name="spe")
 app.add_typer(customer_app, name="customer")
 app.add_typer(apps_app, name="app")
 app.add_typer(user_app, name="user")
+app.add_typer(admin_key_app, name="admin-key")
 
 
 def fail(message: str, status: int = 1) -> None:
@@ -234,6 +236,30 @@ def app_suspend(app_id: Annotated[str, typer.Option("--app-id")]) -> None:
 def app_resume(app_id: Annotated[str, typer.Option("--app-id")]) -> None:
     changed = run_admin(lambda admin: admin.set_status(app_id, "active"))
     emit({"app_id": changed.app_id, "status": changed.status})
+
+
+# ------------------------------------------------------------------ admin keys
+
+
+@admin_key_app.command("create")
+def admin_key_create(
+    name: Annotated[str, typer.Option(help="What the key is for (e.g. prometheus, spe-portal).")],
+    xspe: Annotated[str | None, typer.Option(help="Bind the key to one SPE's customers and installations.")] = None,
+) -> None:
+    """A new admin key (SPEC §10), printed once; only a keyed digest of it is stored."""
+    from openplatform.services.admin_keys import AdminKeys
+
+    created, key = run_admin(lambda admin: AdminKeys(admin.db, admin.keyring).create(name, xspe))
+    emit({"key_id": created.key_id, "key": key, "name": created.name, "xspe": created.xspe})
+
+
+@admin_key_app.command("revoke")
+def admin_key_revoke(key_id: Annotated[str, typer.Option("--key-id")]) -> None:
+    """The key stops working at once."""
+    from openplatform.services.admin_keys import AdminKeys
+
+    run_admin(lambda admin: AdminKeys(admin.db, admin.keyring).revoke(key_id))
+    emit({"key_id": key_id, "revoked": True})
 
 
 # ---------------------------------------------------------------- web accounts

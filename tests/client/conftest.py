@@ -15,6 +15,7 @@ from openplatform.client import AppClient, AsyncAppClient, Token
 from openplatform.config import Settings
 from openplatform.runtime import build_admin
 from openplatform.services.admin import Admin
+from openplatform.services.admin_keys import AdminKeys
 
 ALL_SCOPES = ("customer:read", "customer:write", "site:read", "site:write")
 USER_SCOPE = "install_login site:read site:write"
@@ -41,6 +42,7 @@ class Partner:
     xspe: str
     customer_ids: tuple[str, ...]
     redirect_uri: str
+    metrics_key: str  # an admin key: /metrics answers only with one (SPEC §9)
 
     @property
     def customer_id(self) -> str:
@@ -71,7 +73,8 @@ async def seed_partner(
            for n in range(1, customers + 1)]  # fmt: skip
     app, secret = await admin.create_app("Partner", host_url, list(ALL_SCOPES), [])
     await admin.install(app.app_id, xspe=spe.xspe)
-    return Partner(base_url, app.app_id, secret, spe.xspe, tuple(ids), host_url + "callback")
+    _key, metrics_key = await AdminKeys(admin.db, admin.keyring).create("tests: read /metrics")
+    return Partner(base_url, app.app_id, secret, spe.xspe, tuple(ids), host_url + "callback", metrics_key)
 
 
 @pytest.fixture
@@ -112,9 +115,12 @@ async def alogin(client: AsyncAppClient, partner: Partner, customer_id: str | No
 METRIC = re.compile(r"^openplatform_requests_total\{([^}]*)\} ([0-9.e+]+)$", re.MULTILINE)
 
 
-def requests_at_server(base_url: str, endpoint: str) -> int:
+def requests_at_server(partner: Partner, endpoint: str) -> int:
     """How many requests the server answered on ``endpoint`` (any code), from its /metrics."""
-    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    headers = {"Authorization": f"Bearer {partner.metrics_key}"}
+    response = httpx.get(f"{partner.base_url}/metrics", headers=headers, timeout=10)
+    assert response.status_code == 200, response.text
+    text = response.text
     return sum(int(float(value)) for labels, value in METRIC.findall(text) if f'endpoint="{endpoint}"' in labels)
 
 

@@ -42,11 +42,11 @@ def test_refresh_token_stolen(partner: Partner, sync_client: AppClient) -> None:
     assert_reauthorization(caught.value, customer_id)
     assert stored(sync_client, partner, customer_id) is None
 
-    before = requests_at_server(partner.base_url, "refresh_token")
+    before = requests_at_server(partner, "refresh_token")
     with pytest.raises(ReauthorizationRequired) as again:  # known locally now: no more requests
         sync_client.as_customer(customer_id).sites.list()
     assert (again.value.code, again.value.error) == (40102, "invalid_token")
-    assert requests_at_server(partner.base_url, "refresh_token") == before
+    assert requests_at_server(partner, "refresh_token") == before
 
     # The other order: the thief rotates first, the app presents the stolen token afterwards.
     customer_id = partner.customer_ids[1]

@@ -75,20 +75,20 @@ def threads_scenarios(partner: Partner, client: AppClient, clock: SkewableClock)
         revoke_at_server(partner, token.access_token)
         if mode == "client_clock":
             clock.offset += 61
-        before = requests_at_server(partner.base_url, "refresh_token")
+        before = requests_at_server(partner, "refresh_token")
         results = in_threads(client.as_customer(customer_id).get)
-        assert requests_at_server(partner.base_url, "refresh_token") - before == 1, mode
+        assert requests_at_server(partner, "refresh_token") - before == 1, mode
         assert {c.customer_id for c in results} == {customer_id}, mode
         assert client.user_token(customer_id).access_token != token.access_token, mode
 
 
 def threads_app_token(partner: Partner, client: AppClient) -> None:
-    before = requests_at_server(partner.base_url, "credit_token")
+    before = requests_at_server(partner, "credit_token")
     totals = in_threads(lambda: client.customers.list().total)
     first = client.app_token()
     revoke_at_server(partner, first.access_token)
     totals += in_threads(lambda: client.customers.list().total)
-    assert requests_at_server(partner.base_url, "credit_token") - before == 2
+    assert requests_at_server(partner, "credit_token") - before == 2
     assert set(totals) == {len(partner.customer_ids)}
     assert client.app_token().access_token != first.access_token
 
@@ -102,7 +102,7 @@ async def test_threads_share_one_renewal(partner: Partner, settings: Settings) -
 
 
 async def at_server(partner: Partner, endpoint: str) -> int:
-    return await asyncio.to_thread(requests_at_server, partner.base_url, endpoint)
+    return await asyncio.to_thread(requests_at_server, partner, endpoint)
 
 
 async def tasks_scenarios(partner: Partner, client: AsyncAppClient, clock: SkewableClock) -> None:

@@ -13,6 +13,7 @@ from starlette.routing import Mount, Route
 from tools.openapi.build import render
 
 from openplatform.config import Settings
+from openplatform.services.admin_keys import AdminKeys
 from openplatform.web.app import create_app
 from openplatform.web.docs import DOCUMENT
 from tests.conftest import TEST_SECRET_KEY, Harness
@@ -189,11 +190,13 @@ async def run_every_api_operation(harness: Harness) -> None:
         "/.well-known/oauth-authorization-server",
         "/healthz",
         "/readyz",
-        "/metrics",
         "/openapi.json",
         "/docs",
     ):
         assert (await c.get(path)).status_code == 200, path
+    _key, admin_key = await AdminKeys(harness.admin.db, harness.admin.keyring).create("the document's test")
+    assert (await c.get("/metrics", headers={"Authorization": f"Bearer {admin_key}"})).status_code == 200
+    assert (await c.get("/metrics")).status_code == 401
 
     h = bearer(app_token)
     assert (await c.get("/api/spe/customers")).status_code == 401

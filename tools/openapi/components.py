@@ -280,6 +280,11 @@ SECURITY_SCHEMES: dict[str, Schema] = {
         "scheme": "basic",
         "description": "app_id and secret as HTTP Basic (RFC 6749 §2.3.1); or `app_id` and `secret` in the body.",
     },
+    "admin_key": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An admin key (`openplatform admin-key create`, SPEC §10) as `Authorization: Bearer <key>`.",
+    },
     "session": {
         "type": "apiKey",
         "in": "cookie",

@@ -229,9 +229,11 @@ OPERATIONS: dict[str, Schema] = {
             "metrics",
             "Operations",
             "Prometheus metrics",
-            "Requests by endpoint and envelope code, latency histograms (text exposition format).",
+            "Requests by endpoint and envelope code, latency histograms (text exposition format). Only with an "
+            "admin key of the whole platform (SPEC §9): 401 / 40102 without one, 403 / 40301 for a key bound to an SPE.",
             {"200": {"description": "Metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}},
-            (),
+            (401, 403),
+            security=[{"admin_key": []}],
         )  # fmt: skip
     },
     "/openapi.json": {

@@ -1,4 +1,4 @@
-"""/healthz (the process answers) and /readyz (the database answers too)."""
+"""/healthz (the process answers), /readyz (the database answers too), /metrics (admin key only)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from openplatform.errors import OAuthError
+from openplatform.services.admin_keys import AdminKeys
 from openplatform.web.http import endpoint, platform_of
 from openplatform.web.metrics import metrics_endpoint
 from openplatform.web.responses import success
@@ -21,8 +23,24 @@ async def readyz(request: Request) -> Response:
     return success({"status": "ready"})
 
 
+@endpoint("metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics, for an admin key of the whole platform only (SPEC §9, §10)."""
+    admin = request.app.state.admin
+    key = await AdminKeys(admin.db, admin.keyring).authenticate(request.headers.get("authorization"))
+    if key is None:
+        raise OAuthError(
+            "invalid_token",
+            "An admin key is required: Authorization: Bearer <key> (openplatform admin-key create).",
+            headers={"WWW-Authenticate": 'Bearer realm="openplatform"'},
+        )
+    if key.xspe is not None:
+        raise OAuthError("access_denied", "Metrics need an admin key of the whole platform, not one bound to an SPE.")
+    return await metrics_endpoint(request)
+
+
 routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
-    Route("/metrics", metrics_endpoint, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
 ]

@@ -161,6 +161,22 @@ invalidations = Table(
     Column("key", String(128), nullable=False),
 )
 
+# ----------------------------------------------------------------- admin keys
+
+# Credentials of the operators' own systems (SPEC §10): the admin API and
+# /metrics take them as bearer tokens. Only a keyed digest of the key is stored;
+# a key bound to an SPE (xspe) reaches only that SPE's customers and installations.
+admin_keys = Table(
+    "admin_keys",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("xspe", String(64), ForeignKey("spes.xspe")),
+    Column("key_digest", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+)
+
 # ---------------------------------------------------------------- web accounts
 
 users = Table(
