@@ -117,7 +117,8 @@ async def authenticate_bearer(platform: Platform, raw: str, client_ip: str) -> A
     if app is None or not app.active:
         raise _invalid_token("The app of this token is suspended.")
     enforce_whitelist(client_ip, app.ip_whitelist)
-    reason = await lifecycle.unbacked(platform, record, fresh=False)
-    if reason is not None:
-        raise _invalid_token(f"The token no longer works: {reason}.")
+    if record.installation_id is not None:  # a user token (an app token stands on its app alone)
+        reason = await lifecycle.unbacked(platform, record, fresh=False)
+        if reason is not None:
+            raise _invalid_token(f"The token no longer works: {reason}.")
     return Access(record, app, tuple(await platform.store.active_installations(app.app_id)))
