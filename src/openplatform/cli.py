@@ -125,6 +125,9 @@ def serve(
 def demo(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    app_url: Annotated[
+        str, typer.Option(help="Where the example app will run: the demo app's host_url (set the example's PORT).")
+    ] = "http://localhost:9000",
 ) -> None:
     """Seed an SPE, a customer and an installed demo app, print them, then serve.
 
@@ -136,7 +139,7 @@ def demo(
     config = settings()
     prepare_database(config)
     config.resolved_secret_key()
-    facts, guide = asyncio.run(seed_and_describe(config, host, port))
+    facts, guide = asyncio.run(seed_and_describe(config, host, port, app_url))
     emit(facts)  # one JSON object on stdout, like every command that creates something
     typer.echo(guide, err=True)
     typer.echo(note, err=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from openplatform.config import Settings
 from openplatform.core.signing import sign_launch
@@ -13,9 +13,9 @@ from openplatform.runtime import build_admin
 from openplatform.services.accounts import build_accounts
 from openplatform.storage.sql.accounts import User
 
-# The demo app is the example third-party app (examples/partner_app) on its default port.
+# The demo app is the example third-party app (examples/partner_app, examples/partner_app_node) on its
+# default port; `openplatform demo --app-url` registers it elsewhere (the example's PORT must follow).
 APP_URL = "http://localhost:9000"
-CALLBACK = f"{APP_URL}/callback"
 
 
 PRIVATE_NETWORKS_NOTE = (
@@ -30,9 +30,16 @@ def allow_private_webhooks() -> str:
     return PRIVATE_NETWORKS_NOTE
 
 
-def launch_url(secret: str, app_id: str, xspe: str, customer_id: str | None) -> str:
+def launch_url(secret: str, app_id: str, xspe: str, customer_id: str | None, app_url: str = APP_URL) -> str:
     """A signed launch of the example app, as the SPE admin portal's "Open app" makes it (SPEC §3)."""
-    return f"{APP_URL}/?{urlencode(sign_launch(secret, app_id, xspe, customer_id))}"
+    return f"{app_url}/?{urlencode(sign_launch(secret, app_id, xspe, customer_id))}"
+
+
+def example_env(app_id: str, secret: str, base: str, app_url: str) -> str:
+    """The environment the example apps need, as shell assignments (PORT only when not their default)."""
+    port = urlsplit(app_url).port or 80
+    extra = "" if app_url == APP_URL else f" PORT={port}"
+    return f"APP_ID={app_id} APP_SECRET={secret} OPENPLATFORM_URL={base}{extra}"
 
 
 # Accounts of the management screens; a new run gives them new passwords.
@@ -40,8 +47,12 @@ DEMO_ACCOUNTS = (("admin", "admin@example.com"), ("developer", "developer@exampl
                  ("spe-admin", "spe-admin@example.com"))  # fmt: skip
 
 
-async def seed_and_describe(settings: Settings, host: str, port: int) -> tuple[dict[str, object], str]:
+async def seed_and_describe(
+    settings: Settings, host: str, port: int, app_url: str = APP_URL
+) -> tuple[dict[str, object], str]:
     """Seed the demo; return its facts (printed as one JSON object) and the guide for people."""
+    app_url = app_url.rstrip("/")
+    callback = f"{app_url}/callback"
     admin = build_admin(settings)
     accounts = build_accounts(admin.db, admin.keyring)
     passwords = {role: secrets.token_hex(8) for role, _ in DEMO_ACCOUNTS}
@@ -53,7 +64,7 @@ async def seed_and_describe(settings: Settings, host: str, port: int) -> tuple[d
         }
         customer = await admin.create_customer(spe.xspe, "Demo Customer", "demo@example.com")
         app, secret = await admin.create_app(
-            "Demo App", f"{APP_URL}/",
+            "Demo App", f"{app_url}/",
             ["customer:read", "customer:write", "site:read", "site:write"], owner_id=users["developer"].user_id,
         )  # fmt: skip
         await admin.install(app.app_id, xspe=spe.xspe)
@@ -62,14 +73,15 @@ async def seed_and_describe(settings: Settings, host: str, port: int) -> tuple[d
     base = f"http://{host}:{port}"
     facts: dict[str, object] = {
         "base_url": base, "xspe": spe.xspe, "customer_id": customer.customer_id, "app_id": app.app_id,
-        "secret": secret, "redirect_uri": CALLBACK,
+        "secret": secret, "redirect_uri": callback, "app_url": app_url,
         "accounts": [{"email": users[r].email, "role": r, "password": passwords[r]} for r, _ in DEMO_ACCOUNTS],
     }  # fmt: skip
     return facts, DESCRIPTION.format(
         base=base, accounts=_accounts_table(users, passwords), xspe=spe.xspe,
-        customer_id=customer.customer_id, app_id=app.app_id, secret=secret, callback=CALLBACK,
-        customer_launch=launch_url(secret, app.app_id, spe.xspe, customer.customer_id),
-        spe_launch=launch_url(secret, app.app_id, spe.xspe, None),
+        customer_id=customer.customer_id, app_id=app.app_id, secret=secret, callback=callback,
+        customer_launch=launch_url(secret, app.app_id, spe.xspe, customer.customer_id, app_url),
+        spe_launch=launch_url(secret, app.app_id, spe.xspe, None, app_url),
+        example_env=example_env(app.app_id, secret, base, app_url),
     )  # fmt: skip
 
 
@@ -108,11 +120,13 @@ Management screens — sign in at {base}/login with one of these accounts:
    curl -s "{base}/api/spe/customer/{customer_id}?access_token=ACCESS_TOKEN"
    curl -s "{base}/api/spe/customers" -H "Authorization: Bearer ACCESS_TOKEN"
 
-Example third-party app (examples/partner_app, built on the SDK; see its README) — in a second terminal,
-from the repository root:
-   cd examples && APP_ID={app_id} APP_SECRET={secret} OPENPLATFORM_URL={base} python -m partner_app
+Example third-party app, built on the SDK (see its README) — in a second terminal, from the repository root,
+either the Python one (examples/partner_app):
+   cd examples && {example_env} python -m partner_app
+or the Node.js one (examples/partner_app_node; build the TypeScript SDK and `npm install` there first):
+   cd examples/partner_app_node && {example_env} node server.js
 then open, within 5 minutes (with the same variables, `python -m partner_app.launch --xspe {xspe}
-   [--customer-id ID]` signs fresh ones):
+   [--customer-id ID]` or `node launch.js --xspe {xspe} [--customer-id ID]` signs fresh ones):
    as the customer:  {customer_launch}
    as the SPE admin: {spe_launch}
 """
