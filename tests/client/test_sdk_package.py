@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -39,11 +40,16 @@ def run(*args: str, cwd: Path, stdin: str = "") -> str:
 
 @pytest.fixture(scope="module")
 def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``python -m venv`` + ``pip install ./clients/python``, nothing else: the venv's python."""
+    """``python -m venv`` + ``pip install ./clients/python``, nothing else: the venv's python.
+
+    pip builds a local folder in place, so it builds a copy: the test writes nothing into the repository.
+    """
     where = tmp_path_factory.mktemp("sdk-venv")
+    source = where / "openplatform-client"
+    shutil.copytree(SDK, source, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__"))
     run(sys.executable, "-m", "venv", str(where / "venv"), cwd=where)
     python = where / "venv" / "bin" / "python"
-    run(str(python), "-m", "pip", "install", "-q", str(SDK), cwd=where)
+    run(str(python), "-m", "pip", "install", "-q", str(source), cwd=where)
     return python
 
 
