@@ -23,8 +23,11 @@ export const LAUNCH_FIELDS = ["app_id", "customer_id", "timestamp", "xspe"] as c
 export const TIMESTAMP_HEADER = "X-OpenPlatform-Timestamp";
 export const SIGNATURE_HEADER = "X-OpenPlatform-Signature";
 
-/** A launch's query: `URLSearchParams`, or an object such as Express's `req.query`. */
-export type QueryInput = URLSearchParams | Readonly<Record<string, string | readonly string[] | undefined | null>>;
+/**
+ * A launch's query: `URLSearchParams`, or an object such as Express's `req.query` (a value that is
+ * an array counts by its first item; anything but a string counts as missing).
+ */
+export type QueryInput = URLSearchParams | Readonly<Record<string, unknown>>;
 
 /** Request headers: a fetch `Headers`, Node's `IncomingHttpHeaders`, or a plain object (any case). */
 export type HeadersInput =
@@ -46,7 +49,7 @@ export function formEncode(value: string): string {
 
 export function param(params: QueryInput, name: string): string {
   if (params instanceof URLSearchParams) return params.get(name) ?? "";
-  const value = (params as Record<string, unknown>)[name];
+  const value = params[name];
   if (Array.isArray(value)) return typeof value[0] === "string" ? value[0] : "";
   return typeof value === "string" ? value : "";
 }
