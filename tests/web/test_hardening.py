@@ -131,3 +131,51 @@ async def test_the_metadata_token_endpoint_accepts_every_listed_grant(harness: H
         if grant_type == "refresh_code":
             data["refresh_token"] = (await harness.user_tokens(world))["refresh_token"]
         assert (await harness.client.post(path, data=data)).status_code == 200, grant_type
+
+
+# ---------------- review: a refresh without a secret tells nothing and spends nothing
+
+
+async def test_a_refresh_without_secret_neither_spends_the_budget_nor_tells_about_the_app(harness: Harness) -> None:
+    world = await harness.world()
+    fenced = await harness.world(ip_whitelist=("203.0.113.0/24",))
+    harness.platform.limiter = RateLimiter("app=5/60,ip=1000/60,bad_secret=1000/60")
+    answers = set()
+    for i in range(20):
+        attacker = harness.client_from(f"198.51.100.{i + 1}")
+        for app_id in (world.app_id, fenced.app_id, "0" * 32, "zz"):
+            data = {"app_id": app_id, "refresh_token": "x" * 51, "grant_type": "refresh_code"}
+            answers.add(envelope(await attacker.post("/oauth/refresh_token", data=data)))
+    assert answers == {(400, 40006, "The refresh token is unknown or was issued to another app.")}
+    for _ in range(5):  # none of that was charged to the apps
+        assert (await harness.app_token(world)) != ""
+
+
+# ------------------------- review: a standard OAuth client against the metadata
+
+
+async def test_a_standard_oauth_client_works_against_the_token_endpoint(harness: Harness) -> None:
+    """RFC 6749 names (client_id, client_secret: client_secret_post) and the §5.1 members at the top level;
+    with Basic (client_secret_basic) a standard client asks for JSON. Documented clients see the envelope only."""
+    world = await harness.world()
+    standard = {"client_id": world.app_id, "client_secret": world.secret}
+    answer = await harness.client.post("/oauth/access_token", data={**standard, "grant_type": "client_credentials"})
+    body = answer.json()
+    assert answer.status_code == 200 and body["code"] == 0, body
+    assert body["token_type"] == "Bearer" and body["access_token"] == body["result"]["access_token"]
+    assert body["expires_in"] == 7200
+
+    pair = await harness.user_tokens(world)
+    data = {**standard, "grant_type": "refresh_token", "refresh_token": pair["refresh_token"]}
+    rotated = (await harness.client.post("/oauth/access_token", data=data)).json()
+    assert rotated["token_type"] == "Bearer" and rotated["refresh_token"] == rotated["result"]["refresh_token"]
+
+    basic = httpx.BasicAuth(world.app_id, world.secret)
+    answer = await harness.client.post("/oauth/access_token", data={"grant_type": "client_credentials"}, auth=basic,
+                                       headers={"Accept": "application/json"})  # fmt: skip
+    assert answer.json()["token_type"] == "Bearer"
+    documented = {"app_id": world.app_id, "secret": world.secret, "grant_type": "client_credential"}
+    assert set((await harness.client.post("/oauth/credit/token", data=documented)).json()) == {"code", "msg", "result"}
+
+    clash = {"app_id": world.app_id, "client_id": "0" * 32, "secret": world.secret, "grant_type": "client_credential"}
+    assert envelope(await harness.client.post("/oauth/credit/token", data=clash))[1] == 40001

@@ -102,7 +102,8 @@ async def test_secret_is_optional_but_verified_when_present(harness: Harness) ->
     world = await harness.world()
     tokens = await harness.user_tokens(world)
     assert_error(await harness.refresh(world, tokens["refresh_token"], secret="0" * 64), 40101, "invalid_client")
-    assert_error(await harness.refresh(world, tokens["refresh_token"], app_id="f" * 32), 40101, "invalid_client")
+    # Without a secret nothing tells whether an app exists (SPEC §9): the token just is not that app's.
+    assert_error(await harness.refresh(world, tokens["refresh_token"], app_id="f" * 32), 40006, "invalid_grant")
     # The failed attempts did not consume the token.
     tokens = pair(await harness.refresh(world, tokens["refresh_token"], secret=world.secret))
     pair(await harness.refresh(world, tokens["refresh_token"]))

@@ -12,6 +12,8 @@ spend an app's budget or learn its whitelist.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from openplatform.core.context import Platform
 from openplatform.core.ip_policy import enforce_whitelist
 from openplatform.core.requests import TokenRequest
@@ -26,8 +28,10 @@ _DUMMY_HASH = "0" * 64
 
 
 def credentials(request: TokenRequest) -> tuple[str, str | None]:
-    """app_id and secret, from the body or Basic auth, but not conflicting ones."""
-    app_id, secret = request.get("app_id"), request.get("secret")
+    """app_id and secret, from the body (``app_id``/``secret``, or RFC 6749's ``client_id``/
+    ``client_secret``) or Basic auth, but not conflicting ones."""
+    app_id = _one_of(request, "app_id", "client_id")
+    secret = _one_of(request, "secret", "client_secret")
     if request.basic_auth is not None:
         basic_id, basic_secret = request.basic_auth
         if (app_id and app_id != basic_id) or secret:
@@ -36,6 +40,14 @@ def credentials(request: TokenRequest) -> tuple[str, str | None]:
     if not app_id:
         raise OAuthError("invalid_request", "The app_id parameter is required.", field="app_id")
     return app_id, secret or None
+
+
+def _one_of(request: TokenRequest, name: str, standard: str) -> str | None:
+    """The documented parameter or its RFC 6749 name (a standard client sends that): one value."""
+    value, other = request.get(name), request.get(standard)
+    if value and other and value != other:
+        raise OAuthError("invalid_request", f"{name} and {standard} differ.", field=name)
+    return value or other
 
 
 def secret_matches(platform: Platform, app: App | None, app_id: str, secret: str) -> bool:
@@ -52,31 +64,53 @@ def secret_matches(platform: Platform, app: App | None, app_id: str, secret: str
     return matched
 
 
-async def authenticate(
-    platform: Platform, request: TokenRequest, *, secret_required: bool = True, allow_suspended: bool = False
-) -> App:
-    """The app making a token-endpoint request (SPEC §2, §9).
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Who a token request says it comes from. ``verified``: its secret was checked; otherwise
+    (a documented refresh without a secret) the grant's own credential must vouch for it."""
 
-    ``secret_required=False`` (the documented refresh grant) accepts a request
-    without a secret, but verifies one when present. ``allow_suspended`` lets a
-    suspended app through once its secret is verified, for the grants whose
-    codes and refresh tokens then answer ``40006`` saying why (SPEC §8).
-    Raises OAuthError: 40001 (no app_id, conflicting credentials), 40101,
-    40302 (IP whitelist), 42901 (rate limits).
+    app_id: str
+    app: App | None
+    verified: bool
+
+
+async def identify(
+    platform: Platform, request: TokenRequest, *, secret_required: bool = True, allow_suspended: bool = False
+) -> Client:
+    """The client of a token request, its secret verified when one is presented (SPEC §2, §9).
+
+    Every failure of a presented (or required) secret is the one 40101 answer.
+    Without a secret, where none is required, nothing is refused or told here:
+    the app may not even exist, and it is the grant's credential (the refresh
+    token) that must then be verified before ``admit``. ``allow_suspended``
+    lets a suspended app through, for the grants whose codes and refresh tokens
+    then answer 40006 saying why (SPEC §8). Raises OAuthError 40001, 40101, 42901.
     """
     app_id, secret = credentials(request)
     ip = request.client_ip
     await platform.limiter.check_request(ip, app_id)  # per IP, and the (IP, app_id) lock-out
     app = await platform.store.get_app(app_id)
-    if secret is not None:
-        verified = secret_matches(platform, app, app_id, secret)
-    else:
-        verified = not secret_required and app is not None
+    if secret is None and not secret_required:
+        return Client(app_id, app, verified=False)
+    verified = secret is not None and secret_matches(platform, app, app_id, secret)
     if app is None or not verified or not (app.active or allow_suspended):
         await platform.limiter.record_bad_secret(ip, app_id)
         platform.audit("client.auth_failed", app_id=app_id if app is not None else None, ip=ip)
         headers = BASIC_CHALLENGE if request.basic_auth is not None else None
         raise OAuthError("invalid_client", FAILED, headers=headers)
-    enforce_whitelist(ip, app.ip_whitelist)
+    return Client(app_id, app, verified=True)
+
+
+async def admit(platform: Platform, request: TokenRequest, app: App) -> None:
+    """Once the client is verified (by its secret, or by the grant's credential): the IP
+    whitelist (40302), then the app's own request budget (42901) — never before (SPEC §9)."""
+    enforce_whitelist(request.client_ip, app.ip_whitelist)
     await platform.limiter.charge_app(app.app_id)
-    return app
+
+
+async def authenticate(platform: Platform, request: TokenRequest, *, allow_suspended: bool = False) -> App:
+    """``identify`` with a required secret, then ``admit``: the app making the request."""
+    client = await identify(platform, request, allow_suspended=allow_suspended)
+    assert client.app is not None  # a verified client has an app
+    await admit(platform, request, client.app)
+    return client.app

@@ -38,11 +38,13 @@ NO_HEADERS: Headers = []
 class Call:
     """One request as a lean endpoint sees it: the scope, the few headers used, the body."""
 
-    __slots__ = ("scope", "receive", "platform", "content_type", "content_length", "authorization", "forwarded")
+    __slots__ = (
+        "scope", "receive", "platform", "content_type", "content_length", "authorization", "forwarded", "accept",
+    )  # fmt: skip
 
     def __init__(self, scope: Scope, receive: Receive, platform: Platform) -> None:
         self.scope, self.receive, self.platform = scope, receive, platform
-        content_type = content_length = authorization = ""
+        content_type = content_length = authorization = accept = ""
         forwarded: list[str] = []
         # Names come lower-cased (ASGI spec); a repeated header counts by its first line, as
         # Starlette's Headers.get() reads it, except X-Forwarded-For, which is one list.
@@ -55,7 +57,9 @@ class Call:
                 authorization = authorization or value.decode("latin-1")
             elif name == b"x-forwarded-for":
                 forwarded.append(value.decode("latin-1"))
-        self.content_type, self.content_length = content_type, content_length
+            elif name == b"accept":
+                accept = accept or value.decode("latin-1")
+        self.content_type, self.content_length, self.accept = content_type, content_length, accept
         self.authorization, self.forwarded = authorization or None, forwarded
 
     @property

@@ -38,8 +38,14 @@ async def token_request(call: Call) -> TokenRequest:
 
 def _token_endpoint(name: str) -> LeanEndpoint:
     async def handle(call: Call) -> tuple[bytes, Headers]:
-        issued = await server.token_response(call.platform, name, await token_request(call))
-        return encode_success(issued.result()), []
+        request = await token_request(call)
+        result = (await server.token_response(call.platform, name, request)).result()
+        if "client_id" in request.params or "application/json" in call.accept:
+            # A standard OAuth client (RFC 6749 names, or asking for JSON as Authlib and
+            # requests-oauthlib do) reads the §5.1 members at the top level, token_type included
+            # (SPEC §2.2: it must work unchanged); the envelope stays as documented.
+            return orjson.dumps({"code": 0, "msg": "success", "result": result, **result, "token_type": "Bearer"}), []
+        return encode_success(result), []
 
     return LeanEndpoint(name, handle, NO_STORE, on_401=BASIC_CHALLENGE)
 

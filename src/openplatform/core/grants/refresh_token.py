@@ -31,11 +31,14 @@ class RefreshTokenGrant:
 
     async def validate(self, platform: Platform, request: TokenRequest) -> ValidRefresh:
         required = platform.settings.refresh_requires_secret
-        app = await client_auth.authenticate(platform, request, secret_required=required, allow_suspended=True)
+        client = await client_auth.identify(platform, request, secret_required=required, allow_suspended=True)
         raw = request.require("refresh_token")
         record = await tokens.find_token(platform, raw)
-        if record is None or record.kind != "refresh" or record.app_id != app.app_id:
+        app = client.app
+        if app is None or record is None or record.kind != "refresh" or record.app_id != app.app_id:
+            # Without a secret the app may not exist: the same answer, so nothing is told (SPEC §9).
             raise OAuthError("invalid_grant", "The refresh token is unknown or was issued to another app.")
+        await client_auth.admit(platform, request, app)  # whitelist and budget, once the client is vouched for
         reason = await lifecycle.unbacked(platform, record, fresh=True)  # SPEC §8, read from the database
         if reason is not None:
             raise OAuthError("invalid_grant", f"The refresh token can no longer be used: {reason}.")
