@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import re
 import secrets
 import weakref
@@ -50,7 +51,9 @@ FAILURES = "login_failures"  # rate-limiter bucket: wrong passwords per (account
 MAX_FAILED_SIGN_INS, LOCK_SECONDS = DEFAULTS[FAILURES]  # the defaults: 5 at once, refilled over 15 minutes
 SESSION_SECONDS = 12 * 3600  # absolute lifetime of a session
 SESSION_IDLE_SECONDS = 1800  # default of OPENPLATFORM_SESSION_IDLE_SECONDS
-MAX_CONCURRENT_HASHES = 4
+# SPEC §9: at most 4 argon2 computations at once per process — and fewer on a small machine, so that
+# a sign-in flood always leaves a core to the token endpoints (argon2 runs outside the GIL).
+MAX_CONCURRENT_HASHES = max(1, min(4, (os.cpu_count() or 2) - 1))
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024  # argon2 takes any length; a bound keeps a request from costing more
 WRONG = "The e-mail or the password is wrong."
