@@ -225,7 +225,7 @@ def _refusal(request: Request, exc: Exception) -> Response:
         message = "; ".join(f"{name} {error}" for name, error in exc.errors.items())
         return error_page(request, session, 400, "Not possible", message[:1].upper() + message[1:] + ".")
     if isinstance(exc, OAuthError | UnicodeDecodeError | ValueError):
-        log.info("unreadable management request", exc_info=True)
+        log.info("unreadable management request: %s", exc)  # the client's doing: no traceback to fill the log
         return error_page(request, session, 400, "Bad request", "The request could not be read.")
     if isinstance(exc, StorageUnavailable):
         log.warning("backing service unavailable: %s", exc)
