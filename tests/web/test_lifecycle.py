@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from openplatform.models import TokenRecord
-from openplatform.storage.cache import PAGE, TokenCache
+from openplatform.storage.cache import CACHE_MAX_AGE, GAP_WAIT, PAGE, TokenCache
 from tests.conftest import Harness, World, run_cli
 
 
@@ -174,9 +174,33 @@ async def test_the_poll_waits_for_a_missing_id_then_moves_on(harness: Harness) -
     await driver.write(lambda tx: insert(tx, base + 4))  # base + 3 never comes (rolled back)
     await store.poll_once()
     assert store._applied_to == base + 2
-    store.clock = lambda: time.monotonic() + 60  # long past GAP_WAIT
+    store.apps.put("cached", object())
+    store.clock = lambda: time.monotonic() + GAP_WAIT + 1
     await store.poll_once()
     assert store._applied_to == base + 4
+    assert not store.apps  # what the missing record said is unknown: nothing cached is trusted
+
+
+async def test_no_cached_state_outlives_the_cache_max_age(harness: Harness) -> None:
+    """A change that reaches the database without an invalidation record (a revoking transaction
+    committing long after it took its id, an operator's SQL) is seen within CACHE_MAX_AGE."""
+    world = await harness.world()
+    access = (await harness.user_tokens(world))["access_token"]
+    await harness.wait_for_invalidation()  # the records of the set-up itself are applied
+    assert (await open_api(harness, world, access)).status_code == 200  # cached now
+    driver = harness.platform.store.inner.driver
+
+    async def by_hand(tx: Any) -> None:
+        await tx.execute("UPDATE customers SET status = 'disabled' WHERE customer_id = ?", world.customer_id)
+
+    await driver.write(by_hand)
+    await harness.wait_for_invalidation()
+    still = await open_api(harness, world, access)
+    assert still.status_code == 200, still.text  # nothing told the cache
+    store = harness.platform.store
+    store.clock = lambda: time.monotonic() + CACHE_MAX_AGE + 1
+    await store.poll_once()
+    assert "the customer is disabled" in refused(await open_api(harness, world, access), 40102)
 
 
 # ------------------------------------------- finding 4: refresh families end

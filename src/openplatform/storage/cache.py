@@ -14,7 +14,9 @@ The poll follows the log by id, page after page until a short page, so no
 burst of revocations can stall it (a capped page of a re-read time window
 could; issue 8). On PostgreSQL ids are not committed in order: an id missing
 below newer ones (a transaction still open, or one rolled back) is waited for
-up to ``GAP_WAIT`` seconds, re-reading only the records above it meanwhile.
+up to ``GAP_WAIT`` seconds, re-reading only the records above it meanwhile;
+passing over it empties the caches (what it said is unknown), and in any case
+no entry lives longer than ``CACHE_MAX_AGE`` seconds.
 
 An access token enters the cache when it is first checked, not when it is
 issued: with several workers it is mostly checked by another process anyway,
@@ -40,6 +42,9 @@ log = logging.getLogger("openplatform.cache")
 
 PAGE = 5000  # invalidation records read per query; a poll reads pages until a short one
 GAP_WAIT = 5.0  # seconds to wait for a missing invalidation id (an open or rolled-back transaction)
+# No entry is trusted longer than this, whatever the log says: a revoking transaction that commits
+# its record later than GAP_WAIT after taking its id, or a change made in SQL by hand, is seen then.
+CACHE_MAX_AGE = 30.0
 
 
 class BoundedCache(OrderedDict[Any, Any]):
@@ -132,6 +137,7 @@ class CachedStore:
         self._applied_to = 0  # every invalidation id up to this one has been applied
         self._seen: set[int] = set()  # ids above _applied_to already applied
         self._gaps: dict[int, float] = {}  # a missing id -> when it was first missed (self.clock)
+        self._cleared_at = clock()  # when the caches were last emptied (CACHE_MAX_AGE)
         self._poller: asyncio.Task[None] | None = None
 
     # ------------------------------------------------- straight through: nothing cached
@@ -281,6 +287,7 @@ class CachedStore:
             self.clear()
 
     def clear(self) -> None:
+        self._cleared_at = self.clock()
         for cache in (self.apps, self.missing_apps, self.installations, self.customers, self.backings, self.tokens):
             cache.clear()
 
@@ -303,6 +310,8 @@ class CachedStore:
             self.clear()  # cannot see revocations: trust nothing cached
             return
         self._advance()
+        if self.clock() - self._cleared_at >= CACHE_MAX_AGE:
+            self.clear()
 
     def _advance(self) -> None:
         """Move the applied mark over the ids seen, and over gaps waited for longer than GAP_WAIT."""
@@ -316,8 +325,9 @@ class CachedStore:
                 self._seen.discard(following)
             elif now - self._gaps.setdefault(following, now) < GAP_WAIT:
                 break
-            else:
+            else:  # passed over: whatever it will say when (if) it commits is unknown, so trust nothing
                 del self._gaps[following]
+                self.clear()
             mark = following
         self._applied_to = mark
         for gap in [g for g in self._gaps if g <= mark]:

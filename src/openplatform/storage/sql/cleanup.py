@@ -15,7 +15,9 @@ One pass sweeps the tables in turn. Each batch is two steps:
 After each batch the pass rests as long as the batch took, so it uses at most
 about half of the process's time and slows down when serving is slow. Several
 processes may run passes at once: a batch whose rows another pass deleted first
-deletes nothing, and that sweep stops (the other pass carries on).
+deletes fewer (or none), and the sweep carries on to the end of the table, so a
+pass run by hand next to running servers still finishes the job; its counts are
+the rows it deleted itself.
 
 The walk along an index starts each read at the last value read (``>=``, as
 values may tie), never at the beginning: on PostgreSQL the index entries of
@@ -113,7 +115,7 @@ async def sweep(driver: Driver, table: Sweep, horizon: float, batch_size: int, r
         padded = keys + [keys[-1]] * (batch_size - len(keys))
         count = await driver.write(Delete(delete, (horizon, *padded)))
         deleted += count
-        if not more or count == 0:  # the end, or another pass got there first
+        if not more:  # the end of what is past the horizon
             return deleted
         await asyncio.sleep(rest * (time.perf_counter() - started))
 
