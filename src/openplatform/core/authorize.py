@@ -74,7 +74,7 @@ async def find_installation(platform: Platform, app: App, xspe: str, customer_id
         raise OAuthError("access_denied", "customer_id does not belong to xspe.")
     if customer.status != ACTIVE:
         raise OAuthError("access_denied", "The customer is disabled.")
-    installs = await platform.store.active_installations(app.app_id)
+    installs = await platform.store.active_installations(app.app_id, fresh=True)  # it issues a code: SPEC §8
     for match in (customer_id, None):  # the customer's own installation first, then the SPE's
         for install in installs:
             if install.xspe == xspe and install.customer_id == match:

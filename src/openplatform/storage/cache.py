@@ -194,8 +194,9 @@ class CachedStore:
                 self.missing_apps.put(app_id, True)
         return app
 
-    async def active_installations(self, app_id: str) -> list[Installation]:
-        found = self.installations.get(app_id)
+    async def active_installations(self, app_id: str, fresh: bool = False) -> list[Installation]:
+        """An app's active installations; ``fresh`` reads the database (and refreshes the cache)."""
+        found = None if fresh else self.installations.get(app_id)
         if found is None:
             found = await self.inner.active_installations(app_id)
             self.installations.put(app_id, found)

@@ -145,7 +145,7 @@ class SqlStore:
         row = await self.driver.fetchrow("SELECT * FROM customers WHERE customer_id = ?", customer_id)
         return customer_from_row(row) if row else None
 
-    async def active_installations(self, app_id: str) -> list[Installation]:
+    async def active_installations(self, app_id: str, fresh: bool = True) -> list[Installation]:
         rows = await self.driver.fetch(
             f"SELECT {INSTALLATION_COLUMNS} FROM installations WHERE app_id = ? AND uninstalled_at IS NULL",
             app_id,
