@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from openplatform.web.http import endpoint
 from openplatform.web.open_api import access_of, body_fields, directory_of, one, page_of, query_value
-from openplatform.web.responses import NO_STORE, success
+from openplatform.web.responses import API_NO_STORE, success
 
 SPE_SITES = "/api/spe/customer/{customer_id}/sites"
 SPECP_SITES = "/api/specp/sites"
@@ -73,7 +73,7 @@ def _routes(base: str, family: str) -> list[Route]:
     found = []
     for suffix, method, action, handler in HANDLERS:
         name = f"api.{family}.sites.{action}"
-        found.append(Route(base + suffix, endpoint(name, NO_STORE)(handler), methods=[method], name=name))
+        found.append(Route(base + suffix, endpoint(name, API_NO_STORE)(handler), methods=[method], name=name))
     return found
 
 

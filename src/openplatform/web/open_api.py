@@ -27,7 +27,7 @@ from openplatform.storage.cache import CachedStore
 from openplatform.storage.sql.directory import DirectoryDb
 from openplatform.web.http import endpoint, path_param, platform_of, read_body
 from openplatform.web.lean import Call, Headers, LeanEndpoint, caller_ip, encode_success
-from openplatform.web.responses import NO_STORE, success
+from openplatform.web.responses import API_NO_STORE, success
 
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 1_000_000
@@ -115,14 +115,14 @@ def one(obj: Customer | Site) -> Response:
 # ------------------------------------------------------------------ customers
 
 
-@endpoint("api.customers.list", NO_STORE)
+@endpoint("api.customers.list", API_NO_STORE)
 async def list_customers(request: Request) -> Response:
     access = await access_of(request)
     xspe, status, name = (query_value(request, n) for n in ("xspe", "status", "name"))
     return success(await directory_of(request.app).list_customers(access, xspe, status, name, page_of(request)))
 
 
-@endpoint("api.customers.create", NO_STORE)
+@endpoint("api.customers.create", API_NO_STORE)
 async def create_customer(request: Request) -> Response:
     access = await access_of(request)
     return one(await directory_of(request.app).create_customer(access, await body_fields(request)))
@@ -135,10 +135,10 @@ async def _get_customer(call: Call) -> tuple[bytes, Headers]:
     return encode_success(customer.public()), [(b"etag", b'"%d"' % customer.version)]
 
 
-get_customer = LeanEndpoint("api.customer.get", _get_customer, NO_STORE)
+get_customer = LeanEndpoint("api.customer.get", _get_customer, API_NO_STORE)
 
 
-@endpoint("api.customer.update", NO_STORE)
+@endpoint("api.customer.update", API_NO_STORE)
 async def update_customer(request: Request) -> Response:
     access = await access_of(request)
     fields, if_match = await body_fields(request), request.headers.get("if-match")
@@ -146,7 +146,7 @@ async def update_customer(request: Request) -> Response:
     return one(await directory.update_customer(access, request.path_params["customer_id"], fields, if_match))
 
 
-@endpoint("api.customer.delete", NO_STORE)
+@endpoint("api.customer.delete", API_NO_STORE)
 async def delete_customer(request: Request) -> Response:
     access = await access_of(request)
     return success(await directory_of(request.app).delete_customer(access, request.path_params["customer_id"]))

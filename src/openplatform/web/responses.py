@@ -13,7 +13,10 @@ from openplatform.errors import ERRORS, OAuthError, StorageUnavailable
 
 log = logging.getLogger("openplatform.web")
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # token answers (RFC 6749 §5.1)
+# Open API answers (SPEC §9): Cache-Control alone — each header is measurable work on the hot GET
+# (docs/benchmarks.md), and HTTP/1.0 caches, which read only Pragma, do not apply to bearer requests.
+API_NO_STORE = {"Cache-Control": "no-store"}
 # SPEC §9: every HTML page carries these (the management pages have their own CSP: ui/templating.py).
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
@@ -75,6 +78,7 @@ __all__ = [
     "json_response",
     "success",
     "NO_STORE",
+    "API_NO_STORE",
     "PAGE_HEADERS",
     "BASIC_CHALLENGE",
     "as_oauth_error",
