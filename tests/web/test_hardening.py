@@ -179,3 +179,20 @@ async def test_a_standard_oauth_client_works_against_the_token_endpoint(harness:
 
     clash = {"app_id": world.app_id, "client_id": "0" * 32, "secret": world.secret, "grant_type": "client_credential"}
     assert envelope(await harness.client.post("/oauth/credit/token", data=clash))[1] == 40001
+
+
+async def test_made_up_app_ids_are_not_kept_in_the_audit_log(harness: Harness) -> None:
+    """Refusals are audited, but an attacker's invented app_ids are not (review of issue 9): refusals
+    from one address then coalesce instead of each leaving a row under a name of the attacker's choosing."""
+    world = await harness.world()
+    for app_id in ("0" * 32, "attacker-chosen", world.app_id):
+        await app_token_answer(harness, harness.client, {"app_id": app_id, "secret": "f" * 64})
+    driver = harness.platform.store.inner.driver
+
+    async def nothing(tx: object) -> None:
+        return None
+
+    await driver.write(nothing)  # the queued audit rows go with this commit
+    rows = await driver.fetch("SELECT DISTINCT app_id FROM audit_events WHERE event IN ('token.denied', "
+                              "'client.auth_failed')")  # fmt: skip
+    assert {row["app_id"] for row in rows} == {None, world.app_id}

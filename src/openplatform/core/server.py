@@ -49,6 +49,15 @@ async def token_response(platform: Platform, endpoint: str, request: TokenReques
         if exc.error != "rate_limited":  # a flood must not flood the audit log too
             platform.audit(
                 "token.denied", endpoint=endpoint, error=exc.error, ip=request.client_ip,
-                app_id=(request.get("app_id") or "")[:32] or None,
+                app_id=await _known_app_id(platform, request),
             )  # fmt: skip
         raise
+
+
+async def _known_app_id(platform: Platform, request: TokenRequest) -> str | None:
+    """The request's app_id if such an app exists. An attacker's made-up ids are not kept: each
+    would be an audit row of its own, where refusals from one address coalesce into one a commit."""
+    app_id = request.get("app_id") or request.get("client_id")
+    if not app_id or len(app_id) > 32:
+        return None
+    return app_id if await platform.store.get_app(app_id) is not None else None

@@ -57,9 +57,9 @@ async def login(ctx: Ctx) -> Response:
         return _login_form(ctx)
     email = ctx.value("email").strip()
     if wait := await ctx.accounts.limiter.take(LOGIN, ctx.ip):
-        minutes = max(1, round(wait / 60))
-        message = "Too many sign-in attempts from your address. "
-        message += f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+        minutes = -(-wait // 60)  # the same wait as Retry-After, in words
+        later = f"{wait} second{'s' if wait != 1 else ''}" if wait < 60 else f"{minutes} minutes"
+        message = f"Too many sign-in attempts from your address. Try again in {later}."
         response = _login_form(ctx, 429, message, email)
         response.headers["Retry-After"] = str(wait)
         return response
