@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openplatform.models import ACTIVE, Customer, Installation, Site
 from openplatform.security import new_id
-from openplatform.storage.sql.manage import invalidate
+from openplatform.storage.sql.manage import invalidate, retrying_deadlocks
 from openplatform.storage.sql.rows import customer_from_row, installation_from_row
 from openplatform.storage.sql.schema import apps, customers, installations, sites, tokens
 from openplatform.storage.sql.webhooks import enqueue
@@ -126,27 +126,31 @@ class DirectoryDb:
         uninstall notification, queued in that same transaction.
         """
         now = self.clock()
-        async with self.engine.begin() as conn:
-            # Lock the row first (PostgreSQL): a site or installation being added
-            # for it concurrently waits, then fails its foreign key, instead of
-            # slipping in between our deletes. SQLite serialises writers anyway.
-            exists = select(customers.c.customer_id).where(customers.c.customer_id == customer_id).with_for_update()
-            if (await conn.execute(exists)).first() is None:
-                return False, []
-            installs = await _installations_of(conn, customer_id)
-            for installation, webhook_url in installs:
-                if notify is not None and webhook_url and installation.active:
-                    await enqueue(conn, installation.app_id, "uninstall", notify(installation, now), now)
-            await _revoke_customer(conn, customer_id, now)
-            await conn.execute(delete(sites).where(sites.c.customer_id == customer_id))
-            await conn.execute(delete(installations).where(installations.c.customer_id == customer_id))
-            await conn.execute(delete(customers).where(customers.c.customer_id == customer_id))
-            changes = [("customer", customer_id)]
-            changes += [("installation", i.installation_id) for i, _ in installs]
-            changes += [("app", app_id) for app_id in sorted({i.app_id for i, _ in installs})]
-            for kind, key in changes:
-                await invalidate(conn, kind, key, now)
-        return True, changes
+
+        async def transaction() -> tuple[bool, list[Invalidation]]:
+            async with self.engine.begin() as conn:
+                # Lock the row first (PostgreSQL): a site or installation being added
+                # for it concurrently waits, then fails its foreign key, instead of
+                # slipping in between our deletes. SQLite serialises writers anyway.
+                exists = select(customers.c.customer_id).where(customers.c.customer_id == customer_id).with_for_update()
+                if (await conn.execute(exists)).first() is None:
+                    return False, []
+                installs = await _installations_of(conn, customer_id)
+                for installation, webhook_url in installs:
+                    if notify is not None and webhook_url and installation.active:
+                        await enqueue(conn, installation.app_id, "uninstall", notify(installation, now), now)
+                await _revoke_customer(conn, customer_id, now)
+                await conn.execute(delete(sites).where(sites.c.customer_id == customer_id))
+                await conn.execute(delete(installations).where(installations.c.customer_id == customer_id))
+                await conn.execute(delete(customers).where(customers.c.customer_id == customer_id))
+                changes = [("customer", customer_id)]
+                changes += [("installation", i.installation_id) for i, _ in installs]
+                changes += [("app", app_id) for app_id in sorted({i.app_id for i, _ in installs})]
+                for kind, key in changes:
+                    await invalidate(conn, kind, key, now)
+            return True, changes
+
+        return await retrying_deadlocks(transaction)  # it revokes tokens the writer may be rotating
 
     # --------------------------------------------------------------------- sites
 

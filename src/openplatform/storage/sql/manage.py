@@ -10,10 +10,13 @@ Validation of user input lives in ``openplatform.services``; this layer trusts i
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from sqlalchemy import and_, insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from openplatform.config import Settings
@@ -59,6 +62,36 @@ def make_engine(settings: Settings) -> AsyncEngine:
             cursor.close()
 
     return engine
+
+
+DEADLOCK_RETRIES = 3
+T = TypeVar("T")
+
+
+def is_deadlock(exc: DBAPIError) -> bool:
+    """PostgreSQL chose this transaction to break a deadlock (40P01) or a serialization conflict (40001)."""
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    return code in ("40P01", "40001")
+
+
+async def retrying_deadlocks(work: Callable[[], Awaitable[T]]) -> T:
+    """Run a transaction, again when PostgreSQL aborted it to break a deadlock.
+
+    A bulk revocation (``UPDATE tokens … WHERE installation_id``) locks many token
+    rows while the group-commit writer may be rotating some of them in a batch, in
+    another order: PostgreSQL then aborts one side. The writer replays its batch;
+    a management transaction is tried again here, from the start (it changed
+    nothing), so an uninstall never fails for it.
+    """
+    for attempt in range(DEADLOCK_RETRIES):
+        try:
+            return await work()
+        except DBAPIError as exc:
+            if not is_deadlock(exc) or attempt == DEADLOCK_RETRIES - 1:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 async def invalidate(conn: AsyncConnection, kind: str, key: str, now: float) -> None:
@@ -251,19 +284,23 @@ class Management:
         """
         now = self.clock() if now is None else now
         iid = installation.installation_id
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(installations).where(installations.c.installation_id == iid).values(uninstalled_at=now)
-            )
-            await conn.execute(
-                update(tokens)
-                .where(tokens.c.installation_id == iid, tokens.c.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
-            await invalidate(conn, "installation", iid, now)
-            await invalidate(conn, "app", installation.app_id, now)
-            if notify is not None:
-                await enqueue(conn, installation.app_id, "uninstall", notify, now)
+
+        async def transaction() -> None:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    update(installations).where(installations.c.installation_id == iid).values(uninstalled_at=now)
+                )
+                await conn.execute(
+                    update(tokens)
+                    .where(tokens.c.installation_id == iid, tokens.c.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
+                await invalidate(conn, "installation", iid, now)
+                await invalidate(conn, "app", installation.app_id, now)
+                if notify is not None:
+                    await enqueue(conn, installation.app_id, "uninstall", notify, now)
+
+        await retrying_deadlocks(transaction)
         await self._announce(("installation", iid), ("app", installation.app_id))
 
     async def list_installations(self, app_id: str | None = None, xspe: str | None = None) -> list[Installation]:
