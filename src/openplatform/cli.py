@@ -32,6 +32,7 @@ spe_app = typer.Typer(help="Service providers (SPEs).", no_args_is_help=True)
 customer_app = typer.Typer(help="Customers of an SPE.", no_args_is_help=True)
 apps_app = typer.Typer(help="Apps registered by developers.", no_args_is_help=True)
 user_app = typer.Typer(help="Accounts for the web screens.", no_args_is_help=True)
+install_app = typer.Typer(help="Install an app (installing is consenting); `install list` lists installations.")
 admin_key_app = typer.Typer(help="Admin keys for operators' systems (/metrics, the admin API).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(spe_app, name="spe")
@@ -39,6 +40,47 @@ app.add_typer(customer_app, name="customer")
 app.add_typer(apps_app, name="app")
 app.add_typer(user_app, name="user")
 app.add_typer(admin_key_app, name="admin-key")
+app.add_typer(install_app, name="install")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"openplatform {version('openplatform')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """openplatform: open-platform authorization server."""
+
+
+def _app_json(found: Any) -> dict[str, Any]:
+    """An app as the list/show commands print it (never a secret)."""
+    return {"app_id": found.app_id, "name": found.name, "host_url": found.host_url, "status": found.status,
+            "scopes": list(found.scopes), "ip_whitelist": list(found.ip_whitelist), "webhook_url": found.webhook_url,
+            "owner_id": found.owner_id, "created_at": int(found.created_at)}  # fmt: skip
+
+
+async def _user_id(admin: Admin, email: str) -> str:
+    """The account with this e-mail (raises NotFound)."""
+    from openplatform.services.accounts import build_accounts
+
+    user = await build_accounts(admin.db, admin.keyring).store.find_by_email(email.strip().lower())
+    if user is None:
+        raise NotFound(f"no account with the e-mail {email!r}")
+    return str(user.user_id)
+
+
+def _installation_json(found: Any) -> dict[str, Any]:
+    return {"installation_id": found.installation_id, "app_id": found.app_id, "xspe": found.xspe,
+            "customer_id": found.customer_id, "installed_at": int(found.installed_at),
+            "uninstalled_at": int(found.uninstalled_at) if found.uninstalled_at is not None else None}  # fmt: skip
 
 
 def fail(message: str, status: int = 1) -> None:
@@ -212,10 +254,13 @@ def app_create(
         list[str] | None, typer.Option("--ip-whitelist", help="Allowed IP or CIDR (repeat).")
     ] = None,
     webhook_url: Annotated[str | None, typer.Option("--webhook-url", help="Install events go here.")] = None,
+    owner: Annotated[str | None, typer.Option(help="The developer (e-mail) whose console shows the app.")] = None,
 ) -> None:
-    created, secret = run_admin(
-        lambda admin: admin.create_app(name, host_url, scope or [], ip_whitelist or [], webhook_url)
-    )
+    async def creating(admin: Admin) -> tuple[Any, str]:
+        owner_id = await _user_id(admin, owner) if owner is not None else None
+        return await admin.create_app(name, host_url, scope or [], ip_whitelist or [], webhook_url, owner_id=owner_id)
+
+    created, secret = run_admin(creating)
     emit({"app_id": created.app_id, "secret": secret, "name": created.name, "host_url": created.host_url,
           "scopes": list(created.scopes), "ip_whitelist": list(created.ip_whitelist)})  # fmt: skip
 
@@ -239,6 +284,71 @@ def app_suspend(app_id: Annotated[str, typer.Option("--app-id")]) -> None:
 def app_resume(app_id: Annotated[str, typer.Option("--app-id")]) -> None:
     changed = run_admin(lambda admin: admin.set_status(app_id, "active"))
     emit({"app_id": changed.app_id, "status": changed.status})
+
+
+# -------------------------------------------------------- look-ups (SPEC §11)
+
+
+@spe_app.command("list")
+def spe_list() -> None:
+    """Every SPE: {"items": [{"xspe", "name", "created_at"}]}."""
+    spes = run_admin(lambda admin: admin.db.list_spes())
+    emit({"items": [{"xspe": x.xspe, "name": x.name, "created_at": int(x.created_at)} for x in spes]})
+
+
+@customer_app.command("list")
+def customer_list(xspe: Annotated[str, typer.Option(help="The SPE whose customers to list.")]) -> None:
+    """The customers of one SPE: {"items": [customer, ...]}."""
+
+    async def listing(admin: Admin) -> list[Any]:
+        from openplatform.storage.sql.directory import CustomerFilter, DirectoryDb
+
+        if await admin.db.get_spe(xspe) is None:
+            raise NotFound(f"no SPE {xspe!r}")
+        items, _total = await DirectoryDb(admin.db.engine, admin.db.clock).list_customers(
+            CustomerFilter(xspe), 1_000_000, 0
+        )
+        return items
+
+    emit({"items": [c.public() for c in run_admin(listing)]})
+
+
+@apps_app.command("list")
+def app_list(owner: Annotated[str | None, typer.Option(help="Only this developer's apps (e-mail).")] = None) -> None:
+    """Apps, all or one developer's: {"items": [app, ...]} (never a secret)."""
+
+    async def listing(admin: Admin) -> list[Any]:
+        return await admin.db.list_apps(await _user_id(admin, owner) if owner is not None else None)
+
+    emit({"items": [_app_json(found) for found in run_admin(listing)]})
+
+
+@apps_app.command("show")
+def app_show(app_id: Annotated[str, typer.Option("--app-id")]) -> None:
+    """One app (never its secret)."""
+    emit(_app_json(run_admin(lambda admin: admin.require_app(app_id))))
+
+
+@install_app.command("list")
+def install_list(
+    app_id: Annotated[str | None, typer.Option("--app-id")] = None,
+    xspe: Annotated[str | None, typer.Option(help="The SPE whose installations to list.")] = None,
+) -> None:
+    """Installations of one app or in one SPE: {"items": [installation, ...]}."""
+    if (app_id is None) == (xspe is None):
+        fail("give exactly one of --app-id or --xspe", 2)
+    found = run_admin(lambda admin: admin.db.list_installations(app_id=app_id, xspe=xspe))
+    emit({"items": [_installation_json(i) for i in found]})
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """Accounts of the web screens: {"items": [{"user_id", "email", "role", "xspe", "status"}]}."""
+    from openplatform.services.accounts import build_accounts
+
+    users = run_admin(lambda admin: build_accounts(admin.db, admin.keyring).store.list_users())
+    emit({"items": [{"user_id": u.user_id, "email": u.email, "role": u.role, "xspe": u.xspe, "status": u.status}
+                    for u in users]})  # fmt: skip
 
 
 # ------------------------------------------------------------------ admin keys
@@ -308,13 +418,20 @@ def user_set_password(
 # ------------------------------------------------------------------ installation
 
 
-@app.command()
+@install_app.callback(invoke_without_command=True)
 def install(
-    app_id: Annotated[str, typer.Option("--app-id")],
+    ctx: typer.Context,
+    app_id: Annotated[str | None, typer.Option("--app-id")] = None,
     customer_id: Annotated[str | None, typer.Option("--customer-id")] = None,
     xspe: Annotated[str | None, typer.Option("--xspe")] = None,
 ) -> None:
-    """Install an app for one customer or for a whole SPE (installing is consenting)."""
+    """Install an app for one customer or for a whole SPE (installing is consenting);
+    ``install list`` lists installations."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if app_id is None:
+        fail("--app-id is required", 2)
+        return
     done = run_admin(lambda admin: admin.install(app_id, customer_id, xspe))
     emit({"installation_id": done.installation_id, "app_id": app_id, "xspe": done.xspe,
           "customer_id": done.customer_id})  # fmt: skip
