@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
+from openplatform import events
 from openplatform.core import lifecycle, pkce
 from openplatform.core.context import Platform
 from openplatform.core.redirect_uri import RedirectUriError, ascii_url, check_redirect_uri
@@ -98,7 +99,7 @@ async def connect(platform: Platform, params: dict[str, str]) -> str:
         if reason is not None:
             raise OAuthError("access_denied", f"No code can be issued: {reason}.")
     except OAuthError as exc:
-        platform.audit("connect.denied", app_id=app.app_id, error=exc.error)
+        platform.audit(events.CONNECT_DENIED, app_id=app.app_id, error=exc.error)
         raise RedirectError(redirect_uri, exc, state) from exc
     raw, digest = platform.keyring.mint()
     await platform.store.save_code(
@@ -114,7 +115,7 @@ async def connect(platform: Platform, params: dict[str, str]) -> str:
             expires_at=platform.clock() + platform.settings.code_ttl,
         )  # fmt: skip
     )
-    platform.audit("code.issued", app_id=app.app_id, xspe=xspe, customer_id=customer_id)
+    platform.audit(events.CODE_ISSUED, app_id=app.app_id, xspe=xspe, customer_id=customer_id)
     pairs = [("code", raw)] + ([("state", state)] if state is not None else [])
     return with_query(redirect_uri, pairs)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openplatform import events
 from openplatform.core.context import Platform
 from openplatform.core.ip_policy import enforce_whitelist
 from openplatform.core.requests import TokenRequest
@@ -95,7 +96,7 @@ async def identify(
     verified = secret is not None and secret_matches(platform, app, app_id, secret)
     if app is None or not verified or not (app.active or allow_suspended):
         await platform.limiter.record_bad_secret(ip, app_id)
-        platform.audit("client.auth_failed", app_id=app_id if app is not None else None, ip=ip)
+        platform.audit(events.CLIENT_AUTH_FAILED, app_id=app_id if app is not None else None, ip=ip)
         headers = BASIC_CHALLENGE if request.basic_auth is not None else None
         raise OAuthError("invalid_client", FAILED, headers=headers)
     return Client(app_id, app, verified=True)

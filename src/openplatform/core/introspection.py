@@ -7,6 +7,7 @@ An app sees only its own tokens: another app's token introspects as
 
 from __future__ import annotations
 
+from openplatform import events
 from openplatform.core import client_auth, lifecycle, tokens
 from openplatform.core.context import Platform
 from openplatform.core.requests import TokenRequest
@@ -50,7 +51,7 @@ async def revoke(platform: Platform, request: TokenRequest) -> None:
     app_id, record = await _own_token(platform, request)
     if record is not None and record.revoked_at is None:
         await platform.store.revoke_token(record)
-        platform.audit("token.revoked", app_id=app_id, kind=record.kind, ip=request.client_ip)
+        platform.audit(events.TOKEN_REVOKED, app_id=app_id, kind=record.kind, ip=request.client_ip)
 
 
 def metadata(issuer: str) -> dict[str, object]:

@@ -10,6 +10,7 @@ and posts every grant there).
 
 from __future__ import annotations
 
+from openplatform import events
 from openplatform.core.context import Platform
 from openplatform.core.grants.authorization_code import AuthorizationCodeGrant
 from openplatform.core.grants.base import AnyGrant
@@ -48,7 +49,7 @@ async def token_response(platform: Platform, endpoint: str, request: TokenReques
     except OAuthError as exc:
         if exc.error != "rate_limited":  # a flood must not flood the audit log too
             platform.audit(
-                "token.denied", endpoint=endpoint, error=exc.error, ip=request.client_ip,
+                events.TOKEN_DENIED, endpoint=endpoint, error=exc.error, ip=request.client_ip,
                 app_id=await _known_app_id(platform, request),
             )  # fmt: skip
         raise

@@ -38,6 +38,7 @@ from typing import NoReturn, TypeVar
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from openplatform import events
 from openplatform.core.ratelimit import DEFAULTS, Limiter, RateLimiter
 from openplatform.security import Keyring, new_id, new_token
 from openplatform.services.validation import NotFound, ValidationError
@@ -181,7 +182,7 @@ class Accounts:
             user = await self.store.create_user(draft)
         except DuplicateEmail as exc:
             raise ValidationError("email", "is already used by another account") from exc
-        await self.db.audit("user.created", user_id=user.user_id, role=role, xspe=xspe)
+        await self.db.audit(events.USER_CREATED, user_id=user.user_id, role=role, xspe=xspe)
         return user
 
     async def ensure_user(self, email: str, role: str, password: str, xspe: str | None = None) -> User:
@@ -209,7 +210,7 @@ class Accounts:
         pair = self._account_key(email) + ip
         if wait := await self.limiter.take(FAILURES, pair):  # spent before checking: no race past it
             user = await self.store.find_by_email(email)
-            await self.db.audit("user.sign_in_locked", ip=ip, **({"user_id": user.user_id} if user else {}))
+            await self.db.audit(events.USER_SIGN_IN_LOCKED, ip=ip, **({"user_id": user.user_id} if user else {}))
             raise SignInRefused(_locked_message(wait), wait)
         user = await self.store.find_by_email(email)
         if user is None:
@@ -222,17 +223,17 @@ class Accounts:
             raise SignInRefused("This account is disabled. Ask a platform admin to enable it.")
         if hasher.check_needs_rehash(user.password_hash):
             await self.store.store_rehash(user.user_id, await hash_gate.run(hasher.hash, password))
-        await self.db.audit("user.signed_in", user_id=user.user_id, ip=ip)
+        await self.db.audit(events.USER_SIGNED_IN, user_id=user.user_id, ip=ip)
         return await self._new_session(user)
 
     async def _failed(self, user: User | None, pair: str, ip: str) -> NoReturn:
         who = {"user_id": user.user_id} if user else {}
-        await self.db.audit("user.sign_in_failed", ip=ip, **who)
+        await self.db.audit(events.USER_SIGN_IN_FAILED, ip=ip, **who)
         wait = await self.limiter.take(FAILURES, pair, spend=False)
         if wait > 0:
             if user is not None:  # shown to platform admins, who can unlock
                 await self.store.update_user(user.user_id, locked_until=self.now() + wait)
-            await self.db.audit("user.locked", ip=ip, seconds=wait, **who)
+            await self.db.audit(events.USER_LOCKED, ip=ip, seconds=wait, **who)
             raise SignInRefused(_locked_message(wait), wait)
         raise SignInRefused(WRONG)
 
@@ -257,7 +258,7 @@ class Accounts:
 
     async def sign_out(self, session: WebSession) -> None:
         await self.store.delete_session(session.digest)
-        await self.db.audit("user.signed_out", user_id=session.user.user_id)
+        await self.db.audit(events.USER_SIGNED_OUT, user_id=session.user.user_id)
 
     # ---------------------------------------------------------------- passwords
 
@@ -271,14 +272,14 @@ class Accounts:
         if wait := await self.limiter.take(FAILURES, pair):
             raise ValidationError("current_password", _locked_message(wait))
         if not await hash_gate.run(_verify, hasher, user.password_hash, current or ""):
-            await self.db.audit("user.password_change_failed", user_id=user.user_id, ip=ip)
+            await self.db.audit(events.USER_PASSWORD_CHANGE_FAILED, user_id=user.user_id, ip=ip)
             if wait := await self.limiter.take(FAILURES, pair, spend=False):
                 raise ValidationError("current_password", _locked_message(wait))
             raise ValidationError("current_password", "is wrong")
         await self.limiter.forget(FAILURES, pair)
         new_hash = await hash_gate.run(hasher.hash, new)
         await self.store.update_user(user.user_id, password_hash=new_hash)  # ends every session
-        await self.db.audit("user.password_changed", user_id=user.user_id, ip=ip)
+        await self.db.audit(events.USER_PASSWORD_CHANGED, user_id=user.user_id, ip=ip)
         return await self._new_session(user)
 
     async def set_password(self, user_id: str, password: str, by: str | None = None) -> User:
@@ -290,7 +291,7 @@ class Accounts:
         new_hash = await hash_gate.run(hasher.hash, check_password(password))
         await self.store.update_user(user_id, password_hash=new_hash, failed_logins=0, locked_until=None)
         await self.limiter.forget(FAILURES, self._account_key(user.email), prefix=True)
-        await self.db.audit("user.password_set", user_id=user_id, **({"by": by} if by else {}))
+        await self.db.audit(events.USER_PASSWORD_SET, user_id=user_id, **({"by": by} if by else {}))
         return user
 
     async def set_password_by_email(self, email: str, password: str, by: str | None = None) -> User:
@@ -308,7 +309,7 @@ class Accounts:
         if await self.store.get_user(user_id) is None:
             raise NotFound(f"no user {user_id!r}")
         await self.store.update_user(user_id, status=status)
-        await self.db.audit(f"user.{'enabled' if status == ACTIVE else 'disabled'}", user_id=user_id)
+        await self.db.audit(events.USER_ENABLED if status == ACTIVE else events.USER_DISABLED, user_id=user_id)
 
     async def unlock(self, user_id: str) -> None:
         """Lift the account's lock-outs from every address."""
@@ -317,7 +318,7 @@ class Accounts:
             raise NotFound(f"no user {user_id!r}")
         await self.limiter.forget(FAILURES, self._account_key(user.email), prefix=True)
         await self.store.update_user(user_id, failed_logins=0, locked_until=None)
-        await self.db.audit("user.unlocked", user_id=user_id)
+        await self.db.audit(events.USER_UNLOCKED, user_id=user_id)
 
 
 def _verify(with_hasher: PasswordHasher, password_hash: str, password: str) -> bool:

@@ -7,6 +7,7 @@ documented install notification, which is signed with the secret itself).
 
 from __future__ import annotations
 
+from openplatform import events
 from openplatform.models import ACTIVE, SUSPENDED, App, Customer, Installation, Spe
 from openplatform.security import Keyring, new_app_id, new_id, new_secret
 from openplatform.services import validation as check
@@ -27,7 +28,7 @@ class Admin:
 
     async def create_spe(self, name: str) -> Spe:
         spe = await self.db.create_spe(new_id("spe_"), check.text("name", name))
-        await self.db.audit("spe.created", xspe=spe.xspe)
+        await self.db.audit(events.SPE_CREATED, xspe=spe.xspe)
         return spe
 
     async def create_customer(self, xspe: str, name: str, contact: str = "") -> Customer:
@@ -36,7 +37,7 @@ class Admin:
         customer = await self.db.create_customer(
             new_id("cus_"), xspe, check.text("name", name), check.text("contact", contact, 320, required=False)
         )
-        await self.db.audit("customer.created", xspe=xspe, customer_id=customer.customer_id)
+        await self.db.audit(events.CUSTOMER_CREATED, xspe=xspe, customer_id=customer.customer_id)
         return customer
 
     def _seal(self, app_id: str, secret: str) -> tuple[str, bytes]:
@@ -59,7 +60,7 @@ class Admin:
         )  # fmt: skip
         secret = new_secret()
         await self.db.create_app(app, *self._seal(app.app_id, secret))
-        await self.db.audit("app.created", app_id=app.app_id)
+        await self.db.audit(events.APP_CREATED, app_id=app.app_id)
         return app, secret
 
     async def require_app(self, app_id: str) -> App:
@@ -74,7 +75,7 @@ class Admin:
             raise ValidationError("grace_seconds", f"must be between 0 and {MAX_GRACE_SECONDS}")
         secret = new_secret()
         await self.db.rotate_secret(app_id, *self._seal(app_id, secret), grace=grace_seconds)
-        await self.db.audit("app.secret_rotated", app_id=app_id, grace_seconds=grace_seconds)
+        await self.db.audit(events.APP_SECRET_ROTATED, app_id=app_id, grace_seconds=grace_seconds)
         return secret
 
     async def app_secret(self, app_id: str) -> str:
@@ -89,7 +90,7 @@ class Admin:
             raise ValidationError("status", "must be active or suspended")
         await self.require_app(app_id)
         await self.db.set_app_status(app_id, status)
-        await self.db.audit(f"app.{'resumed' if status == ACTIVE else 'suspended'}", app_id=app_id)
+        await self.db.audit(events.APP_RESUMED if status == ACTIVE else events.APP_SUSPENDED, app_id=app_id)
         return await self.require_app(app_id)
 
     async def _target(self, customer_id: str | None, xspe: str | None) -> tuple[str, str | None]:
@@ -116,7 +117,7 @@ class Admin:
         )  # fmt: skip
         notify = notification(INSTALL, installation, installation.installed_at) if app.webhook_url else None
         await self.db.install(installation, notify)
-        await self.db.audit("app.installed", app_id=app_id, xspe=target_xspe, customer_id=target_customer)
+        await self.db.audit(events.APP_INSTALLED, app_id=app_id, xspe=target_xspe, customer_id=target_customer)
         return installation
 
     async def uninstall(self, app_id: str, customer_id: str | None = None, xspe: str | None = None) -> Installation:
@@ -128,5 +129,5 @@ class Admin:
         now = self.db.clock()
         notify = notification(UNINSTALL, installation, now) if app.webhook_url else None
         await self.db.uninstall(installation, notify, now)
-        await self.db.audit("app.uninstalled", app_id=app_id, xspe=target_xspe, customer_id=target_customer)
+        await self.db.audit(events.APP_UNINSTALLED, app_id=app_id, xspe=target_xspe, customer_id=target_customer)
         return installation

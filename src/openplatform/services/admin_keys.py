@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 
+from openplatform import events
 from openplatform.security import Keyring, new_id
 from openplatform.services import validation as check
 from openplatform.services.validation import NotFound
@@ -35,14 +36,14 @@ class AdminKeys:
             raise NotFound(f"no SPE {xspe!r}")
         key = KEY_PREFIX + secrets.token_urlsafe(32)  # 256 bits
         created = await self.store.create(new_id("key_"), name, xspe, self.keyring.digest(key))
-        await self.db.audit("admin_key.created", xspe=xspe, key_id=created.key_id)
+        await self.db.audit(events.ADMIN_KEY_CREATED, xspe=xspe, key_id=created.key_id)
         return created, key
 
     async def revoke(self, key_id: str) -> None:
         """Raises NotFound when there is no such live key."""
         if not await self.store.revoke(key_id):
             raise NotFound(f"no live admin key {key_id!r}")
-        await self.db.audit("admin_key.revoked", key_id=key_id)
+        await self.db.audit(events.ADMIN_KEY_REVOKED, key_id=key_id)
 
     async def authenticate(self, authorization: str | None) -> AdminKey | None:
         """The live key an ``Authorization: Bearer <key>`` header carries, or None."""

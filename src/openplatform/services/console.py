@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from openplatform import events
 from openplatform.core.redirect_uri import ascii_url
 from openplatform.core.signing import sign_launch
 from openplatform.models import ACTIVE, App, Customer, Installation
@@ -110,7 +111,7 @@ class Console:
             scopes=" ".join(v["scope"]), ip_whitelist=" ".join(v["ip_whitelist"]),
         )  # fmt: skip
         self.changed("app", app_id)
-        await self.admin.db.audit("app.updated", app_id=app_id, user_id=user.user_id)
+        await self.admin.db.audit(events.APP_UPDATED, app_id=app_id, user_id=user.user_id)
         return await self.admin.require_app(app_id)
 
     async def rotate(self, user: User, app_id: str, grace_seconds: int) -> str:
@@ -147,7 +148,7 @@ class Console:
             raise FormErrors({"version": CHANGED_MEANWHILE}) from exc
         for kind, key in changes:
             self.changed(kind, key)
-        await self.admin.db.audit("customer.updated", xspe=customer.xspe, customer_id=customer_id,
+        await self.admin.db.audit(events.CUSTOMER_UPDATED, xspe=customer.xspe, customer_id=customer_id,
                                   user_id=user.user_id, status=v["status"])  # fmt: skip
         return saved or customer
 
@@ -194,7 +195,7 @@ class Console:
         if customer is not None and customer.status != ACTIVE:
             raise ValidationError("customer_id", "this customer is disabled; enable it to open apps for it")
         params = sign_launch(await self.admin.app_secret(app_id), app_id, xspe, customer_id)
-        await self.admin.db.audit("app.launched", app_id=app_id, xspe=xspe, customer_id=customer_id,
+        await self.admin.db.audit(events.APP_LAUNCHED, app_id=app_id, xspe=xspe, customer_id=customer_id,
                                   user_id=user.user_id)  # fmt: skip
         return launch_url(app.host_url, params)
 

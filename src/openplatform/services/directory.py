@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from openplatform import events
 from openplatform.core.resources import Access
 from openplatform.errors import OAuthError
 from openplatform.models import ACTIVE, Customer, Installation, Site
@@ -133,7 +134,7 @@ class Directory:
             "status": read.choice(fields, "status", CUSTOMER_STATUSES) or ACTIVE,
         }
         (customer,) = await self.db.create_customers(xspe, [entry])
-        await self._audit("customer.created", access, xspe=xspe, customer_id=customer.customer_id)
+        await self._audit(events.CUSTOMER_CREATED, access, xspe=xspe, customer_id=customer.customer_id)
         return customer
 
     async def update_customer(self, access: Access, customer_id: str, fields: Fields, if_match: str | None) -> Customer:
@@ -156,7 +157,7 @@ class Directory:
         self._applied(changed)
         if updated is None:
             raise OAuthError("not_found", "No such customer.")
-        await self._audit("customer.updated", access, xspe=updated.xspe, customer_id=customer_id)
+        await self._audit(events.CUSTOMER_UPDATED, access, xspe=updated.xspe, customer_id=customer_id)
         return updated
 
     async def delete_customer(self, access: Access, customer_id: str) -> dict[str, object]:
@@ -168,7 +169,7 @@ class Directory:
         self._applied(changed)
         if not deleted:
             raise OAuthError("not_found", "No such customer.")
-        await self._audit("customer.deleted", access, xspe=customer.xspe, customer_id=customer_id)
+        await self._audit(events.CUSTOMER_DELETED, access, xspe=customer.xspe, customer_id=customer_id)
         return {"customer_id": customer_id, "deleted": True}
 
     # --------------------------------------------------------------------- sites
@@ -208,7 +209,9 @@ class Directory:
         site = await self.db.create_site(customer, name, domain, status)
         if site is None:  # the customer was deleted meanwhile
             raise OAuthError("not_found", "No such customer.")
-        await self._audit("site.created", access, xspe=site.xspe, customer_id=site.customer_id, site_id=site.site_id)
+        await self._audit(
+            events.SITE_CREATED, access, xspe=site.xspe, customer_id=site.customer_id, site_id=site.site_id
+        )
         return site
 
     async def update_site(
@@ -229,7 +232,7 @@ class Directory:
             raise conflict(exc.current) from exc
         if site is None:
             raise OAuthError("not_found", "No such site.")
-        await self._audit("site.updated", access, xspe=site.xspe, customer_id=site.customer_id, site_id=site_id)
+        await self._audit(events.SITE_UPDATED, access, xspe=site.xspe, customer_id=site.customer_id, site_id=site_id)
         return site
 
     async def delete_site(self, access: Access, customer_id: str | None, site_id: str) -> dict[str, object]:
@@ -237,5 +240,7 @@ class Directory:
         await self._site_of(customer, site_id)
         if not await self.db.delete_site(site_id):
             raise OAuthError("not_found", "No such site.")
-        await self._audit("site.deleted", access, xspe=customer.xspe, customer_id=customer.customer_id, site_id=site_id)
+        await self._audit(
+            events.SITE_DELETED, access, xspe=customer.xspe, customer_id=customer.customer_id, site_id=site_id
+        )
         return {"site_id": site_id, "deleted": True}

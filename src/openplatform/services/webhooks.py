@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import httpx
 import orjson
 
-from openplatform import logs
+from openplatform import events, logs
 from openplatform.core import egress
 from openplatform.core.signing import legacy_notification_signature, sign_webhook
 from openplatform.models import Installation
@@ -264,14 +264,14 @@ class WebhookWorker:
         now = self.clock()
         if error is None:
             await self.outbox.delivered(delivery.id, now)
-            await self._audit("webhook.delivered", delivery)
+            await self._audit(events.WEBHOOK_DELIVERED, delivery)
         elif delivery.attempts >= MAX_ATTEMPTS:
             await self.outbox.failed(delivery.id, error, now)
-            await self._audit("webhook.abandoned", delivery, error=error)
+            await self._audit(events.WEBHOOK_ABANDONED, delivery, error=error)
         else:
             wait = BACKOFF[delivery.attempts - 1]
             await self.outbox.failed(delivery.id, error, now + wait)
-            await self._audit("webhook.failed", delivery, error=error, retry_in=wait)
+            await self._audit(events.WEBHOOK_FAILED, delivery, error=error, retry_in=wait)
 
     async def _send(self, delivery: Delivery) -> str | None:
         app = await self.admin.db.get_app(delivery.app_id)
@@ -302,6 +302,6 @@ class WebhookWorker:
             customer_id=payload.get("customer_id") or None, delivery_id=delivery.id,
             type=payload.get("type"), event_id=payload.get("event_id"), attempt=delivery.attempts, **detail,
         )  # fmt: skip
-        level = logging.INFO if event == "webhook.delivered" else logging.WARNING
+        level = logging.INFO if event == events.WEBHOOK_DELIVERED else logging.WARNING
         log.log(level, "%s app=%s delivery=%s attempt=%s %s", event, delivery.app_id, delivery.id,
                 delivery.attempts, detail.get("error", ""))  # fmt: skip

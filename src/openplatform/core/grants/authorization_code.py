@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openplatform import events
 from openplatform.core import client_auth, lifecycle, pkce, tokens
 from openplatform.core.context import Platform
 from openplatform.core.requests import TokenRequest
@@ -53,9 +54,9 @@ class AuthorizationCodeGrant:
         if not valid.presented_before:
             issued, access, refresh = tokens.user_pair(platform, valid.code)
             if await platform.store.consume_code(valid.code.digest, access, refresh):
-                platform.audit("token.issued", grant="authorization_code", **fields)
+                platform.audit(events.TOKEN_ISSUED, grant="authorization_code", **fields)
                 return issued
         # Presented before, or consumed by a racing request first: RFC 6749 §4.1.2.
         await platform.store.revoke_family(valid.code.digest)
-        platform.audit("code.replayed", **fields)
+        platform.audit(events.CODE_REPLAYED, **fields)
         raise OAuthError("invalid_grant", "The code was already used; its tokens are revoked.")

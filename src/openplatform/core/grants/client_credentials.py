@@ -6,6 +6,7 @@ an app running on several machines never has its tokens pulled from under it.
 
 from __future__ import annotations
 
+from openplatform import events
 from openplatform.core import client_auth, tokens
 from openplatform.core.context import Platform
 from openplatform.core.requests import TokenRequest
@@ -23,6 +24,6 @@ class ClientCredentialsGrant:
         issued, record = tokens.app_token(platform, app)
         # Queued before the token's write, so both land in the same group commit
         # (the token's INSERT of a fresh 256-bit digest has nothing to fail on).
-        platform.audit("token.issued", app_id=app.app_id, grant="client_credentials", ip=request.client_ip)
+        platform.audit(events.TOKEN_ISSUED, app_id=app.app_id, grant="client_credentials", ip=request.client_ip)
         await platform.store.save_tokens(record)
         return issued

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openplatform import events
 from openplatform.core import client_auth, lifecycle, tokens
 from openplatform.core.context import Platform
 from openplatform.core.requests import TokenRequest
@@ -61,16 +62,16 @@ class RefreshTokenGrant:
         found = await platform.store.rotate_refresh(valid.record, access, refresh)
         fields = dict(app_id=valid.app.app_id, customer_id=valid.record.customer_id, ip=request.client_ip)
         if found is None:
-            platform.audit("token.refreshed", repeated=False, **fields)
+            platform.audit(events.TOKEN_REFRESHED, repeated=False, **fields)
             return issued
         if found.revoked:
             raise OAuthError("invalid_grant", "The refresh token was revoked.")
         if self._is_retry(platform, found, refresh):
-            platform.audit("token.refreshed", repeated=True, **fields)
+            platform.audit(events.TOKEN_REFRESHED, repeated=True, **fields)
             return issued  # derived from the same token: the very pair the first request got
         if valid.record.family_id:
             await platform.store.revoke_family(valid.record.family_id)
-        platform.audit("refresh.reused", **fields)
+        platform.audit(events.REFRESH_REUSED, **fields)
         raise OAuthError("invalid_grant", "The refresh token was already used; its family is revoked.")
 
     @staticmethod

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from openplatform import events
 from openplatform.models import Customer
 from openplatform.storage.sql.manage import invalidate
 from openplatform.storage.sql.rows import customer_from_row
@@ -27,7 +28,7 @@ from openplatform.storage.sql.schema import (
 )
 
 # Audit events that hand out a new access token (a refresh repeated within the leeway counts too).
-ISSUING_EVENTS = ("token.issued", "token.refreshed")
+ISSUING_EVENTS = (events.TOKEN_ISSUED, events.TOKEN_REFRESHED)
 
 
 @dataclass(frozen=True, slots=True)

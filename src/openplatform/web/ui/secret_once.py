@@ -12,13 +12,13 @@ rotating it.
 
 from __future__ import annotations
 
+from openplatform import events
 from openplatform.models import App
 from openplatform.security import constant_time_equals
 from openplatform.web.ui.pages import Ctx
 
 REVEAL_COOKIE = "op_reveal"
 REVEAL_SECONDS = 600
-SHOWN_EVENT = "app.secret_shown"
 
 
 def _mac(ctx: Ctx, app_id: str, expires: int) -> str:
@@ -54,8 +54,8 @@ async def reveal(ctx: Ctx, app: App) -> str | None:
     created = await queries.current_secret_created_at(app.app_id)
     if created is None or ctx.accounts.now() - created > REVEAL_SECONDS:
         return None
-    await admin.db.audit(SHOWN_EVENT, app_id=app.app_id, user_id=ctx.user.user_id)
+    await admin.db.audit(events.APP_SECRET_SHOWN, app_id=app.app_id, user_id=ctx.user.user_id)
     # Recorded first, counted second: of two racing showings, neither wins (fail closed).
-    if await queries.count_events_since(app.app_id, SHOWN_EVENT, created) != 1:
+    if await queries.count_events_since(app.app_id, events.APP_SECRET_SHOWN, created) != 1:
         return None
     return await admin.app_secret(app.app_id)
