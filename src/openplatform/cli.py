@@ -243,6 +243,26 @@ def customer_create(
 
 
 # -------------------------------------------------------------------------- apps
+@db_app.command("reencrypt")
+def db_reencrypt() -> None:
+    """Encrypt every app secret again under OPENPLATFORM_SECRET_KEY (SPEC §10; docs/deployment.md,
+    "Rotating the server key"): prints {"reencrypted": N}, the secrets moved off old keys (0 when
+    none was left). Exit status 5, changing nothing, when a secret no configured key opens."""
+    from openplatform.services.admin import UndecryptableSecret
+
+    try:
+        count = run_admin(lambda admin: admin.reencrypt_secrets())
+    except UndecryptableSecret as exc:
+        fail(
+            f"the secret of app {exc.app_id} cannot be decrypted with OPENPLATFORM_SECRET_KEY or any key in "
+            "OPENPLATFORM_OLD_SECRET_KEYS; nothing was changed (add the key it was made under to "
+            "OPENPLATFORM_OLD_SECRET_KEYS)",
+            5,
+        )
+        raise
+    emit({"reencrypted": count})
+
+
 
 
 @apps_app.command("create")

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     # Server key for keyed hashes and secret encryption. Generated and kept in
     # SECRET_KEY_FILE on first run when absent; set it explicitly on several nodes.
     secret_key: str = ""
+    # Previous server keys, comma-separated (SPEC §10, docs/deployment.md "Rotating the
+    # server key"): used only to find tokens, codes, sessions and admin keys made under
+    # them and to decrypt app secrets sealed under them; everything new is made under
+    # SECRET_KEY. Drop a key once `openplatform db reencrypt` ran and the longest token
+    # lifetime has passed.
+    old_secret_keys: str = ""
     # "http" = meaningful HTTP statuses; "always-200" = like the original platform.
     error_status: Literal["http", "always-200"] = "http"
     # "off", or comma-separated limits, see openplatform.core.ratelimit (token
@@ -116,6 +122,18 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:")
+
+    @field_validator("old_secret_keys")
+    @classmethod
+    def _valid_old_secret_keys(cls, value: str) -> str:
+        if value.strip() and not all(part.strip() for part in value.split(",")):
+            raise ValueError("old_secret_keys must be previous secret keys separated by single commas")
+        return value
+
+    @property
+    def old_secret_key_list(self) -> tuple[bytes, ...]:
+        """The previous server keys, in the configured order (empty when none)."""
+        return tuple(part.strip().encode() for part in self.old_secret_keys.split(",") if part.strip())
 
     @property
     def sqlite_path(self) -> str:

@@ -38,9 +38,14 @@ def build_platform(settings: Settings) -> Platform:
     return Platform(
         settings=settings,
         store=store,
-        keyring=Keyring(settings.resolved_secret_key()),
+        keyring=make_keyring(settings),
         limiter=make_limiter(settings),
     )
+
+
+def make_keyring(settings: Settings) -> Keyring:
+    """The current server key, and the previous ones to find and decrypt what they made (SPEC §10)."""
+    return Keyring(settings.resolved_secret_key(), settings.old_secret_key_list)
 
 
 def make_fanout(settings: Settings) -> RedisFanout | None:
@@ -63,6 +68,6 @@ def make_limiter(settings: Settings) -> Limiter:
 def build_admin(settings: Settings, announce: Announce | None = None) -> Admin:
     """The management services; ``announce`` takes the changes they commit (see storage.sql.manage)."""
     return Admin(
-        Management(make_engine(settings), announce=announce), Keyring(settings.resolved_secret_key()),
+        Management(make_engine(settings), announce=announce), make_keyring(settings),
         webhook_private_networks=settings.webhook_private_networks == "allow",
     )  # fmt: skip

@@ -16,8 +16,13 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+T = TypeVar("T")
 
 
 def new_token() -> str:
@@ -70,15 +75,25 @@ def constant_time_equals(left: str | bytes, right: str | bytes) -> bool:
 
 
 class Keyring:
-    """Sub-keys derived from the one server key, each for one purpose."""
+    """Sub-keys derived from the one server key, each for one purpose.
 
-    def __init__(self, server_key: bytes) -> None:
+    ``old_keys`` are previous server keys (``OPENPLATFORM_OLD_SECRET_KEYS``, SPEC §10):
+    each becomes a keyring of its own in ``old``, used only to *find* what was made
+    under it (``find``; token, code, session and admin-key digests; app secret
+    verifiers) and to *decrypt* secrets sealed under it. Everything new is made
+    under the current key.
+    """
+
+    def __init__(self, server_key: bytes, old_keys: Iterable[bytes] = ()) -> None:
         # Keyed once; each digest works on a copy, which skips the key schedule
         # (and, with OpenSSL 3, looking the hash up by name) on the hot path.
         self._digest_mac = hmac.new(self._derive(server_key, b"digest"), digestmod=hashlib.sha256)
         self._secret_mac = hmac.new(self._derive(server_key, b"app-secret"), digestmod=hashlib.sha256)
         self._rotation_key = self._derive(server_key, b"refresh-rotation")
         self._aead = AESGCM(self._derive(server_key, b"encryption"))
+        # In the configured order; the current key and repeats are left out (nothing to try twice).
+        unique = dict.fromkeys(key for key in old_keys if key != server_key)
+        self.old: tuple[Keyring, ...] = tuple(Keyring(key) for key in unique)
 
     @staticmethod
     def _derive(server_key: bytes, purpose: bytes) -> bytes:
@@ -96,6 +111,22 @@ class Keyring:
         mac = self._digest_mac.copy()
         mac.update(raw.encode())
         return ((prefix or order_prefix(raw)) + mac.digest()[:MAC_BYTES]).hex()
+
+    async def find(
+        self, fetch: Callable[[str], Awaitable[T | None]], key: Callable[[Keyring, str], str], value: str
+    ) -> T | None:
+        """What ``fetch`` finds under ``key(keyring, value)``: the current key's stored form
+        first, then — only when that misses — each old key's, in order (SPEC §10).
+
+        ``key`` is ``Keyring.token_digest`` or ``Keyring.digest``; a value made under
+        the current key costs one lookup, whatever the old keys.
+        """
+        found = await fetch(key(self, value))
+        for old in self.old if found is None else ():
+            found = await fetch(key(old, value))
+            if found is not None:
+                break
+        return found
 
     def mint(self) -> tuple[str, str]:
         """A new bearer token or code, and its stored key."""
@@ -121,8 +152,30 @@ class Keyring:
         return _b64(order_prefix(refresh_token) + mac.digest())  # the family's time: deterministic
 
     def encrypt(self, plaintext: str, associated: str) -> bytes:
+        """AES-GCM under the current key: a 12-byte random nonce, then ciphertext and tag."""
         nonce = os.urandom(12)
         return nonce + self._aead.encrypt(nonce, plaintext.encode(), associated.encode())
 
     def decrypt(self, blob: bytes, associated: str) -> str:
+        """``encrypt``'s plaintext, under the current key or else an old one (SPEC §10).
+
+        Raises ``cryptography.exceptions.InvalidTag`` when no configured key sealed
+        ``blob`` for ``associated`` (a wrong key, or a blob moved to another app).
+        """
+        return self.opened(blob, associated)[0]
+
+    def opened(self, blob: bytes, associated: str) -> tuple[str, bool]:
+        """The plaintext, and whether the current key sealed it (False: an old key did;
+        ``openplatform db reencrypt`` moves it). Raises ``InvalidTag`` as ``decrypt``."""
+        try:
+            return self._open(blob, associated), True
+        except InvalidTag:
+            for old in self.old:
+                try:
+                    return old._open(blob, associated), False
+                except InvalidTag:
+                    continue
+            raise
+
+    def _open(self, blob: bytes, associated: str) -> str:
         return self._aead.decrypt(blob[:12], blob[12:], associated.encode()).decode()

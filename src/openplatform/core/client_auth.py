@@ -52,16 +52,24 @@ def _one_of(request: TokenRequest, name: str, standard: str) -> str | None:
 
 
 def secret_matches(platform: Platform, app: App | None, app_id: str, secret: str) -> bool:
-    """Constant-time check against every live secret of ``app`` (a dummy one when it is None)."""
-    presented = platform.keyring.secret_hash(app_id, secret)
+    """Constant-time check against every live secret of ``app`` (a dummy one when it is None).
+
+    A verifier computed under an old server key (SPEC §10: before ``openplatform db
+    reencrypt`` re-keyed it) is tried only when the current key's misses; an unknown
+    app costs the same tries, so the timing still does not tell whether it exists.
+    """
+    keyring = platform.keyring
     now = platform.clock()
+    live = () if app is None else [s.secret_hash for s in app.secrets if s.expires_at is None or s.expires_at > now]
     matched = False
-    if app is None:
-        constant_time_equals(presented, _DUMMY_HASH)
-        return False
-    for stored in app.secrets:  # every live secret, so the timing does not tell which matched
-        if stored.expires_at is None or stored.expires_at > now:
-            matched |= constant_time_equals(presented, stored.secret_hash)
+    for ring in (keyring, *keyring.old):
+        presented = ring.secret_hash(app_id, secret)
+        if app is None:
+            constant_time_equals(presented, _DUMMY_HASH)
+        for stored in live:  # every live secret, so the timing does not tell which matched
+            matched |= constant_time_equals(presented, stored)
+        if matched:
+            break
     return matched
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from openplatform.core.context import Platform
 from openplatform.models import App, AuthorizationCode, IssuedTokens, TokenRecord
+from openplatform.security import Keyring
 
 
 def app_token(platform: Platform, app: App) -> tuple[IssuedTokens, TokenRecord]:
@@ -69,7 +70,20 @@ LEGACY_TOKEN_LENGTH = 43
 
 
 async def find_token(platform: Platform, raw: str) -> TokenRecord | None:
-    record = await platform.store.get_token(platform.keyring.token_digest(raw))
+    """The record of a bearer or refresh token, wherever it is stored: under the current
+    server key, else (a token from before migration 0003) its plain digest, else under
+    an old server key (SPEC §10). Only a miss pays for the fallbacks: the hot path is one lookup."""
+    keyring = platform.keyring
+    record = await platform.store.get_token(keyring.token_digest(raw))
     if record is None and len(raw) == LEGACY_TOKEN_LENGTH:
-        record = await platform.store.get_token(platform.keyring.digest(raw))
+        record = await platform.store.get_token(keyring.digest(raw))
+    for old in keyring.old if record is None else ():
+        record = await platform.store.get_token(old.token_digest(raw))
+        if record is not None:
+            break
     return record
+
+
+async def find_code(platform: Platform, raw: str) -> AuthorizationCode | None:
+    """An authorization code's record, under the current server key or else an old one (SPEC §10)."""
+    return await platform.keyring.find(platform.store.get_code, Keyring.token_digest, raw)

@@ -248,13 +248,17 @@ class Accounts:
         once a minute, so a page view is not always a write)."""
         if not cookie_value or len(cookie_value) > 100:
             return None
-        found = await self.store.get_session(self.keyring.digest(cookie_value), SESSION_SECONDS)
+        # A session begun under an old server key is found too (SPEC §10), until it ends.
+        found = await self.keyring.find(self._live_session, Keyring.digest, cookie_value)
         if found is None:
             return None
         deadline = min(found.created_at + SESSION_SECONDS, self.now() + self.idle_seconds)
         if abs(deadline - found.expires_at) >= min(60.0, self.idle_seconds / 10):
             await self.store.touch_session(found.digest, deadline)
         return found
+
+    async def _live_session(self, digest: str) -> WebSession | None:
+        return await self.store.get_session(digest, SESSION_SECONDS)
 
     async def sign_out(self, session: WebSession) -> None:
         await self.store.delete_session(session.digest)

@@ -7,15 +7,25 @@ documented install notification, which is signed with the secret itself).
 
 from __future__ import annotations
 
+from cryptography.exceptions import InvalidTag
+
 from openplatform import events
 from openplatform.models import ACTIVE, SUSPENDED, App, Customer, Installation, Spe
-from openplatform.security import Keyring, new_app_id, new_id, new_secret
+from openplatform.security import Keyring, constant_time_equals, new_app_id, new_id, new_secret
 from openplatform.services import validation as check
 from openplatform.services.validation import NotFound, ValidationError
 from openplatform.services.webhooks import INSTALL, UNINSTALL, notification
 from openplatform.storage.sql.manage import Management
 
 MAX_GRACE_SECONDS = 7 * 86400
+
+
+class UndecryptableSecret(Exception):
+    """An app secret that neither the server key nor any old server key opens (SPEC §10)."""
+
+    def __init__(self, app_id: str) -> None:
+        super().__init__(app_id)
+        self.app_id = app_id
 
 
 class Admin:
@@ -79,11 +89,34 @@ class Admin:
         return secret
 
     async def app_secret(self, app_id: str) -> str:
-        """The current secret in clear, for signing notifications; never shown to people."""
+        """The current secret in clear, for signing notifications; never shown to people.
+        Sealed under the current server key or an old one (SPEC §10)."""
         blob = await self.db.current_secret_enc(app_id)
         if blob is None:
             raise NotFound(f"no app {app_id!r}")
         return self.keyring.decrypt(blob, app_id)
+
+    async def reencrypt_secrets(self) -> int:
+        """``openplatform db reencrypt`` (SPEC §10): every app secret (the current ones and those
+        in a rotation's grace period) sealed under an old server key is encrypted again under
+        the current one, with its verifier hash computed again. Tokens, codes, sessions and admin
+        keys cannot be re-keyed: only their digests are stored; they are found under the old
+        keys until they expire. Returns how many secrets moved: 0 when all already were under
+        the current key, so a second run reports 0. Raises ``UndecryptableSecret`` (and changes
+        nothing) when no configured key can open a secret.
+        """
+        keyring = self.keyring
+
+        def rekey(app_id: str, secret_hash: str, secret_enc: bytes) -> tuple[str, bytes] | None:
+            try:
+                secret, current = keyring.opened(secret_enc, app_id)
+            except InvalidTag:
+                raise UndecryptableSecret(app_id) from None
+            if current and constant_time_equals(keyring.secret_hash(app_id, secret), secret_hash):
+                return None
+            return self._seal(app_id, secret)
+
+        return await self.db.rekey_secrets(rekey)
 
     async def set_status(self, app_id: str, status: str) -> App:
         if status not in (ACTIVE, SUSPENDED):

@@ -32,7 +32,7 @@ class AuthorizationCodeGrant:
     async def validate(self, platform: Platform, request: TokenRequest) -> ValidCode:
         app = await client_auth.authenticate(platform, request, allow_suspended=True)  # 40006 below
         raw = request.require("code")
-        code = await platform.store.get_code(platform.keyring.token_digest(raw))
+        code = await tokens.find_code(platform, raw)
         if code is None or code.app_id != app.app_id:
             raise OAuthError("invalid_grant", "The code is unknown or was issued to another app.")
         # SPEC §8: before the replay check, so an uninstall is never mistaken for theft.

@@ -66,20 +66,40 @@ class RefreshTokenGrant:
             return issued
         if found.revoked:
             raise OAuthError("invalid_grant", "The refresh token was revoked.")
-        if self._is_retry(platform, found, refresh):
+        # Derived from the same token: the very pair the first request got.
+        again = (
+            issued if self._is_retry(platform, found, refresh.digest) else self._old_key_pair(platform, found, valid)
+        )
+        if again is not None:
             platform.audit(events.TOKEN_REFRESHED, repeated=True, **fields)
-            return issued  # derived from the same token: the very pair the first request got
+            return again
         if valid.record.family_id:
             await platform.store.revoke_family(valid.record.family_id)
         platform.audit(events.REFRESH_REUSED, **fields)
         raise OAuthError("invalid_grant", "The refresh token was already used; its family is revoked.")
 
+    @classmethod
+    def _old_key_pair(cls, platform: Platform, found: RotatedBefore, valid: ValidRefresh) -> IssuedTokens | None:
+        """The pair of a first rotation made under an old server key (SPEC §10), when this is
+        its retry: the first request reached a node not yet switched to the current key, or
+        came just before the restart that switched. Rare, so only then is it computed."""
+        for old in platform.keyring.old:
+            derive = old.rotation_token
+            issued = tokens.user_pair(
+                platform, valid.record, derive(valid.raw, "access"), derive(valid.raw, "refresh")
+            )[0]
+            assert issued.refresh_token is not None  # a user pair always has one
+            if cls._is_retry(platform, found, old.token_digest(issued.refresh_token)):
+                return issued
+        return None
+
     @staticmethod
-    def _is_retry(platform: Platform, found: RotatedBefore, new_refresh: TokenRecord) -> bool:
-        """The immediately previous token again, within the leeway, its successor still unused:
-        a network retry or two workers refreshing at once (SPEC §2.3). Anything else is theft."""
+    def _is_retry(platform: Platform, found: RotatedBefore, new_refresh: str) -> bool:
+        """The immediately previous token again (``new_refresh``: the stored key of its successor),
+        within the leeway, its successor still unused: a network retry or two workers refreshing
+        at once (SPEC §2.3). Anything else is theft."""
         return (
-            found.successor == new_refresh.digest
+            found.successor == new_refresh
             and found.rotated_at is not None
             and platform.clock() - found.rotated_at <= platform.settings.refresh_leeway
             and found.successor_live

@@ -249,6 +249,39 @@ class Management:
             installations.c.uninstalled_at.is_(None),
             installations.c.customer_id.is_(None)
             if customer_id is None
+    async def rekey_secrets(self, rekey: Callable[[str, str, bytes], tuple[str, bytes] | None]) -> int:
+        """Re-seal app secrets (``openplatform db reencrypt``, SPEC §10); all or nothing.
+
+        ``rekey(app_id, secret_hash, secret_enc)`` gives a row's new ``(secret_hash, secret_enc)``,
+        or None to leave it. It runs on every row before anything is written, so whatever it
+        raises leaves the table as it was; then one transaction writes, each update guarded
+        by the row's old ciphertext (a row a concurrent rotation replaced meanwhile is left to
+        it: its new secret is sealed afresh). Writing first, the transaction takes SQLite's write
+        lock at once instead of failing to upgrade a read. Returns the number of rows re-sealed;
+        their apps are invalidated in every cache.
+        """
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(app_secrets).order_by(app_secrets.c.id))).mappings().all()
+        resealed = [
+            (row, sealed) for row in rows if (sealed := rekey(row["app_id"], row["secret_hash"], row["secret_enc"]))
+        ]
+        now = self.clock()
+        count, changed = 0, set[str]()
+        async with self.engine.begin() as conn:
+            for row, (secret_hash, secret_enc) in resealed:
+                result = await conn.execute(
+                    update(app_secrets)
+                    .where(app_secrets.c.id == row["id"], app_secrets.c.secret_enc == row["secret_enc"])
+                    .values(secret_hash=secret_hash, secret_enc=secret_enc)
+                )
+                if result.rowcount == 1:
+                    count += 1
+                    changed.add(row["app_id"])
+            for app_id in sorted(changed):
+                await invalidate(conn, "app", app_id, now)
+        await self._announce(*(("app", app_id) for app_id in sorted(changed)))
+        return count
+
             else installations.c.customer_id == customer_id,
         ]
         async with self.engine.connect() as conn:
