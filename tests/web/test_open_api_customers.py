@@ -86,11 +86,13 @@ async def test_user_token_reaches_only_its_own_customer(harness: Harness) -> Non
     login_only = await user_token(harness, world)
     assert (await result(harness, "GET", own, login_only))["customer_id"] == world.customer_id
     assert (await error(harness, "GET", other, login_only, 404))["error"] == "not_found"
-    assert (await error(harness, "GET", "/api/spe/customers", login_only, 403))["error"] == "insufficient_scope"
+    # SPEC §2.5: the list is for app tokens; a user token is told so, whatever its scopes (issue 13 item 2).
+    refused = await error(harness, "GET", "/api/spe/customers", login_only, 403)
+    assert (refused["code"], refused["error"]) == (40301, "access_denied") and "app token" in refused["msg"]
 
     token = await user_token(harness, world, "install_login customer:read customer:write")
-    listed = await result(harness, "GET", "/api/spe/customers", token)
-    assert [c["customer_id"] for c in listed["items"]] == [world.customer_id] and listed["total"] == 1
+    assert (await error(harness, "GET", "/api/spe/customers", token, 403))["error"] == "access_denied"
+    assert (await result(harness, "GET", own, token))["customer_id"] == world.customer_id
     for method, path in (("PUT", own), ("DELETE", own), ("POST", "/api/spe/customers")):
         body = await error(harness, method, path, token, 403, json={"name": "Mine now"})
         assert body["error"] == "access_denied"

@@ -31,7 +31,8 @@ CUSTOMER_PATHS: dict[str, Schema] = {
             CUSTOMERS,
             "List customers",
             "App token with customer:read: the customers of the SPE that installed the app SPE-wide, or only "
-            "the customers it is installed for. A user token with customer:read lists its own customer. "
+            "the customers it is installed for. A user token gets 403 access_denied (it reads its own customer "
+            "with GET /api/spe/customer/{customer_id}). "
             "Ordered by creation time, then id.",
             ref("CustomerPage"),
             parameters=params("xspe", "page", "page_size", "customer_status", "name"),

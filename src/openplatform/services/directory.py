@@ -106,6 +106,10 @@ class Directory:
     async def list_customers(
         self, access: Access, xspe: str | None, status: str | None, name: str | None, page: Page
     ) -> dict[str, object]:
+        # SPEC §2.5: listing is the SPE side's door, for app tokens only; a user token reads its own
+        # customer at /api/spe/customer/{customer_id}. The token kind first, so a user token is told
+        # what it lacks (an app token), not a scope it could never use here.
+        access.require_app_token()
         access.require_scope("customer:read")
         status = read.choice({"status": status}, "status", CUSTOMER_STATUSES)
         name = read.filter_text(name, "name")
