@@ -223,26 +223,6 @@ def db_cleanup() -> None:
     emit(counts)
 
 
-# ------------------------------------------------------------ SPEs and customers
-
-
-@spe_app.command("create")
-def spe_create(name: Annotated[str, typer.Option(help="Display name.")]) -> None:
-    spe = run_admin(lambda admin: admin.create_spe(name))
-    emit({"xspe": spe.xspe, "name": spe.name})
-
-
-@customer_app.command("create")
-def customer_create(
-    xspe: Annotated[str, typer.Option(help="The SPE the customer belongs to.")],
-    name: Annotated[str, typer.Option(help="Display name.")],
-    contact: Annotated[str, typer.Option(help="Contact (e-mail or phone).")] = "",
-) -> None:
-    customer = run_admin(lambda admin: admin.create_customer(xspe, name, contact))
-    emit({"customer_id": customer.customer_id, "xspe": customer.xspe, "name": customer.name})
-
-
-# -------------------------------------------------------------------------- apps
 @db_app.command("reencrypt")
 def db_reencrypt() -> None:
     """Encrypt every app secret again under OPENPLATFORM_SECRET_KEY (SPEC §10; docs/deployment.md,
@@ -263,6 +243,26 @@ def db_reencrypt() -> None:
     emit({"reencrypted": count})
 
 
+# ------------------------------------------------------------ SPEs and customers
+
+
+@spe_app.command("create")
+def spe_create(name: Annotated[str, typer.Option(help="Display name.")]) -> None:
+    spe = run_admin(lambda admin: admin.create_spe(name))
+    emit({"xspe": spe.xspe, "name": spe.name})
+
+
+@customer_app.command("create")
+def customer_create(
+    xspe: Annotated[str, typer.Option(help="The SPE the customer belongs to.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    contact: Annotated[str, typer.Option(help="Contact (e-mail or phone).")] = "",
+) -> None:
+    customer = run_admin(lambda admin: admin.create_customer(xspe, name, contact))
+    emit({"customer_id": customer.customer_id, "xspe": customer.xspe, "name": customer.name})
+
+
+# -------------------------------------------------------------------------- apps
 
 
 @apps_app.command("create")

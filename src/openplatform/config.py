@@ -114,15 +114,6 @@ class Settings(BaseSettings):
             ipaddress.ip_network(item, strict=False)
         return value
 
-    @cached_property
-    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        parts = filter(None, (part.strip() for part in self.trusted_proxies.split(",")))
-        return tuple(ipaddress.ip_network(part, strict=False) for part in parts)
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite:")
-
     @field_validator("old_secret_keys")
     @classmethod
     def _valid_old_secret_keys(cls, value: str) -> str:
@@ -134,6 +125,15 @@ class Settings(BaseSettings):
     def old_secret_key_list(self) -> tuple[bytes, ...]:
         """The previous server keys, in the configured order (empty when none)."""
         return tuple(part.strip().encode() for part in self.old_secret_keys.split(",") if part.strip())
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        parts = filter(None, (part.strip() for part in self.trusted_proxies.split(",")))
+        return tuple(ipaddress.ip_network(part, strict=False) for part in parts)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite:")
 
     @property
     def sqlite_path(self) -> str:

@@ -230,25 +230,6 @@ class Management:
             await invalidate(conn, "app", app_id, now)
         await self._announce(("app", app_id))
 
-    async def set_app_status(self, app_id: str, status: str) -> bool:
-        now = self.clock()
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(apps).where(apps.c.app_id == app_id).values(status=status, updated_at=now)
-            )
-            await invalidate(conn, "app", app_id, now)
-        await self._announce(("app", app_id))
-        return bool(result.rowcount)
-
-    # -------------------------------------------------------------- installations
-
-    async def find_installation(self, app_id: str, xspe: str, customer_id: str | None) -> Installation | None:
-        where = [
-            installations.c.app_id == app_id,
-            installations.c.xspe == xspe,
-            installations.c.uninstalled_at.is_(None),
-            installations.c.customer_id.is_(None)
-            if customer_id is None
     async def rekey_secrets(self, rekey: Callable[[str, str, bytes], tuple[str, bytes] | None]) -> int:
         """Re-seal app secrets (``openplatform db reencrypt``, SPEC §10); all or nothing.
 
@@ -282,6 +263,25 @@ class Management:
         await self._announce(*(("app", app_id) for app_id in sorted(changed)))
         return count
 
+    async def set_app_status(self, app_id: str, status: str) -> bool:
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(apps).where(apps.c.app_id == app_id).values(status=status, updated_at=now)
+            )
+            await invalidate(conn, "app", app_id, now)
+        await self._announce(("app", app_id))
+        return bool(result.rowcount)
+
+    # -------------------------------------------------------------- installations
+
+    async def find_installation(self, app_id: str, xspe: str, customer_id: str | None) -> Installation | None:
+        where = [
+            installations.c.app_id == app_id,
+            installations.c.xspe == xspe,
+            installations.c.uninstalled_at.is_(None),
+            installations.c.customer_id.is_(None)
+            if customer_id is None
             else installations.c.customer_id == customer_id,
         ]
         async with self.engine.connect() as conn:
