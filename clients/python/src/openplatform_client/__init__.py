@@ -18,6 +18,7 @@ from openplatform_client.async_client import AsyncAppClient
 from openplatform_client.errors import (
     AccessDenied,
     Conflict,
+    CustomerIdRequired,
     InsufficientScope,
     InvalidClientError,
     InvalidGrantError,
@@ -49,7 +50,7 @@ __version__ = "0.1.0"
 WEBHOOK_ACK = {"code": 0}  # what a webhook receiver answers once it has handled the event
 
 __all__ = [
-    "AccessDenied", "AppClient", "AsyncAppClient", "AsyncTokenStore", "Conflict", "Customer",
+    "AccessDenied", "AppClient", "AsyncAppClient", "AsyncTokenStore", "Conflict", "Customer", "CustomerIdRequired",
     "InMemoryTokenStore", "InsufficientScope", "InvalidClientError", "InvalidGrantError",
     "InvalidRedirectUriError", "InvalidScopeError", "InvalidSignature", "InvalidTokenError", "IpNotAllowed",
     "Launch", "MethodNotAllowed", "NotFound", "OpenPlatformError", "Page", "RateLimited",

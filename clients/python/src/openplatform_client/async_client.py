@@ -164,20 +164,24 @@ class AsyncAppClient(ClientBase):
 
     async def user_token(self, customer_id: str) -> Token:
         """The customer's access token, refreshed when due."""
+        customer_id = protocol.required_customer_id(customer_id)  # None would stand for the app token
         return await self._current(customer_id)
 
     async def refresh(self, customer_id: str) -> Token:
         """Refresh the customer's tokens now (SPEC §2.3), whatever their age."""
+        customer_id = protocol.required_customer_id(customer_id)  # None would stand for the app token
         key = token_key(self.app_id, customer_id)
         async with self._locks(key):
             return await self._renew_locked(customer_id, await self.tokens.get(key))
 
     async def forget(self, customer_id: str) -> None:
         """Drop the customer's tokens from the store (the server still knows them)."""
+        customer_id = protocol.required_customer_id(customer_id)  # None would stand for the app token
         await self.tokens.delete(token_key(self.app_id, customer_id))
 
     async def revoke(self, customer_id: str) -> None:
         """RFC 7009: revoke the customer's refresh token (and with it the whole family), then forget it."""
+        customer_id = protocol.required_customer_id(customer_id)  # None would stand for the app token
         token = await self.tokens.get(token_key(self.app_id, customer_id))
         if token is not None and token.refresh_token:
             await self._form("/oauth/revoke", self._credentials(token.refresh_token))
@@ -247,8 +251,13 @@ class AsyncAppClient(ClientBase):
         self, method: str, path: str, *, customer_id: str | None = None,
         params: dict[str, str | int] | None = None, json: dict[str, Any] | None = None,
     ) -> Any:  # fmt: skip
-        """Any Open API not wrapped above; returns the envelope's ``result``."""
-        return await self.call(Call(method, path, lambda result: result, customer_id, params or {}, json))
+        """Any Open API not wrapped above; returns the envelope's ``result``.
+
+        ``customer_id`` None: with the app token; else with that customer's user token
+        (an empty id raises ``CustomerIdRequired``).
+        """
+        customer = None if customer_id is None else protocol.required_customer_id(customer_id)
+        return await self.call(Call(method, path, lambda result: result, customer, params or {}, json))
 
     async def _request(self, call: Call[Any], token: Token) -> httpx.Response:
         headers = {**call.headers, "Authorization": f"Bearer {token.access_token}"}

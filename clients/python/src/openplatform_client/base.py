@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -36,6 +37,27 @@ class CodeExchange:
     verifier: str | None
 
 
+def checked_base_url(base_url: str) -> str:
+    """The server's address, such as ``https://open.example.com``, without a trailing slash.
+
+    Checked when the client is made, so a typo is a configuration error at once (a
+    ``ValidationError``, 40001, ``field`` "base_url") rather than a network failure at
+    the first call: an absolute http(s) URL with a host, and no query or fragment.
+    """
+    try:
+        parts = urlsplit(base_url.strip())
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query and not parts.fragment
+    except ValueError:  # an unbalanced IPv6 bracket, a bad port
+        usable = False
+    if not usable:
+        raise ValidationError(
+            f"base_url must be the server's absolute http(s) URL, such as https://open.example.com; "
+            f"got {base_url!r}.",
+            field="base_url",
+        )
+    return base_url.strip().rstrip("/")
+
+
 class ClientBase:
     def __init__(
         self,
@@ -52,7 +74,7 @@ class ClientBase:
             raise ValidationError("app_id, secret and base_url are required.")
         self.app_id = app_id
         self.secret = secret
-        self.base_url = base_url.rstrip("/")
+        self.base_url = checked_base_url(base_url)
         self.timeout = timeout
         self.refresh_margin = refresh_margin
         self.pkce = pkce
@@ -78,8 +100,12 @@ class ClientBase:
 
         Keep the state where the callback can check it (a signed cookie, the
         session); this client also remembers it, with the customer, for
-        ``exchange_code`` in the same process.
+        ``exchange_code`` in the same process. ``customer_id`` is required
+        (``/oauth/connect`` issues a code for one customer): None or an empty id
+        raises ``CustomerIdRequired`` — for an SPE-wide launch, pick one of
+        ``customers.list(xspe=launch.xspe)``.
         """
+        customer_id = protocol.required_customer_id(customer_id)
         state = state or protocol.new_state()
         verifier = protocol.pkce_verifier(self.secret, state) if self.pkce else None
         params = {"redirect_uri": redirect_uri, "scope": scope, "xspe": xspe, "customer_id": customer_id}

@@ -47,6 +47,16 @@ class ValidationError(OpenPlatformError):
     default_code, default_error = 40001, "invalid_request"
 
 
+class CustomerIdRequired(ValidationError, ValueError):
+    """A call that needs a customer got None or an empty id; found before any request is sent.
+
+    Also a ``ValueError``. An app opened for a whole SPE has no customer
+    (``launch.customer_id`` is None): list the SPE's customers
+    (``client.customers.list(xspe=launch.xspe)``) and pick one, or call the SPE-level
+    APIs with the app token. ``field`` names the parameter.
+    """
+
+
 class UnsupportedGrantType(OpenPlatformError):
     default_code, default_error = 40002, "unsupported_grant_type"
 

@@ -19,7 +19,13 @@ from urllib.parse import urlencode
 
 import httpx
 
-from openplatform_client.errors import OpenPlatformError, ReauthorizationRequired, ServerError, from_envelope
+from openplatform_client.errors import (
+    CustomerIdRequired,
+    OpenPlatformError,
+    ReauthorizationRequired,
+    ServerError,
+    from_envelope,
+)
 from openplatform_client.models import Token
 from openplatform_client.signing import derived_key
 
@@ -44,6 +50,23 @@ class Call(Generic[T]):
     params: dict[str, str | int] = field(default_factory=dict)
     json: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+
+
+def required_customer_id(customer_id: object, parameter: str = "customer_id") -> str:
+    """``customer_id`` itself when it is a non-blank string, else ``CustomerIdRequired``.
+
+    Guards every place a customer id goes into a URL path, a connect URL or a
+    token-store key: None would otherwise travel as ``/api/spe/customer/None``, or
+    silently stand for the app token.
+    """
+    if isinstance(customer_id, str) and customer_id.strip():
+        return customer_id
+    raise CustomerIdRequired(
+        f"{parameter} is required (got {customer_id!r}). An app opened for a whole SPE has no customer "
+        "(launch.customer_id is None): list the SPE's customers with client.customers.list(xspe=launch.xspe) "
+        "and pick one, or call the SPE-level APIs with the app token.",
+        field=parameter,
+    )
 
 
 def envelope(response: httpx.Response) -> dict[str, Any]:

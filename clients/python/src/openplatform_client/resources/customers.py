@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from openplatform_client.models import Customer, Page
-from openplatform_client.protocol import Call
+from openplatform_client.protocol import Call, required_customer_id
 from openplatform_client.resources.pagination import AsyncCaller, Caller, aiterate, changes, iterate, query
 
 PAGE = Page.parser(Customer.from_api)
@@ -24,8 +24,13 @@ def list_call(
     return Call("GET", "/api/spe/customers", PAGE, params=params)
 
 
+def customer_path(customer_id: str) -> str:
+    """``/api/spe/customer/{id}``; CustomerIdRequired for None or an empty id."""
+    return f"/api/spe/customer/{quote(required_customer_id(customer_id), safe='')}"
+
+
 def get_call(customer_id: str, token_of: str | None = None) -> Call[Customer]:
-    return Call("GET", f"/api/spe/customer/{quote(customer_id, safe='')}", Customer.from_api, token_of)
+    return Call("GET", customer_path(customer_id), Customer.from_api, token_of)
 
 
 def create_call(name: str, contact: str | None, status: str | None, xspe: str | None) -> Call[Customer]:
@@ -37,11 +42,11 @@ def update_call(customer_id: str, version: int | None, **fields: str | None) -> 
     # Optimistic concurrency: with a version, a stale write gets Conflict (40901)
     # instead of silently overwriting someone else's change.
     body = changes(**fields, version=version)
-    return Call("PUT", f"/api/spe/customer/{quote(customer_id, safe='')}", Customer.from_api, json=body)
+    return Call("PUT", customer_path(customer_id), Customer.from_api, json=body)
 
 
 def delete_call(customer_id: str) -> Call[None]:
-    return Call("DELETE", f"/api/spe/customer/{quote(customer_id, safe='')}", _deleted)
+    return Call("DELETE", customer_path(customer_id), _deleted)
 
 
 class Customers:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from openplatform_client.models import Customer
+from openplatform_client.protocol import required_customer_id
 from openplatform_client.resources import customers
 from openplatform_client.resources.pagination import AsyncCaller, Caller
 from openplatform_client.resources.sites import AsyncCustomerSites, CustomerSites
@@ -17,7 +18,7 @@ class CustomerSession:
 
     def __init__(self, client: Caller, customer_id: str) -> None:
         self._client = client
-        self.customer_id = customer_id
+        self.customer_id = required_customer_id(customer_id)
         self.sites = CustomerSites(client, customer_id)
 
     def get(self) -> Customer:
@@ -28,7 +29,7 @@ class CustomerSession:
 class AsyncCustomerSession:
     def __init__(self, client: AsyncCaller, customer_id: str) -> None:
         self._client = client
-        self.customer_id = customer_id
+        self.customer_id = required_customer_id(customer_id)
         self.sites = AsyncCustomerSites(client, customer_id)
 
     async def get(self) -> Customer:

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from openplatform_client.models import Page, Site
 from openplatform_client.protocol import Call
+from openplatform_client.resources.customers import customer_path
 from openplatform_client.resources.pagination import AsyncCaller, Caller, aiterate, changes, iterate, query
 
 PAGE = Page.parser(Site.from_api)
@@ -20,7 +21,8 @@ def _deleted(_result: Any) -> None:
 
 
 def spe_side(customer_id: str) -> str:
-    return f"/api/spe/customer/{quote(customer_id, safe='')}/sites"
+    """The app-token side of a customer's sites; CustomerIdRequired for None or an empty id."""
+    return f"{customer_path(customer_id)}/sites"
 
 
 def _one(base: str, site_id: str) -> str:
@@ -57,6 +59,7 @@ class Sites:
         return self._client.call(list_call(spe_side(customer_id), None, status, page, page_size))
 
     def iter(self, customer_id: str, *, status: str | None = None, page_size: int = 100) -> Iterator[Site]:
+        spe_side(customer_id)  # refuse a missing customer now, not at the first page
         return iterate(lambda number: self.list(customer_id, status=status, page=number, page_size=page_size))
 
     def get(self, customer_id: str, site_id: str) -> Site:
@@ -118,6 +121,7 @@ class AsyncSites:
         return await self._client.call(list_call(spe_side(customer_id), None, status, page, page_size))
 
     def iter(self, customer_id: str, *, status: str | None = None, page_size: int = 100) -> AsyncIterator[Site]:
+        spe_side(customer_id)  # refuse a missing customer now, not at the first page
         return aiterate(lambda number: self.list(customer_id, status=status, page=number, page_size=page_size))
 
     async def get(self, customer_id: str, site_id: str) -> Site:
