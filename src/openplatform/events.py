@@ -117,6 +117,9 @@ ADMIN_KEY_CREATED: Final = "admin_key.created"
 ADMIN_KEY_REVOKED: Final = "admin_key.revoked"
 """An admin key was revoked."""
 
+ADMIN_KEY_USED: Final = "admin_key.used"
+"""An admin API request with a live key: ``key_id`` (never the key), ``operation`` and the answer's ``code``."""
+
 # ---------------------------------------------------------------- people on the screens (SPEC §4)
 
 USER_CREATED: Final = "user.created"

@@ -17,6 +17,7 @@ from openplatform.services.admin_keys import AdminKeys
 from openplatform.web.app import create_app
 from openplatform.web.docs import DOCUMENT
 from tests.conftest import TEST_SECRET_KEY, Harness
+from tests.web.manage_support import exercise_admin_api
 from tests.web.open_api_support import bearer, user_token
 
 JSON = "application/json"
@@ -231,6 +232,7 @@ async def run_every_api_operation(harness: Harness) -> None:
     assert (await harness.exchange(world, replayed)).status_code == 400
     second = await user_token(harness, world)
     assert (await c.get(f"/api/spe/customer/{world.customer_id}", headers=bearer(second))).status_code == 200
+    await exercise_admin_api(harness)
 
 
 async def test_connect_redirect_is_documented(harness: Harness) -> None:

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from openplatform import __version__
 from openplatform.errors import ERRORS
+from tools.openapi import manage
 from tools.openapi.components import HEADERS, PARAMETERS, RESPONSES, SCHEMAS, SECURITY_SCHEMES, Schema
 from tools.openapi.open_apis import CUSTOMER_PATHS, SITE_PATHS
 from tools.openapi.operations import OAUTH, OPERATIONS, TOKEN_REQUESTS
@@ -29,6 +30,7 @@ TAGS = [
     ("Open APIs: customers", "Customers of an SPE, for apps (SPEC §2.5)."),
     ("Open APIs: sites", "A customer's sites, the customer named in the path."),
     ("Open APIs: customer-side sites", "The same sites, the customer taken from a user token (/api/specp)."),
+    ("Admin API", "For operators' portals and scripts (SPEC §10): everything the CLI does, with an admin key."),
     ("Operations", "Health, readiness and metrics."),
     ("Documentation", "This document and its reference page."),
     ("Management UI", "Server-rendered HTML pages for people (SPEC §4): session cookie, CSRF-checked forms."),
@@ -89,6 +91,12 @@ def ui_paths(routes: list[BaseRoute]) -> dict[str, Schema]:
                         "(stylesheets, the pages' scripts)", "responses": static},
                 "parameters": _path_parameters("{path}"),
             }  # fmt: skip
+        elif isinstance(route, Route) and route.name == "favicon":
+            icon = {"200": {"description": "The icon.", "content": {"image/x-icon": {"schema": {"type": "string"}}}}}
+            paths[route.path] = {
+                "get": {"operationId": "ui.favicon", "tags": ["Management UI"],
+                        "summary": "The icon browsers ask for (the pages link /static/favicon.svg)", "responses": icon},
+            }  # fmt: skip
         elif isinstance(route, Route):
             item: Schema = {
                 m.lower(): _ui_operation(route, m.lower()) for m in sorted(route.methods or ()) if m != "HEAD"
@@ -107,10 +115,10 @@ def document() -> dict[str, Any]:
         "info": {"title": "openplatform", "version": __version__, "description": description(),
                  "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
         "tags": [{"name": name, "description": text} for name, text in TAGS],
-        "paths": {**OAUTH, **CUSTOMER_PATHS, **SITE_PATHS, **OPERATIONS, **ui_paths(ui.routes)},
+        "paths": {**OAUTH, **CUSTOMER_PATHS, **SITE_PATHS, **manage.PATHS, **OPERATIONS, **ui_paths(ui.routes)},
         "components": {
-            "schemas": {**SCHEMAS, **TOKEN_REQUESTS},
-            "parameters": PARAMETERS,
+            "schemas": {**SCHEMAS, **TOKEN_REQUESTS, **manage.SCHEMAS},
+            "parameters": {**PARAMETERS, **manage.PARAMETERS},
             "responses": RESPONSES,
             "headers": HEADERS,
             "securitySchemes": SECURITY_SCHEMES,

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import and_, insert, select, update
+import orjson
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -99,6 +102,22 @@ async def invalidate(conn: AsyncConnection, kind: str, key: str, now: float) -> 
 
 
 Announce = Callable[[Sequence[tuple[str, str]]], Awaitable[None]]  # committed (kind, key) changes
+
+# Who acts, merged into every audit event recorded while it is set: the admin API sets
+# ``{"key_id": ..., "via": "admin_api"}`` around a request (web.manage_api), so the events
+# the shared services record name the admin key (its id, never the key: SPEC §10).
+audit_actor: ContextVar[Mapping[str, object] | None] = ContextVar("audit_actor", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which audit events a listing shows (``None``: any); ``since``/``until`` in UNIX seconds, inclusive."""
+
+    app_id: str | None = None
+    xspe: str | None = None
+    event: str | None = None
+    since: float | None = None
+    until: float | None = None
 
 
 class Management:
@@ -346,9 +365,18 @@ class Management:
             rows = (await conn.execute(query)).mappings().all()
         return [installation_from_row(r) for r in rows]
 
+    async def get_installation(self, installation_id: str) -> Installation | None:
+        query = select(installations).where(installations.c.installation_id == installation_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return installation_from_row(row) if row else None
+
     # ---------------------------------------------------------------------- audit
 
     async def audit(self, event: str, **fields: object) -> None:
+        actor = audit_actor.get()
+        if actor:
+            fields = {**actor, **fields}
         values = dict(zip(AUDIT_COLUMNS, audit_values(event, fields), strict=True))
         async with self.engine.begin() as conn:
             await conn.execute(insert(audit_events).values(at=self.clock(), **values))
@@ -359,3 +387,30 @@ class Management:
             query = query.where(audit_events.c.app_id == app_id)
         async with self.engine.connect() as conn:
             return [dict(r) for r in (await conn.execute(query)).mappings().all()]
+
+    async def audit_page(self, spec: AuditFilter, limit: int, offset: int) -> tuple[list[dict[str, object]], int]:
+        """Audit events matching ``spec``, newest first, and how many match in all.
+
+        Each event: ``id``, ``at`` (UNIX seconds), ``event``, ``app_id``, ``xspe``,
+        ``customer_id``, ``ip``, ``occurrences`` and ``detail`` (the JSON object of its other fields).
+        """
+        where = [
+            column == value
+            for column, value in (
+                (audit_events.c.app_id, spec.app_id), (audit_events.c.xspe, spec.xspe),
+                (audit_events.c.event, spec.event),
+            )
+            if value is not None
+        ]  # fmt: skip
+        if spec.since is not None:
+            where.append(audit_events.c.at >= spec.since)
+        if spec.until is not None:
+            where.append(audit_events.c.at <= spec.until)
+        query = select(audit_events).where(*where).order_by(audit_events.c.id.desc())
+        count = select(func.count()).select_from(audit_events).where(*where)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query.limit(limit).offset(offset))).mappings().all()
+            total = int((await conn.execute(count)).scalar() or 0)
+        names = [str(column.name) for column in audit_events.columns if column.name != "detail"]
+        events = [{**{n: row[n] for n in names}, "detail": orjson.loads(row["detail"] or "{}")} for row in rows]
+        return events, total

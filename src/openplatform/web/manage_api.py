@@ -1,0 +1,351 @@
+"""The admin API under ``/api/manage/`` (SPEC §10): operators' portals and scripts.
+
+Every request carries an admin key (``openplatform admin-key create``) as
+``Authorization: Bearer <key>``; without a live one the answer is 401 / 40102
+with ``WWW-Authenticate: Bearer``. Handlers only translate HTTP: the key, the
+query and the JSON body go in, ``openplatform.services.manage`` decides (with
+the same services as the CLI and the screens), the envelope comes out, never to
+be cached. Every use of a key is audited (``admin_key.used``, with the key id,
+the operation and the answer's code; never the key), and every change it makes
+is audited by the service that makes it with ``key_id`` and ``via: admin_api``
+(``storage.sql.manage.audit_actor``).
+
+The paths, bodies and the reach of a key bound to an SPE are in docs/api.md
+("Admin API") and ``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Awaitable, Callable
+from functools import wraps
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from openplatform import events
+from openplatform.core.requests import json_object
+from openplatform.errors import OAuthError
+from openplatform.models import ACTIVE, SUSPENDED, Customer
+from openplatform.services.accounts import build_accounts
+from openplatform.services.admin_keys import AdminKeys
+from openplatform.services.directory import Page
+from openplatform.services.directory_input import Fields, invalid
+from openplatform.services.manage import (
+    Manage,
+    app_json,
+    as_oauth_error,
+    fields_of,
+    installation_json,
+    user_json,
+)
+from openplatform.services.validation import NotFound, ValidationError
+from openplatform.storage.sql.manage import AuditFilter, audit_actor
+from openplatform.web.http import endpoint, platform_of, read_body
+from openplatform.web.open_api import MAX_PAGE, MAX_PAGE_SIZE, int_param, query_value
+from openplatform.web.responses import API_NO_STORE, success
+
+PREFIX = "/api/manage"
+MAX_FIELDS = 32
+MAX_STRING = 4096  # the longest field (a URL) is 2048, a password 1024
+MAX_FILTER = 200
+MAX_TIME = 10**11  # UNIX seconds: year 5138
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CHALLENGE = 'Bearer realm="openplatform"'
+
+ManageHandler = Callable[[Request, Manage], Awaitable[Response]]
+Handler = Callable[[Request], Awaitable[Response]]
+OPERATION_NAMES: dict[Handler, str] = {}  # endpoint → its name (metrics, routes, the OpenAPI operationId)
+
+
+# ------------------------------------------------------------------ the door
+
+
+async def authenticated(request: Request) -> Manage:
+    """The operations of the request's admin key; 401 / 40102 without a live one (RFC 6750 §3)."""
+    admin = request.app.state.admin
+    authorization = request.headers.get("authorization")
+    key = await AdminKeys(admin.db, admin.keyring).authenticate(authorization)
+    if key is None:
+        sent = authorization is not None
+        raise OAuthError(
+            "invalid_token",
+            "A live admin key is required: Authorization: Bearer <key> (openplatform admin-key create).",
+            headers={"WWW-Authenticate": CHALLENGE + (', error="invalid_token"' if sent else "")},
+        )
+    platform = platform_of(request)
+    accounts = build_accounts(admin.db, admin.keyring, platform.limiter, platform.settings.session_idle_seconds)
+    return Manage(admin, accounts, key)
+
+
+def operation(name: str) -> Callable[[ManageHandler], Handler]:
+    """An admin API endpoint: the key checked, its use audited, the services' refusals as envelopes."""
+
+    def decorate(handler: ManageHandler) -> Handler:
+        @endpoint(name, API_NO_STORE)
+        @wraps(handler)
+        async def wrapped(request: Request) -> Response:
+            manage = await authenticated(request)
+            acting = audit_actor.set({"key_id": manage.key.key_id, "via": "admin_api"})
+            code = 0
+            try:
+                return await handler(request, manage)
+            except (ValidationError, NotFound) as exc:
+                code = as_oauth_error(exc).code
+                raise as_oauth_error(exc) from exc
+            except OAuthError as exc:
+                code = exc.code
+                raise
+            finally:
+                audit_actor.reset(acting)
+                await manage.db.audit(
+                    events.ADMIN_KEY_USED, key_id=manage.key.key_id, xspe=manage.key.xspe, operation=name, code=code
+                )
+
+        OPERATION_NAMES[wrapped] = name
+        return wrapped
+
+    return decorate
+
+
+# --------------------------------------------------------------- reading input
+
+
+def _checked(value: object, name: str) -> object:
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            raise invalid(name, f"must be at most {MAX_STRING} characters")
+        if CONTROL.search(value):
+            raise invalid(name, "must not contain control characters")
+    elif isinstance(value, list):
+        for item in value:
+            if not isinstance(item, str):
+                raise invalid(name, "must be a list of strings")
+            _checked(item, name)
+    elif value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise invalid(name, "must be a string, a whole number or a list of strings")
+    return value
+
+
+async def json_body(request: Request) -> Fields:
+    """The JSON object body, bounded like every other body; null means "not given"."""
+    raw = await read_body(request, platform_of(request).settings.max_body_bytes)
+    if not raw.strip():
+        return {}
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise invalid("Content-Type", "must be application/json")
+    data = json_object(raw)
+    if len(data) > MAX_FIELDS:
+        raise OAuthError("invalid_request", f"The body has more than {MAX_FIELDS} fields.")
+    return fields_of({name: _checked(value, name) for name, value in data.items()})
+
+
+def query_text(request: Request, name: str) -> str | None:
+    value = query_value(request, name)
+    if value is None or value == "":
+        return None
+    if len(value) > MAX_FILTER or CONTROL.search(value):
+        raise invalid(name, f"must be at most {MAX_FILTER} characters without control characters")
+    return value
+
+
+def query_time(request: Request, name: str) -> float | None:
+    value = query_text(request, name)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not value.isascii() or not math.isfinite(number) or not 0 <= number <= MAX_TIME:
+        raise invalid(name, "must be a UNIX time in seconds")
+    return number
+
+
+def page_of(request: Request) -> Page:
+    return Page(int_param(request, "page", 1, 1, MAX_PAGE), int_param(request, "page_size", 20, 1, MAX_PAGE_SIZE))
+
+
+def one_customer(customer: Customer) -> Response:
+    return success(customer.public(), headers={"ETag": f'"{customer.version}"'})
+
+
+# ------------------------------------------------------------------------ SPEs
+
+
+@operation("manage.spes.list")
+async def list_spes(_request: Request, manage: Manage) -> Response:
+    return success(await manage.list_spes())
+
+
+@operation("manage.spes.create")
+async def create_spe(request: Request, manage: Manage) -> Response:
+    return success(await manage.create_spe(await json_body(request)))
+
+
+@operation("manage.spe.get")
+async def get_spe(request: Request, manage: Manage) -> Response:
+    return success(await manage.get_spe(request.path_params["xspe"]))
+
+
+# ------------------------------------------------------------------- customers
+
+
+@operation("manage.customers.list")
+async def list_customers(request: Request, manage: Manage) -> Response:
+    xspe, status, name = (query_text(request, n) for n in ("xspe", "status", "name"))
+    return success(await manage.list_customers(xspe, status, name, page_of(request)))
+
+
+@operation("manage.customers.create")
+async def create_customer(request: Request, manage: Manage) -> Response:
+    return one_customer(await manage.create_customer(await json_body(request)))
+
+
+@operation("manage.customer.get")
+async def get_customer(request: Request, manage: Manage) -> Response:
+    return one_customer(await manage.customer(request.path_params["customer_id"]))
+
+
+@operation("manage.customer.update")
+async def update_customer(request: Request, manage: Manage) -> Response:
+    fields, if_match = await json_body(request), request.headers.get("if-match")
+    return one_customer(await manage.update_customer(request.path_params["customer_id"], fields, if_match))
+
+
+@operation("manage.customer.disable")
+async def disable_customer(request: Request, manage: Manage) -> Response:
+    return one_customer(await manage.update_customer(request.path_params["customer_id"], {"status": "disabled"}, None))
+
+
+@operation("manage.customer.enable")
+async def enable_customer(request: Request, manage: Manage) -> Response:
+    return one_customer(await manage.update_customer(request.path_params["customer_id"], {"status": ACTIVE}, None))
+
+
+@operation("manage.customer.delete")
+async def delete_customer(request: Request, manage: Manage) -> Response:
+    return success(await manage.delete_customer(request.path_params["customer_id"]))
+
+
+# ------------------------------------------------------------------------ apps
+
+
+@operation("manage.apps.list")
+async def list_apps(request: Request, manage: Manage) -> Response:
+    return success(await manage.list_apps(query_text(request, "owner")))
+
+
+@operation("manage.apps.create")
+async def create_app(request: Request, manage: Manage) -> Response:
+    app, secret = await manage.create_app(await json_body(request))
+    return success({**app_json(app), "secret": secret})  # the only time the secret is shown
+
+
+@operation("manage.app.get")
+async def get_app(request: Request, manage: Manage) -> Response:
+    return success(app_json(await manage.app(request.path_params["app_id"])))
+
+
+@operation("manage.app.update")
+async def update_app(request: Request, manage: Manage) -> Response:
+    return success(app_json(await manage.update_app(request.path_params["app_id"], await json_body(request))))
+
+
+@operation("manage.app.rotate_secret")
+async def rotate_secret(request: Request, manage: Manage) -> Response:
+    return success(await manage.rotate_secret(request.path_params["app_id"], await json_body(request)))
+
+
+@operation("manage.app.suspend")
+async def suspend_app(request: Request, manage: Manage) -> Response:
+    return success(app_json(await manage.set_app_status(request.path_params["app_id"], SUSPENDED)))
+
+
+@operation("manage.app.resume")
+async def resume_app(request: Request, manage: Manage) -> Response:
+    return success(app_json(await manage.set_app_status(request.path_params["app_id"], ACTIVE)))
+
+
+# --------------------------------------------------------------- installations
+
+
+@operation("manage.installations.list")
+async def list_installations(request: Request, manage: Manage) -> Response:
+    return success(await manage.list_installations(query_text(request, "app_id"), query_text(request, "xspe")))
+
+
+@operation("manage.installations.create")
+async def install(request: Request, manage: Manage) -> Response:
+    return success(installation_json(await manage.install(await json_body(request))))
+
+
+@operation("manage.installation.delete")
+async def uninstall(request: Request, manage: Manage) -> Response:
+    return success(installation_json(await manage.uninstall(request.path_params["installation_id"])))
+
+
+# ----------------------------------------------------------------------- users
+
+
+@operation("manage.users.list")
+async def list_users(_request: Request, manage: Manage) -> Response:
+    return success(await manage.list_users())
+
+
+@operation("manage.users.create")
+async def create_user(request: Request, manage: Manage) -> Response:
+    return success(user_json(await manage.create_user(await json_body(request))))
+
+
+@operation("manage.user.password")
+async def set_password(request: Request, manage: Manage) -> Response:
+    user = await manage.set_password(request.path_params["user_id"], await json_body(request))
+    return success(user_json(user))
+
+
+# ----------------------------------------------------------------------- audit
+
+
+@operation("manage.audit_events.list")
+async def audit_events(request: Request, manage: Manage) -> Response:
+    spec = AuditFilter(
+        app_id=query_text(request, "app_id"), xspe=query_text(request, "xspe"), event=query_text(request, "event"),
+        since=query_time(request, "since"), until=query_time(request, "until"),
+    )  # fmt: skip
+    return success(await manage.audit_events(spec, page_of(request)))
+
+
+def _route(method: str, path: str, handler: Handler) -> Route:
+    return Route(PREFIX + path, handler, methods=[method], name=OPERATION_NAMES[handler])
+
+
+routes = [
+    _route("GET", "/spes", list_spes),
+    _route("POST", "/spes", create_spe),
+    _route("GET", "/spes/{xspe}", get_spe),
+    _route("GET", "/customers", list_customers),
+    _route("POST", "/customers", create_customer),
+    _route("GET", "/customers/{customer_id}", get_customer),
+    _route("PUT", "/customers/{customer_id}", update_customer),
+    _route("DELETE", "/customers/{customer_id}", delete_customer),
+    _route("POST", "/customers/{customer_id}/disable", disable_customer),
+    _route("POST", "/customers/{customer_id}/enable", enable_customer),
+    _route("GET", "/apps", list_apps),
+    _route("POST", "/apps", create_app),
+    _route("GET", "/apps/{app_id}", get_app),
+    _route("PUT", "/apps/{app_id}", update_app),
+    _route("POST", "/apps/{app_id}/rotate-secret", rotate_secret),
+    _route("POST", "/apps/{app_id}/suspend", suspend_app),
+    _route("POST", "/apps/{app_id}/resume", resume_app),
+    _route("GET", "/installations", list_installations),
+    _route("POST", "/installations", install),
+    _route("DELETE", "/installations/{installation_id}", uninstall),
+    _route("GET", "/users", list_users),
+    _route("POST", "/users", create_user),
+    _route("POST", "/users/{user_id}/password", set_password),
+    _route("GET", "/audit-events", audit_events),
+]
