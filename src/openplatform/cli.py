@@ -211,7 +211,9 @@ def db_cleanup() -> None:
         store = SqlStore(make_driver(config))
         await store.start()
         try:
-            return await store.cleanup(audit_retention_seconds=config.audit_retention_days * 86400)
+            return await store.cleanup(
+                audit_retention_seconds=config.audit_retention_days * 86400, batch_size=config.cleanup_batch_size
+            )
         finally:
             await store.close()
 

@@ -29,68 +29,122 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    # Where data lives. sqlite:///path (default: a file in the working directory)
-    # or postgresql://user@host/db; the driver is picked inside.
-    database_url: str = f"sqlite:///{DEFAULT_DATABASE_FILE}"
-    # Optional Redis (rate limits and revocation fan-out across nodes).
-    redis_url: str | None = None
-    # Lifetimes, in seconds.
-    access_token_ttl: int = Field(7200, ge=60, le=86400 * 30)
-    refresh_token_ttl: int = Field(86400 * 30, ge=300, le=86400 * 365)
-    code_ttl: int = Field(300, ge=10, le=600)
-    # Absolute lifetime of a refresh family, counted from the code exchange
-    # (SPEC §8): rotation never extends it. Any value >= 1 (tests use seconds).
-    refresh_family_max_age: int = Field(7_776_000, ge=1)
-    # A client retrying a refresh within this many seconds gets the same new pair.
-    refresh_leeway: float = Field(5.0, ge=0, le=60)
-    # Require the app secret on /oauth/refresh_token (the docs do not send it).
-    refresh_requires_secret: bool = False
-    # Comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed.
-    trusted_proxies: str = ""
-    # Public base URL (used in metadata); empty = derived from the request.
-    issuer: str = ""
-    # Server key for keyed hashes and secret encryption. Generated and kept in
-    # SECRET_KEY_FILE on first run when absent; set it explicitly on several nodes.
-    secret_key: str = ""
-    # Previous server keys, comma-separated (SPEC §10, docs/deployment.md "Rotating the
-    # server key"): used only to find tokens, codes, sessions and admin keys made under
-    # them and to decrypt app secrets sealed under them; everything new is made under
-    # SECRET_KEY. Drop a key once `openplatform db reencrypt` ran and the longest token
-    # lifetime has passed.
-    old_secret_keys: str = ""
-    # "http" = meaningful HTTP statuses; "always-200" = like the original platform.
-    error_status: Literal["http", "always-200"] = "http"
-    # "off", or comma-separated limits, see openplatform.core.ratelimit (token
-    # endpoints, and sign-in: login=20/300 per client IP, login_failures=5/900
-    # per account and IP; the last stays on under "off").
-    rate_limits: str = "default"
-    # A management-screen session ends after this many seconds without a request
-    # (and in any case 12 hours after sign-in).
-    session_idle_seconds: int = Field(1800, ge=60, le=43200)
-    # Largest accepted request body, in bytes.
-    max_body_bytes: int = Field(16384, ge=1024, le=10 * 1024 * 1024)
-    # SQLite durability: NORMAL (WAL: survives a process crash, may lose the last
-    # commits on power loss) or FULL (fsync on every group commit).
-    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
-    # How often each process polls the invalidation log (revocations made by
-    # other processes reach its caches within this delay).
-    invalidation_poll_seconds: float = Field(0.5, gt=0, le=5)
-    # How often each process looks for due install/uninstall webhooks (the retry
-    # schedule itself is fixed, see openplatform.services.webhooks).
-    webhook_poll_seconds: float = Field(2.0, gt=0, le=60)
-    # "deny": webhooks only go to public internet addresses, refused at
-    # registration and at send time (SPEC §9). "allow" lifts that, for
-    # development (`openplatform demo` sets it): receivers on localhost or a LAN.
-    webhook_private_networks: Literal["deny", "allow"] = "deny"
-    # How often each process deletes expired codes, tokens, invalidation records
-    # and old audit events, in small batches (SPEC §8); `openplatform db cleanup`
-    # runs one pass now.
-    cleanup_interval: float = Field(300.0, gt=0, le=86400)
-    # Audit events older than this many days are deleted by the cleanup.
-    audit_retention_days: float = Field(180.0, gt=0)
-    # Entries kept in the in-process token cache.
-    token_cache_size: int = Field(100_000, ge=0)
-    log_level: str = "info"
+    # Each field's description is its row in the README's settings table
+    # (generated: python -m tools.gen_docs); "shown" replaces a default that needs words.
+
+    database_url: str = Field(
+        f"sqlite:///{DEFAULT_DATABASE_FILE}",
+        description="`sqlite:///path` or `postgresql://user@host/db` (the driver is picked inside)",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="optional Redis: cluster-wide rate limits and instant revocation fan-out "
+        "([docs/deployment.md](docs/deployment.md))",
+    )
+    access_token_ttl: int = Field(7200, ge=60, le=86400 * 30, description="access token lifetime, seconds")
+    refresh_token_ttl: int = Field(
+        86400 * 30, ge=300, le=86400 * 365, description="refresh token lifetime, seconds",
+        json_schema_extra={"shown": "`2592000` (30 days)"},
+    )  # fmt: skip
+    code_ttl: int = Field(300, ge=10, le=600, description="authorization code lifetime, seconds")
+    refresh_family_max_age: int = Field(
+        7_776_000, ge=1,
+        description="absolute lifetime of a refresh family, seconds from the code exchange; rotation never extends "
+        "it (SPEC §8)",
+        json_schema_extra={"shown": "`7776000` (90 days)"},
+    )  # fmt: skip
+    refresh_leeway: float = Field(
+        5.0, ge=0, le=60, description="seconds during which the previous refresh token gets the same new pair again"
+    )
+    refresh_requires_secret: bool = Field(
+        False, description="require `secret` on `/oauth/refresh_token` (the docs do not send it)"
+    )
+    trusted_proxies: str = Field("", description="comma-separated proxy IPs/CIDRs whose `X-Forwarded-For` is believed")
+    issuer: str = Field(
+        "", description="public base URL (metadata); the original runs white-labelled under several domains",
+        json_schema_extra={"shown": "derived from the request"},
+    )  # fmt: skip
+    secret_key: str = Field(
+        "",
+        description="server key for keyed hashes and secret encryption; **set the same value on every node**",
+        json_schema_extra={"shown": f"generated into `{SECRET_KEY_FILE}` on first run"},
+    )
+    old_secret_keys: str = Field(
+        "",
+        description="previous server keys, comma-separated: only to find tokens, codes, sessions and admin keys "
+        "made under them and to decrypt app secrets sealed under them; everything new is made under the "
+        "current key. Drop one once `openplatform db reencrypt` ran and the longest token lifetime has passed "
+        "([rotating the server key](docs/deployment.md#rotating-the-server-key))",
+    )
+    error_status: Literal["http", "always-200"] = Field(
+        "http", description="`always-200` answers errors with HTTP 200 like the original platform"
+    )
+    rate_limits: str = Field(
+        "default",
+        description="`off`, or `ip=300/60,app=600/60,bad_secret=10/300,login=20/300,login_failures=5/900` "
+        "(count/seconds; `login_failures`, the sign-in lock-out, stays on under `off`)",
+    )
+    session_idle_seconds: int = Field(
+        1800, ge=60, le=43200,
+        description="a management-screen session ends after this many seconds without a request "
+        "(12 hours after sign-in in any case)",
+    )  # fmt: skip
+    max_body_bytes: int = Field(16384, ge=1024, le=10 * 1024 * 1024, description="largest accepted request body, bytes")
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL",
+        description="`NORMAL` (WAL: survives a process crash, may lose the last commits on power loss) or `FULL` "
+        "(fsync on every group commit) — see durability in [docs/benchmarks.md](docs/benchmarks.md)",
+    )
+    postgres_pool_size: int = Field(
+        8, ge=1, le=200,
+        description="PostgreSQL connections each server process (each worker) keeps for the hot path's reads; its "
+        "group-commit writer holds one more",
+    )  # fmt: skip
+    invalidation_poll_seconds: float = Field(
+        0.5, gt=0, le=5,
+        description="how fast revocations made elsewhere reach this process's caches without Redis "
+        "(with Redis: at once)",
+    )  # fmt: skip
+    webhook_poll_seconds: float = Field(
+        2.0, gt=0, le=60,
+        description="how often each process looks for due install/uninstall webhooks (the retry schedule is "
+        "fixed, [docs/webhooks.md](docs/webhooks.md))",
+    )  # fmt: skip
+    webhook_private_networks: Literal["deny", "allow"] = Field(
+        "deny",
+        description="`allow` lets webhooks go to localhost and private networks — development only "
+        "(`openplatform demo` sets it); see [docs/webhooks.md](docs/webhooks.md#webhooks-and-private-networks)",
+    )
+    cleanup_interval: float = Field(
+        300.0, gt=0, le=86400,
+        description="seconds between cleanup passes of each server process: expired codes, tokens and "
+        "invalidation records, old audit events ([docs/deployment.md](docs/deployment.md)); "
+        "`openplatform db cleanup` runs one pass now",
+    )  # fmt: skip
+    cleanup_batch_size: int = Field(
+        500, ge=10, le=100_000,
+        description="rows per DELETE of the cleanup: on SQLite each batch holds the write lock about a "
+        "millisecond per 500 rows ([docs/benchmarks.md](docs/benchmarks.md))",
+    )  # fmt: skip
+    audit_retention_days: float = Field(
+        180.0, gt=0, description="audit events older than this many days are deleted by the cleanup"
+    )
+    token_cache_size: int = Field(100_000, ge=0, description="entries kept in each process's token cache")
+    log_level: str = Field("info", description="`debug`, `info`, `warning` or `error`")
+    log_format: Literal["text", "json"] | None = Field(
+        None,
+        description="log lines on stderr: `text` (one readable line each, for a person) or `json` (one object "
+        "each, for a log collector)",
+        json_schema_extra={"shown": "`text` when stderr is a terminal, `json` otherwise"},
+    )
+    access_log: bool | None = Field(
+        None,
+        description="one line per HTTP request: method, path without the query string, status, milliseconds (never "
+        "a token, a code or a header); off by default with json logs, where it would cost about a fifth of an "
+        "app-token grant's CPU ([docs/benchmarks.md](docs/benchmarks.md)). Lines are INFO: `LOG_LEVEL=warning` "
+        "hides them",
+        json_schema_extra={"shown": "on with `text` logs, off with `json`"},
+    )
 
     @field_validator("database_url")
     @classmethod

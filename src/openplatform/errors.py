@@ -12,9 +12,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class ErrorKind:
+    """One row of the table: ``code`` (first three digits: the HTTP status), the RFC 6749/6750
+    ``error`` string, the default ``message`` sent to the client, and ``when`` it is answered
+    (Markdown, the row of docs/errors.md: ``python -m tools.gen_docs``)."""
+
     code: int
     error: str
     message: str
+    when: str
 
     @property
     def status(self) -> int:
@@ -24,26 +29,48 @@ class ErrorKind:
 ERRORS: dict[str, ErrorKind] = {
     kind.error: kind
     for kind in (
-        ErrorKind(40001, "invalid_request", "The request is missing a parameter or has a malformed one."),
-        ErrorKind(40002, "unsupported_grant_type", "This endpoint does not accept that grant_type."),
-        ErrorKind(40003, "unsupported_response_type", "response_type must be code."),
-        ErrorKind(40004, "invalid_scope", "The scope is not allowed for this app or installation."),
-        ErrorKind(40005, "invalid_redirect_uri", "redirect_uri must share the host of the app's host_url."),
-        ErrorKind(40006, "invalid_grant", "The code or refresh token is invalid, expired, used or revoked."),
-        ErrorKind(40101, "invalid_client", "Unknown app, wrong secret or suspended app."),
-        ErrorKind(40102, "invalid_token", "The access token is missing, unknown, expired or revoked."),
-        ErrorKind(40301, "access_denied", "The app is not installed for this customer or SPE."),
-        ErrorKind(40302, "ip_not_allowed", "The caller's IP address is not in the app's whitelist."),
-        ErrorKind(40303, "insufficient_scope", "The access token lacks the scope this API needs."),
-        ErrorKind(40401, "not_found", "The resource does not exist."),
-        ErrorKind(40501, "method_not_allowed", "This HTTP method is not allowed on this path."),
-        ErrorKind(40901, "conflict", "The resource was changed by someone else; reload it and retry."),
-        ErrorKind(42901, "rate_limited", "Too many requests; retry later."),
-        ErrorKind(43101, "request_headers_too_large", "The request headers are larger than 16 KiB in total."),
-        ErrorKind(50001, "server_error", "The server hit an unexpected error."),
-        ErrorKind(50301, "temporarily_unavailable", "A backing service is unavailable; retry later."),
+        ErrorKind(40001, "invalid_request", "The request is missing a parameter or has a malformed one.",
+                  "a parameter is missing, repeated, malformed or too long; the body is too large, not UTF-8, "
+                  "or neither form nor JSON"),
+        ErrorKind(40002, "unsupported_grant_type", "This endpoint does not accept that grant_type.",
+                  "grant_type not accepted by that endpoint"),
+        ErrorKind(40003, "unsupported_response_type", "response_type must be code.",
+                  "response_type is not `code`"),
+        ErrorKind(40004, "invalid_scope", "The scope is not allowed for this app or installation.",
+                  "scope not allowed for this app/installation"),
+        ErrorKind(40005, "invalid_redirect_uri", "redirect_uri must share the host of the app's host_url.",
+                  "redirect_uri does not share the app's host_url host (see the rule in [api.md](api.md))"),
+        ErrorKind(40006, "invalid_grant", "The code or refresh token is invalid, expired, used or revoked.",
+                  "code / refresh token unknown, expired, used, revoked, or bound to another app"),
+        ErrorKind(40101, "invalid_client", "Unknown app, wrong secret or suspended app.",
+                  "unknown app_id, wrong or missing secret, suspended app — one sentence for all, so it tells nothing "
+                  "about which (SPEC §9); `WWW-Authenticate: Basic realm=\"openplatform\"` on every token endpoint"),
+        ErrorKind(40102, "invalid_token", "The access token is missing, unknown, expired or revoked.",
+                  "access token missing, unknown, expired or revoked, or its app suspended or uninstalled "
+                  "(`WWW-Authenticate: Bearer realm=\"openplatform\"`, with `error=\"invalid_token\"` unless no "
+                  "token was sent)"),
+        ErrorKind(40301, "access_denied", "The app is not installed for this customer or SPE.",
+                  "app not installed for that customer/SPE, or xspe and customer_id do not match"),
+        ErrorKind(40302, "ip_not_allowed", "The caller's IP address is not in the app's whitelist.",
+                  "caller IP not in the app's whitelist"),
+        ErrorKind(40303, "insufficient_scope", "The access token lacks the scope this API needs.",
+                  "token lacks the scope the Open API needs"),
+        ErrorKind(40401, "not_found", "The resource does not exist.",
+                  "Open API resource does not exist or is not visible to the token; unknown path"),
+        ErrorKind(40501, "method_not_allowed", "This HTTP method is not allowed on this path.",
+                  "the path exists but not with this HTTP method"),
+        ErrorKind(40901, "conflict", "The resource was changed by someone else; reload it and retry.",
+                  "an update's version precondition does not match (someone else changed the object)"),
+        ErrorKind(42901, "rate_limited", "Too many requests; retry later.",
+                  "too many requests; `Retry-After` header set"),
+        ErrorKind(43101, "request_headers_too_large", "The request headers are larger than 16 KiB in total.",
+                  "the request's headers are larger than 16 KiB in total (SPEC §9)"),
+        ErrorKind(50001, "server_error", "The server hit an unexpected error.",
+                  "unexpected failure"),
+        ErrorKind(50301, "temporarily_unavailable", "A backing service is unavailable; retry later.",
+                  "a backing service (database, Redis) is down; `Retry-After` header set"),
     )
-}
+}  # fmt: skip
 
 
 class OAuthError(Exception):

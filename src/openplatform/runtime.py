@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def make_driver(settings: Settings) -> Driver:
     if settings.is_sqlite:
         return SqliteDriver(settings.sqlite_path, settings.sqlite_synchronous)
-    return PostgresDriver(settings.postgres_dsn)
+    return PostgresDriver(settings.postgres_dsn, settings.postgres_pool_size)
 
 
 def build_platform(settings: Settings) -> Platform:

@@ -35,7 +35,9 @@ async def _clean_up_forever(app: Starlette) -> None:
     while True:
         await asyncio.sleep(settings.cleanup_interval)
         try:
-            await app.state.platform.store.cleanup(audit_retention_seconds=settings.audit_retention_days * 86400)
+            await app.state.platform.store.cleanup(
+                audit_retention_seconds=settings.audit_retention_days * 86400, batch_size=settings.cleanup_batch_size
+            )
         except Exception:
             log.exception("cleanup of expired rows failed")
 

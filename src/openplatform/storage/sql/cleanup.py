@@ -33,11 +33,13 @@ import logging
 import time
 from dataclasses import dataclass
 
+from openplatform.config import Settings
 from openplatform.storage.sql.driver import Driver, Tx
 
 log = logging.getLogger("openplatform.storage")
 
-BATCH_SIZE = 500  # rows per DELETE: about a millisecond of write lock on SQLite (docs/benchmarks.md)
+# Rows per DELETE (OPENPLATFORM_CLEANUP_BATCH_SIZE); its default, for callers without settings.
+BATCH_SIZE: int = Settings.model_fields["cleanup_batch_size"].default
 DAY_SECONDS = 86400.0
 
 

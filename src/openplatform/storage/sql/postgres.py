@@ -231,7 +231,7 @@ class PostgresDriver:
     tenth of the writer's CPU in the profile. After a failure it connects anew.
     """
 
-    def __init__(self, dsn: str, pool_size: int = 8) -> None:
+    def __init__(self, dsn: str, pool_size: int) -> None:
         self.dsn = dsn
         self.pool_size = pool_size
         self._pool: Any = None
