@@ -116,6 +116,31 @@ function sameText(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/**
+ * The server's address, such as `https://open.example.com`, without a trailing slash. Checked when
+ * the client is made, so a typo is a configuration error at once (`ValidationError`, 40001, field
+ * `baseUrl`) rather than a network failure at the first call: an absolute http(s) URL with a host,
+ * and no query or fragment.
+ */
+function checkedBaseUrl(baseUrl: string): string {
+  const text = baseUrl.trim();
+  let usable = false;
+  try {
+    const url = new URL(text);
+    usable = (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== "" &&
+      url.search === "" && url.hash === "" && /^https?:\/\//i.test(text);
+  } catch {
+    usable = false;
+  }
+  if (!usable) {
+    throw new ValidationError(
+      `baseUrl must be the server's absolute http(s) URL, such as https://open.example.com; got ${JSON.stringify(baseUrl)}.`,
+      { field: "baseUrl" },
+    );
+  }
+  return text.replace(/\/+$/, "");
+}
+
 /** `new AppClient({ appId, secret, baseUrl })` — see docs/sdk.md. */
 export class AppClient {
   readonly appId: string;
@@ -138,7 +163,7 @@ export class AppClient {
     }
     this.appId = options.appId;
     this.#secret = options.secret;
-    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+    this.baseUrl = checkedBaseUrl(options.baseUrl);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.refreshMargin = options.refreshMargin ?? DEFAULT_REFRESH_MARGIN;
     this.pkce = options.pkce ?? true;
@@ -182,13 +207,14 @@ export class AppClient {
    * customer, for `exchangeCode` in the same process.
    */
   connectUrl(options: ConnectOptions): { url: string; state: string } {
+    const customerId = protocol.requiredCustomerId(options.customerId); // a code is for one customer (SPEC §2.1)
     const state = options.state || protocol.newState();
     const verifier = this.pkce ? protocol.pkceVerifier(this.#secret, state) : null;
     const params = {
       redirect_uri: options.redirectUri, scope: options.scope ?? "install_login", xspe: options.xspe,
-      customer_id: options.customerId,
+      customer_id: customerId,
     };
-    this.#pending.add(state, options.xspe, options.customerId, options.redirectUri);
+    this.#pending.add(state, options.xspe, customerId, options.redirectUri);
     return { url: protocol.connectUrl(this.baseUrl, this.appId, params, state, verifier), state };
   }
 
@@ -238,23 +264,25 @@ export class AppClient {
   }
 
   /** The customer's access token, refreshed when due. */
-  userToken(customerId: string): Promise<Token> {
-    return this.#current(customerId);
+  async userToken(customerId: string): Promise<Token> {
+    return this.#current(protocol.requiredCustomerId(customerId)); // null would stand for the app token
   }
 
   /** Refresh the customer's tokens now (SPEC §2.3), whatever their age. */
-  refresh(customerId: string): Promise<Token> {
+  async refresh(customerId: string): Promise<Token> {
+    customerId = protocol.requiredCustomerId(customerId);
     const key = tokenKey(this.appId, customerId);
     return this.#locks.run(key, async () => this.#renewLocked(customerId, (await this.tokens.get(key)) ?? null));
   }
 
   /** Drop the customer's tokens from the store (the server still knows them). */
   async forget(customerId: string): Promise<void> {
-    await this.tokens.delete(tokenKey(this.appId, customerId));
+    await this.tokens.delete(tokenKey(this.appId, protocol.requiredCustomerId(customerId)));
   }
 
   /** RFC 7009: revoke the customer's refresh token (and with it the whole family), then forget it. */
   async revoke(customerId: string): Promise<void> {
+    customerId = protocol.requiredCustomerId(customerId);
     const token = await this.tokens.get(tokenKey(this.appId, customerId));
     if (token?.refreshToken) {
       await this.#post("/oauth/revoke", protocol.credentialsForm(this.appId, this.#secret, token.refreshToken), false);
@@ -333,10 +361,14 @@ export class AppClient {
     return call.parse(protocol.resultOf(answer, body));
   }
 
-  /** Any Open API not wrapped by the resources; returns the envelope's `result`. */
-  request(method: Call<unknown>["method"], path: string, options: RequestOptions = {}): Promise<unknown> {
+  /**
+   * Any Open API not wrapped by the resources; returns the envelope's `result`. Without `customerId`
+   * (or with null) it goes with the app token; an empty one is refused (`CustomerIdRequired`).
+   */
+  async request(method: Call<unknown>["method"], path: string, options: RequestOptions = {}): Promise<unknown> {
+    const customerId = options.customerId == null ? null : protocol.requiredCustomerId(options.customerId);
     return this.call({
-      method, path, parse: (result) => result, customerId: options.customerId ?? null,
+      method, path, parse: (result) => result, customerId,
       params: options.params, json: options.json,
     });
   }

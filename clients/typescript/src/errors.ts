@@ -159,6 +159,14 @@ export class TransportError extends ServiceUnavailable {}
 /** The request exceeded the client's timeout. */
 export class RequestTimeout extends TransportError {}
 
+/**
+ * A call that needs a customer got `null`, `undefined`, an empty or blank id (or no string); thrown
+ * before any request is sent. An app opened for a whole SPE has no customer (`launch.customerId` is
+ * null): list the SPE's customers (`client.customers.list({ xspe: launch.xspe })`) and pick one, or
+ * call the SPE-level APIs with the app token. `field` names the parameter (`customerId`).
+ */
+export class CustomerIdRequired extends ValidationError {}
+
 /** The callback's `state` is not the one this app issued (RFC 6749 §10.12: CSRF). */
 export class StateMismatch extends OpenPlatformError {
   static override readonly defaultCode = 40001;

@@ -6,7 +6,9 @@
  *
  * const client = new AppClient({ appId: APP_ID, secret: SECRET, baseUrl: "https://open.example.com" });
  * const launch = client.verifyLaunch(new URL(req.url, base).searchParams);
- * const { url, state } = client.connectUrl({ xspe: launch.xspe, customerId: launch.customerId!, redirectUri });
+ * // launch.customerId is null for an SPE-wide launch: the admin picks one of client.customers.list({ xspe })
+ * const customerId = launch.customerId ?? pickedCustomerId;
+ * const { url, state } = client.connectUrl({ xspe: launch.xspe, customerId, redirectUri });
  * // ... the browser comes back to redirectUri?code=…&state=…
  * const token = await client.exchangeCode(code, { state: stateFromQuery, expectedState: state });
  * const sites = await client.asCustomer(token.customerId!).sites.list();
@@ -30,6 +32,7 @@ export {
   AccessDenied,
   BY_ERROR,
   Conflict,
+  CustomerIdRequired,
   type ErrorDetails,
   InsufficientScope,
   InvalidClientError,

@@ -2,7 +2,7 @@
 
 import { createHash, createHmac, randomBytes } from "node:crypto";
 
-import { fromEnvelope, type OpenPlatformError, ReauthorizationRequired, ServerError } from "./errors.js";
+import { CustomerIdRequired, fromEnvelope, type OpenPlatformError, ReauthorizationRequired, ServerError } from "./errors.js";
 import { Token } from "./models.js";
 import { derivedKey } from "./signing.js";
 
@@ -20,6 +20,22 @@ export interface Answer {
 export type Envelope = Record<string, unknown> & { code: number };
 
 /** The decoded envelope; a non-envelope answer (a proxy's 502 page) becomes `ServerError`. */
+/**
+ * `customerId` itself when it is a non-blank string, else `CustomerIdRequired`. Guards every place a
+ * customer id goes into a URL path, a connect URL or a token-store key: `undefined` would otherwise
+ * travel as `/api/spe/customer/undefined`, and `null` silently stand for the app token.
+ */
+export function requiredCustomerId(customerId: unknown, parameter = "customerId"): string {
+  if (typeof customerId === "string" && customerId.trim() !== "") return customerId;
+  const given = customerId === undefined ? "undefined" : JSON.stringify(customerId) ?? String(customerId);
+  throw new CustomerIdRequired(
+    `${parameter} is required (got ${given}). An app opened for a whole SPE has no customer (launch.customerId ` +
+      "is null): list the SPE's customers with client.customers.list({ xspe: launch.xspe }) and pick one, or " +
+      "call the SPE-level APIs with the app token.",
+    { field: parameter },
+  );
+}
+
 export function envelope(answer: Answer): Envelope {
   let body: unknown;
   try {

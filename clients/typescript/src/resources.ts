@@ -7,6 +7,7 @@
  */
 
 import { type Customer, customerFromApi, type Page, pageParser, type Site, siteFromApi } from "./models.js";
+import { requiredCustomerId } from "./protocol.js";
 
 /** One Open API call: what to send, with whose token (null: the app token), how to read the result. */
 export interface Call<T> {
@@ -81,8 +82,10 @@ function segment(id: string): string {
   return encodeURIComponent(id);
 }
 
+/** `/api/spe/customer/{id}`; throws `CustomerIdRequired` for a missing id (the methods below are
+ * `async`, so callers get a rejected promise, before any request). */
 function customerPath(customerId: string): string {
-  return `/api/spe/customer/${segment(customerId)}`;
+  return `/api/spe/customer/${segment(requiredCustomerId(customerId))}`;
 }
 
 function speSide(customerId: string): string {
@@ -113,7 +116,7 @@ export class Customers {
     return iterate((page) => this.list({ ...options, pageSize: options.pageSize ?? 100, page }));
   }
 
-  get(customerId: string): Promise<Customer> {
+  async get(customerId: string): Promise<Customer> {
     return this.client.call({ method: "GET", path: customerPath(customerId), parse: customerFromApi, customerId: null });
   }
 
@@ -122,7 +125,7 @@ export class Customers {
     return this.client.call({ method: "POST", path: "/api/spe/customers", parse: customerFromApi, customerId: null, json });
   }
 
-  update(customerId: string, changes: CustomerChanges): Promise<Customer> {
+  async update(customerId: string, changes: CustomerChanges): Promise<Customer> {
     const json = defined({ ...changes });
     return this.client.call({ method: "PUT", path: customerPath(customerId), parse: customerFromApi, customerId: null, json });
   }
@@ -137,23 +140,24 @@ export class Customers {
 export class Sites {
   constructor(private readonly client: Caller) {}
 
-  list(customerId: string, options: { status?: string } & PageOptions = {}): Promise<Page<Site>> {
+  async list(customerId: string, options: { status?: string } & PageOptions = {}): Promise<Page<Site>> {
     return listSites(this.client, speSide(customerId), null, options);
   }
 
   iter(customerId: string, options: { status?: string; pageSize?: number } = {}): AsyncGenerator<Site, void, undefined> {
+    requiredCustomerId(customerId); // now, not at the first page
     return iterate((page) => this.list(customerId, { ...options, pageSize: options.pageSize ?? 100, page }));
   }
 
-  get(customerId: string, siteId: string): Promise<Site> {
+  async get(customerId: string, siteId: string): Promise<Site> {
     return this.client.call({ method: "GET", path: `${speSide(customerId)}/${segment(siteId)}`, parse: siteFromApi, customerId: null });
   }
 
-  create(customerId: string, site: NewSite): Promise<Site> {
+  async create(customerId: string, site: NewSite): Promise<Site> {
     return createSite(this.client, speSide(customerId), null, site);
   }
 
-  update(customerId: string, siteId: string, changes: SiteChanges): Promise<Site> {
+  async update(customerId: string, siteId: string, changes: SiteChanges): Promise<Site> {
     return updateSite(this.client, speSide(customerId), null, siteId, changes);
   }
 
@@ -199,8 +203,11 @@ export class CustomerSites {
 export class CustomerSession {
   readonly sites: CustomerSites;
 
-  constructor(private readonly client: Caller, readonly customerId: string) {
-    this.sites = new CustomerSites(client, customerId);
+  readonly customerId: string;
+
+  constructor(private readonly client: Caller, customerId: string) {
+    this.customerId = requiredCustomerId(customerId);
+    this.sites = new CustomerSites(client, this.customerId);
   }
 
   /** The customer itself (`install_login` is enough). */
