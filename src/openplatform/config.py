@@ -3,6 +3,13 @@
 One documented place (like node-oidc-provider's ``defaults.js``): the README's
 configuration table is written from this file. Values are validated at start-up,
 so a bad setting stops the server with a clear message instead of a 500 later.
+
+The upper-case constants left in other modules are not operator knobs (issue 11):
+protocol and format sizes (RFC and SPEC limits, key prefixes, MAC lengths, the
+webhook signature's 5 minutes and retry schedule), bounds on input that protect the
+server (header, form, parameter and page sizes), and internal tuning measured in
+docs/benchmarks.md (group-commit batch, invalidation page, gap wait, cache age,
+lock retry, GC thresholds) whose change would need a new measurement, not a setting.
 """
 
 from __future__ import annotations
