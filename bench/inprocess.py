@@ -1,12 +1,15 @@
 """CPU per request of openplatform's ASGI app alone, without an HTTP server: quick iteration on the hot path.
 
     .venv/bin/python bench/inprocess.py [app-token|open-api] [--requests 40000] [--database-url URL]
+                                        [--access-log text|json]
 
 Seeds a fresh SQLite file (or the given, empty, database) through openplatform's services, then
 drives the app with 32 concurrent tasks sending ASGI messages directly (uvloop, group commit and
 the caches as in ``openplatform serve``) and prints CPU and wall time per request. It leaves out
 uvicorn and the sockets, which ``bench/run.py`` measures; use it to compare two versions of the
-code, and py-spy (``py-spy record -- .venv/bin/python bench/inprocess.py``) to see where time goes.
+code (``--access-log``: with the per-request line of ``web.access_log``, written to stderr in that
+format; send stderr to a file or a pipe), and py-spy (``py-spy record -- .venv/bin/python
+bench/inprocess.py``) to see where time goes.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ import orjson
 import uvloop
 from seed import SECRET_KEY, _seed
 
+from openplatform import logs
 from openplatform.config import Settings
 from openplatform.storage.sql.migrate import upgrade
+from openplatform.web.access_log import AccessLog
 from openplatform.web.app import create_app
 from openplatform.web.serve import tune_gc
 
@@ -54,11 +59,15 @@ async def call(app: Any, scope: dict[str, Any], body: bytes) -> tuple[int, bytes
     return sent[0]["status"], sent[1]["body"]
 
 
-async def measure(scenario: str, requests: int, settings: Settings) -> None:
+async def measure(scenario: str, requests: int, settings: Settings, access_log: str | None = None) -> None:
     seeded = await _seed(settings)
-    app = create_app(settings)
+    starlette = create_app(settings)
+    app: Any = starlette
+    if access_log is not None:  # as `openplatform serve` does with OPENPLATFORM_ACCESS_LOG=true
+        logs.configure("info", "json" if access_log == "json" else "text")
+        app = AccessLog(starlette)
     tune_gc()
-    async with app.router.lifespan_context(app):
+    async with starlette.router.lifespan_context(starlette):
         grant = urlencode({"grant_type": "client_credential", "app_id": seeded.app_id, "secret": seeded.secret})
         token_scope = http_scope("POST", "/oauth/credit/token", [FORM])
         scope, body = token_scope, grant.encode()
@@ -89,13 +98,14 @@ def main() -> None:
     parser.add_argument("scenario", nargs="?", default="app-token", choices=["app-token", "open-api"])
     parser.add_argument("--requests", type=int, default=40_000)
     parser.add_argument("--database-url", help="an empty database to use instead of a fresh SQLite file")
+    parser.add_argument("--access-log", choices=["text", "json"], help="log a line per request (to stderr)")
     opts = parser.parse_args()
     url = opts.database_url or f"sqlite:///{tempfile.mkdtemp(prefix='op-inprocess-')}/bench.db"
     os.environ.update(OPENPLATFORM_DATABASE_URL=url, OPENPLATFORM_SECRET_KEY=SECRET_KEY,
                       OPENPLATFORM_RATE_LIMITS="off", OPENPLATFORM_LOG_LEVEL="warning")  # fmt: skip
     settings = Settings()
     upgrade(settings)  # Alembic runs its own event loop: before ours starts
-    uvloop.run(measure(opts.scenario, opts.requests, settings))
+    uvloop.run(measure(opts.scenario, opts.requests, settings, opts.access_log))
 
 
 if __name__ == "__main__":
