@@ -59,17 +59,26 @@ def secret_matches(platform: Platform, app: App | None, app_id: str, secret: str
     app costs the same tries, so the timing still does not tell whether it exists.
     """
     keyring = platform.keyring
+    presented = keyring.secret_hash(app_id, secret)
+    if app is None:
+        constant_time_equals(presented, _DUMMY_HASH)
+        for old in keyring.old:
+            constant_time_equals(old.secret_hash(app_id, secret), _DUMMY_HASH)
+        return False
     now = platform.clock()
-    live = () if app is None else [s.secret_hash for s in app.secrets if s.expires_at is None or s.expires_at > now]
-    matched = False
-    for ring in (keyring, *keyring.old):
-        presented = ring.secret_hash(app_id, secret)
-        if app is None:
-            constant_time_equals(presented, _DUMMY_HASH)
-        for stored in live:  # every live secret, so the timing does not tell which matched
-            matched |= constant_time_equals(presented, stored)
+    live = [stored.secret_hash for stored in app.secrets if stored.expires_at is None or stored.expires_at > now]
+    matched = _matches_any(presented, live)
+    for old in keyring.old if not matched else ():
+        matched = _matches_any(old.secret_hash(app_id, secret), live)
         if matched:
             break
+    return matched
+
+
+def _matches_any(presented: str, live: list[str]) -> bool:
+    matched = False
+    for stored in live:  # every live secret, so the timing does not tell which matched
+        matched |= constant_time_equals(presented, stored)
     return matched
 
 
