@@ -23,6 +23,8 @@ A receiver must answer HTTP 2xx with a JSON object whose ``code`` is the integer
 anything else (other status, redirect, timeout, other body) is a failed attempt,
 retried after ``BACKOFF`` and abandoned after ``MAX_ATTEMPTS``. Every attempt is
 written to the audit log (``webhook.delivered`` / ``webhook.failed`` / ``webhook.abandoned``).
+Every worker counts the outbox's backlog (rows neither delivered nor abandoned) at most every
+``BACKLOG_SECONDS`` into ``openplatform_webhook_backlog`` (the newest count of a live worker).
 
 ``Sender`` goes only to public addresses, connects to the address it checked and
 follows no redirect (SPEC §9, ``core/egress.py``); a refused destination is a
@@ -35,10 +37,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import httpx
 import orjson
+from prometheus_client import Gauge
 
 from openplatform import events, logs
 from openplatform.core import egress
@@ -66,6 +70,13 @@ BATCH = 16  # rows claimed per pass; they are sent concurrently
 MAX_ANSWER_BYTES = 64 * 1024
 USER_AGENT = "openplatform-webhooks/1"
 MAX_ADDRESSES = 4  # a name's addresses tried in turn when a connection is refused
+BACKLOG_SECONDS = 15.0  # the backlog is counted (one COUNT over the outbox) at most this often
+
+BACKLOG = Gauge(
+    "openplatform_webhook_backlog",
+    "Webhook notifications neither delivered nor abandoned (due or waiting to retry)",
+    multiprocess_mode="livemostrecent",  # every worker counts the same table: its newest count
+)
 
 
 def notification(kind: int, installation: Installation, at: float) -> dict[str, object]:
@@ -208,6 +219,7 @@ class WebhookWorker:
         self._task: asyncio.Task[None] | None = None
         self._sender: Sender | None = None
         self._stopping = asyncio.Event()
+        self._backlog_counted_at: float | None = None  # time.monotonic()
 
     def clock(self) -> float:
         return self.admin.db.clock()
@@ -238,8 +250,20 @@ class WebhookWorker:
                     pass  # a backlog: keep going without sleeping
             except Exception:
                 log.exception("webhook worker pass failed")
+            await self.count_backlog()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.poll_seconds)
+
+    async def count_backlog(self, now: float | None = None) -> None:
+        """Set ``openplatform_webhook_backlog`` unless it was counted less than BACKLOG_SECONDS ago."""
+        now = time.monotonic() if now is None else now
+        if self._backlog_counted_at is not None and now - self._backlog_counted_at < BACKLOG_SECONDS:
+            return
+        self._backlog_counted_at = now
+        try:
+            BACKLOG.set(await self.outbox.pending(MAX_ATTEMPTS))
+        except Exception as exc:  # the database went away: the next pass tries again
+            log.warning("webhook backlog not counted: %s", type(exc).__name__)
 
     async def run_once(self) -> int:
         """Claim up to BATCH due rows and deliver them concurrently; returns how many."""

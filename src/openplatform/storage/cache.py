@@ -18,6 +18,12 @@ up to ``GAP_WAIT`` seconds, re-reading only the records above it meanwhile;
 passing over it empties the caches (what it said is unknown), and in any case
 no entry lives longer than ``CACHE_MAX_AGE`` seconds.
 
+Metrics (``web/metrics.py`` lists them all): each cache counts its hits and misses in two
+plain integers (a lookup costs no more than that), added to
+``openplatform_cache_lookups_total{cache, result}`` after every poll; the poller and the
+Redis listener observe ``openplatform_revocation_lag_seconds{path}``, the time from an
+invalidation record's creation (on any node) to its application here.
+
 An access token enters the cache when it is first checked, not when it is
 issued: with several workers it is mostly checked by another process anyway,
 and an app fetching a token per call would otherwise evict the tokens other
@@ -34,6 +40,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from prometheus_client import Counter, Histogram
+
 from openplatform.core.store import RotatedBefore, Store
 from openplatform.errors import StorageUnavailable
 from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, TokenRecord
@@ -45,6 +53,18 @@ GAP_WAIT = 5.0  # seconds to wait for a missing invalidation id (an open or roll
 # No entry is trusted longer than this, whatever the log says: a revoking transaction that commits
 # its record later than GAP_WAIT after taking its id, or a change made in SQL by hand, is seen then.
 CACHE_MAX_AGE = 30.0
+
+CACHE_LOOKUPS = Counter(
+    "openplatform_cache_lookups", "In-process cache lookups by cache and result (hit, miss)", ["cache", "result"]
+)
+REVOCATION_LAG = Histogram(
+    "openplatform_revocation_lag_seconds",
+    "From an invalidation record's creation to its application in this process, by path (poll, fanout)",
+    ["path"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+POLL_LAG = REVOCATION_LAG.labels("poll")
+FANOUT_LAG = REVOCATION_LAG.labels("fanout")
 
 
 class BoundedCache(OrderedDict[Any, Any]):
@@ -58,6 +78,8 @@ class BoundedCache(OrderedDict[Any, Any]):
     def __init__(self, limit: int) -> None:
         super().__init__()
         self.limit = limit
+        self.hits = 0  # lookups since the last report (CachedStore.report_lookups)
+        self.misses = 0
 
     def put(self, key: Any, value: Any) -> None:
         if self.limit <= 0:
@@ -134,6 +156,11 @@ class CachedStore:
         self.customers = BoundedCache(50_000)
         self.backings = BoundedCache(50_000)  # (app, installation, customer, xspe) -> Backing
         self.tokens = TokenCache(token_cache_size)
+        self.named = {"app": self.apps, "installations": self.installations, "customer": self.customers,
+                      "backing": self.backings, "token": self.tokens}  # fmt: skip
+        for name in self.named:  # every series exists from the start, at 0
+            for result in ("hit", "miss"):
+                CACHE_LOOKUPS.labels(name, result)
         self._applied_to = 0  # every invalidation id up to this one has been applied
         self._seen: set[int] = set()  # ids above _applied_to already applied
         self._gaps: dict[int, float] = {}  # a missing id -> when it was first missed (self.clock)
@@ -160,7 +187,7 @@ class CachedStore:
     async def cleanup(self, *args: Any, **options: Any) -> dict[str, int]:  # the inner store's defaults hold
         return await self.inner.cleanup(*args, **options)
 
-    async def invalidations_after(self, after_id: int, limit: int) -> list[tuple[int, str, str]]:
+    async def invalidations_after(self, after_id: int, limit: int) -> list[tuple[int, str, str, float]]:
         return await self.inner.invalidations_after(after_id, limit)
 
     async def last_invalidation_id(self) -> int:
@@ -174,6 +201,7 @@ class CachedStore:
             self.fanout.start(self.drop)
 
     async def close(self) -> None:
+        self.report_lookups()
         if self.fanout is not None:
             await self.fanout.close()
         if self._poller is not None:
@@ -187,27 +215,36 @@ class CachedStore:
     async def get_app(self, app_id: str) -> App | None:
         app = self.apps.get(app_id)
         if app is None and app_id not in self.missing_apps:
+            self.apps.misses += 1
             app = await self.inner.get_app(app_id)
             if app is not None:
                 self.apps.put(app_id, app)
             else:
                 self.missing_apps.put(app_id, True)
+        else:
+            self.apps.hits += 1
         return app
 
     async def active_installations(self, app_id: str, fresh: bool = False) -> list[Installation]:
         """An app's active installations; ``fresh`` reads the database (and refreshes the cache)."""
         found = None if fresh else self.installations.get(app_id)
         if found is None:
+            self.installations.misses += 1
             found = await self.inner.active_installations(app_id)
             self.installations.put(app_id, found)
+        else:
+            self.installations.hits += 1
         return found
 
     async def get_customer(self, customer_id: str) -> Customer | None:
         customer = self.customers.get(customer_id)
         if customer is None:
+            self.customers.misses += 1
             customer = await self.inner.get_customer(customer_id)
             if customer is not None:
                 self.customers.put(customer_id, customer)
+        else:
+            self.customers.hits += 1
         return customer
 
     async def backing(
@@ -217,16 +254,22 @@ class CachedStore:
         key = (app_id, installation_id, customer_id, xspe)
         found: Backing | None = None if fresh else self.backings.get(key)
         if found is None:
+            self.backings.misses += 1
             found = await self.inner.backing(app_id, installation_id, customer_id, xspe)
             self.backings.put(key, found)
+        else:
+            self.backings.hits += 1
         return found
 
     async def get_token(self, digest: str) -> TokenRecord | None:
         record: TokenRecord | None = self.tokens.get(digest)
         if record is None:
+            self.tokens.misses += 1
             record = await self.inner.get_token(digest)
             if record is not None and record.kind == "access" and record.revoked_at is None:
                 self.tokens.put(digest, record)
+        else:
+            self.tokens.hits += 1
         return record
 
     # ------------------------------------------- writes that revoke: apply locally
@@ -298,10 +341,12 @@ class CachedStore:
             after = self._applied_to
             while True:
                 page = await self.inner.invalidations_after(after, PAGE)
-                for change_id, kind, key in page:
+                now = time.time()  # the records' times are the wall clock of the node that wrote them
+                for change_id, kind, key, at in page:
                     if change_id not in self._seen:
                         self._seen.add(change_id)
                         self.drop(kind, key)
+                        POLL_LAG.observe(max(0.0, now - at))
                 if len(page) < PAGE:
                     break
                 after = page[-1][0]
@@ -341,6 +386,15 @@ class CachedStore:
         self._gaps.clear()
         self.clear()
 
+    def report_lookups(self) -> None:
+        """Add the hits and misses counted since the last report to ``openplatform_cache_lookups_total``."""
+        for name, cache in self.named.items():
+            hits, misses, cache.hits, cache.misses = cache.hits, cache.misses, 0, 0
+            if hits:
+                CACHE_LOOKUPS.labels(name, "hit").inc(hits)
+            if misses:
+                CACHE_LOOKUPS.labels(name, "miss").inc(misses)
+
     async def _poll_forever(self) -> None:
         while True:
             await asyncio.sleep(self.poll_seconds)
@@ -349,3 +403,4 @@ class CachedStore:
             except Exception:  # never let the poller die silently
                 log.exception("invalidation poll failed")
                 self.clear()
+            self.report_lookups()

@@ -6,6 +6,9 @@ Redis configured, the process that makes a revoking change also publishes it
 (a serving node, the management screens, the Open APIs and the CLI alike), and
 every node drops the affected cache entries within milliseconds. A lost
 message costs nothing but the poll delay, so publish failures are only logged.
+
+A message is ``[node, kind, key, at]``: ``at`` (UNIX seconds when it was published) gives
+``openplatform_revocation_lag_seconds{path="fanout"}`` on the receiving nodes.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import contextlib
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
+
+from openplatform.storage.cache import FANOUT_LAG
 
 log = logging.getLogger("openplatform.fanout")
 CHANNEL = "openplatform:invalidations"
@@ -56,7 +62,7 @@ class RedisFanout:
 
     async def _publish(self, kind: str, key: str) -> None:
         try:
-            await self.client.publish(CHANNEL, orjson.dumps([self.node, kind, key]))
+            await self.client.publish(CHANNEL, orjson.dumps([self.node, kind, key, time.time()]))
         except Exception as exc:  # the poller still delivers it
             log.warning("could not publish an invalidation: %s", exc)
 
@@ -77,8 +83,10 @@ class RedisFanout:
         if message.get("type") != "message":
             return
         try:
-            node, kind, key = orjson.loads(message["data"])
+            node, kind, key, *sent = orjson.loads(message["data"])  # no time from a node before metrics
         except (ValueError, TypeError):
             return
         if node != self.node:
             on_change(str(kind), str(key))
+            if sent and isinstance(sent[0], int | float):
+                FANOUT_LAG.observe(max(0.0, time.time() - sent[0]))

@@ -1,53 +1,121 @@
-"""Prometheus metrics (``/metrics``): requests by endpoint and envelope code, latency.
+"""Prometheus metrics (``/metrics``, SPEC §10): requests by endpoint and envelope code, latency.
 
-The counts live in plain dicts and become Prometheus families only when
+Every metric the server exports, and where it is fed (``deploy/grafana/openplatform.json``
+queries each of them; ``tests/web/test_metrics_dashboard.py`` keeps that true):
+
+- ``openplatform_requests_total{endpoint, code}`` and ``openplatform_request_seconds{endpoint}``:
+  here, from ``web/http.py`` and ``web/lean.py``. ``code`` is the envelope code (0: success), and
+  the grants have their own endpoints (``access_token``, ``refresh_token``, ``credit_token``).
+- ``openplatform_db_batch_operations``: write operations per group commit (``storage/sql/driver.py``).
+- ``openplatform_cache_lookups_total{cache, result}``: hits and misses of the in-process caches
+  (``storage/cache.py``).
+- ``openplatform_revocation_lag_seconds{path}``: from an invalidation record's creation to its
+  application in this process, by the poller (``path="poll"``) or Redis (``"fanout"``).
+- ``openplatform_webhook_backlog``: undelivered webhook notifications with attempts left
+  (``services/webhooks.py``).
+
+The request counts live in plain dicts and become Prometheus families only when
 ``/metrics`` is scraped. prometheus_client's own Counter and Histogram take a
 lock on every update: about 1.5 µs per request in the benchmark's profile,
 for numbers read a few times a minute. Every update happens on the event loop's
 thread, so the dicts need no lock.
+
+Several workers (``serve --workers N``): ``web/serve.py`` creates an empty directory for the
+run and names it in ``PROMETHEUS_MULTIPROC_DIR`` before the workers start, so prometheus_client
+keeps each worker's values in files there (its multiprocess mode), and ``/metrics``, whichever
+worker answers it, sums every worker's files (``MultiProcessCollector``). The request counts are
+written to this worker's own files on every update (about 0.2 µs each, no lock): a scrape sees
+every request answered so far by any worker. With one worker the ordinary registry is used.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
+import shutil
+import tempfile
 from bisect import bisect_left
 from collections.abc import Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess, values
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from starlette.requests import Request
 from starlette.responses import Response
 
 BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+BOUNDS = (*map(floatToGoString, BUCKETS), "+Inf")
+REQUESTS = "openplatform_requests"
+REQUESTS_HELP = "Requests by endpoint and envelope code"
+LATENCY = "openplatform_request_seconds"
+LATENCY_HELP = "Request latency by endpoint"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's name for the directory
+
+
+class WorkerFiles:
+    """This worker's request counts in the multiprocess directory, in prometheus_client's format.
+
+    Files of its own (``counter_requests_<pid>.db``, ``histogram_requests_<pid>.db``): two
+    writers on prometheus_client's ``counter_<pid>.db`` would overwrite each other's entries.
+    ``MultiProcessCollector`` reads every ``*.db`` of the directory and sums them; it takes
+    histogram buckets as they are kept here (each bucket's own count) and accumulates them.
+    """
+
+    def __init__(self, directory: str, pid: int) -> None:
+        self.counters = MmapedDict(os.path.join(directory, f"counter_requests_{pid}.db"))  # type: ignore[no-untyped-call]
+        self.histograms = MmapedDict(os.path.join(directory, f"histogram_requests_{pid}.db"))  # type: ignore[no-untyped-call]
+        self.count_keys: dict[tuple[str, int], str] = {}
+        self.latency_keys: dict[str, list[str]] = {}  # per endpoint: one key per bucket, then the sum's
+
+    def write(self, endpoint: str, code: int, count: int, slot: int, histogram: list[float]) -> None:
+        """Store the new values of one request's samples (counts are totals, not increments)."""
+        key = self.count_keys.get((endpoint, code))
+        if key is None:
+            key = mmap_key(REQUESTS, REQUESTS + "_total", ["endpoint", "code"], [endpoint, str(code)], REQUESTS_HELP)
+            self.count_keys[(endpoint, code)] = key
+        self.counters.write_value(key, float(count), 0.0)  # type: ignore[no-untyped-call]
+        keys = self.latency_keys.get(endpoint)
+        if keys is None:
+            bucket = LATENCY + "_bucket"
+            keys = [mmap_key(LATENCY, bucket, ["endpoint", "le"], [endpoint, b], LATENCY_HELP) for b in BOUNDS]
+            keys.append(mmap_key(LATENCY, LATENCY + "_sum", ["endpoint"], [endpoint], LATENCY_HELP))
+            self.latency_keys[endpoint] = keys
+            for each in keys:  # every bucket, +Inf included, exists from the start (histogram_quantile needs them)
+                self.histograms.write_value(each, 0.0, 0.0)  # type: ignore[no-untyped-call]
+        self.histograms.write_value(keys[slot], histogram[slot], 0.0)  # type: ignore[no-untyped-call]
+        self.histograms.write_value(keys[-1], histogram[-1], 0.0)  # type: ignore[no-untyped-call]
 
 
 class RequestStats(Collector):
-    def __init__(self) -> None:
+    def __init__(self, files: WorkerFiles | None = None) -> None:
         self.counts: dict[tuple[str, int], int] = {}
         # per endpoint: one count per bucket (the last one is +Inf), then the sum of seconds
         self.latency: dict[str, list[float]] = {}
+        self.files = files  # with several workers: where the other workers' scrapes read them
 
     def observe(self, endpoint: str, code: int, seconds: float) -> None:
         key = (endpoint, code)
-        self.counts[key] = self.counts.get(key, 0) + 1
+        count = self.counts[key] = self.counts.get(key, 0) + 1
         histogram = self.latency.get(endpoint)
         if histogram is None:
             histogram = self.latency[endpoint] = [0.0] * (len(BUCKETS) + 2)
-        histogram[bisect_left(BUCKETS, seconds)] += 1  # buckets are "less than or equal"
+        slot = bisect_left(BUCKETS, seconds)  # buckets are "less than or equal"
+        histogram[slot] += 1
         histogram[-1] += seconds
+        if self.files is not None:
+            self.files.write(endpoint, code, count, slot, histogram)
 
     def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(
-            "openplatform_requests", "Requests by endpoint and envelope code", labels=["endpoint", "code"]
-        )
+        requests = CounterMetricFamily(REQUESTS, REQUESTS_HELP, labels=["endpoint", "code"])
         for (endpoint, code), count in sorted(self.counts.items()):
             requests.add_metric([endpoint, str(code)], count)
-        latency = HistogramMetricFamily(
-            "openplatform_request_seconds", "Request latency by endpoint", labels=["endpoint"]
-        )
+        latency = HistogramMetricFamily(LATENCY, LATENCY_HELP, labels=["endpoint"])
         for endpoint, histogram in sorted(self.latency.items()):
             cumulative, buckets = 0.0, []
-            for bound, in_bucket in zip((*map(str, BUCKETS), "+Inf"), histogram[:-1], strict=True):
+            for bound, in_bucket in zip(BOUNDS, histogram[:-1], strict=True):
                 cumulative += in_bucket
                 buckets.append((bound, cumulative))
             latency.add_metric([endpoint], buckets, histogram[-1])
@@ -55,10 +123,54 @@ class RequestStats(Collector):
         yield latency
 
 
-STATS = RequestStats()
-REGISTRY.register(STATS)
+def multiprocess_directory() -> str | None:
+    """The directory this process shares its values in, or None for the ordinary registry.
+
+    prometheus_client chose its mode when it was first imported (from the environment), so this
+    asks it rather than the environment now.
+    """
+    shared = getattr(values.ValueClass, "_multiprocess", False)
+    return os.environ.get(MULTIPROC_ENV) if shared else None
+
+
+@contextlib.contextmanager
+def shared_directory(workers: int) -> Iterator[str | None]:
+    """For ``serve --workers N`` (N > 1): a new, empty directory named in ``PROMETHEUS_MULTIPROC_DIR``
+    for the workers this process starts (they inherit the environment), removed afterwards.
+
+    A new directory for each run, so no count of an earlier run is summed in; it is made under the
+    system's temporary directory (``TMPDIR``). Yields its path, or None with one worker.
+    """
+    if workers <= 1:
+        yield None
+        return
+    directory = tempfile.mkdtemp(prefix="openplatform-metrics-")
+    inherited = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield directory
+    finally:
+        if inherited is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = inherited
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+SHARED_DIRECTORY = multiprocess_directory()
+if SHARED_DIRECTORY is None:
+    STATS = RequestStats()
+    REGISTRY.register(STATS)
+    OUTPUT: CollectorRegistry = REGISTRY
+else:
+    STATS = RequestStats(WorkerFiles(SHARED_DIRECTORY, os.getpid()))
+    OUTPUT = CollectorRegistry()
+    multiprocess.MultiProcessCollector(OUTPUT, SHARED_DIRECTORY)  # type: ignore[no-untyped-call]
+    # A live gauge (the webhook backlog) stops counting when its worker exits.
+    atexit.register(multiprocess.mark_process_dead, os.getpid(), SHARED_DIRECTORY)
 observe = STATS.observe
 
 
 async def metrics_endpoint(_request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """The Prometheus text format: this process's metrics, or every worker's summed (see above)."""
+    return Response(generate_latest(OUTPUT), media_type=CONTENT_TYPE_LATEST)

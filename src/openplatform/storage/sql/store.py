@@ -172,12 +172,13 @@ class SqlStore:
             spe_exists=bool(row and row["spe_exists"]),
         )
 
-    async def invalidations_after(self, after_id: int, limit: int) -> list[tuple[int, str, str]]:
-        """Up to ``limit`` invalidation records with an id above ``after_id``, in id order: (id, kind, key)."""
+    async def invalidations_after(self, after_id: int, limit: int) -> list[tuple[int, str, str, float]]:
+        """Up to ``limit`` invalidation records with an id above ``after_id``, in id order:
+        (id, kind, key, at), ``at`` in UNIX seconds when the record was written."""
         rows = await self.driver.fetch(
-            "SELECT id, kind, key FROM invalidations WHERE id > ? ORDER BY id LIMIT ?", after_id, limit
+            "SELECT id, kind, key, at FROM invalidations WHERE id > ? ORDER BY id LIMIT ?", after_id, limit
         )
-        return [(int(r["id"]), r["kind"], r["key"]) for r in rows]
+        return [(int(r["id"]), r["kind"], r["key"], float(r["at"])) for r in rows]
 
     async def last_invalidation_id(self) -> int:
         row = await self.driver.fetchrow("SELECT MAX(id) AS m FROM invalidations")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import ColumnElement, and_, insert, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -114,6 +114,12 @@ class WebhookOutbox:
             await conn.execute(
                 update(wd).where(wd.c.id == delivery_id).values(last_error=error[:500], next_attempt_at=retry_at)
             )
+
+    async def pending(self, max_attempts: int) -> int:
+        """How many notifications are neither delivered nor abandoned (due now or waiting to retry)."""
+        query = select(func.count()).select_from(wd).where(wd.c.delivered_at.is_(None), wd.c.attempts < max_attempts)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     async def list(self, app_id: str | None = None, limit: int = 100) -> list[dict[str, object]]:
         """Recent rows, newest first (for the console and for tests)."""
