@@ -42,6 +42,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from openplatform.config import Settings
+from openplatform.services.admin_keys import AdminKeys
 from openplatform.web.app import create_app
 from openplatform.web.docs import DOCUMENT
 from tests.conftest import TEST_SECRET_KEY, FakeClock, Harness, World, _truncate
@@ -169,6 +170,27 @@ class Seeded:
     async def victim_user(self) -> str:
         return (await make_user(self.harness, "victim@example.com", "developer")).user_id
 
+    async def victim_app(self) -> str:
+        """An app for an admin API change (suspending or rotating the world's app would stop its tokens)."""
+        app, _secret = await self.harness.admin.create_app("Victim", "https://victim.example.com/", ["customer:read"])
+        return app.app_id
+
+    async def victim_installation(self) -> str:
+        customer_id = await self.victim_customer()
+        installed = await self.harness.admin.install(self.world.app_id, customer_id=customer_id)
+        return installed.installation_id
+
+    async def admin_key(self, bound: bool) -> str:
+        """An admin key of the whole platform, or one bound to the world's SPE (SPEC §10)."""
+
+        async def make() -> str:
+            _key, value = await AdminKeys(self.harness.admin.db, self.harness.admin.keyring).create(
+                "fuzz", self.world.xspe if bound else None
+            )
+            return value
+
+        return await self.once(f"admin key {bound}", make)
+
 
 def fuzz_settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, secret_key=TEST_SECRET_KEY, rate_limits="off",
@@ -231,6 +253,10 @@ async def real_value(seeded: Seeded, operation_id: str, method: str, name: str) 
         return await seeded.once("developer app", seeded.developer_app)
     if name == "user_id":
         return await seeded.once("victim user", seeded.victim_user)
+    if name == "app_id" and operation_id.startswith("manage.app.") and changes:
+        return await seeded.victim_app()
+    if name == "installation_id":
+        return await seeded.victim_installation()
     if name == "code":
         return await harness.code(world)
     if name == "refresh_token":
@@ -273,6 +299,12 @@ async def authenticate(seeded: Seeded, case: Any, data: st.DataObject) -> str | 
     schemes = {name for requirement in operation.get("security", []) for name in requirement}
     if "session" in schemes:
         return await sign_in_as(seeded, case, data)
+    if "admin_key" in schemes:
+        how = data.draw(st.sampled_from(["as generated", "platform key", "bound key"]), label="admin key")
+        if how != "as generated":
+            key = await seeded.admin_key(bound=how == "bound key")
+            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {key}"}
+        return None
     if "bearer" in schemes:
         how = data.draw(st.sampled_from(["as generated", "app bearer", "user bearer", "app query"]), label="token")
         token = seeded.user_token if how == "user bearer" else seeded.app_token
