@@ -160,7 +160,7 @@ def serve(
     config.resolved_secret_key()  # create the key file once, before workers race for it
     from openplatform.web.serve import run
 
-    run(host, port, workers, config.log_level)
+    run(host, port, workers, config.log_level, config.log_format)
 
 
 @app.command()
@@ -187,7 +187,7 @@ def demo(
     typer.echo(note, err=True)
     from openplatform.web.serve import run
 
-    run(host, port, 1, config.log_level)
+    run(host, port, 1, config.log_level, config.log_format)
 
 
 @db_app.command("upgrade")

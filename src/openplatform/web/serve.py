@@ -1,7 +1,8 @@
-"""Run the app under uvicorn (uvloop + httptools), logging JSON lines.
+"""Run the app under uvicorn (uvloop + httptools), logging text or JSON lines (``openplatform.logs``).
 
 uvicorn's access log is off on purpose: it prints query strings, and the
-documented API carries codes and tokens there (``?access_token=``). Its
+documented API carries codes and tokens there (``?access_token=``); the app's
+own (``web.access_log``) logs paths only. uvicorn's
 proxy-headers middleware is off too: by default it believes X-Forwarded-For from
 127.0.0.1, which would let anyone on the host pass an IP whitelist; the app
 honours that header only from ``OPENPLATFORM_TRUSTED_PROXIES`` (``core.ip_policy``).
@@ -11,6 +12,7 @@ A request head is read up to ``web.limits.HEAD_READ_LIMIT`` bytes and no further
 from __future__ import annotations
 
 import gc
+import logging
 from typing import Any
 
 import uvicorn
@@ -18,8 +20,11 @@ from starlette.applications import Starlette
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from openplatform import logs
+from openplatform.config import Settings
+from openplatform.web.access_log import AccessLog
 from openplatform.web.app import create_app
 from openplatform.web.limits import HEAD_READ_LIMIT, headers_too_large
+from openplatform.web.metrics import shared_directory
 
 # Collect the young generation every 20,000 net allocations instead of 700.
 GC_THRESHOLDS = (20_000, 10, 10)
@@ -95,25 +100,40 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
-def create_served_app() -> Starlette:
+def access_log_wanted(settings: Settings) -> bool:
+    """Whether each request gets a line (``Settings.access_log``; unset: only with text logs).
+
+    Off as well when the log level hides INFO lines: the wrapper would then only cost time.
+    """
+    wanted = settings.access_log
+    if wanted is None:
+        wanted = (settings.log_format or logs.default_format()) == "text"
+    level = logging.getLevelName(settings.log_level.upper())
+    return wanted and isinstance(level, int) and level <= logging.INFO
+
+
+def create_served_app() -> Starlette | AccessLog:
     """The factory each uvicorn worker process calls (tests use create_app directly)."""
-    app = create_app()
+    settings = Settings()
+    app = create_app(settings)
     tune_gc()
-    return app
+    return AccessLog(app) if access_log_wanted(settings) else app
 
 
-def run(host: str, port: int, workers: int, log_level: str = "info") -> None:
-    uvicorn.run(
-        "openplatform.web.serve:create_served_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http=BoundedHttpToolsProtocol,
-        access_log=False,
-        log_config=logs.configure(log_level),
-        log_level=log_level.lower(),
-        server_header=False,
-        proxy_headers=False,
-    )
+def run(host: str, port: int, workers: int, log_level: str = "info", log_format: logs.LogFormat | None = None) -> None:
+    """Serve until stopped; ``log_format`` None: text on a terminal, JSON otherwise (``logs.configure``)."""
+    with shared_directory(workers):  # several workers: /metrics sums them (web.metrics)
+        uvicorn.run(
+            "openplatform.web.serve:create_served_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http=BoundedHttpToolsProtocol,
+            access_log=False,
+            log_config=logs.configure(log_level, log_format),
+            log_level=log_level.lower(),
+            server_header=False,
+            proxy_headers=False,
+        )
