@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from openplatform.config import Settings
 from tests.conftest import TEST_SECRET_KEY, cli_env, free_port, run_cli
+from tests.web.test_metrics_dashboard import dashboard, expressions, metric_names
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -138,6 +139,9 @@ def test_metrics_sum_every_worker_and_a_new_run_starts_from_zero(settings: Setti
 
         for _ in range(4):  # whichever worker answers the scrape, it counts every worker's requests
             assert readyz_counts(scrape(served, key)) == (sent, sent)
+        summed = {name.split("{", 1)[0] for name in scrape(served, key)}
+        queried = set().union(*map(metric_names, expressions(dashboard())))
+        assert queried <= summed, sorted(queried - summed)  # the dashboard works on several workers too
         shutil.copytree(directory, stale)
         stale_files = {path.name: path.read_bytes() for path in stale.iterdir()}
 

@@ -1,0 +1,120 @@
+"""Where the metrics beyond requests are fed (``web/metrics.py`` lists them): cache lookups,
+revocation lag by poll and by Redis fan-out, the webhook backlog."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import update
+
+from openplatform.config import Settings
+from openplatform.runtime import build_admin
+from openplatform.services.webhooks import BACKLOG_SECONDS, MAX_ATTEMPTS, WebhookWorker
+from openplatform.storage.sql.schema import webhook_deliveries
+from openplatform.storage.sql.webhooks import WebhookOutbox, enqueue
+from openplatform.web.app import create_app
+from tests.conftest import REDIS_URL, Harness, need, port_open, run_cli
+
+
+def value(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def lookups(cache: str) -> tuple[float, float]:
+    return (value("openplatform_cache_lookups_total", cache=cache, result="hit"),
+            value("openplatform_cache_lookups_total", cache=cache, result="miss"))  # fmt: skip
+
+
+async def test_cache_hits_and_misses_are_counted(harness: Harness) -> None:
+    world = await harness.world()
+    store = harness.platform.store
+    store.report_lookups()
+    hits, misses = lookups("app")
+    store.apps.clear()
+    await harness.app_token(world)  # looks the app up: a miss, then it is cached
+    await harness.app_token(world)  # a hit
+    store.report_lookups()
+    after_hits, after_misses = lookups("app")
+    assert after_misses - misses >= 1 and after_hits - hits >= 1
+    assert (store.apps.hits, store.apps.misses) == (0, 0)  # reported, so counted once
+
+
+async def test_the_poller_observes_how_old_each_invalidation_is(harness: Harness) -> None:
+    world = await harness.world()
+    before = value("openplatform_revocation_lag_seconds_count", path="poll")
+    run_cli(harness.platform.settings, "app", "suspend", "--app-id", world.app_id)  # another process's record
+    await harness.wait_for_invalidation()
+    assert value("openplatform_revocation_lag_seconds_count", path="poll") >= before + 1
+    assert value("openplatform_revocation_lag_seconds_bucket", path="poll", le="+Inf") >= before + 1
+
+
+@pytest.fixture
+async def redis_settings(settings: Settings) -> Settings:
+    need(port_open("127.0.0.1", 6379), "Redis is not reachable on 127.0.0.1:6379")
+    return settings.model_copy(update={"redis_url": REDIS_URL, "invalidation_poll_seconds": 5.0})
+
+
+@pytest.fixture
+async def two_nodes(redis_settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    first, second = create_app(redis_settings), create_app(redis_settings)
+    async with first.router.lifespan_context(first), second.router.lifespan_context(second):
+        clients = [
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="http://t") for a in (first, second)
+        ]
+        async with clients[0], clients[1]:
+            await asyncio.sleep(0.2)  # let the subscriptions start
+            yield clients[0], clients[1]
+
+
+async def test_a_fanned_out_invalidation_is_observed_by_the_other_node(
+    redis_settings: Settings, two_nodes: tuple[httpx.AsyncClient, httpx.AsyncClient]
+) -> None:
+    first, _second = two_nodes
+    admin = build_admin(redis_settings)
+    try:
+        spe = await admin.create_spe("Lag SPE")
+        await admin.create_customer(spe.xspe, "Lag customer")
+        app, secret = await admin.create_app("Lag App", "https://app.example.com/", ["customer:read"])
+        await admin.install(app.app_id, xspe=spe.xspe)
+    finally:
+        await admin.db.close()
+    issued = await first.post("/oauth/credit/token", data={"grant_type": "client_credentials", "app_id": app.app_id,
+                                                           "secret": secret})  # fmt: skip
+    token = issued.json()["result"]["access_token"]
+    before = value("openplatform_revocation_lag_seconds_count", path="fanout")
+    revoked = await first.post("/oauth/revoke", data={"app_id": app.app_id, "secret": secret, "token": token})
+    assert revoked.json()["code"] == 0
+    for _ in range(100):  # well under the 5 s poll: only Redis brings it this soon
+        if value("openplatform_revocation_lag_seconds_count", path="fanout") > before:
+            break
+        await asyncio.sleep(0.02)
+    assert value("openplatform_revocation_lag_seconds_count", path="fanout") == before + 1  # the other node only
+
+
+async def test_the_webhook_backlog_counts_undelivered_rows_with_attempts_left(settings: Settings) -> None:
+    admin = build_admin(settings)
+    try:
+        outbox = WebhookOutbox(admin.db.engine)
+        async with admin.db.engine.begin() as conn:
+            for _ in range(3):
+                await enqueue(conn, "app_backlog", "install", {"type": 1}, 1.0)
+        delivered, abandoned, _waiting = sorted(int(str(row["id"])) for row in await outbox.list("app_backlog"))
+        await outbox.delivered(delivered, 2.0)
+        async with admin.db.engine.begin() as conn:
+            await conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == abandoned)
+                               .values(attempts=MAX_ATTEMPTS))  # fmt: skip
+        worker = WebhookWorker(admin, 1.0)
+        await worker.count_backlog(now=1000.0)
+        assert value("openplatform_webhook_backlog") == 1
+        async with admin.db.engine.begin() as conn:
+            await enqueue(conn, "app_backlog", "uninstall", {"type": 2}, 3.0)
+        await worker.count_backlog(now=1000.0 + BACKLOG_SECONDS / 2)  # too soon: one COUNT per BACKLOG_SECONDS
+        assert value("openplatform_webhook_backlog") == 1
+        await worker.count_backlog(now=1000.0 + BACKLOG_SECONDS)
+        assert value("openplatform_webhook_backlog") == 2
+    finally:
+        await admin.db.close()
