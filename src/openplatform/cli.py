@@ -166,22 +166,42 @@ def serve(
 @app.command()
 def demo(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    partner_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Port of the example app: the demo app's host_url is http://localhost:PORT/ [default: 9000]",
+        ),
+    ] = None,
     app_url: Annotated[
-        str, typer.Option(help="Where the example app will run: the demo app's host_url (set the example's PORT).")
-    ] = "http://localhost:9000",
+        str | None,
+        typer.Option(help="Where the example app will run, instead of --partner-port: the demo app's host_url."),
+    ] = None,
 ) -> None:
-    """Seed an SPE, a customer and an installed demo app, print them, then serve.
+    """Seed an SPE, a customer and an installed demo app (or reuse an earlier run's), print them, then serve.
 
     stdout gets one JSON object with the identifiers (for scripts); stderr the guide with curl commands.
+    A busy --port fails with exit status 6 before the database is touched.
     """
-    from openplatform.demo import allow_private_webhooks, seed_and_describe
+    from openplatform.demo import APP_URL, allow_private_webhooks, port_problem, seed_and_describe
 
+    if partner_port is not None and app_url is not None:
+        fail("give --partner-port or --app-url, not both", 2)
+    problem = port_problem(host, port)
+    if problem is not None:
+        fail(problem, 6)
+    app_url = app_url or (f"http://localhost:{partner_port}" if partner_port is not None else APP_URL)
     note = allow_private_webhooks()  # before the settings are read, here and by the server
     config = settings()
     prepare_database(config)
     config.resolved_secret_key()
-    facts, guide = asyncio.run(seed_and_describe(config, host, port, app_url))
+    try:
+        facts, guide = asyncio.run(seed_and_describe(config, host, port, app_url))
+    except ValidationError as exc:  # a bad --app-url
+        fail(f"--app-url: {exc.message}", 2)
+        raise
     emit(facts)  # one JSON object on stdout, like every command that creates something
     typer.echo(guide, err=True)
     typer.echo(note, err=True)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from tests.client.conftest import ALL_SCOPES
 from tests.conftest import free_port, run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+README = EXAMPLES / "partner_app" / "README.md"
 
 
 @pytest.fixture
@@ -67,16 +69,36 @@ async def spe_with_customer(settings: Settings) -> tuple[str, str]:
         await admin.db.close()
 
 
+def readme_command(registered: Registered, live_server: str, ending: str) -> str:
+    """The README's ``cd examples && … ending`` line, with the values it tells the reader to fill in
+    (and ``PORT``, which its settings table documents: the test's app is on a free port)."""
+    commands = [line.split("#")[0].strip() for line in README.read_text().splitlines()]
+    lines = [line for line in commands if line.startswith("cd examples && ") and line.endswith(ending)]
+    assert len(lines) == 1, lines
+    port = registered.app_url.rsplit(":", 1)[1]
+    filled = {"<APP_ID>": registered.app_id, "<Secret>": f"{registered.secret} PORT={port}",
+              "OPENPLATFORM_URL=http://127.0.0.1:8000": f"OPENPLATFORM_URL={live_server}",
+              "<xspe>": registered.xspe, "<customer_id>": registered.customer_id}  # fmt: skip
+    line = lines[0]
+    for placeholder, value in filled.items():
+        line = line.replace(placeholder, value)
+    return line
+
+
+def new_shell(tmp_path: Path) -> dict[str, str]:
+    """A new shell's environment: no virtualenv on the PATH, nothing of the test run."""
+    return {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+
+
 @pytest.fixture
 def partner_app(registered: Registered, live_server: str, tmp_path: Path) -> Iterator[str]:
-    """``cd examples && APP_ID=… APP_SECRET=… OPENPLATFORM_URL=… PORT=… python -m partner_app``."""
+    """The README's ``cd examples && APP_ID=… APP_SECRET=… OPENPLATFORM_URL=… ../.venv/bin/python -m partner_app``,
+    run by bash from the repository root in a new shell."""
+    line = readme_command(registered, live_server, " -m partner_app")
     port = registered.app_url.rsplit(":", 1)[1]
-    env = {"APP_ID": registered.app_id, "APP_SECRET": registered.secret, "OPENPLATFORM_URL": live_server,
-           "PORT": port, "PATH": "/usr/bin:/bin"}  # fmt: skip
     log = (tmp_path / "partner_app.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "partner_app"], cwd=EXAMPLES, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    process = subprocess.Popen(["bash", "-c", line], cwd=EXAMPLES.parent, env=new_shell(tmp_path), stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     try:
         deadline = time.time() + 30
         while time.time() < deadline and process.poll() is None:
@@ -89,11 +111,12 @@ def partner_app(registered: Registered, live_server: str, tmp_path: Path) -> Ite
             raise RuntimeError((tmp_path / "partner_app.log").read_text())
         yield registered.app_url
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)  # the shell's own process group: bash and the app it started
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
         log.close()
 
 
@@ -169,3 +192,18 @@ def customer_journey(
     assert [r.url.path for r in again.history] == ["/sites", "/oauth/connect"]
     assert again.url.path == "/callback" and again.status_code == 403
     assert "not installed" in again.text
+
+
+@pytest.mark.parametrize(("ending", "page"), [("<customer_id>", "/sites"), ("--xspe <xspe>", "/spe")])
+def test_the_readme_launch_commands(
+    settings: Settings, live_server: str, registered: Registered, partner_app: str, tmp_path: Path, ending: str,
+    page: str,
+) -> None:  # fmt: skip
+    run_cli(settings, "install", "--app-id", registered.app_id, "--xspe", registered.xspe)
+    line = readme_command(registered, live_server, ending.replace("<customer_id>", "--customer-id <customer_id>"))
+    printed = subprocess.run(["bash", "-c", line], cwd=EXAMPLES.parent, env=new_shell(tmp_path),
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.startswith(f"{partner_app}/?")
+    opened = httpx.get(printed.stdout.strip(), follow_redirects=True, timeout=10)
+    assert opened.status_code == 200 and opened.url.path == page and "Ada" in opened.text

@@ -79,8 +79,7 @@ def test_an_email_is_used_once(settings: Settings) -> None:
 
 
 async def test_demo_prints_accounts_that_sign_in_and_the_developer_owns_the_demo_app(settings: Settings) -> None:
-    for _ in range(2):  # a second demo run resets the same accounts with new passwords
-        facts, guide = await seed_and_describe(settings, "127.0.0.1", 8000)
+    facts, guide = await seed_and_describe(settings, "127.0.0.1", 8000)  # a second run: tests/client/test_demo_seed.py
     accounts = {a["role"]: a for a in facts["accounts"]}  # type: ignore[attr-defined]
     assert set(accounts) == {"admin", "developer", "spe-admin"}
     for role, account in accounts.items():

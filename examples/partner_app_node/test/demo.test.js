@@ -127,7 +127,7 @@ before(async () => {
   facts = JSON.parse(demo.output().split("\n")[0]);
   serverHost = new URL(facts.base_url).host;
   // The command the demo printed for this example, run as printed (its variables, then `node server.js`).
-  const line = demo.output().split("\n").find((l) => l.includes("cd examples/partner_app_node &&"));
+  const line = demo.output().split("\n").find((l) => l.includes("/examples/partner_app_node && ") && l.trim().endsWith(" node server.js"));
   const assignments = line.split("&&")[1].trim().replace(/\s+node server\.js$/, "").split(/\s+/);
   const env = { PATH: process.env.PATH, ...Object.fromEntries(assignments.map((a) => a.split("=", 2))) };
   assert.deepEqual(Object.keys(env).sort(), ["APP_ID", "APP_SECRET", "OPENPLATFORM_URL", "PATH", "PORT"]);

@@ -13,11 +13,13 @@ spend an app's budget or learn its whitelist.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from openplatform import events
 from openplatform.core.context import Platform
 from openplatform.core.ip_policy import enforce_whitelist
 from openplatform.core.requests import TokenRequest
+from openplatform.core.store import AppStorage, AuditLog
 from openplatform.errors import OAuthError
 from openplatform.models import App
 from openplatform.security import constant_time_equals
@@ -51,7 +53,7 @@ def _one_of(request: TokenRequest, name: str, standard: str) -> str | None:
     return value or other
 
 
-def secret_matches(platform: Platform, app: App | None, app_id: str, secret: str) -> bool:
+def secret_matches(platform: Platform[object], app: App | None, app_id: str, secret: str) -> bool:
     """Constant-time check against every live secret of ``app`` (a dummy one when it is None).
 
     A verifier computed under an old server key (SPEC §10: before ``openplatform db
@@ -82,6 +84,10 @@ def _matches_any(presented: str, live: list[str]) -> bool:
     return matched
 
 
+class ClientStorage(AppStorage, AuditLog, Protocol):
+    """What client authentication reads (the app) and writes (the audit of a failure)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Client:
     """Who a token request says it comes from. ``verified``: its secret was checked; otherwise
@@ -93,7 +99,11 @@ class Client:
 
 
 async def identify(
-    platform: Platform, request: TokenRequest, *, secret_required: bool = True, allow_suspended: bool = False
+    platform: Platform[ClientStorage],
+    request: TokenRequest,
+    *,
+    secret_required: bool = True,
+    allow_suspended: bool = False,
 ) -> Client:
     """The client of a token request, its secret verified when one is presented (SPEC §2, §9).
 
@@ -119,14 +129,16 @@ async def identify(
     return Client(app_id, app, verified=True)
 
 
-async def admit(platform: Platform, request: TokenRequest, app: App) -> None:
+async def admit(platform: Platform[object], request: TokenRequest, app: App) -> None:
     """Once the client is verified (by its secret, or by the grant's credential): the IP
     whitelist (40302), then the app's own request budget (42901) — never before (SPEC §9)."""
     enforce_whitelist(request.client_ip, app.ip_whitelist)
     await platform.limiter.charge_app(app.app_id)
 
 
-async def authenticate(platform: Platform, request: TokenRequest, *, allow_suspended: bool = False) -> App:
+async def authenticate(
+    platform: Platform[ClientStorage], request: TokenRequest, *, allow_suspended: bool = False
+) -> App:
     """``identify`` with a required secret, then ``admit``: the app making the request."""
     client = await identify(platform, request, allow_suspended=allow_suspended)
     assert client.app is not None  # a verified client has an app

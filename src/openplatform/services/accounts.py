@@ -185,20 +185,6 @@ class Accounts:
         await self.db.audit(events.USER_CREATED, user_id=user.user_id, role=role, xspe=xspe)
         return user
 
-    async def ensure_user(self, email: str, role: str, password: str, xspe: str | None = None) -> User:
-        """Create the account, or reset an existing one to this role, SPE and password (demo)."""
-        existing = await self.store.find_by_email(check_email(email))
-        if existing is None:
-            return await self.create_user(email, role, password, xspe)
-        xspe = await self._check_role(role, xspe)
-        await self.store.update_user(
-            existing.user_id, role=role, xspe=xspe, status=ACTIVE, failed_logins=0, locked_until=None,
-            password_hash=await hash_gate.run(hasher.hash, check_password(password)),
-        )  # fmt: skip
-        user = await self.store.get_user(existing.user_id)
-        assert user is not None
-        return user
-
     # ------------------------------------------------------------------ sign-in
 
     def _account_key(self, email: str) -> str:

@@ -42,7 +42,7 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from openplatform.core.store import RotatedBefore, Store
+from openplatform.core.store import Backend, RotatedBefore
 from openplatform.errors import StorageUnavailable
 from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, TokenRecord
 
@@ -141,7 +141,7 @@ Changes = Sequence[tuple[str, str]]  # (kind, key) as in the invalidations table
 
 class CachedStore:
     def __init__(
-        self, inner: Store, poll_seconds: float = 0.5, token_cache_size: int = 100_000, fanout: Any = None,
+        self, inner: Backend, poll_seconds: float = 0.5, token_cache_size: int = 100_000, fanout: Any = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:  # fmt: skip
         self.inner = inner
@@ -186,12 +186,6 @@ class CachedStore:
 
     async def cleanup(self, *args: Any, **options: Any) -> dict[str, int]:  # the inner store's defaults hold
         return await self.inner.cleanup(*args, **options)
-
-    async def invalidations_after(self, after_id: int, limit: int) -> list[tuple[int, str, str, float]]:
-        return await self.inner.invalidations_after(after_id, limit)
-
-    async def last_invalidation_id(self) -> int:
-        return await self.inner.last_invalidation_id()
 
     async def start(self) -> None:
         await self.inner.start()

@@ -1,0 +1,109 @@
+"""``openplatform demo`` run again on the same database reuses what it seeded (issue 13 item 1):
+the same SPE, customer, app (and secret), installation and accounts — passwords and the SPE admin's
+SPE untouched — and refuses a busy port before anything else. Real processes: test_demo_twice.py."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from openplatform.config import Settings
+from openplatform.demo import port_problem, seed_and_describe
+from openplatform.runtime import build_admin
+from openplatform.services.accounts import build_accounts
+from openplatform.storage.sql.directory import CustomerFilter, DirectoryDb
+
+
+async def counts(settings: Settings) -> dict[str, Any]:
+    """What the database holds: SPEs, customers, apps, active installations, accounts."""
+    admin = build_admin(settings)
+    try:
+        spes = await admin.db.list_spes()
+        directory = DirectoryDb(admin.db.engine)
+        customers = [c for spe in spes for c in (await directory.list_customers(CustomerFilter(spe.xspe), 100, 0))[0]]
+        installations = [i for i in await admin.db.list_installations() if i.uninstalled_at is None]
+        users = await build_accounts(admin.db, admin.keyring).store.list_users()
+        return {"spes": len(spes), "customers": len(customers), "apps": len(await admin.db.list_apps()),
+                "installations": len(installations), "users": {u.email: (u.role, u.xspe) for u in users}}  # fmt: skip
+    finally:
+        await admin.db.close()
+
+
+async def can_sign_in(settings: Settings, email: str, password: str) -> bool:
+    admin = build_admin(settings)
+    try:
+        await build_accounts(admin.db, admin.keyring).sign_in(email, password)
+        return True
+    finally:
+        await admin.db.close()
+
+
+async def test_a_second_run_reuses_everything_and_keeps_the_passwords(settings: Settings) -> None:
+    first, first_guide = await seed_and_describe(settings, "127.0.0.1", 8000)
+    before = await counts(settings)
+    second, guide = await seed_and_describe(settings, "127.0.0.1", 8001)
+
+    assert await counts(settings) == before == {
+        "spes": 1, "customers": 1, "apps": 1, "installations": 1,
+        "users": {"admin@example.com": ("admin", None), "developer@example.com": ("developer", None),
+                  "spe-admin@example.com": ("spe-admin", first["xspe"])},
+    }  # fmt: skip
+    same = ("xspe", "customer_id", "app_id", "secret", "redirect_uri", "app_url")
+    assert {k: second[k] for k in same} == {k: first[k] for k in same}
+    assert (first["reused"], second["reused"]) == (False, True)
+    assert second["base_url"] == "http://127.0.0.1:8001"
+
+    # The first run's passwords still work; the second shows none and says how to set one.
+    for account in first["accounts"]:  # type: ignore[attr-defined]
+        assert account["password"] and await can_sign_in(settings, account["email"], account["password"])
+        assert account["password"] not in guide
+    assert all(a["password"] is None for a in second["accounts"])  # type: ignore[attr-defined]
+    assert guide.count("(password unchanged)") == 3
+    assert "user set-password --email admin@example.com --password-stdin" in guide
+    assert "reusing what an earlier run seeded" in guide and "seeded; serving" in first_guide
+
+
+async def test_another_partner_port_gets_its_own_app_and_the_first_stays(settings: Settings) -> None:
+    first, _ = await seed_and_describe(settings, "127.0.0.1", 8000)
+    other, guide = await seed_and_describe(settings, "127.0.0.1", 8000, "http://localhost:9100")
+    again, _ = await seed_and_describe(settings, "127.0.0.1", 8000, "http://localhost:9100/")
+
+    assert other["app_id"] != first["app_id"] and other["redirect_uri"] == "http://localhost:9100/callback"
+    assert (other["xspe"], other["customer_id"]) == (first["xspe"], first["customer_id"])
+    assert (again["app_id"], again["secret"]) == (other["app_id"], other["secret"])
+    assert "PORT=9100 " in guide
+    admin = build_admin(settings)
+    try:
+        installed = {i.app_id for i in await admin.db.list_installations(xspe=str(first["xspe"]))}
+        first_app = await admin.db.get_app(str(first["app_id"]))
+    finally:
+        await admin.db.close()
+    assert installed == {first["app_id"], other["app_id"]}
+    assert first_app is not None and first_app.host_url == "http://localhost:9000/"  # untouched
+
+
+async def test_the_spe_admin_is_not_moved_and_what_was_changed_is_said(settings: Settings) -> None:
+    first, _ = await seed_and_describe(settings, "127.0.0.1", 8000)
+    admin = build_admin(settings)
+    try:
+        await admin.create_spe("Demo SPE")  # a second SPE of that name (an older demo made one per run)
+        await admin.set_status(str(first["app_id"]), "suspended")
+    finally:
+        await admin.db.close()
+
+    second, guide = await seed_and_describe(settings, "127.0.0.1", 8000)
+    assert second["xspe"] == first["xspe"]  # the SPE its SPE admin administers
+    assert (await counts(settings))["users"]["spe-admin@example.com"] == ("spe-admin", first["xspe"])
+    assert f"Demo App is suspended; resume it: openplatform app resume --app-id {first['app_id']}" in guide
+
+
+def test_a_busy_port_is_named_in_one_sentence() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        problem = port_problem("127.0.0.1", port)
+        assert problem is not None and problem.startswith(f"port {port} is already in use on 127.0.0.1")
+        assert "--port" in problem and "\n" not in problem
+    assert port_problem("127.0.0.1", port) is None  # free again
+    assert "cannot listen on 192.0.2.1" in (port_problem("192.0.2.1", port) or "")  # not this machine's address
