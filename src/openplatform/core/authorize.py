@@ -11,14 +11,24 @@ would make an open redirector); after that they go back to the app
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from openplatform import events
 from openplatform.core import lifecycle, pkce
 from openplatform.core.context import Platform
 from openplatform.core.redirect_uri import RedirectUriError, ascii_url, check_redirect_uri
+from openplatform.core.store import AppStorage, AuditLog, BackingStorage, CodeStorage, CustomerStorage
 from openplatform.errors import OAuthError
 from openplatform.models import ACTIVE, INSTALL_LOGIN, App, AuthorizationCode, Installation
+
+
+class InstallationStorage(AppStorage, CustomerStorage, Protocol):
+    """What finding the installation reads: the customer and the app's installations."""
+
+
+class ConnectStorage(InstallationStorage, BackingStorage, CodeStorage, AuditLog, Protocol):
+    """What ``connect`` uses: it reads the app, customer, installations and their state, saves a code."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +54,7 @@ def error_redirect(err: RedirectError) -> str:
     return with_query(err.redirect_uri, pairs)
 
 
-async def trusted_app(platform: Platform, params: dict[str, str]) -> tuple[App, str]:
+async def trusted_app(platform: Platform[AppStorage], params: dict[str, str]) -> tuple[App, str]:
     app_id = params.get("app_id")
     if not app_id:
         raise OAuthError("invalid_request", "The app_id parameter is required.", field="app_id")
@@ -69,7 +79,9 @@ def requested_scope(app: App, scope: str | None) -> str:
     return " ".join(dict.fromkeys(scopes))
 
 
-async def find_installation(platform: Platform, app: App, xspe: str, customer_id: str) -> Installation:
+async def find_installation(
+    platform: Platform[InstallationStorage], app: App, xspe: str, customer_id: str
+) -> Installation:
     customer = await platform.store.get_customer(customer_id)
     if customer is None or customer.xspe != xspe:
         raise OAuthError("access_denied", "customer_id does not belong to xspe.")
@@ -83,7 +95,7 @@ async def find_installation(platform: Platform, app: App, xspe: str, customer_id
     raise OAuthError("access_denied", "The app is not installed for this customer.")
 
 
-async def connect(platform: Platform, params: dict[str, str]) -> str:
+async def connect(platform: Platform[ConnectStorage], params: dict[str, str]) -> str:
     """Validate the request and return the URL to redirect to (with code and state)."""
     app, redirect_uri = await trusted_app(platform, params)
     state = params.get("state")

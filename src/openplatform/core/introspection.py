@@ -7,14 +7,25 @@ An app sees only its own tokens: another app's token introspects as
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from openplatform import events
 from openplatform.core import client_auth, lifecycle, tokens
 from openplatform.core.context import Platform
 from openplatform.core.requests import TokenRequest
+from openplatform.core.store import BackingStorage, TokenStorage
 from openplatform.models import TokenRecord
 
 
-async def _own_token(platform: Platform, request: TokenRequest) -> tuple[str, TokenRecord | None]:
+class RevocationStorage(client_auth.ClientStorage, TokenStorage, Protocol):
+    """What revocation uses: the client's app, the token (found, then revoked), the audit log."""
+
+
+class IntrospectionStorage(RevocationStorage, BackingStorage, Protocol):
+    """What introspection reads: the client's app, the token and what it stands on (SPEC §8)."""
+
+
+async def _own_token(platform: Platform[RevocationStorage], request: TokenRequest) -> tuple[str, TokenRecord | None]:
     app = await client_auth.authenticate(platform, request)
     raw = request.require("token")
     record = await tokens.find_token(platform, raw)
@@ -23,7 +34,7 @@ async def _own_token(platform: Platform, request: TokenRequest) -> tuple[str, To
     return app.app_id, record
 
 
-async def introspect(platform: Platform, request: TokenRequest) -> dict[str, object]:
+async def introspect(platform: Platform[IntrospectionStorage], request: TokenRequest) -> dict[str, object]:
     """RFC 7662 §2.2 response members for an active token, else only active=false."""
     app_id, record = await _own_token(platform, request)
     now = platform.clock()
@@ -47,7 +58,7 @@ async def introspect(platform: Platform, request: TokenRequest) -> dict[str, obj
     return {k: v for k, v in body.items() if v is not None}
 
 
-async def revoke(platform: Platform, request: TokenRequest) -> None:
+async def revoke(platform: Platform[RevocationStorage], request: TokenRequest) -> None:
     app_id, record = await _own_token(platform, request)
     if record is not None and record.revoked_at is None:
         await platform.store.revoke_token(record)

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from openplatform.core.context import Platform
+from openplatform.core.store import BackingStorage
 from openplatform.models import ACTIVE, Backing
 
 
@@ -59,7 +60,7 @@ def refusal(backing: Backing) -> str | None:
     return None
 
 
-async def unbacked(platform: Platform, bound: Bound, *, fresh: bool) -> str | None:
+async def unbacked(platform: Platform[BackingStorage], bound: Bound, *, fresh: bool) -> str | None:
     """Why ``bound`` (a code or a user token) no longer works, or None while everything behind it holds.
 
     ``fresh`` reads the database instead of this process's cache (one query).

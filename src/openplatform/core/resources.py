@@ -10,10 +10,12 @@ whitelist; for a user token, everything behind it still there (SPEC §8,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from openplatform.core import lifecycle, tokens
 from openplatform.core.context import Platform
 from openplatform.core.ip_policy import enforce_whitelist
+from openplatform.core.store import AppStorage, BackingStorage, TokenStorage
 from openplatform.errors import OAuthError
 from openplatform.models import INSTALL_LOGIN, App, Customer, Installation, TokenRecord
 
@@ -107,7 +109,11 @@ def bearer_from(authorization: str | None, query_token: str | None) -> str:
     return token
 
 
-async def authenticate_bearer(platform: Platform, raw: str, client_ip: str) -> Access:
+class BearerStorage(AppStorage, TokenStorage, BackingStorage, Protocol):
+    """What a bearer check reads: the token, its app and installations, what it stands on."""
+
+
+async def authenticate_bearer(platform: Platform[BearerStorage], raw: str, client_ip: str) -> Access:
     record = await tokens.find_token(platform, raw)
     if record is None or record.kind != "access" or record.revoked_at is not None:
         raise _invalid_token("The access token is unknown or revoked.")

@@ -13,10 +13,11 @@ from __future__ import annotations
 from openplatform import events
 from openplatform.core.context import Platform
 from openplatform.core.grants.authorization_code import AuthorizationCodeGrant
-from openplatform.core.grants.base import AnyGrant
+from openplatform.core.grants.base import AnyGrant, GrantStorage
 from openplatform.core.grants.client_credentials import ClientCredentialsGrant
 from openplatform.core.grants.refresh_token import RefreshTokenGrant
 from openplatform.core.requests import TokenRequest
+from openplatform.core.store import AppStorage
 from openplatform.errors import OAuthError
 from openplatform.models import IssuedTokens
 
@@ -41,7 +42,7 @@ def select_grant(endpoint: str, grant_type: str | None) -> AnyGrant:
     raise OAuthError("unsupported_grant_type", f"This endpoint accepts grant_type {accepted}.")
 
 
-async def token_response(platform: Platform, endpoint: str, request: TokenRequest) -> IssuedTokens:
+async def token_response(platform: Platform[GrantStorage], endpoint: str, request: TokenRequest) -> IssuedTokens:
     try:
         grant = select_grant(endpoint, request.get("grant_type"))
         validated = await grant.validate(platform, request)
@@ -55,7 +56,7 @@ async def token_response(platform: Platform, endpoint: str, request: TokenReques
         raise
 
 
-async def _known_app_id(platform: Platform, request: TokenRequest) -> str | None:
+async def _known_app_id(platform: Platform[AppStorage], request: TokenRequest) -> str | None:
     """The request's app_id if such an app exists. An attacker's made-up ids are not kept: each
     would be an audit row of its own, where refusals from one address coalesce into one a commit."""
     app_id = request.get("app_id") or request.get("client_id")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from openplatform.core.context import Platform
+from openplatform.core.store import CodeStorage, TokenStorage
 from openplatform.models import App, AuthorizationCode, IssuedTokens, TokenRecord
 from openplatform.security import Keyring
 
 
-def app_token(platform: Platform, app: App) -> tuple[IssuedTokens, TokenRecord]:
+def app_token(platform: Platform[object], app: App) -> tuple[IssuedTokens, TokenRecord]:
     """SPEC §2.4: a bearer token for the app itself, with all its registered scopes."""
     raw, digest = platform.keyring.mint()
     now = platform.clock()
@@ -20,7 +21,7 @@ def app_token(platform: Platform, app: App) -> tuple[IssuedTokens, TokenRecord]:
 
 
 def user_pair(
-    platform: Platform,
+    platform: Platform[object],
     base: AuthorizationCode | TokenRecord,
     access_raw: str | None = None,
     refresh_raw: str | None = None,
@@ -69,7 +70,7 @@ def user_pair(
 LEGACY_TOKEN_LENGTH = 43
 
 
-async def find_token(platform: Platform, raw: str) -> TokenRecord | None:
+async def find_token(platform: Platform[TokenStorage], raw: str) -> TokenRecord | None:
     """The record of a bearer or refresh token, wherever it is stored: under the current
     server key, else (a token from before migration 0003) its plain digest, else under
     an old server key (SPEC §10). Only a miss pays for the fallbacks: the hot path is one lookup."""
@@ -84,6 +85,6 @@ async def find_token(platform: Platform, raw: str) -> TokenRecord | None:
     return record
 
 
-async def find_code(platform: Platform, raw: str) -> AuthorizationCode | None:
+async def find_code(platform: Platform[CodeStorage], raw: str) -> AuthorizationCode | None:
     """An authorization code's record, under the current server key or else an old one (SPEC §10)."""
     return await platform.keyring.find(platform.store.get_code, Keyring.token_digest, raw)

@@ -10,13 +10,20 @@ loser's attempt counts as the replay it is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from openplatform import events
 from openplatform.core import client_auth, lifecycle, pkce, tokens
 from openplatform.core.context import Platform
 from openplatform.core.requests import TokenRequest
+from openplatform.core.store import BackingStorage, CodeStorage, TokenStorage
 from openplatform.errors import OAuthError
 from openplatform.models import App, AuthorizationCode, IssuedTokens
+
+
+class CodeExchangeStorage(client_auth.ClientStorage, BackingStorage, CodeStorage, TokenStorage, Protocol):
+    """What the exchange uses: the client's app, the code and what it stands on; consuming it
+    stores the pair, a replay revokes the family (``TokenStorage.revoke_family``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +36,7 @@ class ValidCode:
 class AuthorizationCodeGrant:
     GRANT_TYPES = ("authorization_code",)
 
-    async def validate(self, platform: Platform, request: TokenRequest) -> ValidCode:
+    async def validate(self, platform: Platform[CodeExchangeStorage], request: TokenRequest) -> ValidCode:
         app = await client_auth.authenticate(platform, request, allow_suspended=True)  # 40006 below
         raw = request.require("code")
         code = await tokens.find_code(platform, raw)
@@ -49,7 +56,9 @@ class AuthorizationCodeGrant:
         pkce.verify(code.code_challenge, request.get("code_verifier"))
         return ValidCode(app, code, presented_before=False)
 
-    async def issue(self, platform: Platform, request: TokenRequest, valid: ValidCode) -> IssuedTokens:
+    async def issue(
+        self, platform: Platform[CodeExchangeStorage], request: TokenRequest, valid: ValidCode
+    ) -> IssuedTokens:
         fields = dict(app_id=valid.app.app_id, customer_id=valid.code.customer_id, ip=request.client_ip)
         if not valid.presented_before:
             issued, access, refresh = tokens.user_pair(platform, valid.code)

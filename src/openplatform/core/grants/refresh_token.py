@@ -9,14 +9,19 @@ the same new pair again (a network retry, or two workers refreshing at once).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from openplatform import events
 from openplatform.core import client_auth, lifecycle, tokens
 from openplatform.core.context import Platform
 from openplatform.core.requests import TokenRequest
-from openplatform.core.store import RotatedBefore
+from openplatform.core.store import BackingStorage, RotatedBefore, TokenStorage
 from openplatform.errors import OAuthError
 from openplatform.models import App, IssuedTokens, TokenRecord
+
+
+class RefreshStorage(client_auth.ClientStorage, BackingStorage, TokenStorage, Protocol):
+    """What a rotation uses: the client's app, the refresh token and what it stands on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +35,7 @@ class RefreshTokenGrant:
     # "refresh_code" is the documented spelling; the RFC's is accepted too.
     GRANT_TYPES = ("refresh_code", "refresh_token")
 
-    async def validate(self, platform: Platform, request: TokenRequest) -> ValidRefresh:
+    async def validate(self, platform: Platform[RefreshStorage], request: TokenRequest) -> ValidRefresh:
         required = platform.settings.refresh_requires_secret
         client = await client_auth.identify(platform, request, secret_required=required, allow_suspended=True)
         raw = request.require("refresh_token")
@@ -54,7 +59,9 @@ class RefreshTokenGrant:
             raise OAuthError("invalid_grant", "The refresh token has expired.")
         return ValidRefresh(app, raw, record)
 
-    async def issue(self, platform: Platform, request: TokenRequest, valid: ValidRefresh) -> IssuedTokens:
+    async def issue(
+        self, platform: Platform[RefreshStorage], request: TokenRequest, valid: ValidRefresh
+    ) -> IssuedTokens:
         derive = platform.keyring.rotation_token
         issued, access, refresh = tokens.user_pair(
             platform, valid.record, derive(valid.raw, "access"), derive(valid.raw, "refresh")
@@ -79,7 +86,9 @@ class RefreshTokenGrant:
         raise OAuthError("invalid_grant", "The refresh token was already used; its family is revoked.")
 
     @classmethod
-    def _old_key_pair(cls, platform: Platform, found: RotatedBefore, valid: ValidRefresh) -> IssuedTokens | None:
+    def _old_key_pair(
+        cls, platform: Platform[object], found: RotatedBefore, valid: ValidRefresh
+    ) -> IssuedTokens | None:
         """The pair of a first rotation made under an old server key (SPEC §10), when this is
         its retry: the first request reached a node not yet switched to the current key, or
         came just before the restart that switched. Rare, so only then is it computed."""
@@ -94,7 +103,7 @@ class RefreshTokenGrant:
         return None
 
     @staticmethod
-    def _is_retry(platform: Platform, found: RotatedBefore, new_refresh: str) -> bool:
+    def _is_retry(platform: Platform[object], found: RotatedBefore, new_refresh: str) -> bool:
         """The immediately previous token again (``new_refresh``: the stored key of its successor),
         within the leeway, its successor still unused: a network retry or two workers refreshing
         at once (SPEC §2.3). Anything else is theft."""
