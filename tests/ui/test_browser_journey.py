@@ -103,7 +103,7 @@ def test_the_whole_story_in_a_browser(
         developer.goto(f"{live_server}/console")
         shot(developer, screenshots, "console-apps")
         developer.get_by_role("link", name="Partner CRM").click()
-        assert "Globex Corporation" in developer.locator("#h-installs + table").inner_text()
+        assert "Globex Corporation" in developer.locator("#h-installs + .table-scroll").inner_text()
         assert developer.locator(".stat").inner_text() == "1"  # the user token the app just got
         assert partner.secret not in developer.content()
         shot(developer, screenshots, "console-app")

@@ -39,12 +39,19 @@ async def app_token_status(harness: Harness, app_id: str, secret: str) -> int:
         ({"name": ""}, "name", "Name is required."),
         ({"host_url": "http://shop.example.com/"}, "host_url", "Plain http is only allowed for localhost; use https."),
         ({"host_url": "https://user@shop.example.com/"}, "host_url", "The URL must not contain user information."),
-        ({"webhook_url": "ftp://hooks.example.com"}, "webhook_url", "The URL must be absolute, with http or https."),
+        ({"webhook_url": "ftp://hooks.example.com"}, "webhook_url",
+         "Webhook URL must start with https:// (or http:// for localhost), not ftp://."),
+        ({"host_url": "ftp://shop.example.com/"}, "host_url",
+         "Entrance URL (host_url) must start with https:// (or http:// for localhost), not ftp://."),
+        ({"host_url": "shop.example.com"}, "host_url",
+         "Entrance URL (host_url) must be a full URL starting with https://, such as https://app.example.com/."),
         ({"scope": ["admin:all"]}, "scope",
          "'admin:all' is not one of customer:read, customer:write, site:read, site:write."),
         ({"ip_whitelist": "10.0.0.1\n300.1.2.3"}, "ip_whitelist", "'300.1.2.3' is not an IP address or CIDR range."),
+        ({"ip_whitelist": "10.0.0.1\nx\n10.0.0.0/8\n300.1.2.3\nfe80::zz"}, "ip_whitelist",
+         "'x', '300.1.2.3' and 'fe80::zz' are not IP addresses or CIDR ranges."),
     ],
-    ids=["name", "http", "userinfo", "webhook", "scope", "whitelist"],
+    ids=["name", "http", "userinfo", "webhook-ftp", "host-ftp", "no-scheme", "scope", "whitelist", "whitelist-all-bad"],
 )  # fmt: skip
 async def test_app_form_errors_are_shown_next_to_their_field(
     harness: Harness, people: MakePerson, changes: dict[str, str], field: str, message: str
@@ -124,7 +131,7 @@ async def test_edit_applies_at_once_to_the_token_endpoints(harness: Harness, peo
     form = await dev.get(f"/console/apps/{app_id}/edit")
     assert 'value="Shop sync"' in form.text and 'value="customer:read" checked' in form.text
     bad = await dev.post(f"/console/apps/{app_id}/edit", {**APP_FORM, "host_url": ""})
-    assert errors_in(bad.text) == {"host_url": "The URL must be absolute, with http or https."}
+    assert errors_in(bad.text) == {"host_url": "Entrance URL (host_url) is required."}
     saved = await dev.post(
         f"/console/apps/{app_id}/edit",
         {**APP_FORM, "name": "Shop sync 2", "scope": ["site:read", "site:write"], "ip_whitelist": "10.9.9.9"},

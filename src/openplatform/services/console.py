@@ -172,7 +172,9 @@ class Console:
         app = await self.installable_app(app_id)
         if not app.active:
             raise ValidationError("app_id", "this app is suspended and cannot be installed")
-        await self._target(user, customer_id)
+        customer = await self._target(user, customer_id)
+        if customer is not None and customer.status != ACTIVE:
+            raise ValidationError("customer_id", "this customer is disabled; enable it to install apps for it")
         xspe = None if customer_id else user.xspe
         return await self.admin.install(app_id, customer_id=customer_id, xspe=xspe)  # announced
 

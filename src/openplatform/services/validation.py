@@ -33,11 +33,24 @@ def text(field: str, value: str, max_length: int = 200, required: bool = True) -
 
 
 def url(field: str, value: str, required: bool = True) -> str | None:
+    """An absolute https URL (http for localhost only), with its host as IDNA A-labels; None if empty and optional.
+
+    Raises ValidationError naming ``field``; a missing or foreign scheme is named in the message
+    ("must start with https://, not ftp://"), the other faults are those of ``parse_origin``.
+    """
     value = (value or "").strip()
-    if not value and not required:
-        return None
+    if not value:
+        if not required:
+            return None
+        raise ValidationError(field, "is required")
     if len(value) > 2048:
         raise ValidationError(field, "must be at most 2048 characters")
+    scheme, sep, _ = value.partition("://")
+    if not sep:
+        raise ValidationError(field, "must be a full URL starting with https://, such as https://app.example.com/")
+    if scheme.lower() not in ("http", "https"):
+        shown = scheme if scheme.isascii() and scheme.isprintable() and len(scheme) <= 20 else "that scheme"
+        raise ValidationError(field, f"must start with https:// (or http:// for localhost), not {shown}://")
     try:
         parse_origin(value)
     except RedirectUriError as exc:
@@ -76,13 +89,24 @@ def scopes(values: Iterable[str]) -> tuple[str, ...]:
 
 
 def whitelist(values: Iterable[str]) -> tuple[str, ...]:
+    """IP addresses and CIDR ranges (one per line, or separated by commas or spaces), normalised, no duplicates.
+
+    Every bad entry is named in the one ValidationError ("'x' and '300.1.2.3' are not IP
+    addresses or CIDR ranges"), so a pasted list is fixed in one go; at most 100 entries.
+    """
     entries: list[str] = []
+    bad: list[str] = []
     for value in values:
         for part in value.replace(",", " ").split():
             try:
                 entries.append(str(parse_whitelist_entry(part)))
-            except ValueError as exc:
-                raise ValidationError("ip_whitelist", str(exc)) from exc
+            except ValueError:
+                bad.append(repr(part))
+    if len(bad) == 1:
+        raise ValidationError("ip_whitelist", f"{bad[0]} is not an IP address or CIDR range")
+    if bad:
+        named = ", ".join(bad[:-1]) + f" and {bad[-1]}" if len(bad) <= 10 else ", ".join(bad[:10]) + " and others"
+        raise ValidationError("ip_whitelist", f"{named} are not IP addresses or CIDR ranges")
     if len(entries) > 100:
-        raise ValidationError("ip_whitelist", "at most 100 entries")
+        raise ValidationError("ip_whitelist", f"has {len(entries)} entries; at most 100 are allowed")
     return tuple(dict.fromkeys(entries))

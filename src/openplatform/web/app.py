@@ -62,6 +62,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 async def http_error(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 500)
+    if status in (404, 405) and ui.is_screen_request(request):  # the screens answer with a page, not JSON
+        return await ui.screen_error(request, status, getattr(exc, "headers", None))
     kind = {404: "not_found", 405: "method_not_allowed"}.get(status, "invalid_request")
     message = "No such endpoint." if status == 404 else None
     always_200 = request.app.state.platform.settings.error_status == "always-200"

@@ -51,8 +51,7 @@ def checked_base_url(base_url: str) -> str:
         usable = False
     if not usable:
         raise ValidationError(
-            f"base_url must be the server's absolute http(s) URL, such as https://open.example.com; "
-            f"got {base_url!r}.",
+            f"base_url must be the server's absolute http(s) URL, such as https://open.example.com; got {base_url!r}.",
             field="base_url",
         )
     return base_url.strip().rstrip("/")

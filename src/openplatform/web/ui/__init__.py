@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from starlette.routing import BaseRoute, Mount
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openplatform.web.ui import admin, auth, developer, portal
+from openplatform.web.ui.pages import is_screen_request, screen_error
+
+__all__ = ["is_screen_request", "routes", "screen_error"]
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -34,10 +39,23 @@ class _Nosniff:
         await self.app(scope, receive, send_with_headers)
 
 
+_STATIC_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Cache-Control": "public, max-age=3600",  # as /static (_Nosniff)
+}
+
+
+async def favicon(_request: Request) -> Response:
+    """``/favicon.ico``, which browsers ask for on their own; the pages link ``/static/favicon.svg``."""
+    return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon", headers=_STATIC_HEADERS)
+
+
 routes: list[BaseRoute] = [
     *auth.routes,
     *developer.routes,
     *portal.routes,
     *admin.routes,
+    Route("/favicon.ico", favicon, methods=["GET"], name="favicon"),
     Mount("/static", app=_Nosniff(StaticFiles(directory=STATIC)), name="static"),
 ]

@@ -10,7 +10,7 @@ from openplatform.services.console import FormErrors, validate
 from openplatform.services.validation import NotFound, ValidationError
 from openplatform.services.validation import text as check_text
 from openplatform.storage.sql.accounts import ACTIVE, DISABLED
-from openplatform.web.ui.pages import Ctx, page, redirect, render
+from openplatform.web.ui.pages import Confirm, Ctx, confirm_page, page, redirect, render
 
 ROLE_NAMES = {"admin": "Platform admin", "developer": "Developer", "spe-admin": "SPE admin"}
 
@@ -72,18 +72,36 @@ def _role(role: str) -> str:
 
 def _spe_given(role: str, xspe: str | None) -> str | None:
     if role == "spe-admin" and not xspe:
-        raise ValidationError("xspe", "an SPE admin needs the SPE they administer")
+        raise ValidationError("xspe", "choose the SPE this SPE admin will manage")
     return xspe
 
 
 @page("admin")
 async def user_status(ctx: Ctx) -> Response:
+    """GET ?status=disabled: the confirmation page; POST: disable or enable (enabling needs no confirmation)."""
     user_id = ctx.param("user_id")
     if user_id == ctx.user.user_id:
         raise ValidationError("status", "you cannot disable your own account")
+    if ctx.request.method == "GET":
+        target = await ctx.accounts.store.get_user(user_id)
+        if target is None:
+            raise NotFound(user_id)
+        if ctx.request.query_params.get("status") != DISABLED or target.status == DISABLED:
+            return redirect(ctx, "/admin/users")  # nothing to confirm
+        sessions = await ctx.accounts.store.count_sessions(target.user_id)
+        plural = "s" if sessions != 1 else ""
+        signed_in = f"signed out of its {sessions} open session{plural}" if sessions else "not signed in now"
+        return confirm_page(ctx, Confirm(
+            title=f"Disable {target.email}?",
+            lines=(f"The account will be {signed_in}." if sessions else f"The account is {signed_in}.",
+                   "Enable it again to undo this."),
+            warning="It cannot sign in while disabled, and every session it has ends at once.",
+            action=f"/admin/users/{target.user_id}/status", fields={"status": DISABLED},
+            button="Disable", cancel="/admin/users",
+        ))  # fmt: skip
     status = ctx.value("status")
     await ctx.accounts.set_status(user_id, status if status in (ACTIVE, DISABLED) else "")
-    return redirect(ctx, "/admin/users?notice=user-updated")
+    return redirect(ctx, f"/admin/users?notice=user-{'enabled' if status == ACTIVE else 'disabled'}")
 
 
 @page("admin")
@@ -92,7 +110,7 @@ async def user_unlock(ctx: Ctx) -> Response:
     if await ctx.accounts.store.get_user(user_id) is None:
         raise NotFound(user_id)
     await ctx.accounts.unlock(user_id)
-    return redirect(ctx, "/admin/users?notice=user-updated")
+    return redirect(ctx, "/admin/users?notice=user-unlocked")
 
 
 @page("admin")
@@ -130,7 +148,7 @@ async def all_apps(ctx: Ctx) -> Response:
 routes = [
     Route("/admin", spes, methods=["GET", "POST"], name="admin.spes"),
     Route("/admin/users", users, methods=["GET", "POST"], name="admin.users"),
-    Route("/admin/users/{user_id}/status", user_status, methods=["POST"]),
+    Route("/admin/users/{user_id}/status", user_status, methods=["GET", "POST"]),
     Route("/admin/users/{user_id}/unlock", user_unlock, methods=["POST"]),
     Route("/admin/users/{user_id}/password", user_password, methods=["GET", "POST"]),
     Route("/admin/apps", all_apps, methods=["GET"], name="admin.apps"),

@@ -13,7 +13,7 @@ from openplatform.models import ACTIVE, REGISTRABLE_SCOPES, SUSPENDED, App
 from openplatform.services.console import FormErrors
 from openplatform.services.validation import ValidationError
 from openplatform.web.ui import secret_once
-from openplatform.web.ui.pages import Ctx, page, redirect, render
+from openplatform.web.ui.pages import Confirm, Ctx, confirm_page, page, redirect, render
 
 DAY = 86400.0
 GRACE_CHOICES = (("0", "Immediately"), ("3600", "After 1 hour"), ("86400", "After 24 hours"))
@@ -95,34 +95,86 @@ async def app_edit(ctx: Ctx) -> Response:
     return redirect(ctx, f"/console/apps/{app.app_id}?notice=app-updated")
 
 
+def _grace(value: str) -> int:
+    if value not in dict(GRACE_CHOICES):
+        raise ValidationError("grace_seconds", "choose when the current secret stops working")
+    return int(value)
+
+
 @page("developer")
 async def app_rotate(ctx: Ctx) -> Response:
+    """GET: the confirmation page for the chosen overlap; POST: rotate, then show the new secret once."""
     app = await ctx.console.app_of(ctx.user, ctx.param("app_id"))
-    grace = ctx.value("grace_seconds", "0")
-    if grace not in dict(GRACE_CHOICES):
-        raise ValidationError("grace_seconds", "choose when the old secret stops working")
-    await ctx.console.rotate(ctx.user, app.app_id, int(grace))
+    if ctx.request.method == "GET":
+        grace = _grace(ctx.request.query_params.get("grace_seconds", "0"))
+        return confirm_page(ctx, _rotate_confirm(app, grace))
+    await ctx.console.rotate(ctx.user, app.app_id, _grace(ctx.value("grace_seconds", "0")))
     secret_once.grant(ctx, app.app_id)
     return redirect(ctx, f"/console/apps/{app.app_id}/secret")
 
 
+def _rotate_confirm(app: App, grace: int) -> Confirm:
+    if grace == 0:
+        warning = (
+            "The current secret stops working at once: every server of the app that still uses it is refused "
+            "(invalid_client) until it is given the new one."
+        )
+    else:
+        hours = grace // 3600
+        warning = (
+            f"The current secret keeps working for {hours} hour{'s' if hours != 1 else ''}, then stops: "
+            "give the new one to every server of the app before then."
+        )
+    return Confirm(
+        title=f"Rotate the secret of {app.name}?",
+        lines=("A new secret is made and shown to you once, on the next page.",),
+        warning=warning, action=f"/console/apps/{app.app_id}/rotate", fields={"grace_seconds": str(grace)},
+        button="Rotate now" if grace == 0 else "Rotate secret", cancel=f"/console/apps/{app.app_id}",
+    )  # fmt: skip
+
+
 @page("developer", "admin")
 async def app_status(ctx: Ctx) -> Response:
+    """GET ?status=suspended: the confirmation page; POST: suspend or resume (resuming needs no confirmation)."""
     app = await ctx.console.app_of(ctx.user, ctx.param("app_id"))
-    status = ctx.value("status")
+    values = ctx.request.query_params if ctx.request.method == "GET" else None
+    status = values.get("status", "") if values is not None else ctx.value("status")
     if status not in (ACTIVE, SUSPENDED):
         raise ValidationError("status", "must be active or suspended")
+    admin_list = (values.get("back", "") if values is not None else ctx.value("back")) == "admin"
+    back = "/admin/apps" if admin_list else f"/console/apps/{app.app_id}"
+    if values is not None:
+        if status != SUSPENDED or not app.active:
+            return redirect(ctx, back)  # nothing to confirm
+        return confirm_page(ctx, await _suspend_confirm(ctx, app, back, admin_list))
     await ctx.console.set_app_status(ctx.user, app.app_id, status)
     notice = "app-resumed" if status == ACTIVE else "app-suspended"
-    back = "/admin/apps" if ctx.value("back") == "admin" else f"/console/apps/{app.app_id}"
     return redirect(ctx, f"{back}?notice={notice}")
+
+
+async def _suspend_confirm(ctx: Ctx, app: App, back: str, admin_list: bool) -> Confirm:
+    installs = len(await ctx.console.queries.installs(app_id=app.app_id))
+    where = f"{installs} installation{'s' if installs != 1 else ''}" if installs else "no installation yet"
+    return Confirm(
+        title=f"Suspend {app.name}?",
+        lines=(f"{app.name} is suspended everywhere at once ({where}).",),
+        warning=(
+            "Every token it holds stops working and it cannot get new ones; SPE admins cannot open it. "
+            "Nothing is revoked: resuming it makes its unexpired tokens work again."
+        ),
+        action=f"/console/apps/{app.app_id}/status",
+        fields={"status": SUSPENDED, **({"back": "admin"} if admin_list else {})},
+        button="Suspend", cancel=back,
+    )  # fmt: skip
 
 
 @page("developer")
 async def app_secret(ctx: Ctx) -> Response:
     app = await ctx.console.app_of(ctx.user, ctx.param("app_id"))
     secret = await secret_once.reveal(ctx, app)
-    return render(ctx, "console/secret.html", app=app, secret=secret, old_secret_until=_grace_end(app))
+    # The app's first secret is written with the app, at the same instant; a rotated one later.
+    first = await ctx.console.queries.current_secret_created_at(app.app_id) == app.created_at
+    return render(ctx, "console/secret.html", app=app, secret=secret, old_secret_until=_grace_end(app), first=first)
 
 
 routes = [
@@ -130,7 +182,7 @@ routes = [
     Route("/console/apps/new", app_new, methods=["GET", "POST"], name="console.app_new"),
     Route("/console/apps/{app_id}", app_detail, methods=["GET"], name="console.app"),
     Route("/console/apps/{app_id}/edit", app_edit, methods=["GET", "POST"], name="console.app_edit"),
-    Route("/console/apps/{app_id}/rotate", app_rotate, methods=["POST"], name="console.app_rotate"),
-    Route("/console/apps/{app_id}/status", app_status, methods=["POST"], name="console.app_status"),
+    Route("/console/apps/{app_id}/rotate", app_rotate, methods=["GET", "POST"], name="console.app_rotate"),
+    Route("/console/apps/{app_id}/status", app_status, methods=["GET", "POST"], name="console.app_status"),
     Route("/console/apps/{app_id}/secret", app_secret, methods=["GET"], name="console.app_secret"),
 ]

@@ -143,9 +143,67 @@ def redirect(ctx: Ctx, url: str) -> Response:
     return security_headers(response)
 
 
+@dataclass(frozen=True)
+class Confirm:
+    """A destructive action's confirmation page (confirm.html): what will happen, then one POST.
+
+    A screen links its button to the action's URL with GET, which answers this page; the
+    page's form POSTs (with the CSRF token) to ``action``; ``cancel`` goes back unchanged.
+    """
+
+    title: str
+    lines: tuple[str, ...]
+    warning: str
+    action: str
+    fields: dict[str, str]
+    button: str
+    cancel: str
+
+
+def confirm_page(ctx: Ctx, confirm: Confirm) -> Response:
+    return render(ctx, "confirm.html", confirm=confirm)
+
+
 def error_page(request: Request, session: WebSession | None, status: int, title: str, message: str) -> Response:
     ctx = Ctx(request, session, *services(request))
     return render(ctx, "error.html", status, title=title, message=message)
+
+
+SCREEN_PREFIXES = ("/console", "/portal", "/admin", "/login", "/logout", "/account")
+NO_SUCH_PAGE = "There is no page at this address. Check the link, or start again from your start page."
+
+
+def is_screen_request(request: Request) -> bool:
+    """A path of the screens, from a client that takes HTML (a browser, or one that names no preference).
+
+    Only a client that asks for JSON and not for HTML gets the API's envelope there.
+    """
+    path = request.url.path
+    if not any(path == prefix or path.startswith(prefix + "/") for prefix in SCREEN_PREFIXES):
+        return False
+    accept = request.headers.get("accept", "").lower()
+    return "text/html" in accept or "application/json" not in accept
+
+
+async def screen_error(request: Request, status: int, headers: dict[str, str] | None = None) -> Response:
+    """The styled page of a 404 or 405 (no such page, or a method it does not take) under the screens.
+
+    The page has the usual layout: signed-in people see their menu and a link to their start page,
+    others a link to sign in. A 405 keeps its ``Allow`` header.
+    """
+    session = None
+    try:
+        session = await services(request)[0].session(read_cookie(request, SESSION_COOKIE))
+    except Exception:  # the database is away: the page still renders, signed out
+        log.warning("session unavailable for the error page", exc_info=True)
+    if status == 405:
+        title = "Not possible here"
+        message = f"This address does not take {request.method} requests. Use the links and buttons of the pages."
+    else:
+        title, message = "Page not found", NO_SUCH_PAGE
+    response = error_page(request, session, status, title, message)
+    response.headers.update({k: v for k, v in (headers or {}).items() if k.lower() == "allow"})
+    return response
 
 
 async def read_form(request: Request) -> dict[str, list[str]]:

@@ -14,9 +14,10 @@ from starlette.routing import Route
 from openplatform.models import Customer
 from openplatform.services.console import FormErrors
 from openplatform.storage.sql.console import InstallRow
-from openplatform.web.ui.pages import Ctx, origin_of, page, page_number, redirect, render
+from openplatform.web.ui.pages import Confirm, Ctx, confirm_page, origin_of, page, page_number, redirect, render
 
 PAGE_SIZE = 20
+DISABLED = "disabled"
 
 
 def _origins(installs: list[InstallRow]) -> set[str]:
@@ -80,9 +81,25 @@ async def customer_edit(ctx: Ctx) -> Response:
 
 @page("spe-admin")
 async def customer_status(ctx: Ctx) -> Response:
-    customer_id = ctx.param("customer_id")
-    await ctx.console.set_customer_status(ctx.user, customer_id, ctx.value("status"))
-    return redirect(ctx, f"/portal/customers/{customer_id}?notice=customer-updated")
+    """GET ?status=disabled: the confirmation page; POST: disable or enable (enabling needs no confirmation)."""
+    customer = await ctx.console.customer_of(ctx.user, ctx.param("customer_id"))
+    back = f"/portal/customers/{customer.customer_id}"
+    if ctx.request.method == "GET":
+        if ctx.request.query_params.get("status") != DISABLED or customer.status == DISABLED:
+            return redirect(ctx, back)  # nothing to confirm
+        return confirm_page(ctx, Confirm(
+            title=f"Disable {customer.name}?",
+            lines=("Its installations and data stay; enable it again to undo this.",),
+            warning=(
+                "At once, every user token and code that apps hold for this customer stops working, apps get "
+                "no new ones, and no app can be opened for it."
+            ),
+            action=f"/portal/customers/{customer.customer_id}/status", fields={"status": DISABLED},
+            button="Disable", cancel=back,
+        ))  # fmt: skip
+    status = ctx.value("status")
+    await ctx.console.set_customer_status(ctx.user, customer.customer_id, status)
+    return redirect(ctx, f"{back}?notice=customer-{'disabled' if status == DISABLED else 'enabled'}")
 
 
 async def _catalogue(ctx: Ctx, installed: list[InstallRow]) -> list[object]:
@@ -143,7 +160,7 @@ routes = [
     Route("/portal/customers/new", customer_new, methods=["GET", "POST"], name="portal.customer_new"),
     Route("/portal/customers/{customer_id}", customer_detail, methods=["GET"], name="portal.customer"),
     Route("/portal/customers/{customer_id}/edit", customer_edit, methods=["GET", "POST"]),
-    Route("/portal/customers/{customer_id}/status", customer_status, methods=["POST"]),
+    Route("/portal/customers/{customer_id}/status", customer_status, methods=["GET", "POST"]),
     Route("/portal/apps", spe_apps, methods=["GET"], name="portal.apps"),
     Route("/portal/install", install, methods=["POST"], name="portal.install"),
     Route("/portal/uninstall", uninstall, methods=["GET", "POST"], name="portal.uninstall"),

@@ -13,15 +13,22 @@ from starlette.responses import Response
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 NOTICES = {
     "app-updated": "The app was saved.",
-    "app-suspended": "The app is suspended: its tokens stop working and it cannot get new ones.",
-    "app-resumed": "The app is active again.",
+    "app-suspended": "The app was suspended: its tokens stop working and it cannot get new ones until it is resumed.",
+    "app-resumed": "The app was resumed: it can get tokens again.",
     "customer-created": "The customer was created.",
     "customer-updated": "The customer was saved.",
+    "customer-disabled": (
+        "The customer was disabled: the tokens apps hold for it stop working, and no app can be opened or "
+        "installed for it until it is enabled again."
+    ),
+    "customer-enabled": "The customer was enabled again.",
     "installed": "The app is installed.",
     "uninstalled": "The app was uninstalled; its codes and tokens there were revoked.",
     "spe-created": "The SPE was created.",
     "user-created": "The account was created.",
-    "user-updated": "The account was updated.",
+    "user-disabled": "The account was disabled and signed out everywhere.",
+    "user-enabled": "The account was enabled again.",
+    "user-unlocked": "The account was unlocked: it can try to sign in again from every address.",
     "password-set": "The new password is set; that account was signed out everywhere.",
     "password-changed": "Your password was changed; every other session of yours was signed out.",
     "signed-out": "You are signed out.",
@@ -45,7 +52,9 @@ def _ago(at: float | None) -> str:
     return "just now"
 
 
-_CONTINUES_LABEL = ("is ", "must ", "only ", "an ", "a ", "choose ", "give ")
+# Messages that read as the rest of a sentence about the field ("is required", "must be ...", "has 120
+# entries"); any other message is a sentence of its own ("Choose a role."), never glued to the label.
+_CONTINUES_LABEL = ("is ", "must ", "has ")
 
 
 def _say(message: str, label: str) -> str:
