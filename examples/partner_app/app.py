@@ -28,6 +28,7 @@ from openplatform_client import (
     OpenPlatformError,
     ReauthorizationRequired,
     ValidationError,
+    WebhookEvent,
 )
 
 from . import pages
@@ -160,8 +161,15 @@ async def webhook(request: Request) -> Response:
         return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=400)
     if event.uninstalled and event.customer_id:
         await client.forget(event.customer_id)
-    log.info("webhook type=%s customer_id=%s", event.type, event.customer_id)
+    log.info("%s", webhook_line(event))
     return JSONResponse(WEBHOOK_ACK)
+
+
+def webhook_line(event: WebhookEvent) -> str:
+    """What the app's terminal shows for a notification (the README quotes it)."""
+    kind = "uninstall" if event.uninstalled else "install"
+    whom = f"customer {event.customer_id} of SPE {event.xspe}" if event.customer_id else f"the whole SPE {event.xspe}"
+    return f"webhook: {kind} (type {event.type}) for {whom}, event {event.event_id}"
 
 
 def create_app(config: Config) -> Starlette:

@@ -52,9 +52,14 @@ def sites_page(customer: Customer, sites: Page[Site], csrf: str, error: str | No
     return layout("Your sites", body)
 
 
+# An SPE-wide launch names no customer (launch.customer_id is None): the page says so, then lists them.
+SPE_WIDE = "This app was opened for the whole SPE, not for one customer: these are the SPE's customers."
+
+
 def spe_page(xspe: str, customers: Page[Customer]) -> str:
     table = rows((c.name, c.contact, c.status, c.customer_id) for c in customers.items)
     body = (
+        f"<p>{escape(SPE_WIDE)}</p>"
         f"<p>SPE <b>{escape(xspe)}</b>, seen with the app token.</p>"
         f"<table><tr><th>name</th><th>contact</th><th>status</th><th>id</th></tr>{table}</table>"
         f"{pager('/spe', customers)}"

@@ -182,7 +182,8 @@ export function createApp(config) {
       return res.end(JSON.stringify({ code: error.code, msg: error.msg }));
     }
     if (event.uninstalled && event.customerId) await client.forget(event.customerId);
-    console.log(`webhook type=${event.type} customer_id=${event.customerId}`);
+    const whom = event.customerId ? `customer ${event.customerId} of SPE ${event.xspe}` : `the whole SPE ${event.xspe}`;
+    console.log(`webhook: ${event.uninstalled ? "uninstall" : "install"} (type ${event.type}) for ${whom}, event ${event.eventId}`);
     res.writeHead(200, { "content-type": "application/json" });
     return res.end(JSON.stringify(WEBHOOK_ACK));
   }

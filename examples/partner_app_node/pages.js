@@ -48,10 +48,14 @@ export function sitesPage(customer, sites, csrf, error = null) {
     "<button>Add site</button></form>");
 }
 
+/** An SPE-wide launch names no customer (`launch.customerId` is null): the page says so, then lists them. */
+export const SPE_WIDE = "This app was opened for the whole SPE, not for one customer: these are the SPE's customers.";
+
 /** @param {string} xspe @param {import("@openplatform/client").Page<import("@openplatform/client").Customer>} customers */
 export function spePage(xspe, customers) {
   const table = rows(customers.items.map((c) => [c.name, c.contact, c.status, c.customerId]));
   return layout("Customers of the SPE",
+    `<p>${escape(SPE_WIDE)}</p>` +
     `<p>SPE ${escape(xspe)}, listed with the app token.</p>` +
     `<table><tr><th>name</th><th>contact</th><th>status</th><th>id</th></tr>${table}</table>${pager("/spe", customers)}`);
 }

@@ -117,6 +117,7 @@ def test_python_example_against_the_demo(demo: Demo, python_example: str) -> Non
 
         spe = httpx.get(open_app(portal, base, facts["app_id"], ""), follow_redirects=True, timeout=10)
         assert spe.url.path == "/spe" and "Demo Customer" in spe.text
+        assert "opened for the whole SPE, not for one customer" in spe.text  # it says why there is no customer
 
 
 def test_the_printed_launch_command_signs_a_launch_the_example_takes(

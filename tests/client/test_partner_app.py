@@ -144,10 +144,19 @@ async def delivered_webhooks(settings: Settings, app_id: str, count: int) -> int
         await admin.db.close()
 
 
-def test_partner_app_journey(settings: Settings, live_server: str, registered: Registered, partner_app: str) -> None:
+def test_partner_app_journey(
+    settings: Settings, live_server: str, registered: Registered, partner_app: str, tmp_path: Path
+) -> None:
     run_cli(settings, "install", "--app-id", registered.app_id, "--xspe", registered.xspe)
     with httpx.Client(follow_redirects=True, timeout=10) as browser:
         customer_journey(settings, live_server, registered, partner_app, browser)
+    # The README's promise: the app's terminal shows each notification it verified.
+    shown = (tmp_path / "partner_app.log").read_text()
+    for kind, type_ in (("install", 1), ("uninstall", 2)):
+        line = f"INFO:     partner_app: webhook: {kind} (type {type_}) for the whole SPE {registered.xspe}, event "
+        assert line in shown, shown
+    readme = README.read_text()
+    assert "INFO:     partner_app: webhook: install (type 1) for the whole SPE spe_…, event …" in readme
 
 
 def customer_journey(
@@ -183,6 +192,7 @@ def customer_journey(
     # The SPE admin, in their own browser, opens the app for the whole SPE: the app token lists the customers.
     spe_page = httpx.get(launch_url(registered, None), follow_redirects=True, timeout=10)
     assert spe_page.url.path == "/spe" and "Ada" in spe_page.text
+    assert "opened for the whole SPE, not for one customer" in spe_page.text  # it says why there is no customer
 
     # Uninstall: the platform revokes the tokens and notifies the app (signed webhook);
     # the app forgets them, and connecting again is refused by the platform.

@@ -184,6 +184,7 @@ test("a signed launch from the portal → connect → exchange → the Open APIs
   const speWide = await new Browser().follow(await openApp(""));
   assert.deepEqual(speWide.hops, [`${appHost}/`, `${appHost}/spe`]);
   assert.ok(speWide.text.includes("Demo Customer") && speWide.text.includes(facts.xspe));
+  assert.ok(speWide.text.includes("opened for the whole SPE, not for one customer")); // it says why there is no customer
 });
 
 test("the launch URLs the demo printed work too (signed with the server's own code)", async () => {
