@@ -54,3 +54,14 @@ def test_no_storage_class_forwards_attributes_implicitly() -> None:
     """Every storage method the core calls is written out (no ``__getattr__`` pass-through)."""
     offending = [str(p.relative_to(SRC)) for p in modules_of("storage") if "def __getattr__" in p.read_text()]
     assert not offending, offending
+
+
+def test_the_memory_backend_stands_on_the_core_alone() -> None:
+    """``storage/memory.py`` is the reference backend: it needs no database layer, and no module
+    outside ``core`` and the shared layer, so the core's rules can be tested without a database."""
+    allowed = ("openplatform.core", "openplatform.config", "openplatform.errors", "openplatform.events",
+               "openplatform.models", "openplatform.security")  # fmt: skip
+    imported = imported_modules(SRC / "storage" / "memory.py")
+    ours = {m for m in imported if m == "openplatform" or m.startswith("openplatform.")}
+    assert ours and all(any(m == a or m.startswith(a + ".") for a in allowed) for m in ours), sorted(ours)
+    assert not {m for m in imported if any(m == f or m.startswith(f + ".") for f in FRAMEWORKS)}, sorted(imported)

@@ -1,0 +1,277 @@
+"""The in-memory reference backend: every storage protocol of ``core/store.py``, in one process.
+
+It gives the guarantees the SQL backend gives (``tests/storage/test_contract.py``
+runs the same tests on both): a code is consumed once however many calls race
+for it, a refresh token is rotated once and every other attempt gets what the
+winner left (``RotatedBefore``), ``revoke_family`` ends every token of a family,
+every revoking write appends its invalidation record in the same step, and the
+cleanup deletes expired rows only. Nothing survives the process, so it serves
+tests of the core's rules (``tests/core/test_grants_memory.py``) and nothing else.
+
+Atomicity: every operation first yields to the event loop once, as a database
+round trip would (so racing callers interleave as they do against a database),
+then reads and writes without awaiting anything: on one event loop that step is
+atomic, as the SQL backend's conditional UPDATE is.
+
+Apps, customers, SPEs and installations belong to the management side, which
+this backend does not have: ``put_spe``, ``put_customer``, ``put_app`` and
+``put_installation`` stand in for it, writing the invalidation records the
+management queries (``storage/sql/manage.py``) write for the same change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from openplatform.config import Settings
+from openplatform.core.store import RotatedBefore
+from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, Spe, TokenRecord
+
+if TYPE_CHECKING:
+    from openplatform.core.store import Backend
+
+BATCH_SIZE: int = Settings.model_fields["cleanup_batch_size"].default
+_Row = TypeVar("_Row")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One audit event as recorded: ``at`` in UNIX seconds, ``fields`` as given to ``audit``."""
+
+    at: float
+    event: str
+    fields: dict[str, object]
+
+
+class MemoryStore:
+    """Implements ``core.store.Backend`` in memory; ``clock`` gives UNIX seconds (a test's FakeClock)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.spes: dict[str, Spe] = {}
+        self.customers: dict[str, Customer] = {}
+        self.apps: dict[str, App] = {}
+        self.installations: dict[str, Installation] = {}
+        self.codes: dict[str, AuthorizationCode] = {}
+        self.tokens: dict[str, TokenRecord] = {}
+        self.audit_events: list[AuditEvent] = []
+        self.invalidations: list[tuple[int, str, str, float]] = []  # (id, kind, key, at), ids rising
+        self._last_id = 0  # never reused, as a database sequence
+
+    # ------------------------------------------------ the management side (seeding)
+
+    def put_spe(self, spe: Spe) -> None:
+        self.spes[spe.xspe] = spe
+
+    def put_customer(self, customer: Customer) -> None:
+        """Create or replace a customer (a disabled one: ``status="disabled"``)."""
+        replaced = customer.customer_id in self.customers
+        self.customers[customer.customer_id] = customer
+        if replaced:
+            self._invalidate("customer", customer.customer_id, self.clock())
+
+    def put_app(self, app: App) -> None:
+        """Create or replace an app (suspend it: ``dataclasses.replace(app, status="suspended")``)."""
+        self.apps[app.app_id] = app
+        self._invalidate("app", app.app_id, self.clock())  # a node may remember it as missing
+
+    def put_installation(self, installation: Installation) -> None:
+        """Create or replace an installation (uninstall it: give it an ``uninstalled_at``)."""
+        self.installations[installation.installation_id] = installation
+        now = self.clock()
+        if installation.uninstalled_at is not None:
+            self._invalidate("installation", installation.installation_id, now)
+        self._invalidate("app", installation.app_id, now)
+
+    # ------------------------------------------------------------------ lifespan
+
+    async def start(self) -> None:
+        await asyncio.sleep(0)
+
+    async def close(self) -> None:
+        await asyncio.sleep(0)
+
+    async def ping(self) -> None:
+        await asyncio.sleep(0)
+
+    # ------------------------------------------------------------------- reads
+
+    async def get_app(self, app_id: str) -> App | None:
+        await asyncio.sleep(0)
+        return self.apps.get(app_id)
+
+    async def active_installations(self, app_id: str, fresh: bool = True) -> list[Installation]:
+        await asyncio.sleep(0)
+        return [i for i in self.installations.values() if i.app_id == app_id and i.uninstalled_at is None]
+
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        await asyncio.sleep(0)
+        return self.customers.get(customer_id)
+
+    async def backing(
+        self, app_id: str, installation_id: str, customer_id: str | None, xspe: str | None, fresh: bool = True
+    ) -> Backing:
+        """What a user token or code stands on (SPEC §8), read as ``SqlStore.backing`` reads it."""
+        await asyncio.sleep(0)
+        app = self.apps.get(app_id)
+        installation = self.installations.get(installation_id)
+        customer = self.customers.get(customer_id) if customer_id is not None else None
+        return Backing(
+            app_status=app.status if app is not None else None,
+            installed=installation is not None
+            and installation.app_id == app_id
+            and installation.uninstalled_at is None,
+            customer_status=customer.status if customer is not None and customer.xspe == xspe else None,
+            spe_exists=xspe is not None and xspe in self.spes,
+        )
+
+    async def get_code(self, digest: str) -> AuthorizationCode | None:
+        await asyncio.sleep(0)
+        return self.codes.get(digest)
+
+    async def get_token(self, digest: str) -> TokenRecord | None:
+        await asyncio.sleep(0)
+        return self.tokens.get(digest)
+
+    async def invalidations_after(self, after_id: int, limit: int) -> list[tuple[int, str, str, float]]:
+        """Up to ``limit`` records with an id above ``after_id``, in id order: (id, kind, key, at)."""
+        await asyncio.sleep(0)
+        return [record for record in self.invalidations if record[0] > after_id][:limit]
+
+    async def last_invalidation_id(self) -> int:
+        await asyncio.sleep(0)
+        return self.invalidations[-1][0] if self.invalidations else 0
+
+    # ------------------------------------------------------------------ writes
+
+    async def save_code(self, code: AuthorizationCode) -> None:
+        """Store a new code; ValueError if its digest is taken (a primary key)."""
+        await asyncio.sleep(0)
+        if code.digest in self.codes:
+            raise ValueError("an authorization code with this digest exists")
+        self.codes[code.digest] = code
+
+    async def save_tokens(self, *records: TokenRecord) -> None:
+        """Store new tokens, all or none; ValueError if a digest is taken (a primary key)."""
+        await asyncio.sleep(0)
+        self._insert_tokens(records)
+
+    async def consume_code(self, digest: str, *records: TokenRecord) -> bool:
+        """Mark the code used and store ``records`` in one step: True for exactly one call per
+        code; False when it was already used, has expired or is unknown (nothing stored)."""
+        await asyncio.sleep(0)
+        now = self.clock()
+        code = self.codes.get(digest)
+        if code is None or code.used_at is not None or code.expires_at <= now:
+            return False
+        self._insert_tokens(records)
+        self.codes[digest] = dataclasses.replace(code, used_at=now)
+        return True
+
+    async def rotate_refresh(
+        self, old: TokenRecord, new_access: TokenRecord, new_refresh: TokenRecord
+    ) -> RotatedBefore | None:
+        """Rotate ``old`` into the new pair in one step: None when done, else the state found
+        (SPEC §2.3: the grant tells a retry from a theft)."""
+        await asyncio.sleep(0)
+        now = self.clock()
+        found = self.tokens.get(old.digest)
+        if found is not None and found.rotated_at is None and found.revoked_at is None:
+            self._insert_tokens((new_access, new_refresh))
+            self.tokens[old.digest] = dataclasses.replace(found, rotated_at=now, successor=new_refresh.digest)
+            return None
+        if found is None or found.revoked_at is not None:
+            return RotatedBefore(revoked=True, rotated_at=None, successor=None, successor_live=False)
+        successor = self.tokens.get(found.successor) if found.successor is not None else None
+        live = successor is not None and successor.rotated_at is None and successor.revoked_at is None
+        return RotatedBefore(False, found.rotated_at, found.successor, live)
+
+    async def revoke_family(self, family_id: str) -> None:
+        """Revoke every token of the family (a replayed code, a reused refresh token)."""
+        await asyncio.sleep(0)
+        self._revoke_family(family_id, self.clock())
+
+    async def revoke_token(self, record: TokenRecord) -> None:
+        """RFC 7009: an access token alone; a refresh token with its whole family."""
+        await asyncio.sleep(0)
+        now = self.clock()
+        if record.kind == "refresh" and record.family_id:
+            self._revoke_family(record.family_id, now)
+            return
+        found = self.tokens.get(record.digest)
+        if found is not None:
+            self.tokens[record.digest] = dataclasses.replace(found, revoked_at=now)
+        self._invalidate("token", record.digest, now)
+
+    def audit(self, event: str, **fields: object) -> None:
+        """Record an audit event at once (never awaited, as with the SQL backend)."""
+        self.audit_events.append(AuditEvent(self.clock(), event, fields))
+
+    async def cleanup(
+        self,
+        keep_seconds: float = 3600.0,
+        audit_retention_seconds: float = 180 * 86400.0,
+        batch_size: int = BATCH_SIZE,
+        rest: float = 1.0,
+    ) -> dict[str, int]:
+        """One cleanup pass (SPEC §8), as ``SqlStore.cleanup``: codes and tokens expired more
+        than ``keep_seconds`` (seconds) ago, invalidation records as old, app secrets past their
+        grace period, audit events older than ``audit_retention_seconds``. In one step here, so
+        ``batch_size`` (at least 1, else ValueError) and ``rest`` change nothing. Returns
+        ``{"codes": N, "tokens": N, "invalidations": N, "audit_events": N}``."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        await asyncio.sleep(0)
+        now = self.clock()
+        horizon = now - keep_seconds
+        counts = {
+            "codes": _drop(self.codes, lambda code: code.expires_at < horizon),
+            "tokens": _drop(self.tokens, lambda token: token.expires_at < horizon),
+        }
+        kept = [record for record in self.invalidations if record[3] >= horizon]
+        counts["invalidations"] = len(self.invalidations) - len(kept)
+        self.invalidations = kept
+        for app in list(self.apps.values()):  # a previous secret stops at the end of its grace period
+            live = tuple(s for s in app.secrets if s.expires_at is None or s.expires_at >= now)
+            if live != app.secrets:
+                self.apps[app.app_id] = dataclasses.replace(app, secrets=live)
+        events = [e for e in self.audit_events if e.at >= now - audit_retention_seconds]
+        counts["audit_events"] = len(self.audit_events) - len(events)
+        self.audit_events = events
+        return counts
+
+    # ----------------------------------------------------------------- helpers
+
+    def _insert_tokens(self, records: tuple[TokenRecord, ...]) -> None:
+        digests = {record.digest for record in records}
+        if len(digests) < len(records) or not digests.isdisjoint(self.tokens):
+            raise ValueError("a token with this digest exists")
+        for record in records:
+            self.tokens[record.digest] = record
+
+    def _revoke_family(self, family_id: str, now: float) -> None:
+        for digest, token in self.tokens.items():
+            if token.family_id == family_id and token.revoked_at is None:
+                self.tokens[digest] = dataclasses.replace(token, revoked_at=now)
+        self._invalidate("family", family_id, now)
+
+    def _invalidate(self, kind: str, key: str, now: float) -> None:
+        """Append the invalidation record of a change, in the same step as the change."""
+        self._last_id += 1
+        self.invalidations.append((self._last_id, kind, key, now))
+
+
+def _drop(rows: dict[str, _Row], expired: Callable[[_Row], bool]) -> int:
+    gone = [key for key, row in rows.items() if expired(row)]
+    for key in gone:
+        del rows[key]
+    return len(gone)
+
+
+if TYPE_CHECKING:
+    _conforms: Backend = MemoryStore()  # mypy checks that it implements every protocol

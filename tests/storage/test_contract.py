@@ -1,0 +1,237 @@
+"""The storage contract (core/store.py), written once and run on memory, SQLite and PostgreSQL.
+
+What the grants rely on a backend for: a code is consumed once however many
+requests race for it; a refresh token is rotated once, and every other attempt
+learns what the winner did (``RotatedBefore``); ``revoke_family`` ends every
+token of the family; a revoking write and its invalidation record go together
+(read after the change, the log names it); the cleanup deletes expired rows
+only; ``backing`` follows uninstalling and suspending. A new backend passes
+these before the core may use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from openplatform.core.store import RotatedBefore
+from openplatform.models import ACTIVE, SUSPENDED, AuthorizationCode, Backing
+from tests.storage.backends import BACKENDS, Adapter, Seeded, backend_location, open_backend, token
+
+RACERS = 20  # concurrent calls in the race tests: on SQL they share group commits
+
+
+@pytest.fixture(params=BACKENDS)
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    return backend_location(request, tmp_path)
+
+
+@pytest.fixture
+async def backend(location: tuple[str, str]) -> AsyncIterator[Adapter]:
+    async for adapter in open_backend(*location):
+        yield adapter
+
+
+def code_for(seeded: Seeded, now: float, ttl: float = 300.0) -> AuthorizationCode:
+    return AuthorizationCode(
+        digest=secrets.token_hex(32), app_id=seeded.app_id, installation_id=seeded.installation_id,
+        customer_id=seeded.customer_id, xspe=seeded.xspe, redirect_uri="https://app.example.com/cb",
+        scope="install_login", expires_at=now + ttl,
+    )  # fmt: skip
+
+
+async def log_after(backend: Adapter, after_id: int) -> list[tuple[str, str]]:
+    """(kind, key) of every invalidation record above ``after_id``."""
+    return [(kind, key) for _id, kind, key, _at in await backend.store.invalidations_after(after_id, 1000)]
+
+
+async def test_a_saved_token_is_found_as_saved(backend: Adapter) -> None:
+    seeded = await backend.seed()
+    now = backend.clock()
+    access = token(seeded=seeded, family_id="f" * 64, expires_at=now + 3600, at=now)
+    refresh = token("refresh", seeded=seeded, family_id="f" * 64, expires_at=now + 86400, at=now)
+    app_token = token(expires_at=now + 7200, at=now)
+    await backend.store.save_tokens(access, refresh)
+    await backend.store.save_tokens(app_token)
+    assert await backend.store.get_token(access.digest) == access
+    assert await backend.store.get_token(refresh.digest) == refresh
+    assert await backend.store.get_token(app_token.digest) == app_token
+    assert await backend.store.get_token(secrets.token_hex(32)) is None
+
+
+async def test_a_code_is_consumed_once_however_many_race_for_it(backend: Adapter) -> None:
+    seeded = await backend.seed()
+    now = backend.clock()
+    code = code_for(seeded, now)
+    await backend.store.save_code(code)
+    pairs = [
+        (token(seeded=seeded, family_id=code.digest, expires_at=now + 3600, at=now),
+         token("refresh", seeded=seeded, family_id=code.digest, expires_at=now + 86400, at=now))
+        for _ in range(RACERS)
+    ]  # fmt: skip
+    outcomes = await asyncio.gather(*(backend.store.consume_code(code.digest, *pair) for pair in pairs))
+    assert outcomes.count(True) == 1
+    winner = pairs[outcomes.index(True)]
+    for pair, won in zip(pairs, outcomes, strict=True):  # only the winner's tokens are stored
+        for record in pair:
+            assert (await backend.store.get_token(record.digest) == record) is won
+    used = await backend.store.get_code(code.digest)
+    assert used is not None and used.used_at is not None
+    assert not await backend.store.consume_code(code.digest, *winner)  # and never again
+
+
+async def test_an_expired_or_unknown_code_is_not_consumed(backend: Adapter) -> None:
+    seeded = await backend.seed()
+    now = backend.clock()
+    expired = code_for(seeded, now, ttl=-1)
+    await backend.store.save_code(expired)
+    record = token(seeded=seeded, family_id=expired.digest, expires_at=now + 3600, at=now)
+    assert not await backend.store.consume_code(expired.digest, record)
+    assert not await backend.store.consume_code(secrets.token_hex(32), record)
+    assert await backend.store.get_token(record.digest) is None
+    found = await backend.store.get_code(expired.digest)
+    assert found is not None and found.used_at is None
+
+
+async def test_a_refresh_token_is_rotated_once_and_the_others_learn_what_won(backend: Adapter) -> None:
+    seeded = await backend.seed()
+    now = backend.clock()
+    family = secrets.token_hex(32)
+    old = token("refresh", seeded=seeded, family_id=family, expires_at=now + 86400, at=now)
+    await backend.store.save_tokens(old)
+    pairs = [
+        (token(seeded=seeded, family_id=family, expires_at=now + 3600, at=now),
+         token("refresh", seeded=seeded, family_id=family, expires_at=now + 86400, at=now))
+        for _ in range(RACERS)
+    ]  # fmt: skip
+    outcomes = await asyncio.gather(*(backend.store.rotate_refresh(old, *pair) for pair in pairs))
+    assert outcomes.count(None) == 1
+    won = pairs[outcomes.index(None)]
+    rotated = await backend.store.get_token(old.digest)
+    assert rotated is not None and rotated.rotated_at is not None and rotated.successor == won[1].digest
+    lost = [found for found in outcomes if found is not None]
+    assert lost == [RotatedBefore(False, rotated.rotated_at, won[1].digest, True)] * (RACERS - 1)
+    for pair in pairs:  # only the winner's pair is stored
+        assert (await backend.store.get_token(pair[1].digest) is not None) is (pair is won)
+
+    # The successor rotated in its turn: it is no longer live, which the grant reads as theft.
+    assert await backend.store.rotate_refresh(won[1], *pairs[0 if pairs[0] is not won else 1]) is None
+    again = await backend.store.rotate_refresh(old, *won)
+    assert again == RotatedBefore(False, rotated.rotated_at, won[1].digest, False)
+
+    await backend.store.revoke_family(family)
+    assert await backend.store.rotate_refresh(old, *won) == RotatedBefore(True, None, None, False)
+
+
+async def test_revoke_family_ends_every_token_of_the_family_and_only_them(backend: Adapter) -> None:
+    seeded = await backend.seed()
+    now = backend.clock()
+    family, other = secrets.token_hex(32), secrets.token_hex(32)
+    ours = [token(kind, seeded=seeded, family_id=family, expires_at=now + 3600, at=now)
+            for kind in ("access", "refresh", "access", "refresh")]  # fmt: skip
+    theirs = [token(kind, seeded=seeded, family_id=other, expires_at=now + 3600, at=now)
+              for kind in ("access", "refresh")]  # fmt: skip
+    await backend.store.save_tokens(*ours, *theirs)
+    last = await backend.store.last_invalidation_id()
+    await backend.store.revoke_family(family)
+    for record in ours:
+        found = await backend.store.get_token(record.digest)
+        assert found is not None and found.revoked_at is not None
+    for record in theirs:
+        assert await backend.store.get_token(record.digest) == record
+    assert await log_after(backend, last) == [("family", family)]
+
+
+async def test_a_revocation_and_its_invalidation_record_are_written_together(backend: Adapter) -> None:
+    """Read after the change, the log names it: a cache following the log drops the entry."""
+    seeded = await backend.seed()
+    now = backend.clock()
+    family = secrets.token_hex(32)
+    access = token(seeded=seeded, family_id=family, expires_at=now + 3600, at=now)
+    refresh = token("refresh", seeded=seeded, family_id=family, expires_at=now + 86400, at=now)
+    app_token = token(expires_at=now + 3600, at=now)
+    await backend.store.save_tokens(access, refresh, app_token)
+
+    last = await backend.store.last_invalidation_id()
+    await backend.store.revoke_token(app_token)  # RFC 7009: an access token alone
+    assert await log_after(backend, last) == [("token", app_token.digest)]
+    revoked = await backend.store.get_token(app_token.digest)
+    assert revoked is not None and revoked.revoked_at is not None
+    assert await backend.store.get_token(access.digest) == access
+
+    last = await backend.store.last_invalidation_id()
+    await backend.store.revoke_token(refresh)  # a refresh token: its whole family
+    assert await log_after(backend, last) == [("family", family)]
+    for record in (access, refresh):
+        found = await backend.store.get_token(record.digest)
+        assert found is not None and found.revoked_at is not None
+
+    records = await backend.store.invalidations_after(0, 1000)
+    assert [r[0] for r in records] == sorted(r[0] for r in records)  # in id order
+    assert records[-1][0] == await backend.store.last_invalidation_id()
+    assert abs(records[-1][3] - backend.clock()) < 60  # ``at``: when it was written, in UNIX seconds
+    assert await backend.store.invalidations_after(records[-1][0], 1000) == []
+    assert len(await backend.store.invalidations_after(0, 1)) == 1
+
+
+async def test_the_cleanup_deletes_expired_rows_only(backend: Adapter) -> None:
+    seeded = await backend.seed()
+    now = backend.clock()
+    hour = 3600.0
+    long_expired = token(seeded=seeded, family_id="a" * 64, expires_at=now - 2 * hour, at=now - 3 * hour)
+    just_expired = token(seeded=seeded, family_id="a" * 64, expires_at=now - 60, at=now - hour)  # kept an hour
+    live = token(seeded=seeded, family_id="a" * 64, expires_at=now + 30 * 86400, at=now)
+    await backend.store.save_tokens(long_expired, just_expired, live)
+    old_code, fresh_code = code_for(seeded, now - 2 * hour), code_for(seeded, now)
+    for code in (old_code, fresh_code):
+        await backend.store.save_code(code)
+
+    counts = await backend.store.cleanup(keep_seconds=hour, batch_size=2, rest=0)
+    assert counts == {"codes": 1, "tokens": 1, "invalidations": 0, "audit_events": 0}
+    assert await backend.store.get_token(long_expired.digest) is None
+    assert await backend.store.get_token(just_expired.digest) == just_expired
+    assert await backend.store.get_token(live.digest) == live
+    assert await backend.store.get_code(old_code.digest) is None
+    assert await backend.store.get_code(fresh_code.digest) == fresh_code
+
+    await backend.store.revoke_token(live)
+    assert await backend.store.invalidations_after(0, 1000) != []
+    backend.clock.advance(2 * hour)  # every invalidation record is now older than an hour
+    counts = await backend.store.cleanup(keep_seconds=hour, batch_size=2, rest=0)
+    assert counts["tokens"] == 1 and counts["invalidations"] >= 1  # just_expired's hour is over
+    assert await backend.store.invalidations_after(0, 1000) == []
+    kept = await backend.store.get_token(live.digest)
+    assert kept is not None and kept.revoked_at is not None  # revoked but unexpired: kept
+    assert await backend.store.cleanup(keep_seconds=hour, rest=0) == {
+        "codes": 0, "tokens": 0, "invalidations": 0, "audit_events": 0,
+    }  # fmt: skip
+
+
+async def test_backing_follows_suspending_and_uninstalling(backend: Adapter) -> None:
+    seeded = await backend.seed()
+    store = backend.store
+
+    async def backing() -> Backing:
+        return await store.backing(seeded.app_id, seeded.installation_id, seeded.customer_id, seeded.xspe, fresh=True)
+
+    assert await backing() == Backing(app_status=ACTIVE, installed=True, customer_status=ACTIVE, spe_exists=True)
+    elsewhere = await store.backing(seeded.app_id, seeded.installation_id, seeded.customer_id, "spe_unknown")
+    assert elsewhere == Backing(ACTIVE, True, None, False)  # the customer is not in that SPE
+    assert [i.installation_id for i in await store.active_installations(seeded.app_id)] == [seeded.installation_id]
+
+    last = await store.last_invalidation_id()
+    await backend.suspend(seeded)
+    assert await backing() == Backing(app_status=SUSPENDED, installed=True, customer_status=ACTIVE, spe_exists=True)
+    assert ("app", seeded.app_id) in await log_after(backend, last)
+
+    last = await store.last_invalidation_id()
+    await backend.uninstall(seeded)
+    assert await backing() == Backing(app_status=SUSPENDED, installed=False, customer_status=ACTIVE, spe_exists=True)
+    assert await store.active_installations(seeded.app_id) == []
+    assert ("installation", seeded.installation_id) in await log_after(backend, last)
+    gone = await store.backing(secrets.token_hex(16), "ins_unknown", None, None)
+    assert gone == Backing(app_status=None, installed=False, customer_status=None, spe_exists=False)
