@@ -11,6 +11,7 @@ real server: list the SPE's customers with the app token, then connect one.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -170,3 +171,13 @@ async def test_async_spe_wide_launch_lists_the_customers(partner: Partner) -> No
         assert sorted(names) == sorted(partner.customer_ids)
         customer = await client.customers.get(names[0])
         assert customer.xspe == partner.xspe
+
+
+def test_the_guides_say_what_to_do_with_an_spe_wide_launch() -> None:
+    """docs/sdk.md and docs/launch.md show the calls the tests above make, and name the refusal."""
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    guide, launch = (docs / "sdk.md").read_text(), (docs / "launch.md").read_text()
+    for text in (guide, launch):
+        assert "client.customers.list(xspe=launch.xspe)" in text and "CustomerIdRequired" in text
+    assert "client.customers.list({ xspe: launch.xspe })" in guide
+    assert "### A launch for the whole SPE" in launch and "GET /api/spe/customers?xspe=" in launch
