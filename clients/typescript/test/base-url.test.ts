@@ -27,8 +27,11 @@ describe("baseUrl", () => {
   }
 
   test("keeps a good one, without its trailing slash", () => {
-    for (const [given, kept] of [["http://127.0.0.1:8000/", "http://127.0.0.1:8000"],
-                                 ["https://open.example.com/openplatform", "https://open.example.com/openplatform"]]) {
+    const cases: Array<[string, string]> = [
+      ["http://127.0.0.1:8000/", "http://127.0.0.1:8000"],
+      ["https://open.example.com/openplatform", "https://open.example.com/openplatform"],
+    ];
+    for (const [given, kept] of cases) {
       assert.equal(new AppClient({ appId: "a".repeat(32), secret: SECRET, baseUrl: given }).baseUrl, kept);
     }
   });
