@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 import typer
+from pydantic import ValidationError as PydanticValidationError
 
 from openplatform.config import Settings
 from openplatform.services.validation import NotFound, ValidationError
@@ -25,15 +26,19 @@ if TYPE_CHECKING:  # imported lazily: a short command should not pay for the who
 
 T = TypeVar("T")
 
+# Plain click help (rich_markup_mode=None): Typer's rich help shows Python types (<str>, <bool>,
+# <list[str]>) next to every option and drops text in [brackets]; every option names a METAVAR instead.
 app = typer.Typer(help="openplatform: open-platform authorization server.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)  # fmt: skip
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-spe_app = typer.Typer(help="Service providers (SPEs).", no_args_is_help=True)
-customer_app = typer.Typer(help="Customers of an SPE.", no_args_is_help=True)
-apps_app = typer.Typer(help="Apps registered by developers.", no_args_is_help=True)
-user_app = typer.Typer(help="Accounts for the web screens.", no_args_is_help=True)
-install_app = typer.Typer(help="Install an app (installing is consenting); `install list` lists installations.")
-admin_key_app = typer.Typer(help="Admin keys for operators' systems (/metrics, the admin API).", no_args_is_help=True)
+                  add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)  # fmt: skip
+db_app = typer.Typer(help="Database schema and maintenance.", no_args_is_help=True, rich_markup_mode=None)
+spe_app = typer.Typer(help="Service providers (SPEs).", no_args_is_help=True, rich_markup_mode=None)
+customer_app = typer.Typer(help="Customers of an SPE.", no_args_is_help=True, rich_markup_mode=None)
+apps_app = typer.Typer(help="Apps registered by developers.", no_args_is_help=True, rich_markup_mode=None)
+user_app = typer.Typer(help="Accounts for the web screens.", no_args_is_help=True, rich_markup_mode=None)
+install_app = typer.Typer(help="Install an app (installing is consenting); `install list` lists installations.",
+                          rich_markup_mode=None)  # fmt: skip
+admin_key_app = typer.Typer(help="Admin keys for operators' systems (/metrics, the admin API).", no_args_is_help=True,
+                            rich_markup_mode=None)  # fmt: skip
 app.add_typer(db_app, name="db")
 app.add_typer(spe_app, name="spe")
 app.add_typer(customer_app, name="customer")
@@ -93,12 +98,34 @@ def emit(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def setting_problems(exc: PydanticValidationError) -> list[str]:
+    """One line per bad setting: its environment variable's name and why (never its value, which
+    may be a key or a password), e.g. ``OPENPLATFORM_ACCESS_TOKEN_TTL: Input should be a valid integer``."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        reason = error["msg"].removeprefix("Value error, ").splitlines()[0]
+        lines.append(f"{prefix}{field.upper()}: {reason}" if field else f"configuration: {reason}")
+    return lines
+
+
 def settings() -> Settings:
+    """The settings (SPEC §5); a bad one ends the command with exit status 7, each named on stderr."""
     try:
         return Settings()
-    except Exception as exc:  # pydantic's message names the bad key
-        fail(f"bad configuration: {exc}")
+    except PydanticValidationError as exc:
+        for line in setting_problems(exc):
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(7) from None
+    except Exception as exc:  # e.g. an unreadable OPENPLATFORM_CONFIG_FILE
+        fail(f"configuration: {_first_line(exc)}", 7)
         raise
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def prepare_database(config: Settings, *, force: bool = False) -> None:
@@ -108,7 +135,7 @@ def prepare_database(config: Settings, *, force: bool = False) -> None:
     try:
         upgrade(config) if force else ensure_schema(config)
     except Exception as exc:
-        fail(f"cannot prepare the database at {_safe_url(config)}: {exc}", 3)
+        fail(f"cannot prepare the database at {_safe_url(config)} (OPENPLATFORM_DATABASE_URL): {_first_line(exc)}", 3)
 
 
 def _safe_url(config: Settings) -> str:
@@ -150,9 +177,11 @@ def run_admin(action: Callable[[Admin], Awaitable[T]]) -> T:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, metavar="N", help="Worker processes; /metrics sums them all.")
+    ] = 1,
 ) -> None:
     """Serve the HTTP API (migrates the database first)."""
     config = settings()
@@ -165,19 +194,22 @@ def serve(
 
 @app.command()
 def demo(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT", help="Port to listen on.")] = 8000,
     partner_port: Annotated[
         int | None,
         typer.Option(
             min=1,
             max=65535,
+            metavar="PORT",
             help="Port of the example app: the demo app's host_url is http://localhost:PORT/ [default: 9000]",
         ),
     ] = None,
     app_url: Annotated[
         str | None,
-        typer.Option(help="Where the example app will run, instead of --partner-port: the demo app's host_url."),
+        typer.Option(
+            metavar="URL", help="Where the example app will run, instead of --partner-port: the demo app's host_url."
+        ),
     ] = None,
 ) -> None:
     """Seed an SPE, a customer and an installed demo app (or reuse an earlier run's), print them, then serve.
@@ -269,17 +301,19 @@ def db_reencrypt() -> None:
 
 
 @spe_app.command("create")
-def spe_create(name: Annotated[str, typer.Option(help="Display name.")]) -> None:
+def spe_create(name: Annotated[str, typer.Option(metavar="NAME", help="Display name.")]) -> None:
+    """Create an SPE: prints {"xspe", "name"}."""
     spe = run_admin(lambda admin: admin.create_spe(name))
     emit({"xspe": spe.xspe, "name": spe.name})
 
 
 @customer_app.command("create")
 def customer_create(
-    xspe: Annotated[str, typer.Option(help="The SPE the customer belongs to.")],
-    name: Annotated[str, typer.Option(help="Display name.")],
-    contact: Annotated[str, typer.Option(help="Contact (e-mail or phone).")] = "",
+    xspe: Annotated[str, typer.Option(metavar="XSPE", help="The SPE the customer belongs to.")],
+    name: Annotated[str, typer.Option(metavar="NAME", help="Display name.")],
+    contact: Annotated[str, typer.Option(metavar="TEXT", help="Contact (e-mail or phone).")] = "",
 ) -> None:
+    """Create a customer of an SPE: prints {"customer_id", "xspe", "name"}."""
     customer = run_admin(lambda admin: admin.create_customer(xspe, name, contact))
     emit({"customer_id": customer.customer_id, "xspe": customer.xspe, "name": customer.name})
 
@@ -289,15 +323,23 @@ def customer_create(
 
 @apps_app.command("create")
 def app_create(
-    name: Annotated[str, typer.Option(help="Display name.")],
-    host_url: Annotated[str, typer.Option("--host-url", help="The app's entrance URL.")],
-    scope: Annotated[list[str] | None, typer.Option("--scope", help="Scope to register (repeat).")] = None,
-    ip_whitelist: Annotated[
-        list[str] | None, typer.Option("--ip-whitelist", help="Allowed IP or CIDR (repeat).")
+    name: Annotated[str, typer.Option(metavar="NAME", help="Display name.")],
+    host_url: Annotated[str, typer.Option("--host-url", metavar="URL", help="The app's entrance URL.")],
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", metavar="SCOPE", help="Scope to register (repeat).")
     ] = None,
-    webhook_url: Annotated[str | None, typer.Option("--webhook-url", help="Install events go here.")] = None,
-    owner: Annotated[str | None, typer.Option(help="The developer (e-mail) whose console shows the app.")] = None,
+    ip_whitelist: Annotated[
+        list[str] | None, typer.Option("--ip-whitelist", metavar="CIDR", help="Allowed IP or CIDR (repeat).")
+    ] = None,
+    webhook_url: Annotated[
+        str | None, typer.Option("--webhook-url", metavar="URL", help="Install and uninstall events go here.")
+    ] = None,
+    owner: Annotated[
+        str | None, typer.Option(metavar="EMAIL", help="The developer whose console shows the app.")
+    ] = None,
 ) -> None:
+    """Register an app: prints {"app_id", "secret", ...}; the secret is shown this once."""
+
     async def creating(admin: Admin) -> tuple[Any, str]:
         owner_id = await _user_id(admin, owner) if owner is not None else None
         return await admin.create_app(name, host_url, scope or [], ip_whitelist or [], webhook_url, owner_id=owner_id)
@@ -309,21 +351,26 @@ def app_create(
 
 @apps_app.command("rotate-secret")
 def app_rotate_secret(
-    app_id: Annotated[str, typer.Option("--app-id")],
-    grace_seconds: Annotated[int, typer.Option("--grace-seconds", help="How long the old secret keeps working.")] = 0,
+    app_id: Annotated[str, typer.Option("--app-id", metavar="ID", help="The app.")],
+    grace_seconds: Annotated[
+        int, typer.Option("--grace-seconds", metavar="SECONDS", help="How long the old secret keeps working.")
+    ] = 0,
 ) -> None:
+    """Give an app a new secret: prints {"app_id", "secret", "grace_seconds"}; shown this once."""
     secret = run_admin(lambda admin: admin.rotate_secret(app_id, grace_seconds))
     emit({"app_id": app_id, "secret": secret, "grace_seconds": grace_seconds})
 
 
 @apps_app.command("suspend")
-def app_suspend(app_id: Annotated[str, typer.Option("--app-id")]) -> None:
+def app_suspend(app_id: Annotated[str, typer.Option("--app-id", metavar="ID", help="The app.")]) -> None:
+    """Suspend an app: its tokens and codes stop working at once, its installations stay (SPEC §8)."""
     changed = run_admin(lambda admin: admin.set_status(app_id, "suspended"))
     emit({"app_id": changed.app_id, "status": changed.status})
 
 
 @apps_app.command("resume")
-def app_resume(app_id: Annotated[str, typer.Option("--app-id")]) -> None:
+def app_resume(app_id: Annotated[str, typer.Option("--app-id", metavar="ID", help="The app.")]) -> None:
+    """Resume a suspended app (tokens issued before the suspension stay revoked)."""
     changed = run_admin(lambda admin: admin.set_status(app_id, "active"))
     emit({"app_id": changed.app_id, "status": changed.status})
 
@@ -339,7 +386,9 @@ def spe_list() -> None:
 
 
 @customer_app.command("list")
-def customer_list(xspe: Annotated[str, typer.Option(help="The SPE whose customers to list.")]) -> None:
+def customer_list(
+    xspe: Annotated[str, typer.Option(metavar="XSPE", help="The SPE whose customers to list.")],
+) -> None:
     """The customers of one SPE: {"items": [customer, ...]}."""
 
     async def listing(admin: Admin) -> list[Any]:
@@ -356,7 +405,9 @@ def customer_list(xspe: Annotated[str, typer.Option(help="The SPE whose customer
 
 
 @apps_app.command("list")
-def app_list(owner: Annotated[str | None, typer.Option(help="Only this developer's apps (e-mail).")] = None) -> None:
+def app_list(
+    owner: Annotated[str | None, typer.Option(metavar="EMAIL", help="Only this developer's apps.")] = None,
+) -> None:
     """Apps, all or one developer's: {"items": [app, ...]} (never a secret)."""
 
     async def listing(admin: Admin) -> list[Any]:
@@ -366,15 +417,17 @@ def app_list(owner: Annotated[str | None, typer.Option(help="Only this developer
 
 
 @apps_app.command("show")
-def app_show(app_id: Annotated[str, typer.Option("--app-id")]) -> None:
+def app_show(app_id: Annotated[str, typer.Option("--app-id", metavar="ID", help="The app.")]) -> None:
     """One app (never its secret)."""
     emit(_app_json(run_admin(lambda admin: admin.require_app(app_id))))
 
 
 @install_app.command("list")
 def install_list(
-    app_id: Annotated[str | None, typer.Option("--app-id")] = None,
-    xspe: Annotated[str | None, typer.Option(help="The SPE whose installations to list.")] = None,
+    app_id: Annotated[
+        str | None, typer.Option("--app-id", metavar="ID", help="The app whose installations to list.")
+    ] = None,
+    xspe: Annotated[str | None, typer.Option(metavar="XSPE", help="The SPE whose installations to list.")] = None,
 ) -> None:
     """Installations of one app or in one SPE: {"items": [installation, ...]}."""
     if (app_id is None) == (xspe is None):
@@ -398,8 +451,10 @@ def user_list() -> None:
 
 @admin_key_app.command("create")
 def admin_key_create(
-    name: Annotated[str, typer.Option(help="What the key is for (e.g. prometheus, spe-portal).")],
-    xspe: Annotated[str | None, typer.Option(help="Bind the key to one SPE's customers and installations.")] = None,
+    name: Annotated[str, typer.Option(metavar="NAME", help="What the key is for (e.g. prometheus, spe-portal).")],
+    xspe: Annotated[
+        str | None, typer.Option(metavar="XSPE", help="Bind the key to one SPE's customers and installations.")
+    ] = None,
 ) -> None:
     """A new admin key (SPEC §10), printed once; only a keyed digest of it is stored."""
     from openplatform.services.admin_keys import AdminKeys
@@ -409,7 +464,7 @@ def admin_key_create(
 
 
 @admin_key_app.command("revoke")
-def admin_key_revoke(key_id: Annotated[str, typer.Option("--key-id")]) -> None:
+def admin_key_revoke(key_id: Annotated[str, typer.Option("--key-id", metavar="ID", help="The key's key_id.")]) -> None:
     """The key stops working at once."""
     from openplatform.services.admin_keys import AdminKeys
 
@@ -422,9 +477,9 @@ def admin_key_revoke(key_id: Annotated[str, typer.Option("--key-id")]) -> None:
 
 @user_app.command("create")
 def user_create(
-    email: Annotated[str, typer.Option(help="Sign-in e-mail address.")],
-    role: Annotated[str, typer.Option(help="developer, spe-admin or admin.")],
-    xspe: Annotated[str | None, typer.Option(help="The SPE an spe-admin administers.")] = None,
+    email: Annotated[str, typer.Option(metavar="EMAIL", help="Sign-in e-mail address.")],
+    role: Annotated[str, typer.Option(metavar="ROLE", help="developer, spe-admin or admin.")],
+    xspe: Annotated[str | None, typer.Option(metavar="XSPE", help="The SPE an spe-admin administers.")] = None,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
     ] = False,
@@ -441,7 +496,7 @@ def user_create(
 
 @user_app.command("set-password")
 def user_set_password(
-    email: Annotated[str, typer.Option(help="The account's e-mail address.")],
+    email: Annotated[str, typer.Option(metavar="EMAIL", help="The account's e-mail address.")],
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the new password from the first line of stdin.")
     ] = False,
@@ -463,9 +518,11 @@ def user_set_password(
 @install_app.callback(invoke_without_command=True)
 def install(
     ctx: typer.Context,
-    app_id: Annotated[str | None, typer.Option("--app-id")] = None,
-    customer_id: Annotated[str | None, typer.Option("--customer-id")] = None,
-    xspe: Annotated[str | None, typer.Option("--xspe")] = None,
+    app_id: Annotated[str | None, typer.Option("--app-id", metavar="ID", help="The app to install.")] = None,
+    customer_id: Annotated[
+        str | None, typer.Option("--customer-id", metavar="ID", help="Install for this customer.")
+    ] = None,
+    xspe: Annotated[str | None, typer.Option("--xspe", metavar="XSPE", help="Install for this whole SPE.")] = None,
 ) -> None:
     """Install an app for one customer or for a whole SPE (installing is consenting);
     ``install list`` lists installations."""
@@ -481,9 +538,11 @@ def install(
 
 @app.command()
 def uninstall(
-    app_id: Annotated[str, typer.Option("--app-id")],
-    customer_id: Annotated[str | None, typer.Option("--customer-id")] = None,
-    xspe: Annotated[str | None, typer.Option("--xspe")] = None,
+    app_id: Annotated[str, typer.Option("--app-id", metavar="ID", help="The app to uninstall.")],
+    customer_id: Annotated[
+        str | None, typer.Option("--customer-id", metavar="ID", help="Uninstall from this customer.")
+    ] = None,
+    xspe: Annotated[str | None, typer.Option("--xspe", metavar="XSPE", help="Uninstall from this whole SPE.")] = None,
 ) -> None:
     """Uninstall: every code and token of that installation stops working at once."""
     done = run_admin(lambda admin: admin.uninstall(app_id, customer_id, xspe))
@@ -492,7 +551,10 @@ def uninstall(
 
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    app()
+    # `serve --workers N` makes its own metrics directory (web.metrics): an inherited one, perhaps
+    # holding an earlier run's counts, must not be read, nor written by this process or one worker.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    app(prog_name="openplatform")  # the help reads "Usage: openplatform ..." under python -m too
 
 
 if __name__ == "__main__":
