@@ -107,6 +107,11 @@ def test_the_whole_story_in_a_browser(
         assert developer.locator(".stat").inner_text() == "1"  # the user token the app just got
         assert partner.secret not in developer.content()
         shot(developer, screenshots, "console-app")
+        developer.get_by_role("link", name="Suspend").click()  # a destructive action asks first (issue 13)
+        developer.get_by_role("heading", name="Suspend Partner CRM?").wait_for()
+        shot(developer, screenshots, "console-suspend-confirm")
+        developer.get_by_role("link", name="Cancel").click()
+        developer.wait_for_url(re.compile(r"/console/apps/[0-9a-f]{32}$"))
 
         admin.get_by_role("link", name="All apps").click()
         assert "dev@acme.example" in admin.locator("table").inner_text()

@@ -160,3 +160,21 @@ async def test_empty_console_says_what_to_do(people: MakePerson) -> None:
     dev = await people("dev@example.com", "developer")
     page = await dev.get("/console")
     assert "You have no apps yet." in page.text and 'href="/console/apps/new"' in page.text
+
+
+async def test_suspend_and_rotate_are_confirmed_first(harness: Harness, people: MakePerson) -> None:
+    """Issue 13 item 4: the GET of a destructive action is a confirmation page and changes nothing."""
+    dev = await people("dev@example.com", "developer")
+    app_id, secret = await create_app(dev)
+    confirm = await dev.get(f"/console/apps/{app_id}/status", status="suspended")
+    assert confirm.status_code == 200 and "Suspend Shop sync?" in confirm.text
+    assert 'name="status" value="suspended"' in confirm.text and 'name="csrf_token"' in confirm.text
+    rotate = await dev.get(f"/console/apps/{app_id}/rotate", grace_seconds="0")
+    assert rotate.status_code == 200 and "The current secret stops working at once" in rotate.text
+    graced = await dev.get(f"/console/apps/{app_id}/rotate", grace_seconds="3600")
+    assert "keeps working for 1 hour, then stops" in graced.text
+    assert (await dev.get(f"/console/apps/{app_id}/rotate", grace_seconds="5")).status_code == 400
+    assert (await harness.admin.require_app(app_id)).active
+    assert await app_token_status(harness, app_id, secret) == 200  # neither suspended nor rotated
+    resume = await dev.get(f"/console/apps/{app_id}/status", status="active")
+    assert resume.status_code == 303 and resume.headers["location"] == f"/console/apps/{app_id}"

@@ -156,3 +156,26 @@ async def test_open_app_is_refused_for_a_disabled_customer_or_a_suspended_app(
     assert not re.search(r'name="app_id" value="[0-9a-f]{32}">\s*<input type="hidden" name="customer_id"', page.text)
     refused = await admin.post("/portal/launch", {"app_id": app.app_id, "customer_id": customer_id})
     assert refused.status_code == 400 and ("disabled" in refused.text or "suspended" in refused.text)
+
+
+async def test_a_disabled_customer_is_confirmed_first_and_refused_an_install(
+    harness: Harness, people: MakePerson
+) -> None:
+    """Issue 13 items 4 and 10: GET asks (and changes nothing), POST disables; then no install, not even forged."""
+    admin = await spe_admin(harness, people)
+    customer_id = await new_customer(admin, "Globex")
+    app, _ = await harness.admin.create_app("Partner", "https://partner.example.com/")
+    confirm = await admin.get(f"/portal/customers/{customer_id}/status", status="disabled")
+    assert confirm.status_code == 200 and "Disable Globex?" in confirm.text
+    assert 'action="/portal/customers/' in confirm.text and 'name="csrf_token"' in confirm.text
+    customer = await harness.admin.db.get_customer(customer_id)
+    assert customer is not None and customer.status == "active"
+    done = await admin.post(f"/portal/customers/{customer_id}/status", {"status": "disabled"})
+    assert done.headers["location"] == f"/portal/customers/{customer_id}?notice=customer-disabled"
+    page = await admin.get(f"/portal/customers/{customer_id}")
+    assert "Install an app for this customer" not in page.text and 'action="/portal/install"' not in page.text
+    refused = await admin.post("/portal/install", {"app_id": app.app_id, "customer_id": customer_id})
+    assert refused.status_code == 400 and "This customer is disabled; enable it to install apps for it." in refused.text
+    assert await harness.admin.db.list_installations(app_id=app.app_id) == []
+    again = await admin.get(f"/portal/customers/{customer_id}/status", status="disabled")
+    assert again.status_code == 303  # already disabled: nothing to confirm

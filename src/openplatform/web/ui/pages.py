@@ -170,7 +170,7 @@ def error_page(request: Request, session: WebSession | None, status: int, title:
 
 
 SCREEN_PREFIXES = ("/console", "/portal", "/admin", "/login", "/logout", "/account")
-NO_SUCH_PAGE = "There is no page at this address. Check the link, or start again from your start page."
+NO_SUCH_PAGE = "There is no page at this address: check the link you followed."
 
 
 def is_screen_request(request: Request) -> bool:
