@@ -35,10 +35,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import common
 import procs
 import report
 import wrk
-from seed import Seeded, database, seed
+from seed import Seeded, count, database, seed
 
 from openplatform.config import Settings
 from openplatform.runtime import make_driver
@@ -67,19 +68,10 @@ FROM generate_series(0, ? - 1) AS i
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument(
-        "--postgres-server",
-        default="postgresql://postgres@127.0.0.1:5432",
-        help="server for --database postgres; a fresh database is created and dropped",
-    )
-    parser.add_argument("--sqlite-synchronous", choices=("NORMAL", "FULL"), default="NORMAL")
+    common.add_options(parser, warmup=3.0)
     parser.add_argument("--rows", type=int, default=1_000_000, help="expired token rows to seed")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--warmup", type=float, default=3.0, help="untimed seconds of load first")
     parser.add_argument("--baseline", type=float, default=10.0, help="timed seconds of load without cleanup")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="give up if the pass takes longer")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin the server and wrk to cores 0 and 1")
     return parser.parse_args()
 
 
@@ -122,20 +114,6 @@ async def _pg_vacuum(dsn: str) -> None:
         await conn.close()
 
 
-async def _count(settings: Settings, sql: str, *args: object) -> int:
-    driver = make_driver(settings)
-    await driver.start()
-    try:
-        row = await driver.fetchrow(sql, *args)
-        return int(row["n"]) if row else 0
-    finally:
-        await driver.close()
-
-
-def count(settings: Settings, sql: str, *args: object) -> int:
-    return asyncio.run(_count(settings, sql, *args))
-
-
 # ------------------------------------------------------------------- the run
 
 
@@ -153,15 +131,17 @@ def wait_for_line(log: Path, needle: str, timeout: float, offset: int = 0) -> tu
     raise RuntimeError(f"the server did not log {needle!r} within {timeout:.0f} s")
 
 
-def run_until(
-    server: procs.Server, body: str, opts: argparse.Namespace, core: int | None, log: Path
-) -> tuple[wrk.Result, str]:
+def run_until(server: procs.Server, body: str, opts: argparse.Namespace, log: Path) -> tuple[wrk.Result, str]:
     """wrk from the moment the server logs the pass's start until it logs its end (then SIGINT)."""
     _line, offset = wait_for_line(log, "cleanup pass started", opts.warmup + opts.baseline + 60)
     cpu = server.cpu_seconds()
     argv = wrk.command(server.url + "/oauth/credit/token", "post_form.lua", [body], opts.max_seconds, opts.connections)
     load = subprocess.Popen(
-        procs.pinned(core, argv), env=wrk.environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        procs.pinned(common.placement(opts).load, argv),
+        env=wrk.environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         finished, _ = wait_for_line(log, "cleanup pass finished", opts.max_seconds, offset)
@@ -186,27 +166,23 @@ class Outcome:
 
 
 def bench(opts: argparse.Namespace, settings: Settings, env: dict[str, str], seeded: Seeded, workdir: Path) -> Outcome:
-    core = 0 if procs.can_pin() and not opts.no_pin else None
-    load_core = 1 if core is not None else None
     interval = opts.warmup + opts.baseline + 5.0  # the first pass starts this long after the server does
     env = {**env, "OPENPLATFORM_CLEANUP_INTERVAL": str(interval), "OPENPLATFORM_LOG_LEVEL": "info"}
     body = f"app_id={seeded.app_id}&secret={seeded.secret}&grant_type=client_credential"
     port = procs.free_port()
-    server_proc = procs.start_openplatform(port, core, env, workdir)
+    server_proc = procs.start_openplatform(port, common.placement(opts).server, env, workdir)
     log = workdir / "openplatform.log"
     try:
         server = procs.Server(f"http://127.0.0.1:{port}", server_proc.pid)
         procs.wait_ready(server_proc, server.url + "/readyz")
-        url = server.url + "/oauth/credit/token"
-        warm = wrk.run(url, "post_form.lua", [body], opts.warmup, opts.connections, load_core)
-        cpu = server.cpu_seconds()
-        baseline = wrk.run(url, "post_form.lua", [body], opts.baseline, opts.connections, load_core)
-        baseline = dataclasses.replace(baseline, cpu_seconds=server.cpu_seconds() - cpu)
+        path = "/oauth/credit/token"
+        warm = common.timed_load(server, path, "post_form.lua", [body], opts.warmup, opts)
+        baseline = common.timed_load(server, path, "post_form.lua", [body], opts.baseline, opts)
         print(
             f"  baseline: {baseline.rps:,.0f} req/s, p50 {baseline.p50_ms:.2f} ms, p99 {baseline.p99_ms:.2f} ms",
             flush=True,
         )
-        during, finished = run_until(server, body, opts, load_core, log)
+        during, finished = run_until(server, body, opts, log)
         pressure = cpu_pressure()
     except RuntimeError:
         print(f"--- openplatform.log\n{log.read_text(errors='replace')[-3000:]}")
@@ -239,15 +215,13 @@ def cpu_pressure() -> str:
 
 def write_report(opts: argparse.Namespace, load_before: str, seed_seconds: float, got: Outcome) -> None:
     baseline, during = got.baseline, got.during
-    durability = f"synchronous={opts.sqlite_synchronous}" if opts.database == "sqlite" else "fsync on commit"
     verdict = "ok" if during.p99_ms < P99_TARGET_MS else "MISSED"
     lines = [
         f"# openplatform cleanup benchmark ({opts.database})",
         "",
-        f"- when: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, commit {report.git_commit()}",
-        f"- machine: {os.cpu_count()} cores, {report.cpu_model()}",
-        f"- database: {opts.database} ({durability}); {opts.rows:,} expired token rows seeded in {seed_seconds:.1f} s; "
-        f"{opts.connections} connections",
+        *report.header(),
+        f"- database: {opts.database} ({report.durability(opts)}); {opts.rows:,} expired token rows seeded in "
+        f"{seed_seconds:.1f} s; {opts.connections} connections",
         f"- load average (1/5/15 min): {load_before} before, {report.load_average()} after; "
         f"CPU pressure (some task waiting for a CPU, 10 s / 60 s): {got.pressure} during, {cpu_pressure()} after",
         f"- cleanup pass: {got.seconds} s, deleted {got.counts}; expired rows left: {got.left}",
@@ -265,12 +239,7 @@ def write_report(opts: argparse.Namespace, load_before: str, seed_seconds: float
     lines.append(f"- {got.answered} grants answered (warm-up included), {got.granted} tokens committed")
     if got.granted < got.answered:
         lines.append("- NOTE: fewer committed tokens than answered grants!")
-    text = "\n".join(lines)
-    print("\n" + text)
-    report.RESULTS.mkdir(exist_ok=True)
-    out = report.RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}-cleanup-{opts.database}.md"
-    out.write_text(text)
-    print(f"written to {out}")
+    report.save("\n".join(lines), f"cleanup-{opts.database}")
 
 
 def main() -> None:

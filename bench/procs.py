@@ -1,8 +1,7 @@
-"""Starting the two servers pinned to one core, waiting for them, stopping them by PID."""
+"""Starting the servers pinned to their CPUs, waiting for them, measuring their CPU, stopping them by PID."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil
@@ -18,6 +17,10 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
+BASELINES = {  # name -> the script that serves it (``SCRIPT PORT WORKERS``)
+    "raw": "raw_asgi.py",  # a plain ASGI callable reading the body: the ceiling (issue 14)
+    "starlette": "bare_app.py",  # one Starlette route, the body not read (issue 2)
+}
 
 
 def free_port() -> int:
@@ -26,9 +29,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def pinned(core: int | None, argv: list[str]) -> list[str]:
-    """Prefix ``taskset -c CORE`` (taskset execs, so the PID stays the program's)."""
-    return argv if core is None else ["taskset", "-c", str(core), *argv]
+def pinned(cpus: str | None, argv: list[str]) -> list[str]:
+    """Prefix ``taskset -c CPUS`` (taskset execs, so the PID stays the program's; children inherit it)."""
+    return argv if cpus is None else ["taskset", "-c", cpus, *argv]
 
 
 def start(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -36,14 +39,18 @@ def start(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> subproc
     return subprocess.Popen(argv, env=env, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT)
 
 
-def start_openplatform(port: int, core: int | None, env: dict[str, str], workdir: Path) -> subprocess.Popen[bytes]:
-    argv = [str(BIN / "openplatform"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    return start(pinned(core, argv), env, workdir, workdir / "openplatform.log")
+def start_openplatform(
+    port: int, cpus: str | None, env: dict[str, str], workdir: Path, workers: int = 1
+) -> subprocess.Popen[bytes]:
+    argv = [str(BIN / "openplatform"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    return start(pinned(cpus, argv), env, workdir, workdir / "openplatform.log")
 
 
-def start_bare(port: int, core: int | None, env: dict[str, str], workdir: Path) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, str(BENCH_DIR / "bare_app.py"), str(port)]
-    return start(pinned(core, argv), env, workdir, workdir / "bare.log")
+def start_baseline(
+    name: str, port: int, cpus: str | None, env: dict[str, str], workdir: Path, workers: int = 1
+) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, str(BENCH_DIR / BASELINES[name]), str(port), str(workers)]
+    return start(pinned(cpus, argv), env, workdir, workdir / f"{name}.log")
 
 
 def wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float = 30.0) -> None:
@@ -61,7 +68,7 @@ def wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float = 30.0) -
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGINT (uvicorn's graceful shutdown), then SIGKILL after 10 s; by PID only."""
+    """SIGINT (uvicorn's graceful shutdown; its supervisor stops its workers), then SIGKILL after 10 s; by PID."""
     if proc.poll() is not None:
         return
     os.kill(proc.pid, signal.SIGINT)
@@ -76,19 +83,39 @@ def can_pin() -> bool:
     return shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants alive now: uvicorn's supervisor and its worker processes."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo.extend(int(child) for child in task.read_text().split())
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (all its threads); 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class Server:
     url: str
     pid: int
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process so far (all its threads)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time so far of the server: the process and every process under it (``--workers N``)."""
+        return sum(cpu_seconds(pid) for pid in process_tree(self.pid))
 
     def group_commits(self, metrics_key: str = "") -> tuple[float, float]:
         """(operations, commits) so far, from openplatform's /metrics (read with an admin key);
-        (0, 0) for the bare app."""
+        (0, 0) for a baseline."""
         request = urllib.request.Request(self.url + "/metrics", headers={"Authorization": f"Bearer {metrics_key}"})
         try:
             with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
@@ -103,28 +130,43 @@ class Server:
         return (found["_sum"], found["_count"])
 
 
+@dataclass(frozen=True)
+class Servers:
+    """openplatform and the baselines of one run, all started with the same number of workers."""
+
+    op: Server
+    baselines: dict[str, Server]
+    workers: int
+
+
 @contextlib.contextmanager
-def servers(opts: argparse.Namespace, env: dict[str, str], workdir: Path) -> Iterator[tuple[Server, Server]]:
-    """openplatform and the bare app, both on core 0 (when there are two cores)."""
-    core = 0 if can_pin() and not opts.no_pin else None
-    op_port, bare_port = free_port(), free_port()
-    started: list[subprocess.Popen[bytes]] = []
+def servers(
+    env: dict[str, str], workdir: Path, cpus: str | None, workers: int, baselines: tuple[str, ...]
+) -> Iterator[Servers]:
+    """openplatform and each baseline of ``BASELINES`` asked for, all on ``cpus`` (``taskset -c``)."""
+    started: dict[str, subprocess.Popen[bytes]] = {}
+    urls: dict[str, str] = {}
     try:
-        started.append(start_openplatform(op_port, core, env, workdir))
-        started.append(start_bare(bare_port, core, env, workdir))
-        pair = (
-            Server(f"http://127.0.0.1:{op_port}", started[0].pid),
-            Server(f"http://127.0.0.1:{bare_port}", started[1].pid),
+        for name in ("openplatform", *baselines):
+            port = free_port()
+            urls[name] = f"http://127.0.0.1:{port}"
+            if name == "openplatform":
+                started[name] = start_openplatform(port, cpus, env, workdir, workers)
+            else:
+                started[name] = start_baseline(name, port, cpus, env, workdir, workers)
+        for name, proc in started.items():
+            wait_ready(proc, urls[name] + ("/readyz" if name == "openplatform" else "/ready"))
+        yield Servers(
+            Server(urls["openplatform"], started["openplatform"].pid),
+            {name: Server(urls[name], started[name].pid) for name in baselines},
+            workers,
         )
-        wait_ready(started[0], pair[0].url + "/readyz")
-        wait_ready(started[1], pair[1].url + "/ready")
-        yield pair
     except RuntimeError:
-        for log in ("openplatform.log", "bare.log"):
-            print(f"--- {log}\n{(workdir / log).read_text(errors='replace')[-3000:]}")
+        for name in started:
+            print(f"--- {name}.log\n{(workdir / f'{name}.log').read_text(errors='replace')[-3000:]}")
         raise
     finally:
-        for proc in started:
+        for proc in started.values():
             stop(proc)
 
 
@@ -142,6 +184,7 @@ def profiled(server: Server, out_dir: Path | None, name: str, seconds: float) ->
         "record",
         "--pid",
         str(server.pid),
+        "--subprocesses",  # --workers N: the workers are the supervisor's children
         "--duration",
         str(max(1, int(seconds) - 1)),
         "--rate",

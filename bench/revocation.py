@@ -209,8 +209,7 @@ def main() -> None:
         for setup in opts.only or tuple(NODES):
             phases += run_setup(setup, opts, Path(tmp))
     lines = [
-        f"- when: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, commit {report.git_commit()}",
-        f"- machine: {os.cpu_count()} cores, {report.cpu_model()}",
+        *report.header(),
         f"- load average (1/5/15 min): {load_before} before, {report.load_average()} after",
         f"- {opts.revocations} revocations per phase; a burst of {opts.burst:,} rows before every "
         f"{opts.per_burst} revocations in the burst phase; deadline {opts.deadline:.0f} s",
@@ -219,10 +218,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|",
         *(phase.row() for phase in phases),
     ]
-    text = "\n".join(lines) + "\n"
-    print("\n" + text)
-    report.RESULTS.mkdir(exist_ok=True)
-    (report.RESULTS / f"revocation-{time.strftime('%Y%m%d-%H%M%S')}.md").write_text(text)
+    report.save("\n".join(lines) + "\n", "revocation")
 
 
 if __name__ == "__main__":

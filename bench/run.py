@@ -1,28 +1,32 @@
-"""openplatform benchmark (issue 2 item 11): the hot path against the bare HTTP stack.
+"""openplatform benchmark (issues 2 and 14): every grant and the token check against the bare HTTP stack.
 
-    .venv/bin/python bench/run.py [--database sqlite|postgres] [--duration 10] [--connections 32]
+    .venv/bin/python bench/run.py [--database sqlite|postgres] [--workers 1 --workers 2] [--only SCENARIO]
 
-Seeds a fresh database through openplatform's services, starts ``openplatform
-serve`` (one worker) and a bare Starlette+uvicorn app answering a constant
-envelope, both pinned to core 0, and loads each with wrk pinned to core 1 on
-127.0.0.1. Every scenario is measured against the bare app right before it, with
-the same request shape, so load from elsewhere on the machine hits both alike.
-Prints a Markdown table and writes it to bench/results/.
+Seeds a fresh database through openplatform's services, starts ``openplatform serve`` and two
+baselines on the same uvicorn options -- a raw ASGI callable that reads the body and answers a
+constant envelope (the ceiling) and a Starlette app answering the same -- all pinned to core 0,
+and loads each with wrk pinned to core 1 on 127.0.0.1. Every scenario is measured against the
+baselines right before it, with the same request shape, so load from elsewhere on the machine
+hits all alike. After each grant scenario the committed tokens are counted: every successful
+answer must be one. Prints Markdown tables and writes them to bench/results/.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import asyncio
+import itertools
 import json
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
+import common
+import httpx
 import procs
 import report
 import wrk
@@ -30,39 +34,53 @@ from seed import CALLBACK, Seeded, count_rows, database, seed
 
 from openplatform.config import Settings
 
-Load = Callable[[float], wrk.Result]
+SCENARIOS = ("app-token", "exchange", "open-api", "refresh", "introspect")
+Load = Callable[[float], wrk.Result]  # one wrk run of the given seconds against openplatform
+Shape = Callable[[procs.Server, float], wrk.Result]  # the same request shape against a baseline
 
 
 @dataclass
 class Row:
+    key: str  # one of SCENARIOS
     name: str
+    workers: int
     got: wrk.Result
-    bare: wrk.Result
-    answered: int  # 2xx/3xx answers over warm-up and timed part
+    baselines: dict[str, wrk.Result]  # "raw", "starlette" (those asked for)
+    answered: int  # successful answers over warm-up and timed part
     persisted: dict[str, int] = field(default_factory=dict)
     batch_mean: float = 0.0  # write operations per group commit during the timed part
 
-    @property
-    def ratio(self) -> float:
-        return self.got.rps / self.bare.rps if self.bare.rps else 0.0
+    def ratio(self, baseline: str = "raw") -> float:
+        """openplatform's req/s over the baseline's in the adjacent run (0: not measured)."""
+        base = self.baselines.get(baseline)
+        return self.got.rps / base.rps if base and base.rps else 0.0
 
-    @property
-    def cpu_ratio(self) -> float:
-        """The same ratio from server CPU per request: what a core would do if nothing else ran on it."""
-        return self.bare.cpu_us / self.got.cpu_us if self.got.cpu_us else 0.0
+    def cpu_ratio(self, baseline: str = "raw") -> float:
+        """The same from server CPU per request: what a core would do if nothing else ran on it."""
+        base = self.baselines.get(baseline)
+        return base.cpu_us / self.got.cpu_us if base and self.got.cpu_us else 0.0
+
+
+def lines(path: Path) -> list[str]:
+    return [x for x in path.read_text().splitlines() if x] if path.exists() else []
 
 
 class Bench:
-    """The scenarios of one run: options, the two servers' URLs, the seeded data, the rows."""
+    """The scenarios of one run: options, the servers, the seeded data, the rows and notes."""
 
     def __init__(
-        self, opts: argparse.Namespace, settings: Settings, seeded: Seeded, pair: tuple[procs.Server, procs.Server]
+        self, opts: argparse.Namespace, settings: Settings, seeded: Seeded, servers: procs.Servers, workdir: Path
     ) -> None:
-        self.opts, self.settings, self.seeded = opts, settings, seeded
-        self.op, self.bare = pair
-        self.load_core = 1 if procs.can_pin() and not opts.no_pin else None
+        self.opts, self.settings, self.seeded, self.servers = opts, settings, seeded, servers
+        self.op = servers.op
+        self.workdir = workdir / f"workers-{servers.workers}"
+        self.workdir.mkdir(exist_ok=True)
         self.rows: list[Row] = []
         self.notes: list[str] = []
+        self._files = itertools.count()
+
+    def file(self, stem: str) -> Path:
+        return self.workdir / f"{stem}-{next(self._files)}.txt"
 
     def load(
         self,
@@ -73,28 +91,32 @@ class Bench:
         seconds: float,
         headers: tuple[str, ...] = (),
     ) -> wrk.Result:
-        cpu = server.cpu_seconds()
-        got = wrk.run(server.url + path, script, args, seconds, self.opts.connections, self.load_core, headers)
-        return dataclasses.replace(got, cpu_seconds=server.cpu_seconds() - cpu)
+        return common.timed_load(server, path, script, args, seconds, self.opts, headers)
 
-    def measure(self, name: str, target: Load, bare: Load) -> Row:
-        """Warm up and time the bare app, then the same for openplatform."""
-        bare(self.opts.warmup)
-        base = bare(self.opts.duration)
-        warm = target(self.opts.warmup)
+    def measure(self, key: str, name: str, target: Load, shape: Shape) -> Row:
+        """Warm up and time each baseline with the request shape, then openplatform with the real requests."""
+        warmup, duration = self.opts.warmup, self.opts.duration
+        bases = {}
+        for base_name, server in self.servers.baselines.items():
+            if warmup > 0:
+                shape(server, warmup)
+            bases[base_name] = shape(server, duration)
+        warm = target(warmup) if warmup > 0 else None
         ops, commits = self.op.group_commits(self.seeded.metrics_key)
-        with procs.profiled(self.op, self.opts.profile, name, self.opts.duration):
-            got = target(self.opts.duration)
+        with procs.profiled(self.op, self.opts.profile, f"{name}-w{self.servers.workers}", duration):
+            got = target(duration)
         ops_after, commits_after = self.op.group_commits(self.seeded.metrics_key)
-        answered = warm.requests - warm.status_errors + got.requests - got.status_errors
-        row = Row(name, got, base, answered)
+        row = Row(key, name, self.servers.workers, got, bases, got.answered + (warm.answered if warm else 0))
         if commits_after > commits:
             row.batch_mean = (ops_after - ops) / (commits_after - commits)
         self.rows.append(row)
+        raw = bases.get("raw")
         print(
-            f"  {name}: {got.rps:,.0f} req/s (bare {base.rps:,.0f}) = {row.ratio:.2f}x, "
-            f"p50 {got.p50_ms:.2f} ms, p99 {got.p99_ms:.2f} ms, errors {got.errors}; "
-            f"server CPU {got.cpu_us:.0f} µs/request (bare {base.cpu_us:.0f})"
+            f"  {name}, {row.workers} worker(s): {got.rps:,.0f} req/s"
+            + (f" (raw {raw.rps:,.0f}) = {row.ratio():.2f}x" if raw else "")
+            + f", p50 {got.p50_ms:.2f} ms, p99 {got.p99_ms:.2f} ms, errors {got.errors}; "
+            f"server CPU {got.cpu_us:.0f} µs/request"
+            + (f" (raw {raw.cpu_us:.0f})" if raw else "")
             + (f"; {row.batch_mean:.1f} writes per group commit" if row.batch_mean else ""),
             flush=True,
         )
@@ -103,49 +125,49 @@ class Bench:
     def credentials(self) -> str:
         return urlencode({"app_id": self.seeded.app_id, "secret": self.seeded.secret})
 
+    def post_shape(self, path: str, body: str) -> Shape:
+        """A baseline loaded with the same POST: one fixed body of the real one's length."""
+        return lambda server, seconds: self.load(server, path, "post_form.lua", [body], seconds)
+
     # ------------------------------------------------------------- scenarios
 
     def app_token_grant(self) -> None:
-        body = self.credentials() + "&grant_type=client_credential"
+        path, body = "/oauth/credit/token", self.credentials() + "&grant_type=client_credential"
         before = count_rows(self.settings)
         row = self.measure(
+            "app-token",
             "POST /oauth/credit/token (app token)",
-            lambda s: self.load(self.op, "/oauth/credit/token", "post_form.lua", [body], s),
-            lambda s: self.load(self.bare, "/oauth/credit/token", "post_form.lua", [body], s),
+            lambda s: self.load(self.op, path, "post_form.lua", [body], s),
+            self.post_shape(path, body),
         )
         self.check_persisted(row, before, ("app_tokens", "grant_audits"))
 
-    def code_exchange(self, workdir: Path) -> None:
-        body = self.credentials() + "&grant_type=authorization_code"
-        code_files = iter(
-            [
-                self.mint(workdir / "codes-warmup.txt", self.opts.warmup),
-                self.mint(workdir / "codes-timed.txt", self.opts.duration),
-            ]
-        )
+    def code_exchange(self) -> None:
+        """One fresh code per request, minted through GET /oauth/connect right before each run."""
+        path, body = "/oauth/access_token", self.credentials() + "&grant_type=authorization_code"
 
         def exchange(seconds: float) -> wrk.Result:
-            path = next(code_files)
-            minted = sum(1 for _ in path.open())
-            result = self.load(self.op, "/oauth/access_token", "exchange.lua", [str(path), body], seconds)
+            codes = self.mint(self.file("codes"), seconds * self.opts.mint_factor)
+            minted = len(lines(codes))
+            result = self.load(self.op, path, "exchange.lua", [str(codes), body], seconds)
             if result.requests >= minted:
                 self.notes.append(
-                    f"The code exchange ran out of codes ({minted} minted): its req/s is "
-                    "understated; raise --mint-factor."
+                    f"The code exchange ran out of codes ({minted} minted): its req/s is understated; "
+                    "raise --mint-factor."
                 )
             return result
 
-        fixed = body + "&code=" + "x" * 43  # the same request shape for the bare app
         before = count_rows(self.settings)
         row = self.measure(
+            "exchange",
             "POST /oauth/access_token (code exchange)",
             exchange,
-            lambda s: self.load(self.bare, "/oauth/access_token", "post_form.lua", [fixed], s),
+            self.post_shape(path, body + "&code=" + "x" * 43),
         )
         self.check_persisted(row, before, ("user_tokens", "refresh_tokens", "grant_audits"))
 
     def mint(self, out: Path, seconds: float) -> Path:
-        """Codes through GET /oauth/connect before the timed part (single use: one per request)."""
+        """Codes through GET /oauth/connect (single use: one per request), appended to ``out``."""
         query = urlencode(
             {
                 "app_id": self.seeded.app_id,
@@ -157,16 +179,105 @@ class Bench:
                 "state": "bench",
             }
         )
-        self.load(self.op, "/oauth/connect?" + query, "mint.lua", [str(out)], seconds * self.opts.mint_factor)
+        self.load(self.op, "/oauth/connect?" + query, "mint.lua", [str(out)], seconds)
         return out
+
+    def seed_chains(self) -> Path:
+        """``--chains`` live refresh tokens, each the head of its own family, from the real flow:
+        a code from GET /oauth/connect, exchanged at POST /oauth/access_token (untimed)."""
+        connect = {
+            "app_id": self.seeded.app_id,
+            "redirect_uri": CALLBACK,
+            "response_type": "code",
+            "scope": "install_login",
+            "xspe": self.seeded.xspe,
+            "customer_id": self.seeded.customer_id,
+            "state": "bench",
+        }
+        exchange = {"app_id": self.seeded.app_id, "secret": self.seeded.secret, "grant_type": "authorization_code"}
+
+        async def chain(client: httpx.AsyncClient) -> str:
+            found = await client.get("/oauth/connect", params=connect)
+            code = parse_qs(urlsplit(found.headers["location"]).query)["code"][0]
+            answer = await client.post("/oauth/access_token", data={**exchange, "code": code})
+            return str(answer.json()["result"]["refresh_token"])
+
+        heads = self.file("chains")
+        heads.write_text("\n".join(self.concurrently(chain, self.opts.chains)) + "\n")
+        return heads
+
+    def concurrently(self, call: Callable[[httpx.AsyncClient], Awaitable[str]], times: int) -> list[str]:
+        """``times`` results of ``call`` against openplatform, ``--connections`` at a time (seeding)."""
+
+        async def run() -> list[str]:
+            gate = asyncio.Semaphore(self.opts.connections)
+            async with httpx.AsyncClient(base_url=self.op.url, timeout=30) as client:
+
+                async def one() -> str:
+                    async with gate:
+                        return await call(client)
+
+                return await asyncio.gather(*(one() for _ in range(times)))
+
+        return asyncio.run(run())
+
+    def refresh_rotation(self) -> None:
+        """Each request rotates a distinct live refresh token; each answer's new refresh token goes to
+        the back of the queue (``lua/chain.lua``), so the chains continue from run to run."""
+        path = "/oauth/refresh_token"
+        prefix = self.credentials() + "&grant_type=refresh_code&refresh_token="
+        heads = [self.seed_chains()]
+        sample = lines(heads[0])[0]
+
+        def rotate(seconds: float) -> wrk.Result:
+            out = self.file("chains")
+            result = self.load(self.op, path, "chain.lua", [str(heads[0]), str(out), prefix, "refresh_token"], seconds)
+            heads[0] = out
+            left = len(lines(out))
+            if left < self.opts.connections:
+                self.notes.append(f"The refresh rotation ended with {left} live chains: its req/s is understated.")
+            return result
+
+        before = count_rows(self.settings)
+        row = self.measure(
+            "refresh",
+            "POST /oauth/refresh_token (refresh rotation)",
+            rotate,
+            self.post_shape(path, prefix + "x" * len(sample)),
+        )
+        self.check_persisted(row, before, ("user_tokens", "refresh_tokens", "rotated_refresh", "refresh_audits"))
+
+    def introspection(self) -> None:
+        """POST /oauth/introspect of ``--tokens`` live app tokens in turn, by the app that owns them;
+        every answer must say ``"active":true``."""
+        path = "/oauth/introspect"
+        grant = {"app_id": self.seeded.app_id, "secret": self.seeded.secret, "grant_type": "client_credential"}
+
+        async def app_token(client: httpx.AsyncClient) -> str:
+            answer = await client.post("/oauth/credit/token", data=grant)
+            return str(answer.json()["result"]["access_token"])
+
+        pool = self.file("tokens")
+        pool.write_text("\n".join(self.concurrently(app_token, self.opts.tokens)) + "\n")
+        sample = lines(pool)[0]
+        row = self.measure(
+            "introspect",
+            "POST /oauth/introspect (introspection)",
+            lambda s: self.load(self.op, path, "introspect.lua", [str(pool), self.credentials()], s),
+            self.post_shape(path, self.credentials() + "&token=" + "x" * len(sample)),
+        )
+        inactive = row.got.bad
+        if inactive:
+            self.notes.append(f"MISMATCH {row.name}: {inactive} answers did not say active:true")
 
     def open_api_call(self) -> None:
         path = f"/api/spe/customer/{self.seeded.customer_id}"
         auth = (f"Authorization: Bearer {self.fetch_app_token()}",)
         self.measure(
+            "open-api",
             "GET /api/spe/customer/{id} (token checked)",
             lambda s: self.load(self.op, path, "get.lua", [], s, auth),
-            lambda s: self.load(self.bare, path, "get.lua", [], s, auth),
+            lambda server, s: self.load(server, path, "get.lua", [], s, auth),
         )
 
     def fetch_app_token(self) -> str:
@@ -175,76 +286,95 @@ class Bench:
             return str(json.load(response)["result"]["access_token"])
 
     def check_persisted(self, row: Row, before: dict[str, int], kinds: tuple[str, ...]) -> None:
-        """Every successful answer must be a committed row (requests cut off at the stop may add more)."""
+        """Every successful answer must be committed rows (requests cut off at wrk's stop may add more),
+        and no code or refresh token may have been presented twice."""
         time.sleep(1.0)  # let the requests wrk abandoned at its stop finish, so the counts agree
         after = count_rows(self.settings)
         for kind in kinds:
             row.persisted[kind] = after[kind] - before[kind]
             if row.persisted[kind] < row.answered:
-                self.notes.append(f"{row.name}: only {row.persisted[kind]} {kind} rows for {row.answered} answers!")
+                self.notes.append(
+                    f"MISMATCH {row.name}: only {row.persisted[kind]} {kind} committed for {row.answered} answers"
+                )
+        alarms = after["alarms"] - before["alarms"]
+        if alarms:
+            self.notes.append(f"MISMATCH {row.name}: {alarms} code.replayed / refresh.reused audit events")
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    common.add_options(parser, warmup=3.0)
+    parser.add_argument("--duration", type=float, default=10.0, help="timed seconds per scenario (at least 1)")
     parser.add_argument(
-        "--postgres-server",
-        default="postgresql://postgres@127.0.0.1:5432",
-        help="server for --database postgres; a fresh database is created and dropped",
+        "--workers",
+        type=int,
+        action="append",
+        help="openplatform serve --workers N, and the baselines alike (repeatable: one pass each; default 1)",
     )
-    parser.add_argument("--sqlite-synchronous", choices=("NORMAL", "FULL"), default="NORMAL")
-    parser.add_argument("--duration", type=float, default=10.0, help="timed seconds per scenario")
-    parser.add_argument("--warmup", type=float, default=3.0, help="untimed seconds before each timed part")
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--baseline",
+        choices=tuple(procs.BASELINES),
+        action="append",
+        help="baselines to load before each scenario (repeatable; default raw and starlette)",
+    )
     parser.add_argument(
         "--mint-factor",
         type=float,
         default=2.0,
         help="seconds of /oauth/connect minting per second of code exchange",
     )
-    parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to cores 0 and 1")
+    parser.add_argument("--chains", type=int, default=1000, help="refresh chains (families) rotated in turn")
+    parser.add_argument("--tokens", type=int, default=1000, help="app tokens introspected in turn")
     parser.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
         help="record a py-spy profile of openplatform during each timed run into DIR (pip install py-spy)",
     )
-    parser.add_argument(
-        "--only",
-        choices=("app-token", "exchange", "open-api"),
-        action="append",
-        help="run only these scenarios (repeatable)",
-    )
-    return parser.parse_args()
+    parser.add_argument("--only", choices=SCENARIOS, action="append", help="run only these scenarios (repeatable)")
+    return parser.parse_args(argv)
 
 
-def run_scenarios(bench: Bench, workdir: Path) -> None:
-    only = bench.opts.only or ("app-token", "exchange", "open-api")
-    if "app-token" in only:
-        bench.app_token_grant()
-    if "exchange" in only:
-        bench.code_exchange(workdir)
-    if "open-api" in only:
-        bench.open_api_call()
+def run_scenarios(bench: Bench) -> None:
+    steps = {
+        "app-token": bench.app_token_grant,
+        "exchange": bench.code_exchange,
+        "open-api": bench.open_api_call,
+        "refresh": bench.refresh_rotation,
+        "introspect": bench.introspection,
+    }
+    for key in SCENARIOS:
+        if key in (bench.opts.only or SCENARIOS):
+            steps[key]()
 
 
-def main() -> None:
-    opts = parse_args()
+def main(argv: list[str] | None = None) -> Path:
+    opts = parse_args(argv)
     wrk.require_wrk()
     load_before = report.load_average()
+    place = common.placement(opts)
+    pinning = f"servers on CPU {place.server}, wrk on CPU {place.load}" if place.server else "not pinned to CPUs"
+    baselines = tuple(opts.baseline or procs.BASELINES)
+    rows: list[Row] = []
+    notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="openplatform-bench-") as tmp:
         workdir = Path(tmp)
         with database(opts, workdir) as (settings, env):
             seeded = seed(settings)
-            with procs.servers(opts, env, workdir) as pair:
-                bench = Bench(opts, settings, seeded, pair)
-                print(
-                    f"openplatform {pair[0].url} vs bare {pair[1].url}, {opts.database}, "
-                    f"{opts.connections} connections, {opts.duration:.0f} s per run",
-                    flush=True,
-                )
-                run_scenarios(bench, workdir)
-    report.write(bench, opts, load_before)
+            for workers in opts.workers or [1]:
+                with procs.servers(env, workdir, place.server, workers, baselines) as servers:
+                    print(
+                        f"openplatform {servers.op.url} ({workers} worker(s)), {opts.database}, "
+                        f"{opts.connections} connections, {opts.duration:g} s per run; {pinning}",
+                        flush=True,
+                    )
+                    bench = Bench(opts, settings, seeded, servers, workdir)
+                    try:
+                        run_scenarios(bench)
+                    finally:
+                        rows += bench.rows
+                        notes += bench.notes
+    return report.write(rows, notes, opts, load_before, pinning)
 
 
 if __name__ == "__main__":

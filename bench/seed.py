@@ -21,8 +21,13 @@ COUNTS = {
     "app_tokens": "SELECT COUNT(*) AS n FROM tokens WHERE kind = 'access' AND installation_id IS NULL",
     "user_tokens": "SELECT COUNT(*) AS n FROM tokens WHERE kind = 'access' AND installation_id IS NOT NULL",
     "refresh_tokens": "SELECT COUNT(*) AS n FROM tokens WHERE kind = 'refresh'",
+    "rotated_refresh": "SELECT COUNT(*) AS n FROM tokens WHERE kind = 'refresh' AND rotated_at IS NOT NULL",
     # identical events of one group commit are one row with a count (storage.sql.store.AuditRows)
     "grant_audits": "SELECT COALESCE(SUM(occurrences), 0) AS n FROM audit_events WHERE event = 'token.issued'",
+    "refresh_audits": "SELECT COALESCE(SUM(occurrences), 0) AS n FROM audit_events WHERE event = 'token.refreshed'",
+    # alarms: a code presented twice, a rotated refresh token presented again (the bench never does)
+    "alarms": "SELECT COALESCE(SUM(occurrences), 0) AS n FROM audit_events "
+    "WHERE event IN ('code.replayed', 'refresh.reused')",
 }
 
 
@@ -33,7 +38,6 @@ class Seeded:
     app_id: str
     secret: str
     metrics_key: str  # an admin key: /metrics answers only with one
-
 
 
 @contextlib.contextmanager
@@ -91,15 +95,25 @@ def seed(settings: Settings) -> Seeded:
     return asyncio.run(_seed(settings))
 
 
-async def _counts(settings: Settings) -> dict[str, int]:
+async def _counts(settings: Settings, queries: dict[str, tuple[str, tuple[object, ...]]]) -> dict[str, int]:
     driver = make_driver(settings)
     await driver.start()
     try:
-        return {name: int((await driver.fetchrow(sql))["n"]) for name, sql in COUNTS.items()}
+        found = {}
+        for name, (sql, args) in queries.items():
+            row = await driver.fetchrow(sql, *args)
+            found[name] = int(row["n"]) if row else 0
+        return found
     finally:
         await driver.close()
 
 
+def count(settings: Settings, sql: str, *args: object) -> int:
+    """The ``n`` column of a one-row query (``SELECT COUNT(*) AS n ...``; ``?`` placeholders)."""
+    return asyncio.run(_counts(settings, {"n": (sql, args)}))["n"]
+
+
 def count_rows(settings: Settings) -> dict[str, int]:
-    """Committed rows: app tokens, user access tokens, refresh tokens, grant audit events."""
-    return asyncio.run(_counts(settings))
+    """Committed rows by ``COUNTS``' names: app tokens, user access tokens, refresh tokens (all and
+    rotated), grant and rotation audit events, replay alarms."""
+    return asyncio.run(_counts(settings, {name: (sql, ()) for name, sql in COUNTS.items()}))

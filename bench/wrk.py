@@ -25,10 +25,17 @@ class Result:
     errors: int  # socket errors and responses with status >= 400
     status_errors: int  # responses with status >= 400 only
     cpu_seconds: float = 0.0  # CPU the server used meanwhile (robust when other work shares the core)
+    ok: int = 0  # answers a checking script found right (e.g. a token in it, "active":true)
+    bad: int = 0  # answers a checking script found wrong; both 0 for scripts that do not check
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def answered(self) -> int:
+        """Successful answers: those a checking script found right, else those below status 400."""
+        return self.ok if self.ok or self.bad else self.requests - self.status_errors
 
     @property
     def cpu_us(self) -> float:
@@ -82,6 +89,8 @@ def parse(stdout: str, stderr: str, returncode: int) -> Result:
         max_ms=raw["max_us"] / 1000,
         errors=errors,
         status_errors=raw["status"],
+        ok=raw["ok"],
+        bad=raw["bad"],
     )
 
 
@@ -91,10 +100,10 @@ def run(
     args: list[str],
     seconds: float,
     connections: int,
-    core: int | None,
+    cpus: str | None,
     headers: tuple[str, ...] = (),
 ) -> Result:
     """One wrk run: one thread, ``connections`` keep-alive connections, ``seconds`` long."""
     argv = command(url, script, args, seconds, connections, headers)
-    done = subprocess.run(pinned(core, argv), env=environment(), capture_output=True, text=True, timeout=seconds + 60)
+    done = subprocess.run(pinned(cpus, argv), env=environment(), capture_output=True, text=True, timeout=seconds + 60)
     return parse(done.stdout, done.stderr, done.returncode)
