@@ -8,11 +8,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Harness, run_cli
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "openplatform.json"
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "deploy" / "grafana" / "openplatform.json"
+DEPLOYMENT = ROOT / "docs" / "deployment.md"
 DATASOURCE = "${DS_PROMETHEUS}"
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
                 "offset", "inf", "nan"}  # fmt: skip
@@ -105,3 +108,25 @@ async def test_every_metric_the_dashboard_queries_is_exported(harness: Harness) 
                for (name, labels), value in samples.items())  # fmt: skip
     assert sum(v for (n, _), v in samples.items() if n == "openplatform_cache_lookups_total") >= 1
     assert samples[("openplatform_revocation_lag_seconds_count", (("path", "poll"),))] >= 1
+
+    families = {f.name for f in text_string_to_metric_families(answer.text) if f.name.startswith("openplatform_")}
+    families = {name for name in families if not name.endswith("_created")}  # creation times, not metrics
+    assert documented_metrics() == families  # docs/deployment.md's table names every metric, no other
+
+
+def monitoring_section() -> str:
+    return DEPLOYMENT.read_text().split("## Monitoring\n", 1)[1].split("\n## ", 1)[0]
+
+
+def documented_metrics() -> set[str]:
+    """The metric families of docs/deployment.md's Monitoring table (a counter's family drops ``_total``)."""
+    names = re.findall(r"^\| `(openplatform_\w+)` \|", monitoring_section(), re.MULTILINE)
+    return {name.removesuffix("_total") for name in names}
+
+
+def test_the_documented_scrape_sends_the_admin_key_as_a_bearer_token() -> None:
+    (config,) = re.findall(r"```yaml\n(.*?)```", monitoring_section(), re.DOTALL)
+    (job,) = yaml.safe_load(config)["scrape_configs"]
+    assert job["authorization"]["type"] == "Bearer" and job["authorization"]["credentials_file"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    assert "deploy/grafana/openplatform.json" in monitoring_section()
