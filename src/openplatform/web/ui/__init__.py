@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,9 +46,12 @@ _STATIC_HEADERS = {
 }
 
 
+FAVICON = (STATIC / "favicon.ico").read_bytes()  # 217 bytes: kept in memory
+
+
 async def favicon(_request: Request) -> Response:
     """``/favicon.ico``, which browsers ask for on their own; the pages link ``/static/favicon.svg``."""
-    return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon", headers=_STATIC_HEADERS)
+    return Response(FAVICON, media_type="image/x-icon", headers=_STATIC_HEADERS)
 
 
 routes: list[BaseRoute] = [
