@@ -24,8 +24,8 @@ Several workers (``serve --workers N``): ``web/serve.py`` creates an empty direc
 run and names it in ``PROMETHEUS_MULTIPROC_DIR`` before the workers start, so prometheus_client
 keeps each worker's values in files there (its multiprocess mode), and ``/metrics``, whichever
 worker answers it, sums every worker's files (``MultiProcessCollector``). The request counts are
-written to this worker's own files on every update (about 0.2 µs each, no lock): a scrape sees
-every request answered so far by any worker. With one worker the ordinary registry is used.
+written to this worker's own files on every update (about 0.45 µs more a request, no lock): a
+scrape sees every request answered so far by any worker. With one worker the ordinary registry is used.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import atexit
 import contextlib
 import os
 import shutil
+import struct
 import tempfile
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -53,6 +54,7 @@ REQUESTS_HELP = "Requests by endpoint and envelope code"
 LATENCY = "openplatform_request_seconds"
 LATENCY_HELP = "Request latency by endpoint"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's name for the directory
+DOUBLE = struct.Struct("d").pack  # a value in prometheus_client's files: a native double
 
 
 class WorkerFiles:
@@ -62,31 +64,43 @@ class WorkerFiles:
     writers on prometheus_client's ``counter_<pid>.db`` would overwrite each other's entries.
     ``MultiProcessCollector`` reads every ``*.db`` of the directory and sums them; it takes
     histogram buckets as they are kept here (each bucket's own count) and accumulates them.
+
+    A sample's entry is made once through ``MmapedDict.write_value``; after that its value is
+    written straight to its position in the map (``_positions``, ``_m``: prometheus_client's file
+    layout, which tests/web/test_metrics_workers.py reads back). Measured (``observe``, best of 15
+    runs): 0.23 µs with one worker, 0.67 µs with these writes; through ``write_value`` 1.5 µs.
     """
 
     def __init__(self, directory: str, pid: int) -> None:
         self.counters = MmapedDict(os.path.join(directory, f"counter_requests_{pid}.db"))  # type: ignore[no-untyped-call]
         self.histograms = MmapedDict(os.path.join(directory, f"histogram_requests_{pid}.db"))  # type: ignore[no-untyped-call]
-        self.count_keys: dict[tuple[str, int], str] = {}
-        self.latency_keys: dict[str, list[str]] = {}  # per endpoint: one key per bucket, then the sum's
+        self.count_map, self.latency_map = self.counters._m, self.histograms._m
+        self.count_slots: dict[tuple[str, int], int] = {}  # (endpoint, code) -> position of its value
+        self.latency_slots: dict[str, list[int]] = {}  # per endpoint: each bucket's position, then the sum's
 
     def write(self, endpoint: str, code: int, count: int, slot: int, histogram: list[float]) -> None:
         """Store the new values of one request's samples (counts are totals, not increments)."""
-        key = self.count_keys.get((endpoint, code))
-        if key is None:
+        at = self.count_slots.get((endpoint, code))
+        if at is None:
             key = mmap_key(REQUESTS, REQUESTS + "_total", ["endpoint", "code"], [endpoint, str(code)], REQUESTS_HELP)
-            self.count_keys[(endpoint, code)] = key
-        self.counters.write_value(key, float(count), 0.0)  # type: ignore[no-untyped-call]
-        keys = self.latency_keys.get(endpoint)
-        if keys is None:
+            at = self.count_slots[(endpoint, code)] = self._make(self.counters, key)
+        self.count_map[at : at + 8] = DOUBLE(count)
+        slots = self.latency_slots.get(endpoint)
+        if slots is None:  # every bucket, +Inf included, exists from the start (histogram_quantile needs them)
             bucket = LATENCY + "_bucket"
             keys = [mmap_key(LATENCY, bucket, ["endpoint", "le"], [endpoint, b], LATENCY_HELP) for b in BOUNDS]
             keys.append(mmap_key(LATENCY, LATENCY + "_sum", ["endpoint"], [endpoint], LATENCY_HELP))
-            self.latency_keys[endpoint] = keys
-            for each in keys:  # every bucket, +Inf included, exists from the start (histogram_quantile needs them)
-                self.histograms.write_value(each, 0.0, 0.0)  # type: ignore[no-untyped-call]
-        self.histograms.write_value(keys[slot], histogram[slot], 0.0)  # type: ignore[no-untyped-call]
-        self.histograms.write_value(keys[-1], histogram[-1], 0.0)  # type: ignore[no-untyped-call]
+            slots = self.latency_slots[endpoint] = [self._make(self.histograms, key) for key in keys]
+        at = slots[slot]
+        self.latency_map[at : at + 8] = DOUBLE(histogram[slot])
+        at = slots[-1]
+        self.latency_map[at : at + 8] = DOUBLE(histogram[-1])
+
+    def _make(self, file: MmapedDict, key: str) -> int:
+        """A new sample at 0; returns where its value is. The map may have grown into a new mmap."""
+        file.write_value(key, 0.0, 0.0)  # type: ignore[no-untyped-call]
+        self.count_map, self.latency_map = self.counters._m, self.histograms._m
+        return int(file._positions[key])
 
 
 class RequestStats(Collector):
