@@ -86,21 +86,24 @@ def _base(r: Any, name: str, what: str) -> str:
 
 def table(rows: list[Any]) -> list[str]:
     """One line per scenario and worker count: openplatform, the raw ASGI ceiling (the ratio the
-    targets are about) and the Starlette app; server CPU per request of each."""
+    targets are about) and the Starlette app; server CPU per request of each (and on PostgreSQL
+    the database backends' CPU per request)."""
+    with_db = any(r.db_cpu_us for r in rows)
     lines = [
         "| scenario | workers | openplatform req/s | raw ASGI req/s | ratio to raw | Starlette req/s "
         "| ratio to Starlette | p50 ms | p99 ms | errors | server CPU µs/req | raw (Starlette) CPU µs/req "
-        "| CPU ratio to raw | target |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| CPU ratio to raw | target |" + (" database CPU µs/req |" if with_db else ""),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|" + ("---:|" if with_db else ""),
     ]
     for r in rows:
+        db = (f" {r.db_cpu_us:.0f} |" if r.db_cpu_us else " – |") if with_db else ""
         raw, star = r.ratio("raw"), r.ratio("starlette")
         lines.append(
             f"| {r.name} | {r.workers} | {r.got.rps:,.0f} | {_base(r, 'raw', 'rps')} | "
             f"{f'{raw:.2f}×' if raw else '–'} | {_base(r, 'starlette', 'rps')} | {f'{star:.2f}×' if star else '–'} | "
             f"{r.got.p50_ms:.2f} | {r.got.p99_ms:.2f} | {r.got.errors} | {r.got.cpu_us:.0f} | "
             f"{_base(r, 'raw', 'cpu')} ({_base(r, 'starlette', 'cpu')}) | "
-            f"{f'{r.cpu_ratio():.2f}×' if r.cpu_ratio() else '–'} | {verdict(r.key, raw, r.got.p99_ms)} |"
+            f"{f'{r.cpu_ratio():.2f}×' if r.cpu_ratio() else '–'} | {verdict(r.key, raw, r.got.p99_ms)} |{db}"
         )
     return lines
 

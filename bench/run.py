@@ -30,7 +30,7 @@ import httpx
 import procs
 import report
 import wrk
-from seed import CALLBACK, Seeded, count_rows, database, seed
+from seed import CALLBACK, Seeded, backends, count_rows, database, seed
 
 from openplatform.config import Settings
 
@@ -49,6 +49,7 @@ class Row:
     answered: int  # successful answers over warm-up and timed part
     persisted: dict[str, int] = field(default_factory=dict)
     batch_mean: float = 0.0  # write operations per group commit during the timed part
+    db_cpu_us: float = 0.0  # PostgreSQL: CPU of the database's backends per request, timed part
 
     def ratio(self, baseline: str = "raw") -> float:
         """openplatform's req/s over the baseline's in the adjacent run (0: not measured)."""
@@ -103,10 +104,14 @@ class Bench:
             bases[base_name] = shape(server, duration)
         warm = target(warmup) if warmup > 0 else None
         ops, commits = self.op.group_commits(self.seeded.metrics_key)
+        db_before = {pid: procs.cpu_seconds(pid) for pid in backends(self.settings)}
         with procs.profiled(self.op, self.opts.profile, f"{name}-w{self.servers.workers}", duration):
             got = target(duration)
+        db_after = {pid: procs.cpu_seconds(pid) for pid in backends(self.settings)}
         ops_after, commits_after = self.op.group_commits(self.seeded.metrics_key)
         row = Row(key, name, self.servers.workers, got, bases, got.answered + (warm.answered if warm else 0))
+        if got.requests:  # a backend that came up meanwhile counts from 0; one that left is not seen
+            row.db_cpu_us = 1e6 * sum(cpu - db_before.get(pid, 0.0) for pid, cpu in db_after.items()) / got.requests
         if commits_after > commits:
             row.batch_mean = (ops_after - ops) / (commits_after - commits)
         self.rows.append(row)
@@ -117,6 +122,7 @@ class Bench:
             + f", p50 {got.p50_ms:.2f} ms, p99 {got.p99_ms:.2f} ms, errors {got.errors}; "
             f"server CPU {got.cpu_us:.0f} µs/request"
             + (f" (raw {raw.cpu_us:.0f})" if raw else "")
+            + (f"; database CPU {row.db_cpu_us:.0f} µs/request" if row.db_cpu_us else "")
             + (f"; {row.batch_mean:.1f} writes per group commit" if row.batch_mean else ""),
             flush=True,
         )
@@ -288,8 +294,12 @@ class Bench:
     def check_persisted(self, row: Row, before: dict[str, int], kinds: tuple[str, ...]) -> None:
         """Every successful answer must be committed rows (requests cut off at wrk's stop may add more),
         and no code or refresh token may have been presented twice."""
-        time.sleep(1.0)  # let the requests wrk abandoned at its stop finish, so the counts agree
         after = count_rows(self.settings)
+        for _ in range(20):  # the requests wrk abandoned at its stop may still commit: wait until none does
+            time.sleep(0.25)
+            after, last = count_rows(self.settings), after
+            if after == last:
+                break
         for kind in kinds:
             row.persisted[kind] = after[kind] - before[kind]
             if row.persisted[kind] < row.answered:

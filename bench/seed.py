@@ -113,6 +113,26 @@ def count(settings: Settings, sql: str, *args: object) -> int:
     return asyncio.run(_counts(settings, {"n": (sql, args)}))["n"]
 
 
+async def _backends(dsn: str) -> list[int]:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [int(row["pid"]) for row in rows]
+    finally:
+        await conn.close()
+
+
+def backends(settings: Settings) -> list[int]:
+    """PIDs of the PostgreSQL backends connected to the bench's database (the servers' pools);
+    empty on SQLite. Their CPU is the database's share of a request (the server runs them on
+    this machine: 127.0.0.1)."""
+    return [] if settings.is_sqlite else asyncio.run(_backends(settings.postgres_dsn))
+
+
 def count_rows(settings: Settings) -> dict[str, int]:
     """Committed rows by ``COUNTS``' names: app tokens, user access tokens, refresh tokens (all and
     rotated), grant and rotation audit events, replay alarms."""
