@@ -51,11 +51,11 @@ def header() -> list[str]:
     ]
 
 
-def save(text: str, name: str) -> Path:
-    """Print ``text`` and write it to ``bench/results/<time>-<name>.md``."""
+def save(text: str, name: str, results: Path = RESULTS) -> Path:
+    """Print ``text`` and write it to ``<results>/<time>-<name>.md`` (default bench/results/)."""
     print("\n" + text)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}.md"
+    results.mkdir(parents=True, exist_ok=True)
+    out = results / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}.md"
     out.write_text(text)
     print(f"written to {out}")
     return out
@@ -156,4 +156,4 @@ def write(rows: list[Any], notes: list[str], opts: argparse.Namespace, load_befo
             "",
         ]
     )
-    return save(text, opts.database)
+    return save(text, opts.database, opts.results)

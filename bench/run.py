@@ -341,6 +341,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="record a py-spy profile of openplatform during each timed run into DIR (pip install py-spy)",
     )
+    parser.add_argument(
+        "--results", type=Path, default=report.RESULTS, help="directory for the table (default bench/results/)"
+    )
     parser.add_argument("--only", choices=SCENARIOS, action="append", help="run only these scenarios (repeatable)")
     return parser.parse_args(argv)
 
