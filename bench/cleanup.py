@@ -176,7 +176,7 @@ def bench(opts: argparse.Namespace, settings: Settings, env: dict[str, str], see
         server = procs.Server(f"http://127.0.0.1:{port}", server_proc.pid)
         procs.wait_ready(server_proc, server.url + "/readyz")
         path = "/oauth/credit/token"
-        warm = common.timed_load(server, path, "post_form.lua", [body], opts.warmup, opts)
+        warm = [common.timed_load(server, path, "post_form.lua", [body], opts.warmup, opts)] if opts.warmup > 0 else []
         baseline = common.timed_load(server, path, "post_form.lua", [body], opts.baseline, opts)
         print(
             f"  baseline: {baseline.rps:,.0f} req/s, p50 {baseline.p50_ms:.2f} ms, p99 {baseline.p99_ms:.2f} ms",
@@ -200,7 +200,7 @@ def bench(opts: argparse.Namespace, settings: Settings, env: dict[str, str], see
     )
     left = count(settings, "SELECT COUNT(*) AS n FROM tokens WHERE expires_at < ?", time.time() - KEEP_SECONDS)
     granted = count(settings, "SELECT COUNT(*) AS n FROM tokens")  # the seeded rows are gone: what was granted
-    answered = sum(r.requests - r.status_errors for r in (warm, baseline, during))
+    answered = sum(r.answered for r in (*warm, baseline, during))
     return Outcome(baseline, during, seconds, counts, left, answered, granted, pressure)
 
 
