@@ -2,13 +2,14 @@
 bench code does not rot (issue 14 item 1). No speed is asserted: figures live in the docs.
 
 Each line of the ``sh`` block under "## The command" runs with ``bash`` from the repository root,
-shortened: one-second runs without warm-up, the raw ASGI baseline only, 64 refresh chains and 64
-tokens, and only the two scenarios issue 14 added (``--only refresh --only introspect``; argparse
-appends them to the line's own). That still starts ``openplatform serve`` at each printed worker
-count, seeds the refresh chains through ``GET /oauth/connect`` and the code exchange, rotates them
-with ``lua/chain.lua`` and introspects live tokens with ``lua/introspect.lua``, and counts what was
-committed. The test checks the table: a row per scenario and worker count with answers, the
-committed rows for every answered rotation (no ``MISMATCH`` note), the per-worker table.
+shortened: one-second runs without warm-up, the raw ASGI baseline only, 128 refresh chains (four
+per connection) and 64 tokens, and only the two scenarios issue 14 added (``--only refresh --only
+introspect``; argparse appends them to the line's own). That still starts ``openplatform serve``
+at each printed worker count, seeds the refresh chains through ``GET /oauth/connect`` and the code
+exchange, rotates them with ``lua/chain.lua``, introspects live tokens with ``lua/introspect.lua``
+and counts what was committed. The test checks the table: a row per scenario and worker count with
+answers, the committed rows for every answered rotation (no ``MISMATCH`` or other note), the
+per-worker table.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tests.conftest import PG_SERVER, need, port_open
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "benchmarks.md"
-SHORT = "--duration 1 --warmup 0 --baseline raw --chains 64 --tokens 64 --only refresh --only introspect"
+SHORT = "--duration 1 --warmup 0 --baseline raw --chains 128 --tokens 64 --only refresh --only introspect"
 NEW_ROWS = ("POST /oauth/refresh_token (refresh rotation)", "POST /oauth/introspect (introspection)")
 
 
