@@ -396,7 +396,7 @@ def customer_list(
 
         if await admin.db.get_spe(xspe) is None:
             raise NotFound(f"no SPE {xspe!r}")
-        items, _total = await DirectoryDb(admin.db.engine, admin.db.clock).list_customers(
+        items, _total = await DirectoryDb(admin.db.database, admin.db.clock).list_customers(
             CustomerFilter(xspe), 1_000_000, 0
         )
         return items

@@ -120,7 +120,7 @@ async def _demo_spe(admin: Admin, spe_admin: User | None) -> Spe | None:
 
 
 async def _demo_customer(admin: Admin, xspe: str) -> Customer | None:
-    directory = DirectoryDb(admin.db.engine, admin.db.clock)
+    directory = DirectoryDb(admin.db.database, admin.db.clock)
     found, _total = await directory.list_customers(CustomerFilter(xspe, name=CUSTOMER_NAME), 100, 0)
     return next((c for c in found if c.name == CUSTOMER_NAME), None)
 

@@ -1,4 +1,10 @@
-"""Wiring: build the store, platform and admin services from Settings."""
+"""Wiring: build the store, platform and admin services from Settings.
+
+One database layer per process: ``make_database`` builds the driver (one pool, one
+set of SQLite PRAGMAs, SQLite's one writer) that the token store and the management
+path share in a serving process (``build_platform`` and ``build_admin`` given the
+same ``Database``); a CLI command builds one for its management services alone.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,9 @@ from openplatform.core.ratelimit import Limiter, RateLimiter
 from openplatform.security import Keyring
 from openplatform.services.admin import Admin
 from openplatform.storage.cache import CachedStore
+from openplatform.storage.sql.database import Database
 from openplatform.storage.sql.driver import Driver
-from openplatform.storage.sql.manage import Announce, Management, make_engine
+from openplatform.storage.sql.manage import Announce, Management
 from openplatform.storage.sql.postgres import PostgresDriver
 from openplatform.storage.sql.sqlite import SqliteDriver
 from openplatform.storage.sql.store import SqlStore
@@ -27,10 +34,17 @@ def make_driver(settings: Settings) -> Driver:
     return PostgresDriver(settings.postgres_dsn, settings.postgres_pool_size)
 
 
-def build_platform(settings: Settings) -> Platform:
-    """A platform whose store must still be started (``await platform.store.start()``)."""
+def make_database(settings: Settings) -> Database:
+    """The process's database layer: its driver, and the management path's statements on it."""
+    return Database(make_driver(settings))
+
+
+def build_platform(settings: Settings, database: Database | None = None) -> Platform:
+    """A platform whose store must still be started (``await platform.store.start()``); its
+    store runs on ``database``'s driver (a new one when None)."""
+    database = database or make_database(settings)
     store = CachedStore(
-        SqlStore(make_driver(settings)),
+        SqlStore(database.driver),
         poll_seconds=settings.invalidation_poll_seconds,
         token_cache_size=settings.token_cache_size,
         fanout=make_fanout(settings),
@@ -65,9 +79,11 @@ def make_limiter(settings: Settings) -> Limiter:
     return RateLimiter(settings.rate_limits, clock=time.monotonic)
 
 
-def build_admin(settings: Settings, announce: Announce | None = None) -> Admin:
-    """The management services; ``announce`` takes the changes they commit (see storage.sql.manage)."""
+def build_admin(settings: Settings, announce: Announce | None = None, database: Database | None = None) -> Admin:
+    """The management services, on ``database`` (the serving process's, shared with its token
+    store; a new one when None, started on first use and closed by ``admin.db.close()``);
+    ``announce`` takes the changes they commit (see storage.sql.manage)."""
     return Admin(
-        Management(make_engine(settings), announce=announce), make_keyring(settings),
+        Management(database or make_database(settings), announce=announce), make_keyring(settings),
         webhook_private_networks=settings.webhook_private_networks == "allow",
     )  # fmt: skip

@@ -19,7 +19,7 @@ async def counts(settings: Settings) -> dict[str, Any]:
     admin = build_admin(settings)
     try:
         spes = await admin.db.list_spes()
-        directory = DirectoryDb(admin.db.engine)
+        directory = DirectoryDb(admin.db.database)
         customers = [c for spe in spes for c in (await directory.list_customers(CustomerFilter(spe.xspe), 100, 0))[0]]
         installations = [i for i in await admin.db.list_installations() if i.uninstalled_at is None]
         users = await build_accounts(admin.db, admin.keyring).store.list_users()

@@ -36,7 +36,7 @@ async def create_many(client: AsyncAppClient, admin: Admin, xspe: str) -> set[st
         )
         made.update(c.customer_id for c in created)
     rest = [{"name": f"Bulk {n:04d}", "contact": f"b{n}@example.com"} for n in range(BY_API, MANY)]
-    made.update(c.customer_id for c in await DirectoryDb(admin.db.engine).create_customers(xspe, rest))
+    made.update(c.customer_id for c in await DirectoryDb(admin.db.database).create_customers(xspe, rest))
     return made
 
 

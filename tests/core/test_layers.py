@@ -65,3 +65,49 @@ def test_the_memory_backend_stands_on_the_core_alone() -> None:
     ours = {m for m in imported if m == "openplatform" or m.startswith("openplatform.")}
     assert ours and all(any(m == a or m.startswith(a + ".") for a in allowed) for m in ours), sorted(ours)
     assert not {m for m in imported if any(m == f or m.startswith(f + ".") for f in FRAMEWORKS)}, sorted(imported)
+
+
+# storage/sql/ by domain: each domain module imports only the common modules, never another domain.
+SQL_COMMON = {"driver", "sqlite", "postgres", "database", "changes", "rows", "schema", "migrate", "cleanup"}
+SQL_DOMAINS = {
+    "store": "tokens, codes and the hot path's reads (core/store.py's Backend)",
+    "manage": "SPEs, customers, apps, secrets, installations, the audit log",
+    "directory": "customers and sites of the Open APIs",
+    "console": "the screens' reads and app edits",
+    "accounts": "users and their sessions",
+    "admin_keys": "admin keys",
+    "webhooks": "the webhook outbox",
+}
+
+
+def test_storage_sql_domains_import_only_the_common_modules() -> None:
+    """No sideways imports in ``storage/sql/``: what two domains share (the invalidation record,
+    queueing a webhook, the database layer, row conversions) lives in a common module."""
+    package = "openplatform.storage.sql."
+    modules = {p.stem for p in (SRC / "storage" / "sql").glob("*.py") if p.stem != "__init__"}
+    assert modules == SQL_COMMON | set(SQL_DOMAINS), "classify the new module: " + str(
+        sorted(modules ^ (SQL_COMMON | set(SQL_DOMAINS)))
+    )
+    offending = set()
+    for name in modules:
+        ours = {m.removeprefix(package) for m in imported_modules(SRC / "storage" / "sql" / f"{name}.py")
+                if m.startswith(package)}  # fmt: skip
+        if name in SQL_DOMAINS:
+            offending |= {f"{name} -> {m}" for m in ours if m not in SQL_COMMON}
+        else:
+            offending |= {f"{name} -> {m}" for m in ours if m in SQL_DOMAINS}
+    assert not offending, sorted(offending)
+
+
+def test_one_database_layer_per_process() -> None:
+    """Serving runs the token store and the management path on one driver (``runtime.make_database``):
+    a SQLAlchemy engine (a second pool, a second set of PRAGMAs) is made only for Alembic's migrations."""
+    offending = [
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if path.relative_to(SRC).as_posix() not in ("storage/sql/migrate.py", "storage/sql/migrations/env.py")
+        and any(m.startswith("sqlalchemy.ext.asyncio") or m == "aiosqlite" for m in imported_modules(path))
+        or "create_async_engine" in path.read_text()
+        and path.name != "migrate.py"
+    ]
+    assert not offending, offending

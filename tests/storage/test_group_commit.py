@@ -17,7 +17,7 @@ from pathlib import Path
 from openplatform.config import Settings
 from openplatform.models import AuthorizationCode, TokenRecord
 from openplatform.runtime import make_driver
-from openplatform.storage.sql.driver import BATCH_OPERATIONS, Driver, Insert, Operation, Tx
+from openplatform.storage.sql.driver import BATCH_OPERATIONS, Driver, Insert, InsertSpec, Operation, Tx
 from openplatform.storage.sql.sqlite import SqliteDriver
 from openplatform.storage.sql.store import SqlStore
 
@@ -120,7 +120,8 @@ async def test_identical_audit_events_of_one_commit_are_one_counted_row(settings
         for _ in range(5):
             store.audit("token.issued", app_id=app_id, grant="client_credentials", ip="192.0.2.1")
         store.audit("token.issued", app_id=app_id, grant="client_credentials", ip="192.0.2.2")
-        bad_row = Insert("INSERT INTO invalidations (id, at, kind, key) VALUES (?, ?, ?, ?)", (1, 1.0, "x", "y"))
+        with_id = InsertSpec("invalidations", (("id", "int8"), ("at", "float8"), ("kind", "text"), ("key", "text")))
+        bad_row = Insert(with_id, (1, 1.0, "x", "y"))
         results = await asyncio.gather(
             driver.write(bad_row), driver.write(bad_row), return_exceptions=True
         )  # the second duplicates the first's id: the batch is replayed one operation at a time

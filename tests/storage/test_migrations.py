@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 
 from openplatform.config import Settings
 from openplatform.storage.sql import migrate
-from openplatform.storage.sql.manage import make_engine
+from openplatform.storage.sql.migrate import make_engine
 from openplatform.storage.sql.schema import metadata
 
 

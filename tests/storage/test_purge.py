@@ -19,14 +19,15 @@ from typing import Any
 import pytest
 
 from openplatform.storage.sql.cleanup import Delete
-from openplatform.storage.sql.driver import Insert, Operation
+from openplatform.storage.sql.driver import Insert, InsertSpec, Operation
 from openplatform.storage.sql.store import INSERT_AUDIT, INSERT_CODE, INSERT_INVALIDATION
 from tests.conftest import Harness, cli_env, run_cli
 
 HOUR = 3600.0
 DAY = 86400.0
 NOTHING = {"codes": 0, "tokens": 0, "invalidations": 0, "audit_events": 0}
-SEED_TOKEN = "INSERT INTO tokens (digest, kind, app_id, scope, created_at, expires_at) VALUES (?,?,?,?,?,?)"
+SEED_TOKEN = InsertSpec("tokens", (("digest", "text"), ("kind", "text"), ("app_id", "text"), ("scope", "text"),
+                                   ("created_at", "float8"), ("expires_at", "float8")))  # fmt: skip
 
 
 async def count(harness: Harness, sql: str, *args: object) -> int:

@@ -21,9 +21,8 @@ async def test_password_is_stored_as_argon2id_and_session_as_digest(harness: Har
     user = await accounts.create_user("Dev@Example.com", "developer", PASSWORD)
     assert user.email == "dev@example.com"
     new = await accounts.sign_in("dev@example.com", PASSWORD)
-    async with harness.admin.db.engine.connect() as conn:
-        stored = (await conn.execute(select(users.c.password_hash))).scalar_one()
-        sessions = (await conn.execute(select(web_sessions))).mappings().all()
+    stored = await harness.admin.db.database.scalar(select(users.c.password_hash))
+    sessions = await harness.admin.db.database.read(select(web_sessions))
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
     assert [s["digest"] for s in sessions] == [harness.admin.keyring.digest(new.cookie_value)]
     assert new.cookie_value not in str([dict(s) for s in sessions])

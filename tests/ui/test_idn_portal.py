@@ -28,8 +28,9 @@ async def test_open_app_on_an_idn_host(harness: Harness, people: MakePerson, sto
     customer_id = await new_customer(admin, "Globex")
     app, secret = await harness.admin.create_app("Partner", UNICODE_URL)
     if stored_as_given:  # a row written before host names were stored as A-labels
-        async with harness.admin.db.engine.begin() as conn:
-            await conn.execute(update(apps).where(apps.c.app_id == app.app_id).values(host_url=UNICODE_URL))
+        await harness.admin.db.database.execute(
+            update(apps).where(apps.c.app_id == app.app_id).values(host_url=UNICODE_URL)
+        )
     await admin.post("/portal/install", {"app_id": app.app_id, "customer_id": customer_id})
     await admin.post("/portal/install", {"app_id": app.app_id, "customer_id": ""})  # SPE-wide: the apps page
 

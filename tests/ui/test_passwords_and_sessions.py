@@ -27,8 +27,7 @@ async def second_session(harness: Harness, someone: Person) -> Person:
 
 
 async def events(harness: Harness, name: str) -> list[dict[str, Any]]:
-    async with harness.admin.db.engine.connect() as conn:
-        rows = (await conn.execute(select(audit_events).where(audit_events.c.event == name))).mappings().all()
+    rows = await harness.admin.db.database.read(select(audit_events).where(audit_events.c.event == name))
     return [dict(r) for r in rows]
 
 
@@ -176,8 +175,7 @@ async def test_the_last_request_time_is_kept_by_the_server(harness: Harness, peo
     dev = await people("dev@example.com", "developer")
     harness.clock.advance(20 * 60)
     assert (await dev.get("/console")).status_code == 200
-    async with harness.admin.db.engine.connect() as conn:
-        row = (await conn.execute(select(web_sessions))).mappings().one()
+    [row] = await harness.admin.db.database.read(select(web_sessions))
     assert row["expires_at"] == pytest.approx(harness.clock() + 30 * 60, abs=5)
 
 

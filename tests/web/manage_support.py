@@ -39,11 +39,10 @@ async def manage(
 async def snapshot(harness: Harness, skip: set[str] = WRITTEN_WHEN_REFUSED) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table but ``skip``, in a stable order: to check that a refusal changed nothing."""
     tables: dict[str, list[tuple[Any, ...]]] = {}
-    async with harness.admin.db.engine.connect() as conn:
-        for table in metadata.sorted_tables:
-            if table.name not in skip:
-                rows = (await conn.execute(select(table))).all()
-                tables[table.name] = sorted((tuple(row) for row in rows), key=repr)
+    for table in metadata.sorted_tables:
+        if table.name not in skip:
+            rows = await harness.admin.db.database.read(select(table))
+            tables[table.name] = sorted((tuple(row) for row in rows), key=repr)
     return tables
 
 

@@ -48,4 +48,4 @@ async def error(harness: Harness, method: str, path: str, token: str, status: in
 
 def directory(harness: Harness) -> DirectoryDb:
     """The directory SQL itself, for seeding many rows in one transaction."""
-    return DirectoryDb(harness.admin.db.engine, harness.admin.db.clock)
+    return DirectoryDb(harness.admin.db.database, harness.admin.db.clock)

@@ -118,8 +118,9 @@ async def trigger_50001(harness: Harness, world: World) -> httpx.Response:
     """A real unexpected failure: an app row whose IP whitelist holds something that is
     not an address (written behind the services' validation, e.g. by hand in SQL)."""
     app, secret = await harness.admin.create_app("Corrupted", world.host_url)
-    async with harness.admin.db.engine.begin() as conn:
-        await conn.execute(update(apps).where(apps.c.app_id == app.app_id).values(ip_whitelist="not-an-ip/99"))
+    await harness.admin.db.database.execute(
+        update(apps).where(apps.c.app_id == app.app_id).values(ip_whitelist="not-an-ip/99")
+    )
     return await credit(harness, World(world.xspe, world.customer_id, app.app_id, secret, world.host_url, ""))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from functools import partial
 
 import httpx
 import pytest
@@ -14,8 +15,9 @@ from sqlalchemy import update
 from openplatform.config import Settings
 from openplatform.runtime import build_admin
 from openplatform.services.webhooks import BACKLOG_SECONDS, MAX_ATTEMPTS, WebhookWorker
+from openplatform.storage.sql.changes import enqueue_webhook
 from openplatform.storage.sql.schema import webhook_deliveries
-from openplatform.storage.sql.webhooks import WebhookOutbox, enqueue
+from openplatform.storage.sql.webhooks import WebhookOutbox
 from openplatform.web.app import create_app
 from tests.conftest import REDIS_URL, Harness, need, port_open, run_cli
 
@@ -98,20 +100,19 @@ async def test_a_fanned_out_invalidation_is_observed_by_the_other_node(
 async def test_the_webhook_backlog_counts_undelivered_rows_with_attempts_left(settings: Settings) -> None:
     admin = build_admin(settings)
     try:
-        outbox = WebhookOutbox(admin.db.engine)
-        async with admin.db.engine.begin() as conn:
-            for _ in range(3):
-                await enqueue(conn, "app_backlog", "install", {"type": 1}, 1.0)
+        outbox = WebhookOutbox(admin.db.database)
+        for _ in range(3):
+            await admin.db.database.transaction(partial(enqueue_webhook, app_id="app_backlog", event="install",
+                                                        payload={"type": 1}, now=1.0))  # fmt: skip
         delivered, abandoned, _waiting = sorted(int(str(row["id"])) for row in await outbox.list("app_backlog"))
         await outbox.delivered(delivered, 2.0)
-        async with admin.db.engine.begin() as conn:
-            await conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == abandoned)
-                               .values(attempts=MAX_ATTEMPTS))  # fmt: skip
+        await admin.db.database.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == abandoned)
+                                        .values(attempts=MAX_ATTEMPTS))  # fmt: skip
         worker = WebhookWorker(admin, 1.0)
         await worker.count_backlog(now=1000.0)
         assert value("openplatform_webhook_backlog") == 1
-        async with admin.db.engine.begin() as conn:
-            await enqueue(conn, "app_backlog", "uninstall", {"type": 2}, 3.0)
+        await admin.db.database.transaction(partial(enqueue_webhook, app_id="app_backlog", event="uninstall",
+                                                    payload={"type": 2}, now=3.0))  # fmt: skip
         await worker.count_backlog(now=1000.0 + BACKLOG_SECONDS / 2)  # too soon: one COUNT per BACKLOG_SECONDS
         assert value("openplatform_webhook_backlog") == 1
         await worker.count_backlog(now=1000.0 + BACKLOG_SECONDS)

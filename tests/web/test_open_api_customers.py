@@ -269,8 +269,7 @@ async def test_delete_cascades_sites_installations_and_tokens(harness: Harness) 
     assert (await harness.exchange(world, pending_code)).json()["error"] == "invalid_grant"
     assert (await error(harness, "GET", sites, token, 404))["error"] == "not_found"
 
-    async with harness.admin.db.engine.connect() as conn:
-        queued = (await conn.execute(select(webhook_deliveries))).mappings().all()
+    queued = await harness.admin.db.database.read(select(webhook_deliveries))
     notices = [(q["app_id"], q["event"], json.loads(q["payload"])["customer_id"]) for q in queued]
     assert (other_app.app_id, "uninstall", world.customer_id) in notices  # the app is told it is gone
     events = [e["event"] for e in await harness.admin.db.recent_audit(app_id=world.app_id)]

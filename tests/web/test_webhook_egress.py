@@ -367,13 +367,12 @@ async def test_a_refused_delivery_is_a_failed_attempt(
     attempt with a clear last_error, retried on the usual schedule, and nothing reaches the receiver."""
     spe = await harness.admin.create_spe("Hook SPE")
     app, _ = await harness.admin.create_app("App", "https://app.example.com/", [], [], "https://hooks.example.com/")
-    async with harness.admin.db.engine.begin() as conn:
-        from sqlalchemy import update
+    from sqlalchemy import update
 
-        from openplatform.storage.sql.schema import apps
+    from openplatform.storage.sql.schema import apps
 
-        hook = f"http://127.0.0.1:{receiver.port}/hook?{SECRET_QUERY}"
-        await conn.execute(update(apps).where(apps.c.app_id == app.app_id).values(webhook_url=hook))
+    hook = f"http://127.0.0.1:{receiver.port}/hook?{SECRET_QUERY}"
+    await harness.admin.db.database.execute(update(apps).where(apps.c.app_id == app.app_id).values(webhook_url=hook))
     await harness.admin.install(app.app_id, xspe=spe.xspe)
     worker = WebhookWorker(harness.admin, poll_seconds=60)
     worker.start()
@@ -381,7 +380,7 @@ async def test_a_refused_delivery_is_a_failed_attempt(
         with caplog.at_level(logging.DEBUG):
             for _ in range(200):
                 await worker.run_once()
-                [row] = await WebhookOutbox(harness.admin.db.engine).list(app.app_id)
+                [row] = await WebhookOutbox(harness.admin.db.database).list(app.app_id)
                 if row["last_error"]:
                     break
     finally:

@@ -22,8 +22,10 @@ from openplatform.runtime import build_admin
 from openplatform.services import webhooks
 from openplatform.services.admin import Admin
 from openplatform.services.webhooks import BACKOFF, MAX_ATTEMPTS, WebhookWorker
+from openplatform.storage.sql.changes import enqueue_webhook
+from openplatform.storage.sql.database import Conn
 from openplatform.storage.sql.schema import metadata
-from openplatform.storage.sql.webhooks import WebhookOutbox, enqueue
+from openplatform.storage.sql.webhooks import WebhookOutbox
 from tests.conftest import Harness, run_cli
 
 Answer = tuple[int, bytes, dict[str, str]]
@@ -125,7 +127,7 @@ async def received(receiver: Receiver, url: str, count: int) -> list[Received]:
 
 
 async def rows(harness: Harness, app_id: str) -> list[dict[str, Any]]:
-    return list(reversed(await WebhookOutbox(harness.admin.db.engine).list(app_id)))
+    return list(reversed(await WebhookOutbox(harness.admin.db.database).list(app_id)))
 
 
 async def settled(harness: Harness, app_id: str, attempts: int) -> dict[str, Any]:
@@ -177,10 +179,9 @@ def check_notification(request: Received, app_id: str, secret: str, now: float) 
 async def database_text(harness: Harness) -> str:
     """Every value of every table, as text."""
     parts: list[str] = []
-    async with harness.admin.db.engine.connect() as conn:
-        for table in metadata.sorted_tables:
-            for row in (await conn.execute(select(table))).all():
-                parts.extend(v.decode("latin-1") if isinstance(v, bytes) else str(v) for v in row)
+    for table in metadata.sorted_tables:
+        for row in await harness.admin.db.database.read(select(table)):
+            parts.extend(v.decode("latin-1") if isinstance(v, bytes) else str(v) for v in row)
     return "\n".join(parts)
 
 
@@ -334,10 +335,13 @@ async def test_concurrent_claims_never_share_a_row(settings: Settings) -> None:
     admins = [build_admin(settings) for _ in range(4)]
     try:
         now = time.time()
-        async with admins[0].db.engine.begin() as conn:
+
+        async def queue(conn: Conn) -> None:
             for n in range(30):
-                await enqueue(conn, "a" * 32, "install", {"type": 1, "n": n}, now)
-        outboxes = [WebhookOutbox(admin.db.engine) for admin in admins]
+                await enqueue_webhook(conn, "a" * 32, "install", {"type": 1, "n": n}, now)
+
+        await admins[0].db.database.transaction(queue)
+        outboxes = [WebhookOutbox(admin.db.database) for admin in admins]
 
         async def drain(outbox: WebhookOutbox) -> list[int]:
             claimed = []
@@ -401,7 +405,7 @@ async def test_stopping_lets_a_send_in_flight_finish(settings: Settings, receive
         worker.start()
         await received(receiver, url, 1)
         await worker.stop()  # while the receiver is still answering
-        [row] = await WebhookOutbox(admin.db.engine).list(app.app_id)
+        [row] = await WebhookOutbox(admin.db.database).list(app.app_id)
         assert row["delivered_at"] is not None and row["attempts"] == 1
     finally:
         receiver.delay = 0.0

@@ -338,4 +338,4 @@ def build_accounts(
     idle_seconds: float = SESSION_IDLE_SECONDS,
 ) -> Accounts:  # fmt: skip
     """Accounts on the same engine and clock as the management path (and, in the server, its limiter)."""
-    return Accounts(AccountStore(management.engine, management.clock), management, keyring, limiter, idle_seconds)
+    return Accounts(AccountStore(management.database, management.clock), management, keyring, limiter, idle_seconds)

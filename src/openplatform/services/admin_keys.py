@@ -26,7 +26,7 @@ MAX_KEY_LENGTH = 128
 class AdminKeys:
     def __init__(self, management: Management, keyring: Keyring) -> None:
         self.db = management
-        self.store = AdminKeyStore(management.engine, management.clock)
+        self.store = AdminKeyStore(management.database, management.clock)
         self.keyring = keyring
 
     async def create(self, name: str, xspe: str | None = None) -> tuple[AdminKey, str]:

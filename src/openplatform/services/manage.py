@@ -105,8 +105,8 @@ class Manage:
         self.db = admin.db
         self.accounts = accounts
         self.key = key
-        self.directory = DirectoryDb(admin.db.engine, admin.db.clock)
-        self.queries = ConsoleQueries(admin.db.engine, admin.db.clock)
+        self.directory = DirectoryDb(admin.db.database, admin.db.clock)
+        self.queries = ConsoleQueries(admin.db.database, admin.db.clock)
 
     # ------------------------------------------------------------------ reach
 

@@ -214,7 +214,7 @@ class WebhookWorker:
 
     def __init__(self, admin: Admin, poll_seconds: float) -> None:
         self.admin = admin
-        self.outbox = WebhookOutbox(admin.db.engine)
+        self.outbox = WebhookOutbox(admin.db.database)
         self.poll_seconds = poll_seconds
         self._task: asyncio.Task[None] | None = None
         self._sender: Sender | None = None

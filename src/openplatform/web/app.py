@@ -15,7 +15,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from openplatform.config import Settings
 from openplatform.errors import OAuthError
-from openplatform.runtime import build_admin, build_platform
+from openplatform.runtime import build_admin, build_platform, make_database
 from openplatform.services.webhooks import WebhookWorker
 from openplatform.storage.cache import CachedStore
 from openplatform.web import api_sites, docs, health, oauth, open_api, ui
@@ -141,12 +141,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )
-    platform = app.state.platform = build_platform(settings)
+    database = make_database(settings)  # one driver (pool, writer) for the token store and management
+    platform = app.state.platform = build_platform(settings, database)
     app.answer_headers = [HSTS] if settings.issuer.startswith("https://") else []
     store = platform.store
     if not isinstance(store, CachedStore):  # runtime.build_platform always wraps the SQL store
         raise TypeError("the server needs the cached store")
     # What the screens and the admin services change is dropped from this process's
     # caches at once and published to the other nodes (SPEC §8).
-    app.state.admin = build_admin(settings, announce=store.announce)
+    app.state.admin = build_admin(settings, announce=store.announce, database=database)
     return app

@@ -55,12 +55,12 @@ async def access_of(request: Request) -> Access:
 def directory_of(app: Any) -> Directory:
     state = app.state
     directory: Directory | None = getattr(state, "directory", None)
-    if directory is None:  # built once per app: it only holds the engine and the caches
-        admin = state.admin  # the management engine: not the hot path
+    if directory is None:  # built once per app: it only holds the database layer and the caches
+        admin = state.admin  # the management path's queries, on the process's one driver
         store = state.platform.store
         if not isinstance(store, CachedStore):  # runtime.build_platform always wraps the SQL store
             raise TypeError("the Open APIs need the cached store, to drop changed customers from it")
-        directory = state.directory = Directory(DirectoryDb(admin.db.engine, admin.db.clock), store, admin.db.audit)
+        directory = state.directory = Directory(DirectoryDb(admin.db.database, admin.db.clock), store, admin.db.audit)
     return directory
 
 

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from openplatform.storage.sql.database import Conn, Database
+from openplatform.storage.sql.driver import IntegrityError
 from openplatform.storage.sql.schema import users, web_sessions
 
 ACTIVE = "active"
@@ -68,8 +68,8 @@ def _user(row: object) -> User:
 
 
 class AccountStore:
-    def __init__(self, engine: AsyncEngine, clock: Callable[[], float] = time.time) -> None:
-        self.engine = engine
+    def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
+        self.database = database
         self.clock = clock
 
     # -------------------------------------------------------------------- users
@@ -80,51 +80,48 @@ class AccountStore:
             xspe=user.xspe, status=ACTIVE, failed_logins=0, locked_until=None, created_at=self.clock(),
         )  # fmt: skip
         try:
-            async with self.engine.begin() as conn:
-                await conn.execute(insert(users).values(**values))
+            await self.database.execute(insert(users).values(**values))
         except IntegrityError as exc:
             raise DuplicateEmail(user.email) from exc
         return _user(values)
 
     async def get_user(self, user_id: str) -> User | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(users).where(users.c.user_id == user_id))).mappings().first()
+        row = await self.database.read_one(select(users).where(users.c.user_id == user_id))
         return _user(row) if row else None
 
     async def find_by_email(self, email: str) -> User | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(users).where(users.c.email == email))).mappings().first()
+        row = await self.database.read_one(select(users).where(users.c.email == email))
         return _user(row) if row else None
 
     async def list_users(self) -> list[User]:
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(users).order_by(users.c.created_at))).mappings().all()
-        return [_user(r) for r in rows]
+        return [_user(r) for r in await self.database.read(select(users).order_by(users.c.created_at))]
 
     async def emails(self, user_ids: set[str]) -> dict[str, str]:
         if not user_ids:
             return {}
         query = select(users.c.user_id, users.c.email).where(users.c.user_id.in_(sorted(user_ids)))
-        async with self.engine.connect() as conn:
-            return {r.user_id: r.email for r in (await conn.execute(query)).all()}
+        return {r["user_id"]: r["email"] for r in await self.database.read(query)}
 
     async def update_user(self, user_id: str, **values: object) -> None:
         """Change columns of a user; disabling or a new password ends their sessions."""
-        async with self.engine.begin() as conn:
+
+        async def transaction(conn: Conn) -> None:
             await conn.execute(update(users).where(users.c.user_id == user_id).values(**values))
             if values.get("status") == DISABLED or "password_hash" in values:
                 await conn.execute(delete(web_sessions).where(web_sessions.c.user_id == user_id))
 
+        await self.database.transaction(transaction)
+
     async def store_rehash(self, user_id: str, password_hash: str) -> None:
         """The same password hashed with current parameters (sessions stay)."""
-        async with self.engine.begin() as conn:
-            await conn.execute(update(users).where(users.c.user_id == user_id).values(password_hash=password_hash))
+        await self.database.execute(update(users).where(users.c.user_id == user_id).values(password_hash=password_hash))
 
     # ----------------------------------------------------------------- sessions
 
     async def create_session(self, digest: str, user_id: str, csrf_token: str, expires_at: float) -> None:
         now = self.clock()
-        async with self.engine.begin() as conn:
+
+        async def transaction(conn: Conn) -> None:
             # Opportunistic clean-up keeps the table bounded without a background job.
             await conn.execute(delete(web_sessions).where(web_sessions.c.expires_at < now))
             await conn.execute(
@@ -132,6 +129,8 @@ class AccountStore:
                     digest=digest, user_id=user_id, csrf_token=csrf_token, created_at=now, expires_at=expires_at
                 )
             )
+
+        await self.database.transaction(transaction)
 
     async def get_session(self, digest: str, max_age: float) -> WebSession | None:
         """The live session with that digest (idle deadline not passed, made less than ``max_age``
@@ -148,24 +147,20 @@ class AccountStore:
                 web_sessions.c.created_at > now - max_age,
             )
         )
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).mappings().first()
+        row = await self.database.read_one(query)
         if row is None or row["status"] != ACTIVE:
             return None
         return WebSession(digest, _user(row), row["csrf_token"], row["expires_at"], row["since"])
 
     async def touch_session(self, digest: str, expires_at: float) -> None:
         """Move a session's idle deadline (a request was seen)."""
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(web_sessions).where(web_sessions.c.digest == digest).values(expires_at=expires_at)
-            )
+        await self.database.execute(
+            update(web_sessions).where(web_sessions.c.digest == digest).values(expires_at=expires_at)
+        )
 
     async def delete_session(self, digest: str) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(delete(web_sessions).where(web_sessions.c.digest == digest))
+        await self.database.execute(delete(web_sessions).where(web_sessions.c.digest == digest))
 
     async def count_sessions(self, user_id: str) -> int:
         query = select(func.count()).select_from(web_sessions).where(web_sessions.c.user_id == user_id)
-        async with self.engine.connect() as conn:
-            return int((await conn.execute(query)).scalar() or 0)
+        return int(await self.database.scalar(query) or 0)

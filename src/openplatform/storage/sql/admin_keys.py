@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from openplatform.storage.sql.database import Database
 from openplatform.storage.sql.schema import admin_keys
 
 
@@ -22,32 +22,29 @@ class AdminKey:
 
 
 class AdminKeyStore:
-    def __init__(self, engine: AsyncEngine, clock: Callable[[], float] = time.time) -> None:
-        self.engine = engine
+    def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
+        self.database = database
         self.clock = clock
 
     async def create(self, key_id: str, name: str, xspe: str | None, digest: str) -> AdminKey:
         now = self.clock()
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                insert(admin_keys).values(key_id=key_id, name=name, xspe=xspe, key_digest=digest, created_at=now)
-            )
+        await self.database.execute(
+            insert(admin_keys).values(key_id=key_id, name=name, xspe=xspe, key_digest=digest, created_at=now)
+        )
         return AdminKey(key_id, name, xspe, now)
 
     async def revoke(self, key_id: str) -> bool:
         """True when a live key was revoked now."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(admin_keys)
-                .where(admin_keys.c.key_id == key_id, admin_keys.c.revoked_at.is_(None))
-                .values(revoked_at=self.clock())
-            )
-        return bool(result.rowcount)
+        revoked = await self.database.execute(
+            update(admin_keys)
+            .where(admin_keys.c.key_id == key_id, admin_keys.c.revoked_at.is_(None))
+            .values(revoked_at=self.clock())
+        )
+        return bool(revoked)
 
     async def live_by_digest(self, digest: str) -> AdminKey | None:
         query = select(admin_keys).where(admin_keys.c.key_digest == digest, admin_keys.c.revoked_at.is_(None))
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).mappings().first()
+        row = await self.database.read_one(query)
         if row is None:
             return None
         return AdminKey(row["key_id"], row["name"], row["xspe"], row["created_at"], row["revoked_at"])

@@ -1,4 +1,4 @@
-"""Customers and sites for the Open APIs (SPEC §2.5), on SQLAlchemy Core.
+"""Customers and sites for the Open APIs (SPEC §2.5), on SQLAlchemy Core (``storage.sql.database``).
 
 Each method is one transaction. A change to a customer appends a ``customer``
 row to ``invalidations`` in that transaction and returns the invalidations it
@@ -16,15 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openplatform.models import ACTIVE, Customer, Installation, Site
 from openplatform.security import new_id
-from openplatform.storage.sql.manage import invalidate, retrying_deadlocks
+from openplatform.storage.sql.changes import enqueue_webhook, invalidate
+from openplatform.storage.sql.database import Conn, Database
+from openplatform.storage.sql.driver import IntegrityError
 from openplatform.storage.sql.rows import customer_from_row, installation_from_row
 from openplatform.storage.sql.schema import apps, customers, installations, sites, tokens
-from openplatform.storage.sql.webhooks import enqueue
 
 Invalidation = tuple[str, str]  # (kind, key) as in the invalidations table
 Notify = Callable[[Installation, float], dict[str, object]]  # the stored webhook payload of an uninstall
@@ -77,8 +76,8 @@ def _customer_where(spec: CustomerFilter) -> list[Any]:
 
 
 class DirectoryDb:
-    def __init__(self, engine: AsyncEngine, clock: Callable[[], float] = time.time) -> None:
-        self.engine = engine
+    def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
+        self.database = database
         self.clock = clock
 
     # ----------------------------------------------------------------- customers
@@ -87,9 +86,8 @@ class DirectoryDb:
         where = _customer_where(spec)
         page = select(customers).where(*where).order_by(customers.c.created_at, customers.c.customer_id)
         count = select(func.count()).select_from(customers).where(*where)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(page.limit(limit).offset(offset))).mappings().all()
-            total = (await conn.execute(count)).scalar() or 0
+        rows = await self.database.read(page.limit(limit).offset(offset))
+        total = await self.database.scalar(count) or 0
         return [customer_from_row(r) for r in rows], int(total)
 
     async def create_customers(self, xspe: str, entries: Iterable[Mapping[str, str]]) -> list[Customer]:
@@ -100,20 +98,28 @@ class DirectoryDb:
         now = self.clock()
         created = [_new_customer(xspe, entry, now) for entry in entries]
         if created:
-            async with self.engine.begin() as conn:
-                await conn.execute(insert(customers), [_customer_values(c) for c in created])
+
+            async def transaction(conn: Conn) -> None:
+                for customer in created:
+                    await conn.execute(insert(customers).values(_customer_values(customer)))
+
+            await self.database.transaction(transaction)
         return created
 
     async def update_customer(
         self, customer_id: str, changes: Mapping[str, object], expected_version: int | None
     ) -> tuple[Customer | None, list[Invalidation]]:
         now = self.clock()
-        async with self.engine.begin() as conn:
+
+        async def transaction(conn: Conn) -> Any:
             row = await _update_versioned(conn, customers, "customer_id", customer_id, changes, expected_version, now)
-            if row is None:
-                return None, []
-            if changes:
+            if row is not None and changes:
                 await invalidate(conn, "customer", customer_id, now)
+            return row
+
+        row = await self.database.transaction(transaction)
+        if row is None:
+            return None, []
         return customer_from_row(row), ([("customer", customer_id)] if changes else [])
 
     async def delete_customer(self, customer_id: str, notify: Notify | None = None) -> tuple[bool, list[Invalidation]]:
@@ -127,30 +133,31 @@ class DirectoryDb:
         """
         now = self.clock()
 
-        async def transaction() -> tuple[bool, list[Invalidation]]:
-            async with self.engine.begin() as conn:
-                # Lock the row first (PostgreSQL): a site or installation being added
-                # for it concurrently waits, then fails its foreign key, instead of
-                # slipping in between our deletes. SQLite serialises writers anyway.
-                exists = select(customers.c.customer_id).where(customers.c.customer_id == customer_id).with_for_update()
-                if (await conn.execute(exists)).first() is None:
-                    return False, []
-                installs = await _installations_of(conn, customer_id)
-                for installation, webhook_url in installs:
-                    if notify is not None and webhook_url and installation.active:
-                        await enqueue(conn, installation.app_id, "uninstall", notify(installation, now), now)
-                await _revoke_customer(conn, customer_id, now)
-                await conn.execute(delete(sites).where(sites.c.customer_id == customer_id))
-                await conn.execute(delete(installations).where(installations.c.customer_id == customer_id))
-                await conn.execute(delete(customers).where(customers.c.customer_id == customer_id))
-                changes = [("customer", customer_id)]
-                changes += [("installation", i.installation_id) for i, _ in installs]
-                changes += [("app", app_id) for app_id in sorted({i.app_id for i, _ in installs})]
-                for kind, key in changes:
-                    await invalidate(conn, kind, key, now)
+        async def transaction(conn: Conn) -> tuple[bool, list[Invalidation]]:
+            # Lock the row first (PostgreSQL): a site or installation being added
+            # for it concurrently waits, then fails its foreign key, instead of
+            # slipping in between our deletes. SQLite serialises writers anyway.
+            exists = select(customers.c.customer_id).where(customers.c.customer_id == customer_id).with_for_update()
+            if await conn.fetchrow(exists) is None:
+                return False, []
+            installs = await _installations_of(conn, customer_id)
+            for installation, webhook_url in installs:
+                if notify is not None and webhook_url and installation.active:
+                    await enqueue_webhook(conn, installation.app_id, "uninstall", notify(installation, now), now)
+            await _revoke_customer(conn, customer_id, now)
+            await conn.execute(delete(sites).where(sites.c.customer_id == customer_id))
+            await conn.execute(delete(installations).where(installations.c.customer_id == customer_id))
+            await conn.execute(delete(customers).where(customers.c.customer_id == customer_id))
+            changes = [("customer", customer_id)]
+            changes += [("installation", i.installation_id) for i, _ in installs]
+            changes += [("app", app_id) for app_id in sorted({i.app_id for i, _ in installs})]
+            for kind, key in changes:
+                await invalidate(conn, kind, key, now)
             return True, changes
 
-        return await retrying_deadlocks(transaction)  # it revokes tokens the writer may be rotating
+        # It revokes tokens the writer may be rotating: on PostgreSQL it is tried again if
+        # chosen to break a deadlock (Driver.transaction).
+        return await self.database.transaction(transaction)
 
     # --------------------------------------------------------------------- sites
 
@@ -160,14 +167,12 @@ class DirectoryDb:
             where.append(sites.c.status == status)
         page = select(sites).where(*where).order_by(sites.c.created_at, sites.c.site_id)
         count = select(func.count()).select_from(sites).where(*where)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(page.limit(limit).offset(offset))).mappings().all()
-            total = (await conn.execute(count)).scalar() or 0
+        rows = await self.database.read(page.limit(limit).offset(offset))
+        total = await self.database.scalar(count) or 0
         return [site_from_row(r) for r in rows], int(total)
 
     async def get_site(self, site_id: str) -> Site | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(sites).where(sites.c.site_id == site_id))).mappings().first()
+        row = await self.database.read_one(select(sites).where(sites.c.site_id == site_id))
         return site_from_row(row) if row else None
 
     async def create_site(self, customer: Customer, name: str, domain: str, status: str) -> Site | None:
@@ -178,8 +183,7 @@ class DirectoryDb:
             domain=domain, status=status, created_at=now, updated_at=now, version=1,
         )  # fmt: skip
         try:
-            async with self.engine.begin() as conn:
-                await conn.execute(insert(sites).values(_site_values(site)))
+            await self.database.execute(insert(sites).values(_site_values(site)))
         except IntegrityError:
             return None
         return site
@@ -187,27 +191,26 @@ class DirectoryDb:
     async def update_site(
         self, site_id: str, changes: Mapping[str, object], expected_version: int | None
     ) -> Site | None:
-        async with self.engine.begin() as conn:
-            row = await _update_versioned(conn, sites, "site_id", site_id, changes, expected_version, self.clock())
+        now = self.clock()
+        row = await self.database.transaction(
+            lambda conn: _update_versioned(conn, sites, "site_id", site_id, changes, expected_version, now)
+        )
         return site_from_row(row) if row else None
 
     async def delete_site(self, site_id: str) -> bool:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(delete(sites).where(sites.c.site_id == site_id))
-        return bool(result.rowcount)
+        return bool(await self.database.execute(delete(sites).where(sites.c.site_id == site_id)))
 
 
-async def _installations_of(conn: AsyncConnection, customer_id: str) -> list[tuple[Installation, str | None]]:
+async def _installations_of(conn: Conn, customer_id: str) -> list[tuple[Installation, str | None]]:
     query = (
         select(installations, apps.c.webhook_url)
         .join(apps, apps.c.app_id == installations.c.app_id)
         .where(installations.c.customer_id == customer_id)
     )
-    rows = (await conn.execute(query)).mappings().all()
-    return [(installation_from_row(r), r["webhook_url"]) for r in rows]
+    return [(installation_from_row(r), r["webhook_url"]) for r in await conn.fetch(query)]
 
 
-async def _revoke_customer(conn: AsyncConnection, customer_id: str, now: float) -> None:
+async def _revoke_customer(conn: Conn, customer_id: str, now: float) -> None:
     """Every live token of the customer, whichever installation issued it.
 
     Unused codes stay as they are: the customer they stand on is gone, which
@@ -240,7 +243,7 @@ def _site_values(s: Site) -> dict[str, object]:
 
 
 async def _update_versioned(
-    conn: AsyncConnection,
+    conn: Conn,
     table: Table,
     key: str,
     value: str,
@@ -260,8 +263,8 @@ async def _update_versioned(
     if changes:
         where = [column == value] + ([table.c.version == expected] if expected is not None else [])
         bump = {**changes, "updated_at": now, "version": table.c.version + 1}
-        applied = (await conn.execute(update(table).where(*where).values(**bump))).rowcount
-    row = (await conn.execute(select(table).where(column == value))).mappings().first()
+        applied = await conn.execute(update(table).where(*where).values(**bump))
+    row = await conn.fetchrow(select(table).where(column == value))
     if row is None:
         return None
     stale = not applied if changes else expected is not None and row["version"] != expected

@@ -18,6 +18,16 @@ around each operation, so a failing operation never takes its batch-mates down;
 operations are closures over their inputs and can run twice.
 
 SQL is written once with ``?`` placeholders and rewritten to ``$n`` for asyncpg.
+
+Writes carry what the writers need to batch them, explicitly: an ``Insert`` names
+its table, columns and their types (``InsertSpec``), a ``Claim`` operation the
+statement that claims the rows of a whole batch at once. No driver reads SQL text
+to find out what a statement does.
+
+Besides the hot path's operations, a driver runs the management path's
+transactions (``transaction``): on SQLite as one operation of the group-commit
+writer (it stays the only writer of the process), on PostgreSQL on a connection of
+the pool, in a transaction of its own (see ``storage.sql.database``).
 """
 
 from __future__ import annotations
@@ -34,14 +44,49 @@ Row = Any  # sqlite3.Row or asyncpg.Record: both index by column name
 Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 
 
+class IntegrityError(Exception):
+    """A constraint refused a write (a unique key, a foreign key), on either database."""
+
+
+class InsertSpec:
+    """One INSERT statement, described: table, columns with their PostgreSQL types, and what a
+    conflicting row does (``conflict``: "" raises, or a clause such as ``"ON CONFLICT DO NOTHING"``).
+
+    ``sql`` is the statement for one row; the PostgreSQL writer builds from the same
+    description the ``INSERT … SELECT * FROM unnest($1::text[], …)`` that sends many rows at
+    once. ``tests/storage/test_insert_specs.py`` checks every spec against ``schema.py``.
+    """
+
+    __slots__ = ("table", "columns", "pg_types", "conflict", "sql", "head")
+
+    def __init__(self, table: str, columns: tuple[tuple[str, str], ...], conflict: str = "") -> None:
+        self.table = table
+        self.columns = tuple(name for name, _type in columns)
+        self.pg_types = tuple(pg_type for _name, pg_type in columns)  # text, float8, int4, int8, bytea
+        self.conflict = conflict
+        self.head = f"INSERT INTO {table} ({', '.join(self.columns)})"
+        tail = f" {conflict}" if conflict else ""
+        self.sql = f"{self.head} VALUES ({', '.join('?' * len(self.columns))}){tail}"
+
+    def unnest(self, first: int) -> str:
+        """The statement inserting one row per element of arrays ``$first``, ``$first+1``, …"""
+        arrays = ", ".join(f"${first + i}::{t}[]" for i, t in enumerate(self.pg_types))
+        tail = f" {self.conflict}" if self.conflict else ""
+        return f"{self.head} SELECT * FROM unnest({arrays}){tail}"
+
+
 class Tx(Protocol):
-    # Rows the writer already claimed for this batch, by claim statement (see store.ConsumeCode);
+    # Rows the writer already claimed for this batch, by claim statement (see ``Claim``);
     # a statement not in it: each operation claims its own rows.
     claimed: dict[str, set[str]]
 
     async def execute(self, sql: str, *args: object) -> int: ...
     async def fetchrow(self, sql: str, *args: object) -> Row | None: ...
     async def fetch(self, sql: str, *args: object) -> list[Row]: ...
+    async def insert(self, spec: InsertSpec, *rows: tuple[object, ...]) -> None:
+        """Insert rows whose result nobody reads; the writer may hold them back and send the
+        rows of one spec together, before any later statement of the operation and at the end."""
+        ...
 
 
 Operation = Callable[[Tx], Awaitable[T]]
@@ -51,22 +96,40 @@ Pending = tuple[Operation[Any], "asyncio.Future[Any] | None"]  # no future: fire
 class Insert:
     """An operation that only inserts rows (a token, an audit event): most of the hot path's writes.
 
-    Run as an operation it executes its rows one by one. The SQLite writer
-    instead gathers the ``Insert`` rows of a batch by statement and sends each
-    statement once with ``executemany``; the PostgreSQL writer holds all INSERTs
-    back and sends each statement's rows as one ``unnest()`` INSERT (``_PgTx``). Rows of different
+    Run as an operation it hands its rows to ``tx.insert``. The SQLite writer
+    instead gathers the ``Insert`` rows of a batch by spec and sends each
+    statement once with ``executemany``; the PostgreSQL writer holds all of them
+    back and sends each spec's rows as one ``unnest()`` INSERT (``_PgTx``). Rows of different
     statements may thus reach the database in another order than they were
     queued: only use it for tables without foreign keys between them.
     """
 
-    __slots__ = ("sql", "rows")
+    __slots__ = ("spec", "rows")
 
-    def __init__(self, sql: str, *rows: tuple[object, ...]) -> None:
-        self.sql, self.rows = sql, rows
+    def __init__(self, spec: InsertSpec, *rows: tuple[object, ...]) -> None:
+        self.spec, self.rows = spec, rows
 
     async def __call__(self, tx: Tx) -> None:
-        for row in self.rows:
-            await tx.execute(self.sql, *row)
+        await tx.insert(self.spec, *self.rows)
+
+
+class Claim:
+    """An operation that first claims one row with a conditional UPDATE (a code consumed once).
+
+    ``claim_many`` claims the rows of several such operations in one statement (arrays of
+    ``claim_args``, returning the claimed keys); the PostgreSQL writer runs it once for the
+    batch and puts the keys in ``tx.claimed[claim_many]``, where each operation looks for its own.
+    """
+
+    __slots__ = ()
+    claim_many: str = ""
+
+    @property
+    def claim_args(self) -> tuple[object, ...]:
+        raise NotImplementedError
+
+    async def __call__(self, tx: Tx) -> Any:
+        raise NotImplementedError
 
 
 class Driver(Protocol):
@@ -76,6 +139,14 @@ class Driver(Protocol):
     async def fetch(self, sql: str, *args: object) -> list[Row]: ...
     async def write(self, op: Operation[T]) -> T: ...
     def write_later(self, op: Operation[Any]) -> None: ...
+    async def transaction(self, op: Operation[T]) -> T:
+        """Run ``op`` as one transaction of its own making (the management path): it commits
+        when ``op`` returns and leaves nothing when it raises; a refused constraint raises
+        IntegrityError. Unlike ``write``, ``op`` may run for a while (several statements)."""
+        ...
+
+    # ``sqlite`` or ``postgresql``: what the management path compiles its statements for.
+    dialect: str
 
 
 _PLACEHOLDER = re.compile(r"\?")

@@ -11,10 +11,41 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from openplatform.config import Settings
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def sqlalchemy_url(settings: Settings) -> str:
+    if settings.is_sqlite:
+        return f"sqlite+aiosqlite:///{settings.sqlite_path}"
+    return "postgresql+asyncpg://" + settings.database_url.split("://", 1)[1]
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    """A SQLAlchemy engine for Alembic alone: it lives for one migration run (``ensure_schema``
+    before serving, ``openplatform db upgrade``) and is disposed of. Serving, the token store and
+    the management path share one driver (``runtime.make_database``)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(sqlalchemy_url(settings))
+    if settings.is_sqlite:
+        from sqlalchemy import event
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+    return engine
 
 
 def alembic_config(settings: Settings):  # type: ignore[no-untyped-def]

@@ -10,31 +10,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from openplatform.errors import StorageUnavailable
-from openplatform.storage.sql.driver import Operation, Outcome, Pending, Row, T, settle, to_dollar_params
+from openplatform.storage.sql.driver import (
+    Claim,
+    InsertSpec,
+    IntegrityError,
+    Operation,
+    Outcome,
+    Pending,
+    Row,
+    T,
+    settle,
+    to_dollar_params,
+)
 
 MAX_BATCH = 512
+DEADLOCK_RETRIES = 3
 
 
 class _PgTx:
     """Statements of one batch on the writer's connection.
 
     Every statement is a network round trip, and on this hot path most of them
-    are INSERTs whose result nobody reads (a token, an audit row). With
-    ``defer_inserts`` those are held back, and all rows of one statement text go
-    as one ``INSERT … SELECT * FROM unnest(…)``, just before any statement that
-    touches a table with held-back rows, and at the end of the batch. The
-    transaction itself is begun lazily: a batch of nothing but INSERTs (every
-    app-token grant) is sent as a single statement, its INSERTs chained as
-    data-modifying CTEs, which PostgreSQL runs atomically without BEGIN and
-    COMMIT (one round trip instead of four). If a held-back row fails, the whole
-    batch is replayed one operation at a time, so the failure lands on the
-    operation that caused it. Held-back rows of different tables may reach the
-    database in another order than they were written: the tables written here
-    have no foreign keys between them.
+    are INSERTs whose result nobody reads (a token, an audit row), which the
+    operations hand to ``insert`` with their ``InsertSpec``. With
+    ``defer_inserts`` those rows are held back, and all rows of one spec go as
+    one ``INSERT … SELECT * FROM unnest(…)``, just before the next other
+    statement, and at the end of the batch. The transaction itself is begun
+    lazily: a batch of nothing but INSERTs (every app-token grant) is sent as a
+    single statement, its INSERTs chained as data-modifying CTEs, which
+    PostgreSQL runs atomically without BEGIN and COMMIT (one round trip instead
+    of four). If a held-back row fails, the whole batch is replayed one
+    operation at a time, so the failure lands on the operation that caused it.
+    Held-back rows of different tables may reach the database in another order
+    than they were written: the tables written here have no foreign keys between them.
     """
 
     def __init__(self, conn: Any, defer_inserts: bool = False) -> None:
@@ -42,37 +54,39 @@ class _PgTx:
         self.defer_inserts = defer_inserts
         self.begun = not defer_inserts  # without deferral the caller runs it in a transaction
         self.claimed: dict[str, set[str]] = {}
-        self._held: dict[str, list[tuple[object, ...]]] = {}
+        self._held: dict[InsertSpec, list[tuple[object, ...]]] = {}
 
     async def claim_together(self, batch: list[Pending]) -> None:
-        """One statement per ``claim_many`` for the rows the batch's operations would each
-        claim with their own UPDATE (store.ConsumeCode): one round trip instead of one each."""
-        groups: dict[str, list[Any]] = {}
+        """One statement per ``Claim.claim_many`` for the rows the batch's claims would each
+        take with their own UPDATE (store.ConsumeCode): one round trip instead of one each."""
+        groups: dict[str, list[Claim]] = {}
         for op, _future in batch:
-            claim_many = getattr(op, "claim_many", None)
-            if claim_many is not None:
-                groups.setdefault(claim_many, []).append(op)
+            if isinstance(op, Claim):
+                groups.setdefault(op.claim_many, []).append(op)
         for sql, ops in groups.items():
             if len(ops) < 2:
                 continue
-            keys, ats = zip(*(op.claim_args for op in ops), strict=True)
-            self.claimed[sql] = {row[0] for row in await self.fetch(sql, list(keys), list(ats))}
+            columns = zip(*(op.claim_args for op in ops), strict=True)
+            self.claimed[sql] = {row[0] for row in await self.fetch(sql, *map(list, columns))}
+
+    async def insert(self, spec: InsertSpec, *rows: tuple[object, ...]) -> None:
+        if self.defer_inserts:
+            self._held.setdefault(spec, []).extend(rows)
+            return
+        await self._send(spec, list(rows))
 
     async def execute(self, sql: str, *args: object) -> int:
-        if self.defer_inserts and sql.startswith("INSERT"):
-            self._held.setdefault(sql, []).append(args)
-            return 1
-        await self._prepare_for(sql)
+        await self._prepare()
         status: str = await self.conn.execute(_pg_sql(sql), *args)
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
     async def fetchrow(self, sql: str, *args: object) -> Row | None:
-        await self._prepare_for(sql)
+        await self._prepare()
         return await self.conn.fetchrow(_pg_sql(sql), *args)
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
-        await self._prepare_for(sql)
+        await self._prepare()
         return list(await self.conn.fetch(_pg_sql(sql), *args))
 
     async def _begin(self) -> None:
@@ -80,14 +94,17 @@ class _PgTx:
             await self.conn.execute("BEGIN")
             self.begun = True
 
-    async def _prepare_for(self, sql: str) -> None:
+    async def _prepare(self) -> None:
+        """Before any other statement, the rows held back go: it may read them (a rotation
+        reading the tokens table). Flushing even when it does not costs nothing more: each
+        spec's rows are one statement either way."""
         await self._begin()
-        if self._held and not _tables(sql).isdisjoint(set().union(*map(_tables, self._held))):
+        if self._held:
             await self.flush()
 
     async def commit(self) -> None:
         """The end of an optimistic batch: what is held, then COMMIT (or one atomic statement)."""
-        if not self.begun and self._held and all(_unnest_parts(sql) for sql in self._held):
+        if not self.begun and self._held:
             held, self._held = self._held, {}
             await self.conn.execute(*_chained_inserts(held))
             return
@@ -101,55 +118,19 @@ class _PgTx:
 
     async def flush(self) -> None:
         held, self._held = self._held, {}
-        for sql, rows in held.items():
-            if len(rows) == 1:
-                await self.conn.execute(_pg_sql(sql), *rows[0])
-            elif _unnest_parts(sql) is None:
-                await self.conn.executemany(_pg_sql(sql), rows)
-            else:  # one statement for all rows: a column per array parameter
-                await self.conn.execute(*_chained_inserts({sql: rows}))
+        for spec, rows in held.items():
+            await self._send(spec, rows)
+
+    async def _send(self, spec: InsertSpec, rows: list[tuple[object, ...]]) -> None:
+        if len(rows) == 1:
+            await self.conn.execute(_pg_sql(spec.sql), *rows[0])
+        elif rows:  # one statement for all rows: a column per array parameter
+            await self.conn.execute(*_chained_inserts({spec: rows}))
 
 
-_TABLE_NAMES = re.compile(r"\b(?:INTO|UPDATE|FROM|JOIN)\s+(\w+)", re.IGNORECASE)
-_TABLES_CACHE: dict[str, frozenset[str]] = {}
-
-
-def _tables(sql: str) -> frozenset[str]:
-    found = _TABLES_CACHE.get(sql)
-    if found is None:
-        found = _TABLES_CACHE[sql] = frozenset(m.lower() for m in _TABLE_NAMES.findall(sql))
-    return found
-
-
-_INSERT = re.compile(r"^INSERT INTO (\w+) \(([^)]*)\) VALUES \([?,\s]*\)$")
-_UNNEST_CACHE: dict[str, tuple[str, list[str]] | None] = {}
-
-
-def _unnest_parts(sql: str) -> tuple[str, list[str]] | None:
-    """For ``INSERT INTO t (a, b) VALUES (?, ?)``: ``("INSERT INTO t (a, b)", ["text[]", "float8[]"])``.
-
-    The array types come from schema.py. None when the statement is not a plain
-    INSERT of known columns (it is then sent with executemany).
-    """
-    if sql in _UNNEST_CACHE:
-        return _UNNEST_CACHE[sql]
-    from openplatform.storage.sql.schema import metadata
-
-    parts = None
-    match = _INSERT.match(" ".join(sql.split()))
-    if match and match.group(1) in metadata.tables:
-        table = metadata.tables[match.group(1)]
-        names = [name.strip() for name in match.group(2).split(",")]
-        if all(name in table.c for name in names):
-            head = f"INSERT INTO {table.name} ({', '.join(names)})"
-            parts = (head, [_pg_array_type(table.c[name].type) for name in names])
-    _UNNEST_CACHE[sql] = parts
-    return parts
-
-
-def _chained_inserts(held: dict[str, list[tuple[object, ...]]]) -> tuple[object, ...]:
+def _chained_inserts(held: dict[InsertSpec, list[tuple[object, ...]]]) -> tuple[object, ...]:
     """One statement inserting every held row: ``INSERT … SELECT * FROM unnest($1::text[], …)``
-    per statement text, chained as data-modifying CTEs when there are several.
+    per spec, chained as data-modifying CTEs when there are several.
 
     PostgreSQL then plans and runs one statement per batch instead of one per
     row (asyncpg's executemany pipelines rows but runs the plan for each).
@@ -158,30 +139,12 @@ def _chained_inserts(held: dict[str, list[tuple[object, ...]]]) -> tuple[object,
     """
     statements: list[str] = []
     args: list[object] = []
-    for sql, rows in held.items():
-        parts = _unnest_parts(sql)
-        assert parts is not None
-        head, types = parts
-        arrays = ", ".join(f"${len(args) + i}::{t}" for i, t in enumerate(types, 1))
-        statements.append(f"{head} SELECT * FROM unnest({arrays})")
+    for spec, rows in held.items():
+        statements.append(spec.unnest(len(args) + 1))
         args.extend(map(list, zip(*rows, strict=True)))
     *first, last = statements
     ctes = ", ".join(f"held{i} AS ({statement})" for i, statement in enumerate(first))
     return (f"WITH {ctes} {last}" if ctes else last, *args)
-
-
-def _pg_array_type(column_type: Any) -> str:
-    from sqlalchemy import BigInteger, Float, Integer, LargeBinary
-
-    if isinstance(column_type, BigInteger):
-        return "int8[]"
-    if isinstance(column_type, Integer):
-        return "int4[]"
-    if isinstance(column_type, Float):
-        return "float8[]"
-    if isinstance(column_type, LargeBinary):
-        return "bytea[]"
-    return "text[]"
 
 
 _PG_SQL_CACHE: dict[str, str] = {}
@@ -192,6 +155,30 @@ def _pg_sql(sql: str) -> str:
     if converted is None:
         converted = _PG_SQL_CACHE[sql] = to_dollar_params(sql)
     return converted
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """PostgreSQL chose this transaction to break a deadlock (40P01) or a serialization conflict (40001)."""
+    return getattr(exc, "sqlstate", None) in ("40P01", "40001")
+
+
+async def retrying_deadlocks(work: Callable[[], Awaitable[T]]) -> T:
+    """Run a transaction, again when PostgreSQL aborted it to break a deadlock.
+
+    A bulk revocation (``UPDATE tokens … WHERE installation_id``) locks many token
+    rows while the group-commit writer may be rotating some of them in a batch, in
+    another order: PostgreSQL then aborts one side. The writer replays its batch;
+    a management transaction is tried again here, from the start (it changed
+    nothing), so an uninstall never fails for it.
+    """
+    for attempt in range(DEADLOCK_RETRIES):
+        try:
+            return await work()
+        except Exception as exc:
+            if not is_deadlock(exc) or attempt == DEADLOCK_RETRIES - 1:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def unavailable_errors() -> tuple[type[BaseException], ...]:
@@ -215,7 +202,8 @@ def unavailable_errors() -> tuple[type[BaseException], ...]:
 
 
 async def _nothing_to_reset(_conn: Any) -> None:
-    """The pool's connections only run single reads: no session state to undo.
+    """The pool's connections run single reads and the management path's transactions (each
+    ends with its COMMIT or ROLLBACK): no session state to undo.
 
     asyncpg's default reset sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL;
     UNLISTEN *; RESET ALL`` every time a connection goes back to the pool: a
@@ -224,7 +212,8 @@ async def _nothing_to_reset(_conn: Any) -> None:
 
 
 class PostgresDriver:
-    """asyncpg pool for reads; one writer task on its own connection.
+    """asyncpg pool for reads and the management path's transactions; one writer task on its
+    own connection for the hot path's group commits.
 
     The writer keeps its connection rather than taking one from the pool per
     batch: giving it back runs asyncpg's reset query, a round trip and about a
@@ -241,9 +230,13 @@ class PostgresDriver:
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
+    dialect = "postgresql"
+
     async def start(self) -> None:
         import asyncpg
 
+        if self._pool is not None:  # already started (the store and the management path share it)
+            return
         try:
             self._pool = await asyncpg.create_pool(
                 self.dsn, min_size=1, max_size=self.pool_size, reset=_nothing_to_reset
@@ -294,6 +287,23 @@ class PostgresDriver:
 
     def write_later(self, op: Operation[Any]) -> None:
         self._enqueue((op, None))
+
+    async def transaction(self, op: Operation[T]) -> T:
+        """A management transaction on a connection of the pool (not the writer's: it may lock
+        many rows for a while); tried again from the start when PostgreSQL picks it to break
+        a deadlock with the writer (``retrying_deadlocks``)."""
+        import asyncpg
+
+        async def attempt() -> T:
+            async with self._pool.acquire() as conn, conn.transaction():
+                return await op(_PgTx(conn))
+
+        try:
+            return await retrying_deadlocks(attempt)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityError(str(exc)) from exc
+        except unavailable_errors() as exc:
+            raise StorageUnavailable(str(exc)) from exc
 
     def _enqueue(self, item: Pending) -> None:
         self._pending.append(item)

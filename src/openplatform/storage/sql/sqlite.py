@@ -32,7 +32,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from openplatform.errors import StorageUnavailable
-from openplatform.storage.sql.driver import Insert, Operation, Outcome, Pending, Row, T, run_sync, settle
+from openplatform.storage.sql.driver import (
+    Insert,
+    InsertSpec,
+    IntegrityError,
+    Operation,
+    Outcome,
+    Pending,
+    Row,
+    T,
+    run_sync,
+    settle,
+)
 
 log = logging.getLogger("openplatform.storage")
 
@@ -65,6 +76,12 @@ class _SqliteTx:
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
         return self.conn.execute(sql, args).fetchall()
+
+    async def insert(self, spec: InsertSpec, *rows: tuple[object, ...]) -> None:
+        if len(rows) == 1:
+            self.conn.execute(spec.sql, rows[0])
+        else:
+            self.conn.executemany(spec.sql, rows)
 
 
 def _is_locked(exc: sqlite3.Error) -> bool:
@@ -106,7 +123,7 @@ def _run_optimistic(conn: sqlite3.Connection, tx: _SqliteTx, batch: list[Pending
     held: dict[str, list[tuple[object, ...]]] = {}
     for op, _future in batch:
         if type(op) is Insert:
-            held.setdefault(op.sql, []).extend(op.rows)
+            held.setdefault(op.spec.sql, []).extend(op.rows)
             outcomes.append(_INSERTED)
             continue
         if held:
@@ -178,7 +195,11 @@ class SqliteDriver:
         self._locked_since: float | None = None
         self._checkpointer: _Checkpointer | None = None
 
+    dialect = "sqlite"
+
     async def start(self) -> None:
+        if self._writer is not None:  # already started (the store and the management path share it)
+            return
         self._loop = asyncio.get_running_loop()
         self._reader = sqlite_connect(self.path, self.synchronous)
         self._writer = sqlite_connect(self.path, self.synchronous, busy_timeout_ms=0)
@@ -229,6 +250,15 @@ class SqliteDriver:
 
     def write_later(self, op: Operation[Any]) -> None:
         self._enqueue((op, None))
+
+    async def transaction(self, op: Operation[T]) -> T:
+        """A management transaction: one operation of the group-commit writer, the process's
+        only writer, so it never waits for a lock this process holds; it runs with the batch
+        it joins and commits with it (its own savepoint if a batch-mate fails)."""
+        try:
+            return await self.write(op)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
 
     def _enqueue(self, item: Pending) -> None:
         if self._writer is None or self._loop is None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from openplatform.core.store import RotatedBefore
 from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, TokenRecord
 from openplatform.storage.sql.cleanup import BATCH_SIZE, cleanup_pass
-from openplatform.storage.sql.driver import Driver, Insert, Tx
+from openplatform.storage.sql.driver import Claim, Driver, Insert, InsertSpec, Tx
 from openplatform.storage.sql.rows import (
     TOKEN_COLUMNS,
     app_from_row,
@@ -24,15 +24,19 @@ from openplatform.storage.sql.rows import (
     token_params,
 )
 
-INSERT_TOKEN = f"INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-INSERT_CODE = (
-    "INSERT INTO auth_codes (digest, app_id, installation_id, customer_id, xspe, "
-    "redirect_uri, scope, code_challenge, expires_at) VALUES (?,?,?,?,?,?,?,?,?)"
-)
-INSERT_AUDIT = (
-    "INSERT INTO audit_events (at, event, app_id, xspe, customer_id, ip, detail, occurrences) VALUES (?,?,?,?,?,?,?,?)"
-)
-INSERT_INVALIDATION = "INSERT INTO invalidations (at, kind, key) VALUES (?, ?, ?)"
+# The hot path's INSERTs, described for the writers (the PostgreSQL one sends many rows as one
+# unnest() statement); their columns and types are checked against schema.py by a test.
+INSERT_TOKEN = InsertSpec("tokens", tuple((name, "float8" if name.endswith("_at") else "text")
+                                          for name in TOKEN_COLUMNS.split(", ")))  # fmt: skip
+INSERT_CODE = InsertSpec("auth_codes", (
+    ("digest", "text"), ("app_id", "text"), ("installation_id", "text"), ("customer_id", "text"), ("xspe", "text"),
+    ("redirect_uri", "text"), ("scope", "text"), ("code_challenge", "text"), ("expires_at", "float8"),
+))  # fmt: skip
+INSERT_AUDIT = InsertSpec("audit_events", (
+    ("at", "float8"), ("event", "text"), ("app_id", "text"), ("xspe", "text"), ("customer_id", "text"),
+    ("ip", "text"), ("detail", "text"), ("occurrences", "int4"),
+))  # fmt: skip
+INSERT_INVALIDATION = InsertSpec("invalidations", (("at", "float8"), ("kind", "text"), ("key", "text")))
 # SPEC §8: app, installation, customer, SPE of a user token or code, in one round trip.
 BACKING = (
     "SELECT (SELECT status FROM apps WHERE app_id = ?) AS app_status, "
@@ -45,13 +49,13 @@ INSTALLATION_COLUMNS = "installation_id, app_id, xspe, customer_id, installed_at
 
 async def revoke_family_in(tx: Tx, family_id: str, now: float) -> None:
     await tx.execute("UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL", now, family_id)
-    await tx.execute(INSERT_INVALIDATION, now, "family", family_id)
+    await tx.insert(INSERT_INVALIDATION, (now, "family", family_id))
 
 
 CLAIM_CODE = "UPDATE auth_codes SET used_at = ? WHERE digest = ? AND used_at IS NULL AND expires_at > ?"
 
 
-class ConsumeCode:
+class ConsumeCode(Claim):
     """Consume a code (a conditional UPDATE: exactly one consumption wins) and insert its tokens.
 
     Answers whether this operation consumed it; what a failed consumption means
@@ -59,7 +63,7 @@ class ConsumeCode:
     round trip inside the batch's transaction, so the writer claims the codes of
     all ``ConsumeCode`` operations of a batch with one ``claim_many`` statement
     first (in the order of the batch, duplicates included, exactly as one at a
-    time would) and each operation reads its answer from ``tx.claimed``.
+    time would) and each operation reads its answer from ``tx.claimed`` (``driver.Claim``).
     """
 
     claim_many = (
@@ -82,9 +86,8 @@ class ConsumeCode:
             claimed.discard(self.digest)  # a second consumption in the same batch fails
         else:
             consumed = await tx.execute(CLAIM_CODE, self.now, self.digest, self.now) == 1
-        if consumed:
-            for record in self.records:
-                await tx.execute(INSERT_TOKEN, *token_params(record))
+        if consumed and self.records:
+            await tx.insert(INSERT_TOKEN, *map(token_params, self.records))
         return consumed
 
 
@@ -114,8 +117,11 @@ class AuditRows:
     async def __call__(self, tx: Tx) -> None:
         if self.store._audits is self:  # from now on, events go to the next batch
             self.store._audits = None
-        for (event, app_id, xspe, customer_id, ip, detail), (at, count) in self.rows.items():
-            await tx.execute(INSERT_AUDIT, at, event, app_id, xspe, customer_id, ip, detail, int(count))
+        rows = [
+            (at, event, app_id, xspe, customer_id, ip, detail, int(count))
+            for (event, app_id, xspe, customer_id, ip, detail), (at, count) in self.rows.items()
+        ]
+        await tx.insert(INSERT_AUDIT, *rows)
 
 
 class SqlStore:
@@ -222,8 +228,7 @@ class SqlStore:
                 now, new_refresh.digest, old.digest,
             )  # fmt: skip
             if claimed == 1:
-                await tx.execute(INSERT_TOKEN, *token_params(new_access))
-                await tx.execute(INSERT_TOKEN, *token_params(new_refresh))
+                await tx.insert(INSERT_TOKEN, token_params(new_access), token_params(new_refresh))
                 return None
             row = await tx.fetchrow("SELECT rotated_at, revoked_at, successor FROM tokens WHERE digest = ?", old.digest)
             if row is None or row["revoked_at"] is not None:
@@ -250,7 +255,7 @@ class SqlStore:
                 await revoke_family_in(tx, record.family_id, now)
                 return
             await tx.execute("UPDATE tokens SET revoked_at = ? WHERE digest = ?", now, record.digest)
-            await tx.execute(INSERT_INVALIDATION, now, "token", record.digest)
+            await tx.insert(INSERT_INVALIDATION, (now, "token", record.digest))
 
         await self.driver.write(op)
 

@@ -15,12 +15,13 @@ worker that dies mid-send only delays the row until the lease runs out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import orjson
-from sqlalchemy import ColumnElement, and_, func, insert, select, update
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import ColumnElement, Update, and_, func, select, update
 
+from openplatform.storage.sql.database import Conn, Database
+from openplatform.storage.sql.driver import Row
 from openplatform.storage.sql.schema import webhook_deliveries as wd
 
 
@@ -34,21 +35,11 @@ class Delivery:
     created_at: float
 
 
-async def enqueue(conn: AsyncConnection, app_id: str, event: str, payload: dict[str, object], now: float) -> None:
-    """Add a notification inside the caller's transaction (the install/uninstall itself)."""
-    await conn.execute(
-        insert(wd).values(
-            app_id=app_id,
-            event=event,
-            payload=orjson.dumps(payload).decode(),
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )  # fmt: skip
-    )
+async def _fetch_one(statement: Update, conn: Conn) -> Row | None:
+    return await conn.fetchrow(statement)
 
 
-def _delivery(row: RowMapping) -> Delivery:
+def _delivery(row: Row) -> Delivery:
     return Delivery(
         id=int(row["id"]), app_id=row["app_id"], event=row["event"],
         payload=orjson.loads(row["payload"]), attempts=int(row["attempts"]), created_at=row["created_at"],
@@ -60,9 +51,11 @@ def _due(now: float, max_attempts: int) -> list[ColumnElement[bool]]:
 
 
 class WebhookOutbox:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.postgres = engine.dialect.name == "postgresql"
+    """Notifications are queued by the transactions that cause them (``changes.enqueue_webhook``)."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.postgres = database.postgres
 
     async def claim(self, now: float, lease: float, max_attempts: int) -> Delivery | None:
         """Take the oldest due row for ``lease`` seconds, or None when nothing is due."""
@@ -80,8 +73,7 @@ class WebhookOutbox:
             update(wd).where(wd.c.id == oldest)
             .values(attempts=wd.c.attempts + 1, next_attempt_at=now + lease).returning(*wd.c)
         )  # fmt: skip
-        async with self.engine.begin() as conn:
-            row = (await conn.execute(claim)).mappings().first()
+        row = await self.database.transaction(partial(_fetch_one, claim))
         return _delivery(row) if row else None
 
     async def _claim_compare_and_set(self, now: float, lease: float, max_attempts: int) -> Delivery | None:
@@ -89,8 +81,7 @@ class WebhookOutbox:
             select(wd.c.id, wd.c.attempts, wd.c.next_attempt_at)
             .where(and_(*_due(now, max_attempts))).order_by(wd.c.next_attempt_at).limit(8)
         )  # fmt: skip
-        async with self.engine.connect() as conn:
-            seen = (await conn.execute(candidates)).all()
+        seen = await self.database.read(candidates)
         for row_id, attempts, next_attempt_at in seen:
             claim = (
                 update(wd)
@@ -98,33 +89,41 @@ class WebhookOutbox:
                 .where(wd.c.delivered_at.is_(None))
                 .values(attempts=attempts + 1, next_attempt_at=now + lease).returning(*wd.c)
             )  # fmt: skip
-            async with self.engine.begin() as conn:
-                row = (await conn.execute(claim)).mappings().first()
+            row = await self.database.transaction(partial(_fetch_one, claim))
             if row is not None:
                 return _delivery(row)
         return None
 
     async def delivered(self, delivery_id: int, now: float) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(update(wd).where(wd.c.id == delivery_id).values(delivered_at=now, last_error=None))
+        await self.database.execute(update(wd).where(wd.c.id == delivery_id).values(delivered_at=now, last_error=None))
 
     async def failed(self, delivery_id: int, error: str, retry_at: float) -> None:
         """Record the failure; the row is due again at ``retry_at`` (if it has attempts left)."""
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(wd).where(wd.c.id == delivery_id).values(last_error=error[:500], next_attempt_at=retry_at)
-            )
+        await self.database.execute(
+            update(wd).where(wd.c.id == delivery_id).values(last_error=error[:500], next_attempt_at=retry_at)
+        )
 
     async def pending(self, max_attempts: int) -> int:
         """How many notifications are neither delivered nor abandoned (due now or waiting to retry)."""
         query = select(func.count()).select_from(wd).where(wd.c.delivered_at.is_(None), wd.c.attempts < max_attempts)
-        async with self.engine.connect() as conn:
-            return int((await conn.execute(query)).scalar_one())
+        return int(await self.database.scalar(query) or 0)
+
+    async def requeue(self, delivery_id: int, app_id: str, now: float) -> dict[str, object] | None:
+        """Make a notification of ``app_id`` due at ``now`` with a fresh set of attempts, whatever
+        its state (delivered, waiting to retry or abandoned); the row as it was before, or None
+        when ``app_id`` has no such delivery. Its payload (and ``event_id``) stays the same: it is
+        the same event, and a receiver that already has it can tell."""
+        found = await self.database.read_one(select(wd).where(wd.c.id == delivery_id, wd.c.app_id == app_id))
+        if found is None:
+            return None
+        await self.database.execute(
+            update(wd).where(wd.c.id == delivery_id).values(attempts=0, next_attempt_at=now, delivered_at=None)
+        )
+        return dict(found)
 
     async def list(self, app_id: str | None = None, limit: int = 100) -> list[dict[str, object]]:
         """Recent rows, newest first (for the console and for tests)."""
         query = select(wd).order_by(wd.c.id.desc()).limit(limit)
         if app_id is not None:
             query = query.where(wd.c.app_id == app_id)
-        async with self.engine.connect() as conn:
-            return [dict(r) for r in (await conn.execute(query)).mappings().all()]
+        return [dict(r) for r in await self.database.read(query)]

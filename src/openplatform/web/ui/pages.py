@@ -83,10 +83,10 @@ class Ctx:
 
 def services(request: Request) -> tuple[Accounts, Console]:
     admin = request.app.state.admin
-    engine, clock = admin.db.engine, admin.db.clock
+    database, clock = admin.db.database, admin.db.clock
     store = platform_of(request).store
     changed = getattr(store, "apply", lambda kind, key: None)  # the CachedStore of this process
-    console = Console(admin, ConsoleQueries(engine, clock), DirectoryDb(engine, clock), changed)
+    console = Console(admin, ConsoleQueries(database, clock), DirectoryDb(database, clock), changed)
     platform = platform_of(request)
     accounts = build_accounts(admin.db, admin.keyring, platform.limiter, platform.settings.session_idle_seconds)
     return accounts, console

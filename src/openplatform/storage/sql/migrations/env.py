@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from openplatform.storage.sql.manage import make_engine
+from openplatform.storage.sql.migrate import make_engine
 from openplatform.storage.sql.schema import metadata
 
 config = context.config

@@ -1,0 +1,67 @@
+"""The writers batch INSERTs from what each one declares (``driver.InsertSpec``: table, columns,
+PostgreSQL types, conflict clause), never from its SQL text; those declarations must match the
+schema the migrations build (``schema.py``), which the drivers do not import."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from sqlalchemy import BigInteger, Float, Integer, LargeBinary, String, Text
+
+from openplatform.storage.sql import store
+from openplatform.storage.sql.driver import InsertSpec
+from openplatform.storage.sql.schema import metadata
+
+SQL = Path(store.__file__).parent
+SPECS = {name: value for name, value in vars(store).items() if isinstance(value, InsertSpec)}
+
+
+def pg_type(column_type: object) -> str:
+    for kind, name in ((BigInteger, "int8"), (Integer, "int4"), (Float, "float8"), (LargeBinary, "bytea"),
+                       (String, "text"), (Text, "text")):  # fmt: skip
+        if isinstance(column_type, kind):
+            return name
+    raise AssertionError(f"no PostgreSQL array type for {column_type!r}")
+
+
+def test_the_hot_path_declares_its_inserts() -> None:
+    assert set(SPECS) == {"INSERT_TOKEN", "INSERT_CODE", "INSERT_AUDIT", "INSERT_INVALIDATION"}
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_each_spec_names_real_columns_with_their_types(name: str) -> None:
+    spec = SPECS[name]
+    table = metadata.tables[spec.table]
+    assert all(column in table.c for column in spec.columns), spec.columns
+    # int4 for an int8 column of SQLite's variant would still be wrong on PostgreSQL: compare there
+    declared = {c: pg_type(table.c[c].type.dialect_impl(_postgres())) for c in spec.columns}
+    assert dict(zip(spec.columns, spec.pg_types, strict=True)) == declared
+    assert spec.sql.startswith(f"INSERT INTO {spec.table} (") and spec.sql.count("?") == len(spec.columns)
+    assert spec.unnest(3).endswith(f"unnest(${3}::{spec.pg_types[0]}[]" + "".join(
+        f", ${3 + i}::{t}[]" for i, t in enumerate(spec.pg_types[1:], 1)) + ")")  # fmt: skip
+
+
+def test_a_conflict_clause_ends_both_statements() -> None:
+    spec = InsertSpec("invalidations", (("at", "float8"), ("kind", "text"), ("key", "text")), "ON CONFLICT DO NOTHING")
+    assert spec.sql.endswith("VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+    assert spec.unnest(1).endswith("unnest($1::float8[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING")
+
+
+def test_no_driver_reads_sql_text_or_imports_the_schema() -> None:
+    """What made the old PostgreSQL writer fragile: a regex over statements and a run-time schema import."""
+    for name in ("driver.py", "postgres.py", "sqlite.py", "store.py"):
+        tree = ast.parse((SQL / name).read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+        assert "openplatform.storage.sql.schema" not in imported, name
+        calls = {node.func.attr for node in ast.walk(tree)
+                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}  # fmt: skip
+        assert not calls & {"startswith", "findall", "match"}, (name, calls)
+
+
+def _postgres():  # type: ignore[no-untyped-def]
+    from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+
+    return PGDialect_asyncpg()
