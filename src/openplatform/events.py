@@ -109,6 +109,10 @@ WEBHOOK_FAILED: Final = "webhook.failed"
 WEBHOOK_ABANDONED: Final = "webhook.abandoned"
 """A notification failed its last attempt and is given up."""
 
+WEBHOOK_RESENT: Final = "webhook.resent"
+"""The app's developer pressed "Send again" in the console: the notification ``delivery_id`` is due at once,
+with a fresh set of attempts (``previous_attempts``, ``was``: delivered, pending or failed) and the same ``event_id``."""
+
 # ---------------------------------------------------------------- admin keys (SPEC §10)
 
 ADMIN_KEY_CREATED: Final = "admin_key.created"

@@ -1,4 +1,5 @@
-"""Developer console (SPEC §4): my apps, create, edit, rotate the secret, suspend/resume.
+"""Developer console (SPEC §4): my apps, create, edit, rotate the secret, suspend/resume, and what
+happens to an app: token charts, its audit events and its webhook deliveries (send again).
 
 A developer reaches only apps whose owner they are; a platform admin may open
 any app's page too (from the admin's list of all apps).
@@ -10,9 +11,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from openplatform.models import ACTIVE, REGISTRABLE_SCOPES, SUSPENDED, App
-from openplatform.services.console import FormErrors
-from openplatform.services.validation import ValidationError
+from openplatform.services.console import FormErrors, app_event_choices, event_filter
+from openplatform.services.validation import NotFound, ValidationError
+from openplatform.services.webhooks import MAX_ATTEMPTS
 from openplatform.web.ui import secret_once
+from openplatform.web.ui.charts import activity_charts
 from openplatform.web.ui.pages import Confirm, Ctx, confirm_page, page, redirect, render
 
 DAY = 86400.0
@@ -68,15 +71,39 @@ async def app_new(ctx: Ctx) -> Response:
 
 @page("developer", "admin")
 async def app_detail(ctx: Ctx) -> Response:
+    """The app page: credentials, token counts and charts, settings, installations, recent events
+    (``?event=`` filters them: an unknown type answers 400 with every event and the error next to
+    the filter) and webhook deliveries."""
     app = await ctx.console.app_of(ctx.user, ctx.param("app_id"))
-    queries = ctx.console.queries
-    counts = await queries.token_counts(app.app_id, ctx.accounts.now() - DAY)
+    console, queries, now = ctx.console, ctx.console.queries, ctx.accounts.now()
+    chosen = ctx.request.query_params.get("event", "")
+    errors: dict[str, str] = {}
+    try:
+        event = event_filter(chosen)
+    except ValidationError as exc:
+        event, errors = None, {exc.field: exc.message}
+    activity = await console.activity(app.app_id, now)
+    charts, reason_classes = activity_charts(activity)
     return render(
-        ctx, "console/app.html", app=app, installs=await queries.installs(app_id=app.app_id),
-        counts=counts, events=await queries.recent_events(app.app_id, 20),
+        ctx, "console/app.html", 400 if errors else 200, app=app, installs=await queries.installs(app_id=app.app_id),
+        counts=await queries.token_counts(app.app_id, now - DAY), charts=charts, reasons=activity.reasons,
+        reason_classes=reason_classes, events=await console.app_events(app.app_id, event),
+        event=event, event_choices=app_event_choices(), errors=errors,
+        deliveries=await console.deliveries(app.app_id), max_attempts=MAX_ATTEMPTS,
         last=(await queries.last_token_at([app.app_id])).get(app.app_id),
         old_secret_until=_grace_end(app), grace_choices=GRACE_CHOICES,
     )  # fmt: skip
+
+
+@page("developer")
+async def webhook_resend(ctx: Ctx) -> Response:
+    """POST (CSRF-checked): queue one of the app's webhook notifications again, then back to the list."""
+    app = await ctx.console.app_of(ctx.user, ctx.param("app_id"))
+    delivery = ctx.param("delivery_id")
+    if not delivery.isascii() or not delivery.isdigit() or len(delivery) > 18:
+        raise NotFound("no such notification")
+    await ctx.console.resend(ctx.user, app.app_id, int(delivery))
+    return redirect(ctx, f"/console/apps/{app.app_id}?notice=webhook-resent#h-webhooks")
 
 
 def _grace_end(app: App) -> float | None:
@@ -185,4 +212,10 @@ routes = [
     Route("/console/apps/{app_id}/rotate", app_rotate, methods=["GET", "POST"], name="console.app_rotate"),
     Route("/console/apps/{app_id}/status", app_status, methods=["GET", "POST"], name="console.app_status"),
     Route("/console/apps/{app_id}/secret", app_secret, methods=["GET"], name="console.app_secret"),
+    Route(
+        "/console/apps/{app_id}/webhooks/{delivery_id}/resend",
+        webhook_resend,
+        methods=["POST"],
+        name="console.webhook_resend",
+    ),
 ]

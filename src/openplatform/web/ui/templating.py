@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.responses import Response
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -15,6 +16,7 @@ NOTICES = {
     "app-updated": "The app was saved.",
     "app-suspended": "The app was suspended: its tokens stop working and it cannot get new ones until it is resumed.",
     "app-resumed": "The app was resumed: it can get tokens again.",
+    "webhook-resent": "The notification is queued again: it goes out within seconds, with a fresh set of attempts.",
     "customer-created": "The customer was created.",
     "customer-updated": "The customer was saved.",
     "customer-disabled": (
@@ -39,6 +41,16 @@ def _when(at: float | None) -> str:
     if not at:
         return "—"
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _instant(at: float | None) -> Markup:
+    """A moment to the second, UTC said: ``<time datetime="2026-11-30T14:05:09Z">2026-11-30 14:05:09 UTC</time>``."""
+    if not at:
+        return Markup("—")
+    moment = datetime.fromtimestamp(at, UTC)
+    return Markup('<time datetime="{}">{}</time>').format(
+        moment.strftime("%Y-%m-%dT%H:%M:%SZ"), moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    )
 
 
 def _ago(at: float | None) -> str:
@@ -70,6 +82,7 @@ env = Environment(
 )  # fmt: skip
 env.filters["when"] = _when
 env.filters["ago"] = _ago
+env.filters["instant"] = _instant
 env.filters["say"] = _say
 
 

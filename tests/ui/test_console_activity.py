@@ -1,0 +1,368 @@
+"""The console's app page shows what happens to an app (issue 13 item 9), over HTTP on both databases:
+charts of grants and refusals per hour and per day from the real token endpoints' audit rows, the
+events with what happened and why, a validated filter, and webhook deliveries with "Send again"
+re-sent to a real receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from html import unescape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from openplatform import events
+from openplatform.services.console import app_event_choices, event_label
+from openplatform.services.webhooks import BACKOFF, MAX_ATTEMPTS
+from openplatform.storage.sql.webhooks import WebhookOutbox
+from tests.conftest import Harness, World
+from tests.ui.conftest import MakePerson
+from tests.ui.support import Person, errors_in
+
+HOUR, DAY = 3600, 86400
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    # The receiver is on 127.0.0.1: lift SPEC §9's refusal of private networks for these tests.
+    return {"webhook_poll_seconds": 0.05, "webhook_private_networks": "allow"}
+
+
+# ------------------------------------------------------------------ receiver
+
+
+class Receiver:
+    """A plain HTTP server on 127.0.0.1 answering every POST with ``status`` (``{"code": 0}`` on 200)."""
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.bodies: list[bytes] = []
+        self.lock = threading.Lock()
+        self.url = ""
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.bodies)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with state.lock:
+                state.bodies.append(body)
+                status = state.status
+            answer = b'{"code": 0}' if status == 200 else b'{"code": 1}'
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]], within: float = 15.0) -> None:
+    deadline = time.monotonic() + within
+    while not await predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+# ------------------------------------------------------------------- helpers
+
+
+async def owned_world(harness: Harness, dev: Person, webhook_url: str | None = None) -> World:
+    """An SPE, a customer and an app of ``dev`` installed for that customer."""
+    admin = harness.admin
+    spe = await admin.create_spe("Acme SPE")
+    customer = await admin.create_customer(spe.xspe, "Customer One")
+    app, secret = await admin.create_app(
+        "Shop sync", "https://app.example.com/", ["customer:read"], [], webhook_url, owner_id=dev.user.user_id
+    )
+    install = await admin.install(app.app_id, customer_id=customer.customer_id)
+    return World(spe.xspe, customer.customer_id, app.app_id, secret, app.host_url, install.installation_id)
+
+
+def set_clock(harness: Harness, at: float) -> None:
+    harness.clock.offset = at - time.time()
+
+
+async def bad_secret(harness: Harness, world: World) -> int:
+    data = {"app_id": world.app_id, "secret": "0" * 64, "grant_type": "client_credential"}
+    return (await harness.client.post("/oauth/credit/token", data=data)).status_code
+
+
+async def bad_code(harness: Harness, world: World) -> int:
+    return (await harness.exchange(world, "not-a-code")).status_code
+
+
+def figure(html: str, chart_id: str) -> str:
+    found = re.search(rf'<figure class="chart" id="{chart_id}">(.*?)</figure>', html, re.S)
+    assert found, f"no chart {chart_id}"
+    return found.group(1)
+
+
+def bucket_titles(chart: str) -> list[str]:
+    return [unescape(t) for t in re.findall(r'<g class="bucket">\s*<title>([^<]*)</title>', chart)]
+
+
+def hour_title(start: int) -> str:
+    begin, end = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(start + HOUR, UTC)
+    return f"{begin:%Y-%m-%d %H:%M}–{end:%H:%M} UTC"
+
+
+def day_title(start: int) -> str:
+    return f"{datetime.fromtimestamp(start, UTC):%Y-%m-%d} (UTC day)"
+
+
+def events_table(html: str) -> list[list[str]]:
+    """The rows of the Recent events table, each cell as plain text."""
+    found = re.search(r'<table class="events">.*?<tbody>(.*?)</tbody>', html, re.S)
+    if found is None:
+        return []
+    rows = re.findall(r"<tr>(.*?)</tr>", found.group(1), re.S)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", r, re.S) for r in rows]
+    return [[" ".join(unescape(re.sub(r"<[^>]+>", " ", c)).split()) for c in row] for row in cells]
+
+
+# --------------------------------------------------------------------- charts
+
+
+async def test_charts_count_grants_and_refusals_per_hour_and_per_day(harness: Harness, people: MakePerson) -> None:
+    dev = await people("dev@example.com", "developer")
+    world = await owned_world(harness, dev)
+    other = await owned_world(harness, await people("other@example.com", "developer"))
+    # "Now" is the middle of an hour, so the test never straddles one.
+    now = (int(time.time()) // HOUR) * HOUR + 1800
+    this_hour, this_day = now - 1800, now - now % DAY
+
+    async def at(moment: float, work: Callable[[], Awaitable[object]]) -> None:
+        set_clock(harness, moment)
+        await work()
+
+    # This hour: two app tokens and one user token (code exchange), one wrong secret.
+    await at(now, lambda: harness.app_token(world))
+    await at(now, lambda: harness.app_token(world))
+    await at(now, lambda: harness.user_tokens(world))
+    await at(now, lambda: bad_secret(harness, world))
+    # Three hours ago: one app token, two made-up codes (invalid_grant).
+    await at(now - 3 * HOUR, lambda: harness.app_token(world))
+    await at(now - 3 * HOUR, lambda: bad_code(harness, world))
+    await at(now - 3 * HOUR, lambda: bad_code(harness, world))
+    # Two days ago: one refresh (a grant), one wrong secret; 40 days ago (outside both charts): a grant.
+    tokens: dict[str, Any] = {}
+
+    async def user_pair() -> None:
+        tokens.update(await harness.user_tokens(world))
+
+    await at(now - 2 * DAY, user_pair)
+    await at(now - 2 * DAY + 60, lambda: harness.refresh(world, tokens["refresh_token"]))
+    await at(now - 2 * DAY + 60, lambda: bad_secret(harness, world))
+    await at(now - 40 * DAY, lambda: harness.app_token(world))
+    # Another app's grants are not this app's.
+    await at(now, lambda: harness.app_token(other))
+    set_clock(harness, now)
+    await asyncio.sleep(0.3)  # the group commit writes the audit rows
+
+    page = await dev.get(f"/console/apps/{world.app_id}")
+    assert page.status_code == 200, page.text
+    hours, days = figure(page.text, "chart-hours"), figure(page.text, "chart-days")
+    assert 'data-buckets="24"' in hours and 'data-buckets="30"' in days
+
+    hour_tips = bucket_titles(hours)
+    assert len(hour_tips) == 24
+    assert hour_tips[-1] == f"{hour_title(this_hour)}: 3 access tokens issued, 1 refused (invalid_client 1)"
+    assert hour_tips[-4] == f"{hour_title(this_hour - 3 * HOUR)}: 1 access token issued, 2 refused (invalid_grant 2)"
+    assert all(t.endswith(": 0 access tokens issued, 0 refused") for i, t in enumerate(hour_tips) if i not in (20, 23))
+    assert hours.count('class="bar grants"') == 2
+    assert hours.count('class="bar failed ') == 2  # one reason in each of the two hours
+
+    day_tips = bucket_titles(days)
+    assert len(day_tips) == 30
+    if this_hour - 3 * HOUR >= this_day:  # three hours ago was today
+        assert (
+            day_tips[-1]
+            == f"{day_title(this_day)}: 4 access tokens issued, 3 refused (invalid_grant 2, invalid_client 1)"
+        )
+    else:
+        assert day_tips[-1] == f"{day_title(this_day)}: 3 access tokens issued, 1 refused (invalid_client 1)"
+        assert day_tips[-2] == f"{day_title(this_day - DAY)}: 1 access token issued, 2 refused (invalid_grant 2)"
+    assert day_tips[-3] == f"{day_title(this_day - 2 * DAY)}: 2 access tokens issued, 1 refused (invalid_client 1)"
+    # Nothing else: the grant of 40 days ago and the other app's are in neither chart.
+    assert sum(int(re.search(r": (\d+) access", t).group(1)) for t in day_tips) == 6  # type: ignore[union-attr]
+    assert days.count('class="bar grants"') == (2 if this_hour - 3 * HOUR >= this_day else 3)
+
+    # The same numbers without the picture: the tables under <details>, and the text alternative.
+    assert "<details>" in hours and '<td>3</td><td>1</td><td class="mono">invalid_client 1</td>' in hours
+    assert re.search(r'<desc id="chart-hours-desc">4 access tokens issued and 3 requests refused '
+                     r"\(invalid_grant 2, invalid_client 1\)", hours)  # fmt: skip
+    # The legend names every reason with its colour.
+    assert '<span class="swatch failed r0" aria-hidden="true"></span>Refused: <code>invalid_client</code>' in page.text
+    assert '<span class="swatch failed r1" aria-hidden="true"></span>Refused: <code>invalid_grant</code>' in page.text
+
+
+async def test_an_app_without_activity_has_empty_charts(harness: Harness, people: MakePerson) -> None:
+    dev = await people("dev@example.com", "developer")
+    world = await owned_world(harness, dev)
+    page = await dev.get(f"/console/apps/{world.app_id}")
+    hours = figure(page.text, "chart-hours")
+    assert len(bucket_titles(hours)) == 24 and 'class="bar' not in hours
+    assert "0 access tokens issued and 0 requests refused." in hours
+    assert "Refused: <code>" not in page.text
+
+
+# --------------------------------------------------------------------- events
+
+
+async def test_events_say_what_happened_and_why_to_the_second(harness: Harness, people: MakePerson) -> None:
+    dev = await people("dev@example.com", "developer")
+    world = await owned_world(harness, dev)
+    await harness.app_token(world)
+    await bad_secret(harness, world)
+    await asyncio.sleep(0.3)
+    page = await dev.get(f"/console/apps/{world.app_id}")
+    rows = events_table(page.text)
+    denied = next(r for r in rows if "token.denied" in r[1])
+    assert denied[1] == "A token endpoint refused a request token.denied"
+    assert denied[2].startswith("invalid_client (40101): Unknown app, wrong secret or suspended app.")
+    assert "endpoint: credit_token" in denied[2]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", denied[0]), denied[0]
+    assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">', page.text)
+    issued = next(r for r in rows if "token.issued" in r[1])
+    assert issued[1].startswith("An access token was issued") and "grant: client_credentials" in issued[2]
+
+
+async def test_the_event_filter_shows_one_type(harness: Harness, people: MakePerson) -> None:
+    dev = await people("dev@example.com", "developer")
+    world = await owned_world(harness, dev)
+    await harness.app_token(world)
+    await bad_secret(harness, world)
+    await asyncio.sleep(0.3)
+    page = await dev.get(f"/console/apps/{world.app_id}", event=events.TOKEN_DENIED)
+    assert page.status_code == 200
+    rows = events_table(page.text)
+    assert rows and all(r[1].endswith("token.denied") for r in rows)
+    assert f'<option value="{events.TOKEN_DENIED}" selected>' in page.text
+    # Every offered type is an app's event; none of people, SPEs or admin keys.
+    offered = dict(app_event_choices())
+    assert events.WEBHOOK_RESENT in offered and events.TOKEN_DENIED in offered
+    assert not any(e.startswith(("user.", "admin_key.", "spe.")) for e in offered)
+    assert event_label(events.TOKEN_DENIED) == "A token endpoint refused a request"
+    none = await dev.get(f"/console/apps/{world.app_id}", event=events.APP_LAUNCHED)
+    assert none.status_code == 200 and "No app.launched events." in none.text
+
+
+@pytest.mark.parametrize("value", ["nope", "user.signed_in", "token.denied' OR 1=1", "x" * 5000, "token.denied\x00"])
+async def test_a_bad_event_type_is_a_form_error_not_a_crash(harness: Harness, people: MakePerson, value: str) -> None:
+    dev = await people("dev@example.com", "developer")
+    world = await owned_world(harness, dev)
+    page = await dev.get(f"/console/apps/{world.app_id}", event=value)
+    assert page.status_code == 400
+    assert errors_in(page.text) == {"event": "Choose an event type from the list."}
+    assert 'aria-invalid="true"' in page.text
+    assert "Token grants and failures" in page.text  # the rest of the page is still there
+
+
+# ------------------------------------------------------------------- webhooks
+
+
+async def test_send_again_delivers_an_abandoned_notification(
+    harness: Harness, people: MakePerson, receiver: Receiver
+) -> None:
+    dev = await people("dev@example.com", "developer")
+    world = await owned_world(harness, dev, webhook_url=receiver.url)  # installing queues a notification
+    outbox = WebhookOutbox(harness.admin.db.database)
+
+    async def attempts(n: int) -> None:
+        """Until the n-th attempt's outcome is recorded (audited after the outbox row)."""
+
+        async def done() -> bool:
+            audit = await harness.admin.db.recent_audit(world.app_id)
+            return len([r for r in audit if str(r["event"]).startswith(("webhook.failed", "webhook.abandoned"))]) >= n
+
+        await wait_for(done)
+
+    await attempts(1)
+    page = await dev.get(f"/console/apps/{world.app_id}")
+    row = re.search(r'<tr id="delivery-(\d+)">(.*?)</tr>', page.text, re.S)
+    assert row is not None
+    delivery_id, cells = row.group(1), row.group(2)
+    assert '<span class="badge pending">pending</span>' in cells and "<td>1</td>" in cells
+    assert "HTTP 500" in cells and "next try" in cells and "Install" in cells
+    # Every retry fails too, until the notification is abandoned.
+    for n in range(2, MAX_ATTEMPTS + 1):
+        harness.clock.advance(BACKOFF[n - 2])
+        await attempts(n)
+    harness.clock.offset = 0  # back from 10.7 hours later, where the developer's session had ended
+    page = await dev.get(f"/console/apps/{world.app_id}")
+    cells = re.search(rf'<tr id="delivery-{delivery_id}">(.*?)</tr>', page.text, re.S).group(1)  # type: ignore[union-attr]
+    assert '<span class="badge failed">failed</span>' in cells and f"<td>{MAX_ATTEMPTS}</td>" in cells
+    sent_before = receiver.count()
+    assert sent_before == MAX_ATTEMPTS
+
+    receiver.status = 200  # the receiver is fixed; the developer sends it again
+    answer = await dev.post(f"/console/apps/{world.app_id}/webhooks/{delivery_id}/resend")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/console/apps/{world.app_id}?notice=webhook-resent#h-webhooks"
+
+    async def delivered() -> bool:
+        rows = await outbox.list(world.app_id)
+        return rows[0]["delivered_at"] is not None
+
+    await wait_for(delivered)
+    assert receiver.count() == sent_before + 1
+    first, again = receiver.bodies[0], receiver.bodies[-1]
+    assert re.search(rb'"event_id":"(evt_[^"]+)"', first).group(1) == re.search(  # type: ignore[union-attr]
+        rb'"event_id":"(evt_[^"]+)"', again
+    ).group(1)  # the same event
+    page = await dev.get(f"/console/apps/{world.app_id}", notice="webhook-resent")
+    assert "The notification is queued again" in page.text
+    cells = re.search(rf'<tr id="delivery-{delivery_id}">(.*?)</tr>', page.text, re.S).group(1)  # type: ignore[union-attr]
+    assert '<span class="badge delivered">delivered</span>' in cells and "<td>1</td>" in cells
+    audit = [r for r in await harness.admin.db.recent_audit(world.app_id) if r["event"] == events.WEBHOOK_RESENT]
+    assert len(audit) == 1
+    assert f'"delivery_id":{delivery_id}' in str(audit[0]["detail"])
+    assert f'"previous_attempts":{MAX_ATTEMPTS}' in str(audit[0]["detail"])
+    assert '"was":"failed"' in str(audit[0]["detail"]) and dev.user.user_id in str(audit[0]["detail"])
+
+
+async def test_send_again_is_the_owners_and_needs_the_form_token(
+    harness: Harness, people: MakePerson, receiver: Receiver
+) -> None:
+    dev = await people("dev@example.com", "developer")
+    world = await owned_world(harness, dev, webhook_url=receiver.url)
+    (row,) = await WebhookOutbox(harness.admin.db.database).list(world.app_id)
+    path = f"/console/apps/{world.app_id}/webhooks/{row['id']}/resend"
+    assert (await dev.post(path, csrf=False)).status_code == 403
+    stranger = await people("other@example.com", "developer")
+    assert (await stranger.post(path)).status_code == 404
+    admin = await people("ops@example.com", "admin")
+    assert (await admin.post(path)).status_code == 403  # the admin sees the page, only the owner acts
+    for bad in ("999999", "abc", "1e3", "-1", "9" * 40):
+        answer = await dev.post(f"/console/apps/{world.app_id}/webhooks/{bad}/resend")
+        assert answer.status_code == 404, bad
+    # Another app's notification is not reachable through this app's page.
+    other = await owned_world(harness, dev, webhook_url=receiver.url)
+    (theirs,) = await WebhookOutbox(harness.admin.db.database).list(other.app_id)
+    assert (await dev.post(f"/console/apps/{world.app_id}/webhooks/{theirs['id']}/resend")).status_code == 404
+    resent = [r for r in await harness.admin.db.recent_audit() if r["event"] == events.WEBHOOK_RESENT]
+    assert resent == []
