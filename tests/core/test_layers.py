@@ -67,6 +67,19 @@ def test_the_memory_backend_stands_on_the_core_alone() -> None:
     assert not {m for m in imported if any(m == f or m.startswith(f + ".") for f in FRAMEWORKS)}, sorted(imported)
 
 
+def test_api_routes_are_declared_only_through_the_kernel() -> None:
+    """Outside ``web/kernel.py`` and the screens (``web/ui/``), no module builds a Starlette route: every
+    API route is a ``kernel.ApiRoute`` in the one table (issue 11), so a concern added to the kernel
+    reaches every route, whichever way in (``tests/web/test_kernel.py`` checks the app itself)."""
+    offending = [
+        str(path.relative_to(SRC))
+        for path in modules_of("web")
+        if path.name != "kernel.py" and "ui" not in path.relative_to(SRC / "web").parts[:-1]
+        and "starlette.routing" in imported_modules(path)
+    ]  # fmt: skip
+    assert not offending, offending
+
+
 # storage/sql/ by domain: each domain module imports only the common modules, never another domain.
 SQL_COMMON = {"driver", "sqlite", "postgres", "database", "changes", "rows", "schema", "migrate", "cleanup"}
 SQL_DOMAINS = {

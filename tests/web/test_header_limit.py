@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from tests.conftest import Harness, LiveServer, World, seed_world
-from tests.web.test_lean_dispatch import FORM, call, form
+from tests.web.test_kernel import FORM, call, form
 
 MAX_HEADER_BYTES = 16 * 1024  # SPEC §9's number, not the code's
 ENVELOPE = {"code": 43101, "msg": "The request headers are larger than 16 KiB in total.",

@@ -8,58 +8,51 @@ run the same use cases; the customer-side ones pass no customer id.
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
-from openplatform.web.http import endpoint
-from openplatform.web.open_api import access_of, body_fields, directory_of, one, page_of, query_value
-from openplatform.web.responses import API_NO_STORE, success
+from openplatform.web.kernel import Answer, ApiRoute, Call, Handler, ok
+from openplatform.web.open_api import access_of, body_fields, directory_of, one, page_of
+from openplatform.web.responses import API_NO_STORE
 
 SPE_SITES = "/api/spe/customer/{customer_id}/sites"
 SPECP_SITES = "/api/specp/sites"
 
 
-def customer_in_path(request: Request) -> str | None:
-    return request.path_params.get("customer_id")
+def customer_in_path(call: Call) -> str | None:
+    return call.path_params.get("customer_id")
 
 
-async def list_sites(request: Request) -> Response:
-    access = await access_of(request)
-    page = page_of(request)
-    result = await directory_of(request.app).list_sites(
-        access, customer_in_path(request), query_value(request, "status"), page
-    )
-    return success(result)
+async def list_sites(call: Call) -> Answer:
+    access = await access_of(call)
+    page = page_of(call)
+    return ok(await directory_of(call.app).list_sites(access, customer_in_path(call), call.query("status"), page))
 
 
-async def create_site(request: Request) -> Response:
-    access = await access_of(request)
-    fields = await body_fields(request)
-    return one(await directory_of(request.app).create_site(access, customer_in_path(request), fields))
+async def create_site(call: Call) -> Answer:
+    access = await access_of(call)
+    fields = await body_fields(call)
+    return one(await directory_of(call.app).create_site(access, customer_in_path(call), fields))
 
 
-async def get_site(request: Request) -> Response:
-    access = await access_of(request)
-    site_id = request.path_params["site_id"]
-    return one(await directory_of(request.app).get_site(access, customer_in_path(request), site_id))
+async def get_site(call: Call) -> Answer:
+    access = await access_of(call)
+    site_id = call.path_params["site_id"]
+    return one(await directory_of(call.app).get_site(access, customer_in_path(call), site_id))
 
 
-async def update_site(request: Request) -> Response:
-    access = await access_of(request)
-    fields, if_match = await body_fields(request), request.headers.get("if-match")
-    site_id = request.path_params["site_id"]
-    directory = directory_of(request.app)
-    return one(await directory.update_site(access, customer_in_path(request), site_id, fields, if_match))
+async def update_site(call: Call) -> Answer:
+    access = await access_of(call)
+    fields, if_match = await body_fields(call), call.header(b"if-match")
+    site_id = call.path_params["site_id"]
+    directory = directory_of(call.app)
+    return one(await directory.update_site(access, customer_in_path(call), site_id, fields, if_match))
 
 
-async def delete_site(request: Request) -> Response:
-    access = await access_of(request)
-    site_id = request.path_params["site_id"]
-    return success(await directory_of(request.app).delete_site(access, customer_in_path(request), site_id))
+async def delete_site(call: Call) -> Answer:
+    access = await access_of(call)
+    site_id = call.path_params["site_id"]
+    return ok(await directory_of(call.app).delete_site(access, customer_in_path(call), site_id))
 
 
-HANDLERS = (
+HANDLERS: tuple[tuple[str, str, str, Handler], ...] = (
     ("", "GET", "list", list_sites),
     ("", "POST", "create", create_site),
     ("/{site_id}", "GET", "get", get_site),
@@ -68,13 +61,12 @@ HANDLERS = (
 )
 
 
-def _routes(base: str, family: str) -> list[Route]:
+def _routes(base: str, family: str) -> list[ApiRoute]:
     """One route per method; the metrics name says which family and action it was."""
-    found = []
-    for suffix, method, action, handler in HANDLERS:
-        name = f"api.{family}.sites.{action}"
-        found.append(Route(base + suffix, endpoint(name, API_NO_STORE)(handler), methods=[method], name=name))
-    return found
+    return [
+        ApiRoute(method, base + suffix, handler, f"api.{family}.sites.{action}", API_NO_STORE)
+        for suffix, method, action, handler in HANDLERS
+    ]
 
 
 routes = [*_routes(SPE_SITES, "spe"), *_routes(SPECP_SITES, "specp")]

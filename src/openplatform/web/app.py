@@ -14,15 +14,15 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from openplatform.config import Settings
+from openplatform.core.context import Platform
 from openplatform.errors import OAuthError
 from openplatform.runtime import build_admin, build_platform, make_database
 from openplatform.services.webhooks import WebhookWorker
 from openplatform.storage.cache import CachedStore
-from openplatform.web import api_sites, docs, health, oauth, open_api, ui
-from openplatform.web.http import ascii_query_string
-from openplatform.web.lean import Headers, LeanEndpoint
+from openplatform.web import api_sites, docs, health, manage_api, oauth, open_api, ui
+from openplatform.web.kernel import Headers, RouteTable, error_response
 from openplatform.web.limits import MAX_HEADER_BYTES, header_bytes, headers_too_large
-from openplatform.web.responses import NO_STORE, error_response
+from openplatform.web.responses import NO_STORE
 
 HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 
@@ -66,36 +66,37 @@ async def http_error(request: Request, exc: Exception) -> Response:
         return await ui.screen_error(request, status, getattr(exc, "headers", None))
     kind = {404: "not_found", 405: "method_not_allowed"}.get(status, "invalid_request")
     message = "No such endpoint." if status == 404 else None
-    always_200 = request.app.state.platform.settings.error_status == "always-200"
     headers = {**NO_STORE, **(getattr(exc, "headers", None) or {})}  # a 405 keeps its Allow
-    return error_response(OAuthError(kind, message), always_200, headers)
+    return error_response(OAuthError(kind, message), request.app.state.platform, headers)
 
 
-def lean_endpoint(scope: Scope) -> LeanEndpoint | None:
-    """The lean endpoint for exactly this method and path, with its path parameter set; or None."""
-    method, path = scope["method"], scope["path"]
-    found = oauth.lean_endpoints.get((method, path))
-    if found is not None:
-        return found
-    for lean_method, prefix, name, endpoint in open_api.lean_prefix_endpoints:
-        rest = path[len(prefix) :]
-        if method == lean_method and path.startswith(prefix) and rest and "/" not in rest:
-            scope["path_params"] = {name: rest}
-            return endpoint
-    return None
+def ascii_query_string(scope: Scope) -> None:
+    """Percent-encode the bytes above 0x7f of a raw query string, as a browser would have.
+
+    A request target is ASCII (RFC 3986), and uvicorn's parser refuses anything else,
+    but an ASGI server may pass raw bytes on; Starlette decodes the query string as
+    strict UTF-8 when it builds ``request.url``, which then fails (a 500 on every page).
+    Encoded, such bytes reach the parameter parsers, which refuse invalid UTF-8 (40001).
+    """
+    query: bytes = scope.get("query_string", b"")
+    if not query.isascii():
+        scope["query_string"] = b"".join(b"%%%02X" % byte if byte > 0x7F else bytes((byte,)) for byte in query)
 
 
 class OpenPlatformApp(Starlette):
-    """Starlette, with the hot routes (``web.lean``) dispatched before its middleware and router.
+    """Starlette, with the API routes (``table``) dispatched before its middleware and router.
 
-    Only an exact method and path take the lean way; everything else, including
-    a HEAD, another method or a trailing slash on those paths, goes through
-    Starlette as usual, where the same endpoints also sit in the router.
-    Before either, request headers over 16 KiB are answered 431 (``web.limits``);
-    ``answer_headers`` (HSTS under an https ISSUER, SPEC §9) go on every answer.
+    A method and path of the table take the kernel's fast way (``web.kernel``); everything
+    else, including a HEAD, another method, a trailing slash or a ``root_path`` on those
+    paths, goes through Starlette, where the same endpoints sit in the router, and the
+    screens. What holds on every answer, whichever way it goes, is decided here once:
+    request headers over 16 KiB are answered 431 (``web.limits``), a raw query string is
+    made ASCII, and ``answer_headers`` (HSTS under an https ISSUER, SPEC §9) are added.
     """
 
     answer_headers: Headers = []
+    table = RouteTable([])
+    platform: Platform  # also app.state.platform; an attribute, read once per API call, is cheaper
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,10 +106,10 @@ class OpenPlatformApp(Starlette):
             await self.refuse_headers(send)
             return
         ascii_query_string(scope)
-        lean = lean_endpoint(scope) if not scope.get("root_path") else None
-        if lean is not None:
+        endpoint = self.table.dispatch(scope) if not scope.get("root_path") else None
+        if endpoint is not None:
             scope["app"] = self
-            await lean(scope, receive, send, self.answer_headers)
+            await endpoint(scope, receive, send, self.answer_headers)
         elif self.answer_headers:
             await super().__call__(scope, receive, self.with_answer_headers(send))
         else:
@@ -136,13 +137,18 @@ class OpenPlatformApp(Starlette):
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
+    # Every API route, declared once in its module; the screens stay Starlette routes.
+    table = RouteTable(
+        [*oauth.routes, *open_api.routes, *api_sites.routes, *manage_api.routes, *health.routes, *docs.routes]
+    )
     app = OpenPlatformApp(
-        routes=[*oauth.routes, *open_api.routes, *api_sites.routes, *health.routes, *docs.routes, *ui.routes],
+        routes=[*table.starlette_routes, *ui.routes],
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )
+    app.table = table
     database = make_database(settings)  # one driver (pool, writer) for the token store and management
-    platform = app.state.platform = build_platform(settings, database)
+    platform = app.state.platform = app.platform = build_platform(settings, database)
     app.answer_headers = [HSTS] if settings.issuer.startswith("https://") else []
     store = platform.store
     if not isinstance(store, CachedStore):  # runtime.build_platform always wraps the SQL store

@@ -13,11 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
-from openplatform.web.http import endpoint
+from openplatform.web.kernel import HTML_TYPE, JSON_TYPE, Answer, ApiRoute, Call
+from openplatform.web.responses import encode_headers
 
 DOCUMENT = Path(__file__).resolve().parent / "openapi.json"
 METHODS = ("get", "post", "put", "delete", "patch")
@@ -176,21 +173,23 @@ class Renderer:
 
 
 @functools.cache
-def reference_page() -> str:
-    return Renderer(json.loads(document_bytes())).page()
+def reference_page() -> bytes:
+    return Renderer(json.loads(document_bytes())).page().encode()
 
 
-@endpoint("openapi")
-async def openapi_json(_request: Request) -> Response:
-    return Response(document_bytes(), media_type="application/json", headers={"Cache-Control": "no-cache"})
+OPENAPI_HEADERS = [JSON_TYPE, (b"cache-control", b"no-cache")]
+DOCS_HEADERS = [HTML_TYPE, *encode_headers(PAGE_HEADERS)]
 
 
-@endpoint("docs")
-async def docs(_request: Request) -> Response:
-    return Response(reference_page(), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+async def openapi_json(_call: Call) -> Answer:
+    return 200, document_bytes(), OPENAPI_HEADERS
+
+
+async def docs(_call: Call) -> Answer:
+    return 200, reference_page(), DOCS_HEADERS
 
 
 routes = [
-    Route("/openapi.json", openapi_json, methods=["GET"], name="openapi"),
-    Route("/docs", docs, methods=["GET"], name="docs"),
+    ApiRoute("GET", "/openapi.json", openapi_json, "openapi"),
+    ApiRoute("GET", "/docs", docs, "docs"),
 ]

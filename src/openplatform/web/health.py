@@ -4,26 +4,22 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from openplatform.errors import OAuthError
 from openplatform.services.admin_keys import AdminKeys
-from openplatform.web.http import endpoint, platform_of
+from openplatform.web.kernel import Answer, ApiRoute, Call, ok, request_route
 from openplatform.web.metrics import metrics_endpoint
-from openplatform.web.responses import success
 
 
-async def healthz(_request: Request) -> Response:
-    return success({"status": "ok"})
+async def healthz(_call: Call) -> Answer:
+    return ok({"status": "ok"})
 
 
-@endpoint("readyz")
-async def readyz(request: Request) -> Response:
-    await platform_of(request).store.ping()
-    return success({"status": "ready"})
+async def readyz(call: Call) -> Answer:
+    await call.platform.store.ping()
+    return ok({"status": "ready"})
 
 
-@endpoint("metrics")
 async def metrics(request: Request) -> Response:
     """Prometheus metrics, for an admin key of the whole platform only (SPEC §9, §10)."""
     admin = request.app.state.admin
@@ -40,7 +36,7 @@ async def metrics(request: Request) -> Response:
 
 
 routes = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
+    ApiRoute("GET", "/healthz", healthz, "healthz", observed=False),  # probes are not traffic to count
+    ApiRoute("GET", "/readyz", readyz, "readyz"),
+    request_route("GET", "/metrics", metrics, "metrics"),
 ]

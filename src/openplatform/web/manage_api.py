@@ -23,7 +23,6 @@ from functools import wraps
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from openplatform import events
 from openplatform.core.requests import json_object
@@ -43,7 +42,7 @@ from openplatform.services.manage import (
 )
 from openplatform.services.validation import NotFound, ValidationError
 from openplatform.storage.sql.manage import AuditFilter, audit_actor
-from openplatform.web.http import endpoint, platform_of, read_body
+from openplatform.web.kernel import ApiRoute, platform_of, read_body, request_route
 from openplatform.web.open_api import MAX_PAGE, MAX_PAGE_SIZE, int_param, query_value
 from openplatform.web.responses import API_NO_STORE, success
 
@@ -84,7 +83,6 @@ def operation(name: str) -> Callable[[ManageHandler], Handler]:
     """An admin API endpoint: the key checked, its use audited, the services' refusals as envelopes."""
 
     def decorate(handler: ManageHandler) -> Handler:
-        @endpoint(name, API_NO_STORE)
         @wraps(handler)
         async def wrapped(request: Request) -> Response:
             manage = await authenticated(request)
@@ -319,8 +317,9 @@ async def audit_events(request: Request, manage: Manage) -> Response:
     return success(await manage.audit_events(spec, page_of(request)))
 
 
-def _route(method: str, path: str, handler: Handler) -> Route:
-    return Route(PREFIX + path, handler, methods=[method], name=OPERATION_NAMES[handler])
+def _route(method: str, path: str, handler: Handler) -> ApiRoute:
+    """One admin route for the app's table (``web.kernel``): its answers never cached (SPEC §9)."""
+    return request_route(method, PREFIX + path, handler, OPERATION_NAMES[handler], API_NO_STORE)
 
 
 routes = [

@@ -1,33 +1,30 @@
 """The documented token endpoints (SPEC §2.1–2.4) and the RFC 7662/7009/8414 ones.
 
-The POST endpoints are lean ASGI endpoints (``web.lean``): they are the hot path.
+The POST endpoints are the hot path: the kernel dispatches them before Starlette (``web.kernel``).
 """
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import orjson
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
 from openplatform.core import authorize, introspection, server
 from openplatform.core.authorize import RedirectError
 from openplatform.core.requests import TokenRequest, parse_basic_auth, parse_params
-from openplatform.web.http import endpoint, platform_of
-from openplatform.web.lean import Call, Headers, LeanEndpoint, encode_success
-from openplatform.web.responses import BASIC_CHALLENGE, NO_STORE, PAGE_HEADERS, json_response
+from openplatform.web.kernel import JSON_ANSWER, Answer, ApiRoute, Call, Handler, ok
+from openplatform.web.responses import BASIC_CHALLENGE, NO_STORE, PAGE_HEADERS, encode_success
 
 
-# Every answer of connect, its 302s included, keeps the URL (code, state) out of Referer and frames (SPEC §9).
-@endpoint("connect", {**NO_STORE, **PAGE_HEADERS}, html_errors=True)
-async def connect(request: Request) -> Response:
-    platform = platform_of(request)
-    params = parse_params(request.scope.get("query_string", b""), b"", "")
+async def connect(call: Call) -> Answer:
+    """GET /oauth/connect (SPEC §2.1): a 302 to the app's redirect_uri, with a code or an error."""
+    params = parse_params(call.query_string, b"", "")
     try:
-        location = await authorize.connect(platform, params)
+        location = await authorize.connect(call.platform, params)
     except RedirectError as err:
         location = authorize.error_redirect(err)
-    return RedirectResponse(location, status_code=302)
+    # Quoted as Starlette's RedirectResponse quotes a Location.
+    return 302, b"", [(b"location", quote(location, safe=":/%#?=@[]!$&'()*+,;").encode("latin-1"))]
 
 
 async def token_request(call: Call) -> TokenRequest:
@@ -36,51 +33,58 @@ async def token_request(call: Call) -> TokenRequest:
     return TokenRequest(params=params, client_ip=call.client_ip(), basic_auth=parse_basic_auth(call.authorization))
 
 
-def _token_endpoint(name: str) -> LeanEndpoint:
-    async def handle(call: Call) -> tuple[bytes, Headers]:
+def token_endpoint(name: str) -> Handler:
+    """POST /oauth/credit/token, /oauth/access_token, /oauth/refresh_token (SPEC §2.2–2.4)."""
+
+    async def handle(call: Call) -> Answer:
         request = await token_request(call)
         result = (await server.token_response(call.platform, name, request)).result()
         if "client_id" in request.params or "application/json" in call.accept:
             # A standard OAuth client (RFC 6749 names, or asking for JSON as Authlib and
             # requests-oauthlib do) reads the §5.1 members at the top level, token_type included
             # (SPEC §2.2: it must work unchanged); the envelope stays as documented.
-            return orjson.dumps({"code": 0, "msg": "success", "result": result, **result, "token_type": "Bearer"}), []
-        return encode_success(result), []
+            body = {"code": 0, "msg": "success", "result": result, **result, "token_type": "Bearer"}
+            return 200, orjson.dumps(body), JSON_ANSWER
+        return 200, encode_success(result), JSON_ANSWER
 
-    return LeanEndpoint(name, handle, NO_STORE, on_401=BASIC_CHALLENGE)
+    return handle
 
 
-async def _introspect(call: Call) -> tuple[bytes, Headers]:
+async def introspect(call: Call) -> Answer:
+    """POST /oauth/introspect (RFC 7662)."""
     body = await introspection.introspect(call.platform, await token_request(call))
     # RFC 7662 clients read the members at the top level; envelope clients read result.
-    return orjson.dumps({"code": 0, "msg": "success", "result": body, **body}), []
+    return 200, orjson.dumps({"code": 0, "msg": "success", "result": body, **body}), JSON_ANSWER
 
 
-async def _revoke(call: Call) -> tuple[bytes, Headers]:
+async def revoke(call: Call) -> Answer:
+    """POST /oauth/revoke (RFC 7009)."""
     await introspection.revoke(call.platform, await token_request(call))
-    return encode_success({}), []
+    return ok({})
 
 
-def issuer_of(request: Request) -> str:
-    configured = platform_of(request).settings.issuer
-    return configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
+def issuer_of(call: Call) -> str:
+    configured = call.platform.settings.issuer
+    return configured.rstrip("/") if configured else str(call.request.base_url).rstrip("/")
 
 
-@endpoint("metadata")
-async def metadata(request: Request) -> Response:
-    return json_response(introspection.metadata(issuer_of(request)))
+async def metadata(call: Call) -> Answer:
+    """GET /.well-known/oauth-authorization-server (RFC 8414): plain JSON, not an envelope."""
+    return 200, orjson.dumps(introspection.metadata(issuer_of(call))), JSON_ANSWER
 
 
-# Dispatched by exact method and path before Starlette's stack (web.app); in the router too, for the rest.
-lean_endpoints = {
-    ("POST", "/oauth/credit/token"): _token_endpoint("credit_token"),
-    ("POST", "/oauth/access_token"): _token_endpoint("access_token"),
-    ("POST", "/oauth/refresh_token"): _token_endpoint("refresh_token"),
-    ("POST", "/oauth/introspect"): LeanEndpoint("introspect", _introspect, NO_STORE, on_401=BASIC_CHALLENGE),
-    ("POST", "/oauth/revoke"): LeanEndpoint("revoke", _revoke, NO_STORE, on_401=BASIC_CHALLENGE),
-}
+def _token_route(path: str, handler: Handler, name: str) -> ApiRoute:
+    # A 401 names the scheme the client authenticates with (RFC 7235 §4.1, SPEC §9).
+    return ApiRoute("POST", path, handler, name, NO_STORE, on_401=BASIC_CHALLENGE)
+
+
 routes = [
-    Route("/oauth/connect", connect, methods=["GET"], name="connect"),
-    *(Route(path, lean, methods=[method], name=lean.name) for (method, path), lean in lean_endpoints.items()),
-    Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"], name="metadata"),
+    # Every answer of connect, its 302s included, keeps the URL (code, state) out of Referer and frames (SPEC §9).
+    ApiRoute("GET", "/oauth/connect", connect, "connect", {**NO_STORE, **PAGE_HEADERS}, html_errors=True),
+    _token_route("/oauth/credit/token", token_endpoint("credit_token"), "credit_token"),
+    _token_route("/oauth/access_token", token_endpoint("access_token"), "access_token"),
+    _token_route("/oauth/refresh_token", token_endpoint("refresh_token"), "refresh_token"),
+    _token_route("/oauth/introspect", introspect, "introspect"),
+    _token_route("/oauth/revoke", revoke, "revoke"),
+    ApiRoute("GET", "/.well-known/oauth-authorization-server", metadata, "metadata"),
 ]

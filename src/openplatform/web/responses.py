@@ -1,15 +1,20 @@
-"""The envelope (SPEC §2) and the rendering of errors, in one place."""
+"""The envelope (SPEC §2), the headers of each kind of answer (SPEC §9), what a failure becomes.
+
+The endpoints render through ``web.kernel`` (``ok``, ``error_answer``); this module holds what
+the kernel and the few Starlette-style handlers share.
+"""
 
 from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from starlette.responses import Response
 
-from openplatform.errors import ERRORS, OAuthError, StorageUnavailable
+from openplatform.errors import OAuthError, StorageUnavailable
 
 log = logging.getLogger("openplatform.web")
 
@@ -29,20 +34,23 @@ BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="openplatform"'}
 JSON = "application/json"
 
 
-def encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+def encode_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
     """ASGI header pairs, encoded once per endpoint rather than per request."""
     return [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=JSON)
+def encode_success(result: object) -> bytes:
+    """The success envelope of SPEC §2: ``{"code": 0, "msg": "success", "result": ...}``, encoded."""
+    return orjson.dumps({"code": 0, "msg": "success", "result": result})
 
 
 def success(result: Any, headers: dict[str, str] | None = None) -> Response:
-    return json_response({"code": 0, "msg": "success", "result": result}, headers=headers)
+    """The success envelope as a Starlette ``Response`` (for ``kernel.request_route`` handlers)."""
+    return Response(encode_success(result), headers=headers, media_type=JSON)
 
 
 def as_oauth_error(exc: Exception) -> OAuthError:
+    """What a failure becomes: itself if an OAuthError, 50301 for a backing service, else 50001 (logged)."""
     if isinstance(exc, OAuthError):
         return exc
     if isinstance(exc, StorageUnavailable):
@@ -52,34 +60,10 @@ def as_oauth_error(exc: Exception) -> OAuthError:
     return OAuthError("server_error")
 
 
-def error_response(
-    exc: OAuthError, always_200: bool, headers: dict[str, str] | None = None, as_html: bool = False
-) -> Response:
-    status = 200 if always_200 else exc.status
-    merged = {**(headers or {}), **exc.headers}
-    if as_html:
-        page = (
-            "<!doctype html><html lang=en><meta charset=utf-8><title>Request refused</title>"
-            f"<h1>Request refused</h1><p>{html.escape(exc.message)}</p>"
-            f"<p><code>{exc.code} {html.escape(exc.error)}</code></p></html>"
-        )
-        merged = {**merged, **PAGE_HEADERS}
-        return Response(page, status_code=status, headers=merged, media_type="text/html; charset=utf-8")
-    return json_response(exc.envelope(), status, merged)
-
-
-def not_found_envelope() -> dict[str, object]:
-    return OAuthError("not_found", "No such endpoint.").envelope()
-
-
-__all__ = [
-    "ERRORS",
-    "error_response",
-    "json_response",
-    "success",
-    "NO_STORE",
-    "API_NO_STORE",
-    "PAGE_HEADERS",
-    "BASIC_CHALLENGE",
-    "as_oauth_error",
-]
+def error_page(error: OAuthError) -> str:
+    """The error as a short HTML page, for a browser (``/oauth/connect``)."""
+    return (
+        "<!doctype html><html lang=en><meta charset=utf-8><title>Request refused</title>"
+        f"<h1>Request refused</h1><p>{html.escape(error.message)}</p>"
+        f"<p><code>{error.code} {html.escape(error.error)}</code></p></html>"
+    )

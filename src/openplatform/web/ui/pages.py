@@ -30,7 +30,7 @@ from openplatform.services.validation import NotFound, ValidationError
 from openplatform.storage.sql.accounts import User, WebSession
 from openplatform.storage.sql.console import ConsoleQueries
 from openplatform.storage.sql.directory import DirectoryDb
-from openplatform.web.http import caller_ip, platform_of, read_body
+from openplatform.web.kernel import platform_of, read_body, request_ip
 from openplatform.web.ui.templating import NOTICES, env, security_headers
 
 log = logging.getLogger("openplatform.ui")
@@ -68,7 +68,7 @@ class Ctx:
 
     @property
     def ip(self) -> str:
-        return caller_ip(self.request, platform_of(self.request))
+        return request_ip(self.request)
 
     def value(self, name: str, default: str = "") -> str:
         """The first value of a form field (stripped of nothing: validation does that)."""
