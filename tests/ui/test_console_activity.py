@@ -366,3 +366,29 @@ async def test_send_again_is_the_owners_and_needs_the_form_token(
     assert (await dev.post(f"/console/apps/{world.app_id}/webhooks/{theirs['id']}/resend")).status_code == 404
     resent = [r for r in await harness.admin.db.recent_audit() if r["event"] == events.WEBHOOK_RESENT]
     assert resent == []
+
+
+async def test_last_token_time_of_each_app(
+    harness: Harness, people: MakePerson, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One seek per app and issuing event (the apps lists and the app page), in chunks of apps."""
+    from openplatform.storage.sql import console
+
+    monkeypatch.setattr(console, "LAST_TOKEN_CHUNK", 1)  # every app its own statement
+    dev = await people("dev@example.com", "developer")
+    worlds = [await owned_world(harness, dev) for _ in range(3)]
+    now = (int(time.time()) // HOUR) * HOUR + 1800
+    set_clock(harness, now - 7200)
+    await harness.app_token(worlds[0])
+    set_clock(harness, now - 60)
+    tokens = await harness.user_tokens(worlds[0])
+    set_clock(harness, now - 30)
+    assert (await harness.refresh(worlds[1], tokens["refresh_token"])).status_code != 200  # another app's token
+    set_clock(harness, now - 3600)
+    await harness.app_token(worlds[1])
+    set_clock(harness, now)
+    await asyncio.sleep(0.3)
+    last = await console.ConsoleQueries(harness.admin.db.database).last_token_at(w.app_id for w in worlds)
+    assert set(last) == {worlds[0].app_id, worlds[1].app_id}  # the third app never got a token
+    assert abs(last[worlds[0].app_id] - (now - 60)) < 1 and abs(last[worlds[1].app_id] - (now - 3600)) < 1
+    assert await console.ConsoleQueries(harness.admin.db.database).last_token_at([]) == {}

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, and_, case, cast, func, literal_column, or_, select, update
+from sqlalchemy import ColumnElement, Integer, Select, case, cast, func, literal_column, or_, select, update
 
 from openplatform import events
 from openplatform.models import Customer
@@ -30,6 +30,7 @@ from openplatform.storage.sql.schema import (
 
 # Audit events that hand out a new access token (a refresh repeated within the leeway counts too).
 ISSUING_EVENTS = (events.TOKEN_ISSUED, events.TOKEN_REFRESHED)
+LAST_TOKEN_CHUNK = 200  # apps per statement of last_token_at (two columns each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,16 +166,28 @@ class ConsoleQueries:
         return TokenCounts(int(user_count or 0), int(app_count or 0))
 
     async def last_token_at(self, app_ids: Iterable[str]) -> dict[str, float]:
-        """When each app last got an access token (from the audit log)."""
+        """When each app last got an access token (from the audit log).
+
+        One ``max(at)`` per app and issuing event, each a single seek at the end of its range of
+        ``ix_audit_events_app_event_at``: a GROUP BY app_id would read every row of those apps.
+        """
         ids = sorted(set(app_ids))
-        if not ids:
-            return {}
-        query = (
-            select(audit_events.c.app_id, func.max(audit_events.c.at))
-            .where(and_(audit_events.c.app_id.in_(ids), audit_events.c.event.in_(ISSUING_EVENTS)))
-            .group_by(audit_events.c.app_id)
-        )
-        return {app_id: at for app_id, at in await self.database.read(query) if at is not None}
+        result: dict[str, float] = {}
+        per_app, at = len(ISSUING_EVENTS), audit_events.c.at
+        for first in range(0, len(ids), LAST_TOKEN_CHUNK):  # a statement's columns are bounded (SQLite: 2000)
+            chunk = ids[first : first + LAST_TOKEN_CHUNK]
+            latest = [
+                select(func.max(at)).where(audit_events.c.app_id == app_id, audit_events.c.event == event)
+                .scalar_subquery()
+                for app_id in chunk for event in ISSUING_EVENTS
+            ]  # fmt: skip
+            row = await self.database.read_one(select(*latest))
+            found = list(row) if row is not None else []
+            for i, app_id in enumerate(chunk):
+                ats = [at for at in found[i * per_app : (i + 1) * per_app] if at is not None]
+                if ats:
+                    result[app_id] = max(ats)
+        return result
 
     async def recent_events(self, app_id: str, limit: int = 20, event: str | None = None) -> list[dict[str, object]]:
         """An app's newest audit rows (of one ``event`` when given), newest first: each a dict of the
