@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from html import unescape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -23,6 +21,7 @@ from openplatform.services.webhooks import BACKOFF, MAX_ATTEMPTS
 from openplatform.storage.sql.webhooks import WebhookOutbox
 from tests.conftest import Harness, World
 from tests.ui.conftest import MakePerson
+from tests.ui.receiver import Receiver, serving
 from tests.ui.support import Person, errors_in
 
 HOUR, DAY = 3600, 86400
@@ -34,50 +33,10 @@ def settings_overrides() -> dict[str, Any]:
     return {"webhook_poll_seconds": 0.05, "webhook_private_networks": "allow"}
 
 
-# ------------------------------------------------------------------ receiver
-
-
-class Receiver:
-    """A plain HTTP server on 127.0.0.1 answering every POST with ``status`` (``{"code": 0}`` on 200)."""
-
-    def __init__(self) -> None:
-        self.status = 500
-        self.bodies: list[bytes] = []
-        self.lock = threading.Lock()
-        self.url = ""
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.bodies)
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            with state.lock:
-                state.bodies.append(body)
-                status = state.status
-            answer = b'{"code": 0}' if status == 200 else b'{"code": 1}'
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    with serving() as state:
+        yield state
 
 
 async def wait_for(predicate: Callable[[], Awaitable[bool]], within: float = 15.0) -> None:

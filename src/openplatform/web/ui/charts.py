@@ -128,7 +128,8 @@ def bar_chart(chart_id: str, title: str, buckets: list[Bucket], classes: dict[st
         if bucket.failures:
             tip += f" ({_reasons_text(bucket.failures)})"
         slots.append(Slot(tip, round(x, 2), round(slot_width, 2), bars))
-    counts = [Mark(round(BOTTOM - v * scale, 2), str(v)) for v in sorted({0, top_value // 2, top_value})]
+    ticks = (0, top_value // 2, top_value) if top_value % 2 == 0 else (0, top_value)  # 5: no 2.5
+    counts = [Mark(round(BOTTOM - v * scale, 2), str(v)) for v in ticks]
     step = 6 if hourly else 5
     times = [
         Mark(round(LEFT + (i + 0.5) * slot_width, 2),
