@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from html import unescape
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +21,7 @@ from openplatform import events
 from openplatform.services.console import app_event_choices, event_label
 from openplatform.services.webhooks import BACKOFF, MAX_ATTEMPTS
 from openplatform.storage.sql.webhooks import WebhookOutbox
-from tests.conftest import Harness, World
+from tests.conftest import Harness, World, need, port_open
 from tests.ui.conftest import MakePerson
 from tests.ui.receiver import Receiver, serving
 from tests.ui.support import Person, errors_in
@@ -351,3 +353,33 @@ async def test_last_token_time_of_each_app(
     assert set(last) == {worlds[0].app_id, worlds[1].app_id}  # the third app never got a token
     assert abs(last[worlds[0].app_id] - (now - 60)) < 1 and abs(last[worlds[1].app_id] - (now - 3600)) < 1
     assert await console.ConsoleQueries(harness.admin.db.database).last_token_at([]) == {}
+
+
+# ------------------------------------------------------------ the benchmark
+
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
+
+
+def console_bench_commands() -> list[str]:
+    """The command lines of docs/benchmarks.md's section on the console's app page."""
+    section = BENCHMARKS.read_text().split("## The console's app page", 1)[1].split("\n## ", 1)[0]
+    return [line.strip() for line in section.splitlines() if line.startswith("    ") and "console_page.py" in line]
+
+
+@pytest.mark.parametrize("line", range(2), ids=["sqlite", "postgres"])
+def test_the_documented_console_benchmark_runs(line: int) -> None:
+    """Each printed command, run by bash from the repository root with few rows and renders (no speed
+    is asserted: the figures live in docs/benchmarks.md)."""
+    commands = console_bench_commands()
+    assert len(commands) == 2 and "--database-url postgresql://" in commands[1]
+    if "postgresql://" in commands[line]:
+        need(port_open("127.0.0.1", 5432), "PostgreSQL is not reachable on 127.0.0.1:5432")
+    command = commands[line].replace("bench/console_page.py", "bench/console_page.py --rows 3000 --renders 2")
+    done = subprocess.run(
+        ["bash", "-c", command], cwd=BENCHMARKS.parents[1], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "3,000 audit rows" in done.stdout and ("PostgreSQL" if line else "SQLite") in done.stdout
+    rows = [r for r in done.stdout.splitlines() if r.startswith("| GET /console/apps/{id}")]
+    assert len(rows) == 2, done.stdout
