@@ -85,3 +85,5 @@ async def exercise_admin_api(harness: Harness) -> None:
     await manage(harness, key, "DELETE", one)
     _bound_id, bound = await admin_key(harness, "bound", spe["xspe"])
     await manage(harness, bound, "POST", "/spes", 403, json={"name": "Not mine"})
+    await manage(harness, bound, "GET", "/apps")  # the catalogue, without what the developer keeps
+    await manage(harness, bound, "GET", f"/apps/{app['app_id']}")

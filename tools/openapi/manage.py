@@ -8,6 +8,7 @@ from openplatform.models import REGISTRABLE_SCOPES
 from openplatform.services.accounts import MAX_PASSWORD, MIN_PASSWORD, ROLES
 from openplatform.services.admin import MAX_GRACE_SECONDS
 from openplatform.services.directory_input import CONTACT_MAX, NAME_MAX
+from openplatform.services.manage import CATALOGUE_FIELDS
 from openplatform.web.manage_api import MAX_TIME
 from tools.openapi.components import UNIX, Schema, obj, page_of, query, ref, text
 from tools.openapi.operations import operation, params, success
@@ -21,6 +22,7 @@ BOUND = (
     "answer 404 / 40401, exactly like objects that do not exist."
 )
 PLATFORM_ONLY = " Only a key of the whole platform: a key bound to an SPE gets 403 / 40301 access_denied."
+DEVELOPERS_OWN = " Only to a key of the whole platform: a key bound to an SPE reads the catalogue without it."
 
 XSPE = "spe_5f0c7a9e1b2d3c4a"
 CUSTOMER_ID = "cus_8d1e4b7a2c9f0e36"
@@ -81,11 +83,18 @@ SCHEMAS: dict[str, Schema] = {
             "host_url": text("The app's entrance URL; redirect_uri must share its host."),
             "status": {"enum": ["active", "suspended"]},
             "scopes": {"type": "array", "items": {"enum": list(REGISTRABLE_SCOPES)}},
-            "ip_whitelist": STRINGS,
-            "webhook_url": {**NULLABLE_TEXT, "description": "Where install and uninstall events go (or null)."},
-            "owner_id": {**NULLABLE_TEXT, "description": "The developer account whose console shows the app."},
+            "ip_whitelist": {**STRINGS, "description": "Addresses the app calls from (empty: any)." + DEVELOPERS_OWN},
+            "webhook_url": {
+                **NULLABLE_TEXT,
+                "description": "Where install and uninstall events go (or null)." + DEVELOPERS_OWN,
+            },
+            "owner_id": {
+                **NULLABLE_TEXT,
+                "description": "The developer account whose console shows the app." + DEVELOPERS_OWN,
+            },
             "created_at": UNIX,
-        }
+        },
+        required=list(CATALOGUE_FIELDS),
     ),
     "AppList": obj({"items": {"type": "array", "items": ref("App")}}),
     "Installation": obj(
@@ -215,7 +224,11 @@ PARAMETERS: dict[str, Schema] = {
     "user_id": path_param("user_id", "The account's id."),
     "filter_xspe": query("xspe", {"type": "string", "maxLength": 200}, "Only this SPE (a bound key: its own)."),
     "filter_app_id": query("app_id", {"type": "string", "maxLength": 200}, "Only this app."),
-    "filter_owner": query("owner", {"type": "string", "maxLength": 200}, "Only the apps of this developer (e-mail)."),
+    "filter_owner": query(
+        "owner",
+        {"type": "string", "maxLength": 200},
+        "Only the apps of this developer (e-mail); a key bound to an SPE gets 403.",
+    ),
     "filter_event": query("event", {"type": "string", "maxLength": 200}, "Only this event, e.g. app.installed."),
     "since": query("since", {"type": "number", "minimum": 0, "maximum": MAX_TIME}, "From this UNIX time (seconds)."),
     "until": query("until", {"type": "number", "minimum": 0, "maximum": MAX_TIME}, "Up to this UNIX time (seconds)."),
@@ -301,8 +314,9 @@ PATHS: dict[str, Schema] = {
     "/api/manage/apps": {
         "get": manage(
             "apps.list", "List apps",
-            "Every app, oldest first, or one developer's (`owner`); never a secret. A bound key may read the "
-            "catalogue (its portal installs apps).",
+            "Every app, oldest first, or one developer's (`owner`, only with a key of the whole platform); never "
+            "a secret. A bound key reads the catalogue (its portal installs apps from it): each app without "
+            "`webhook_url`, `ip_whitelist` and `owner_id`.",
             ref("AppList"), {"items": [APP_EXAMPLE]}, parameters=params("filter_owner"),
         ),
         "post": manage(
@@ -317,7 +331,8 @@ PATHS: dict[str, Schema] = {
     },
     "/api/manage/apps/{app_id}": {
         "parameters": params("manage_app_id"),
-        "get": manage("app.get", "Show an app", "One app, never its secret.", ref("App"), APP_EXAMPLE),
+        "get": manage("app.get", "Show an app", "One app, never its secret; to a key bound to an SPE without "
+                      "`webhook_url`, `ip_whitelist` and `owner_id`.", ref("App"), APP_EXAMPLE),
         "put": manage(
             "app.update", "Change an app",
             "Only the fields given change; tokens see the change at once (a narrower whitelist or fewer scopes "

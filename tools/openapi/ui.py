@@ -22,6 +22,7 @@ UI_SUMMARIES: dict[tuple[str, str], str] = {
     ("/console/apps/{app_id}/status", "get"): "Confirm a suspension (?status=suspended)",
     ("/console/apps/{app_id}/status", "post"): "Suspend or resume an app",
     ("/console/apps/{app_id}/secret", "get"): "Show a just-created secret, once",
+    ("/console/apps/{app_id}/webhooks/{delivery_id}/resend", "post"): "Send a webhook notification again",
     ("/portal", "get"): "SPE portal: the SPE's customers (search, pages)",
     ("/portal/customers/new", "get"): "Form to add a customer",
     ("/portal/customers/new", "post"): "Add a customer",

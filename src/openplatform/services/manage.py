@@ -11,8 +11,11 @@ at once, SPEC §8). This module adds only the reach of the key:
   SPE answer 404 ``not_found``, exactly like objects that do not exist, so no
   identifier can be probed; operations such a key may never do (creating SPEs,
   creating or changing apps, which are platform-wide, accounts of another role)
-  answer 403 ``access_denied`` whatever their target. Apps may be read (the SPE's
-  portal needs the catalogue to install them), never their secrets.
+  answer 403 ``access_denied`` whatever their target. Apps may be read as a
+  catalogue (the SPE's portal installs from it: ``catalogue_json``), never what the
+  developer keeps for themselves: the secret, the webhook URL (its query often
+  carries the receiver's credential, SPEC §9), the IP whitelist and the owner; nor
+  may such a key look accounts up by e-mail address (``owner``).
 
 Input arrives as parsed JSON (``Fields``): strings, whole numbers, lists of
 strings; every refusal is an ``invalid_request`` naming the ``field``.
@@ -53,6 +56,16 @@ def app_json(app: App) -> dict[str, object]:
         "scopes": list(app.scopes), "ip_whitelist": list(app.ip_whitelist), "webhook_url": app.webhook_url,
         "owner_id": app.owner_id, "created_at": int(app.created_at),
     }  # fmt: skip
+
+
+CATALOGUE_FIELDS = ("app_id", "name", "host_url", "status", "scopes", "created_at")
+
+
+def catalogue_json(app: App) -> dict[str, object]:
+    """An app as a key bound to an SPE sees it (what the SPE portal's screens show): ``app_json``
+    without ``webhook_url``, ``ip_whitelist`` and ``owner_id``, which are the developer's own."""
+    shown = app_json(app)
+    return {name: shown[name] for name in CATALOGUE_FIELDS}
 
 
 def installation_json(found: Installation) -> dict[str, object]:
@@ -224,14 +237,19 @@ class Manage:
             raise OAuthError("not_found", "No such app.")
         return found
 
+    def show_app(self, app: App) -> dict[str, object]:
+        """``app_json`` for a key of the whole platform, ``catalogue_json`` for one bound to an SPE."""
+        return catalogue_json(app) if self.bound else app_json(app)
+
     async def list_apps(self, owner: str | None) -> dict[str, object]:
         owner_id = None
         if owner is not None:
+            self.platform_only("Listing the apps of an account")  # else an oracle of e-mail addresses
             user = await self.accounts.store.find_by_email(owner.strip().lower())
             if user is None:
                 raise OAuthError("not_found", "No account with that e-mail address.")
             owner_id = user.user_id
-        return {"items": [app_json(a) for a in await self.db.list_apps(owner_id)]}
+        return {"items": [self.show_app(a) for a in await self.db.list_apps(owner_id)]}
 
     async def create_app(self, fields: Fields) -> tuple[App, str]:
         self.platform_only("Creating an app")

@@ -245,7 +245,7 @@ async def create_app(request: Request, manage: Manage) -> Response:
 
 @operation("manage.app.get")
 async def get_app(request: Request, manage: Manage) -> Response:
-    return success(app_json(await manage.app(request.path_params["app_id"])))
+    return success(manage.show_app(await manage.app(request.path_params["app_id"])))
 
 
 @operation("manage.app.update")
