@@ -1,7 +1,7 @@
 """CPU per request of openplatform's ASGI app alone, without an HTTP server: quick iteration on the hot path.
 
-    .venv/bin/python bench/inprocess.py [app-token|open-api] [--requests 40000] [--database-url URL]
-                                        [--access-log text|json]
+    .venv/bin/python bench/inprocess.py [app-token|open-api|customer-list|code-exchange] [--requests 40000]
+                                        [--database-url URL] [--access-log text|json]
 
 Seeds a fresh SQLite file (or the given, empty, database) through openplatform's services, then
 drives the app with 32 concurrent tasks sending ASGI messages directly (uvloop, group commit and
@@ -10,6 +10,11 @@ uvicorn and the sockets, which ``bench/run.py`` measures; use it to compare two 
 code (``--access-log``: with the per-request line of ``web.access_log``, written to stderr in that
 format; send stderr to a file or a pipe), and py-spy (``py-spy record -- .venv/bin/python
 bench/inprocess.py``) to see where time goes.
+
+Scenarios: ``app-token`` (``POST /oauth/credit/token``), ``open-api`` (``GET /api/spe/customer/{id}``
+with that token: the cached read), ``customer-list`` (``GET /api/spe/customers``: a page and a count
+through the management path's SQL), ``code-exchange`` (``POST /oauth/access_token`` with a fresh code
+each time; the codes are minted through ``GET /oauth/connect`` before the clock starts).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import os
 import tempfile
 import time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 import uvloop
@@ -37,16 +42,21 @@ CONCURRENCY = 32
 FORM = (b"content-type", b"application/x-www-form-urlencoded")
 
 
-def http_scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+def http_scope(method: str, path: str, headers: list[tuple[bytes, bytes]], query: str = "") -> dict[str, Any]:
     return {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "scheme": "http",
-        "method": method, "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "method": method, "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
         "headers": [(b"host", b"127.0.0.1"), *headers], "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
     }  # fmt: skip
 
 
 async def call(app: Any, scope: dict[str, Any], body: bytes) -> tuple[int, bytes]:
+    sent = await messages(app, scope, body)
+    return sent[0]["status"], sent[1]["body"]
+
+
+async def messages(app: Any, scope: dict[str, Any], body: bytes) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -56,7 +66,23 @@ async def call(app: Any, scope: dict[str, Any], body: bytes) -> tuple[int, bytes
         sent.append(message)
 
     await app(dict(scope), receive, send)
-    return sent[0]["status"], sent[1]["body"]
+    return sent
+
+
+async def mint_codes(app: Any, seeded: Any, count: int) -> list[bytes]:
+    """``count`` exchange bodies, each with a fresh code from ``GET /oauth/connect``."""
+    query = urlencode({"app_id": seeded.app_id, "redirect_uri": "http://localhost:9000/callback",
+                       "response_type": "code", "scope": "install_login", "xspe": seeded.xspe,
+                       "customer_id": seeded.customer_id, "state": "bench"})  # fmt: skip
+    connect = http_scope("GET", "/oauth/connect", [], query)
+    bodies = []
+    for _ in range(count):
+        head = (await messages(app, connect, b""))[0]
+        location = dict(head["headers"])[b"location"].decode()
+        code = parse_qs(urlsplit(location).query)["code"][0]
+        bodies.append(urlencode({"grant_type": "authorization_code", "app_id": seeded.app_id,
+                                 "secret": seeded.secret, "code": code}).encode())  # fmt: skip
+    return bodies
 
 
 async def measure(scenario: str, requests: int, settings: Settings, access_log: str | None = None) -> None:
@@ -71,20 +97,26 @@ async def measure(scenario: str, requests: int, settings: Settings, access_log: 
         grant = urlencode({"grant_type": "client_credential", "app_id": seeded.app_id, "secret": seeded.secret})
         token_scope = http_scope("POST", "/oauth/credit/token", [FORM])
         scope, body = token_scope, grant.encode()
-        if scenario == "open-api":
+        per_task = requests // CONCURRENCY
+        codes: list[bytes] = []
+        if scenario in ("open-api", "customer-list"):
             status, answer = await call(app, token_scope, grant.encode())
             token = orjson.loads(answer)["result"]["access_token"]
             bearer = (b"authorization", f"Bearer {token}".encode())
             scope, body = http_scope("GET", f"/api/spe/customer/{seeded.customer_id}", [bearer]), b""
+            if scenario == "customer-list":
+                scope = http_scope("GET", "/api/spe/customers", [bearer], f"xspe={seeded.xspe}")
+        elif scenario == "code-exchange":
+            scope = http_scope("POST", "/oauth/access_token", [FORM])
+            codes = await mint_codes(app, seeded, (200 + per_task) * CONCURRENCY)
         statuses: dict[int, int] = {}
 
         async def worker(count: int) -> None:
             for _ in range(count):
-                status, _answer = await call(app, scope, body)
+                status, _answer = await call(app, scope, codes.pop() if codes else body)
                 statuses[status] = statuses.get(status, 0) + 1
 
         await asyncio.gather(*(worker(200) for _ in range(CONCURRENCY)))  # warm-up
-        per_task = requests // CONCURRENCY
         started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker(per_task) for _ in range(CONCURRENCY)))
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -95,14 +127,17 @@ async def measure(scenario: str, requests: int, settings: Settings, access_log: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", nargs="?", default="app-token", choices=["app-token", "open-api"])
+    parser.add_argument(
+        "scenario", nargs="?", default="app-token", choices=["app-token", "open-api", "customer-list", "code-exchange"]
+    )
     parser.add_argument("--requests", type=int, default=40_000)
     parser.add_argument("--database-url", help="an empty database to use instead of a fresh SQLite file")
     parser.add_argument("--access-log", choices=["text", "json"], help="log a line per request (to stderr)")
     opts = parser.parse_args()
     url = opts.database_url or f"sqlite:///{tempfile.mkdtemp(prefix='op-inprocess-')}/bench.db"
     os.environ.update(OPENPLATFORM_DATABASE_URL=url, OPENPLATFORM_SECRET_KEY=SECRET_KEY,
-                      OPENPLATFORM_RATE_LIMITS="off", OPENPLATFORM_LOG_LEVEL="warning")  # fmt: skip
+                      OPENPLATFORM_RATE_LIMITS="off", OPENPLATFORM_LOG_LEVEL="warning",
+                      OPENPLATFORM_CODE_TTL="600")  # codes are minted before the clock starts  # fmt: skip
     settings = Settings()
     upgrade(settings)  # Alembic runs its own event loop: before ours starts
     uvloop.run(measure(opts.scenario, opts.requests, settings, opts.access_log))

@@ -5,13 +5,14 @@ schema the migrations build (``schema.py``), which the drivers do not import."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 from sqlalchemy import BigInteger, Float, Integer, LargeBinary, String, Text
 
 from openplatform.storage.sql import store
-from openplatform.storage.sql.driver import InsertSpec
+from openplatform.storage.sql.driver import InsertSpec, Sql
 from openplatform.storage.sql.schema import metadata
 
 SQL = Path(store.__file__).parent
@@ -65,3 +66,14 @@ def _postgres():  # type: ignore[no-untyped-def]
     from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
     return PGDialect_asyncpg()
+
+
+def test_each_hot_path_statement_names_the_tables_it_touches() -> None:
+    """The PostgreSQL writer keeps held rows of other tables back past an ``Sql`` statement: a table
+    it touches but does not name would be read before its held rows reach it."""
+    statements = [value for value in vars(store).values() if isinstance(value, Sql)]
+    statements.append(store.ConsumeCode.claim_many)  # type: ignore[arg-type]
+    assert len(statements) >= 7
+    for statement in statements:
+        named = {t for t in metadata.tables if re.search(rf"\b{t}\b", statement)}
+        assert statement.tables == named, statement

@@ -21,8 +21,8 @@ SQL is written once with ``?`` placeholders and rewritten to ``$n`` for asyncpg.
 
 Writes carry what the writers need to batch them, explicitly: an ``Insert`` names
 its table, columns and their types (``InsertSpec``), a ``Claim`` operation the
-statement that claims the rows of a whole batch at once. No driver reads SQL text
-to find out what a statement does.
+statement that claims the rows of a whole batch at once, an ``Sql`` statement the
+tables it touches. No driver reads SQL text to find out what a statement does.
 
 Besides the hot path's operations, a driver runs the management path's
 transactions (``transaction``): on SQLite as one operation of the group-commit
@@ -73,6 +73,19 @@ class InsertSpec:
         arrays = ", ".join(f"${first + i}::{t}[]" for i, t in enumerate(self.pg_types))
         tail = f" {self.conflict}" if self.conflict else ""
         return f"{self.head} SELECT * FROM unnest({arrays}){tail}"
+
+
+class Sql(str):
+    """A hot-path statement that names the tables it touches: the PostgreSQL writer then sends
+    the rows held back for other tables later, together (any other statement, a plain ``str``,
+    first sends everything held)."""
+
+    tables: frozenset[str]
+
+    def __new__(cls, text: str, *tables: str) -> Sql:
+        statement = super().__new__(cls, text)
+        statement.tables = frozenset(tables)
+        return statement
 
 
 class Tx(Protocol):
@@ -140,9 +153,10 @@ class Driver(Protocol):
     async def write(self, op: Operation[T]) -> T: ...
     def write_later(self, op: Operation[Any]) -> None: ...
     async def transaction(self, op: Operation[T]) -> T:
-        """Run ``op`` as one transaction of its own making (the management path): it commits
-        when ``op`` returns and leaves nothing when it raises; a refused constraint raises
-        IntegrityError. Unlike ``write``, ``op`` may run for a while (several statements)."""
+        """Run ``op`` as one transaction of its own (the management path): it commits when ``op``
+        returns and leaves nothing when it raises; a refused constraint raises IntegrityError.
+        SQLite: one operation of the writer (``op`` only awaits ``tx``); PostgreSQL: a pool
+        connection, so ``op`` may hold its transaction open while the writer goes on."""
         ...
 
     # ``sqlite`` or ``postgresql``: what the management path compiles its statements for.

@@ -73,7 +73,8 @@ class Management:
             await self.announce(changes)
 
     async def close(self) -> None:
-        """Close the database, unless a serving process's token store owns it (it closes it)."""
+        """Close the database (its driver); in a serving process the token store shares it, and
+        closing it twice is harmless (``web/app.py``'s lifespan closes both)."""
         await self.database.close()
 
     # ----------------------------------------------------------- SPEs, customers

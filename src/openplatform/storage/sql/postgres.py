@@ -22,6 +22,7 @@ from openplatform.storage.sql.driver import (
     Outcome,
     Pending,
     Row,
+    Sql,
     T,
     settle,
     to_dollar_params,
@@ -76,17 +77,17 @@ class _PgTx:
         await self._send(spec, list(rows))
 
     async def execute(self, sql: str, *args: object) -> int:
-        await self._prepare()
+        await self._prepare(sql)
         status: str = await self.conn.execute(_pg_sql(sql), *args)
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
     async def fetchrow(self, sql: str, *args: object) -> Row | None:
-        await self._prepare()
+        await self._prepare(sql)
         return await self.conn.fetchrow(_pg_sql(sql), *args)
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
-        await self._prepare()
+        await self._prepare(sql)
         return list(await self.conn.fetch(_pg_sql(sql), *args))
 
     async def _begin(self) -> None:
@@ -94,12 +95,12 @@ class _PgTx:
             await self.conn.execute("BEGIN")
             self.begun = True
 
-    async def _prepare(self) -> None:
-        """Before any other statement, the rows held back go: it may read them (a rotation
-        reading the tokens table). Flushing even when it does not costs nothing more: each
-        spec's rows are one statement either way."""
+    async def _prepare(self, sql: str) -> None:
+        """Before a statement that touches a table with rows held back (a rotation reading the
+        tokens table), they go; an ``Sql`` names its tables, so the rows of others (a batch's
+        app tokens before a code's claim) stay held and go as one statement with the rest."""
         await self._begin()
-        if self._held:
+        if self._held and (not isinstance(sql, Sql) or any(spec.table in sql.tables for spec in self._held)):
             await self.flush()
 
     async def commit(self) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from openplatform.core.store import RotatedBefore
 from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, TokenRecord
 from openplatform.storage.sql.cleanup import BATCH_SIZE, cleanup_pass
-from openplatform.storage.sql.driver import Claim, Driver, Insert, InsertSpec, Tx
+from openplatform.storage.sql.driver import Claim, Driver, Insert, InsertSpec, Sql, Tx
 from openplatform.storage.sql.rows import (
     TOKEN_COLUMNS,
     app_from_row,
@@ -47,12 +47,26 @@ BACKING = (
 INSTALLATION_COLUMNS = "installation_id, app_id, xspe, customer_id, installed_at, uninstalled_at"
 
 
+REVOKE_FAMILY = Sql("UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL", "tokens")
+REVOKE_TOKEN = Sql("UPDATE tokens SET revoked_at = ? WHERE digest = ?", "tokens")
+ROTATE = Sql(
+    "UPDATE tokens SET rotated_at = ?, successor = ? WHERE digest = ? AND rotated_at IS NULL AND revoked_at IS NULL",
+    "tokens",
+)
+ROTATED_STATE = Sql("SELECT rotated_at, revoked_at, successor FROM tokens WHERE digest = ?", "tokens")
+SUCCESSOR_LIVE = Sql(
+    "SELECT 1 AS live FROM tokens WHERE digest = ? AND rotated_at IS NULL AND revoked_at IS NULL", "tokens"
+)
+
+
 async def revoke_family_in(tx: Tx, family_id: str, now: float) -> None:
-    await tx.execute("UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL", now, family_id)
+    await tx.execute(REVOKE_FAMILY, now, family_id)
     await tx.insert(INSERT_INVALIDATION, (now, "family", family_id))
 
 
-CLAIM_CODE = "UPDATE auth_codes SET used_at = ? WHERE digest = ? AND used_at IS NULL AND expires_at > ?"
+CLAIM_CODE = Sql(
+    "UPDATE auth_codes SET used_at = ? WHERE digest = ? AND used_at IS NULL AND expires_at > ?", "auth_codes"
+)
 
 
 class ConsumeCode(Claim):
@@ -66,9 +80,10 @@ class ConsumeCode(Claim):
     time would) and each operation reads its answer from ``tx.claimed`` (``driver.Claim``).
     """
 
-    claim_many = (
+    claim_many = Sql(
         "UPDATE auth_codes AS c SET used_at = v.at FROM unnest(?::text[], ?::float8[]) AS v(digest, at) "
-        "WHERE c.digest = v.digest AND c.used_at IS NULL AND c.expires_at > v.at RETURNING c.digest"
+        "WHERE c.digest = v.digest AND c.used_at IS NULL AND c.expires_at > v.at RETURNING c.digest",
+        "auth_codes",
     )
     __slots__ = ("digest", "now", "records")
 
@@ -222,21 +237,14 @@ class SqlStore:
         now = self.clock()
 
         async def op(tx: Tx) -> RotatedBefore | None:
-            claimed = await tx.execute(
-                "UPDATE tokens SET rotated_at = ?, successor = ? "
-                "WHERE digest = ? AND rotated_at IS NULL AND revoked_at IS NULL",
-                now, new_refresh.digest, old.digest,
-            )  # fmt: skip
+            claimed = await tx.execute(ROTATE, now, new_refresh.digest, old.digest)
             if claimed == 1:
                 await tx.insert(INSERT_TOKEN, token_params(new_access), token_params(new_refresh))
                 return None
-            row = await tx.fetchrow("SELECT rotated_at, revoked_at, successor FROM tokens WHERE digest = ?", old.digest)
+            row = await tx.fetchrow(ROTATED_STATE, old.digest)
             if row is None or row["revoked_at"] is not None:
                 return RotatedBefore(revoked=True, rotated_at=None, successor=None, successor_live=False)
-            successor = await tx.fetchrow(
-                "SELECT 1 AS live FROM tokens WHERE digest = ? AND rotated_at IS NULL AND revoked_at IS NULL",
-                row["successor"],
-            )
+            successor = await tx.fetchrow(SUCCESSOR_LIVE, row["successor"])
             return RotatedBefore(False, row["rotated_at"], row["successor"], successor is not None)
 
         return await self.driver.write(op)
@@ -254,7 +262,7 @@ class SqlStore:
             if record.kind == "refresh" and record.family_id:
                 await revoke_family_in(tx, record.family_id, now)
                 return
-            await tx.execute("UPDATE tokens SET revoked_at = ? WHERE digest = ?", now, record.digest)
+            await tx.execute(REVOKE_TOKEN, now, record.digest)
             await tx.insert(INSERT_INVALIDATION, (now, "token", record.digest))
 
         await self.driver.write(op)
