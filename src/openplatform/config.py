@@ -104,8 +104,8 @@ class Settings(BaseSettings):
     )
     postgres_pool_size: int = Field(
         8, ge=1, le=200,
-        description="PostgreSQL connections each server process (each worker) keeps for the hot path's reads; its "
-        "group-commit writer holds one more",
+        description="PostgreSQL connections each server process (each worker) keeps for reads and management "
+        "transactions (one pool for both); its group-commit writer holds one more",
     )  # fmt: skip
     invalidation_poll_seconds: float = Field(
         0.5, gt=0, le=5,
