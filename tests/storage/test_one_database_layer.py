@@ -112,3 +112,12 @@ async def test_where_a_management_transaction_runs(settings: Settings) -> None:
         assert await database.read_one(select(spes).where(spes.c.xspe == xspe)) is not None
     finally:
         await database.close()
+
+
+def test_the_postgresql_statement_cache_stays_bounded() -> None:
+    """Management statements with ``IN (…)`` lists make a new text per list length."""
+    from openplatform.storage.sql import postgres
+
+    for n in range(postgres._PG_SQL_CACHE_SIZE + 10):
+        assert postgres._pg_sql(f"SELECT ? FROM users WHERE user_id IN ({', '.join('?' * (n % 50 + 1))}) -- {n}")
+    assert len(postgres._PG_SQL_CACHE) <= postgres._PG_SQL_CACHE_SIZE

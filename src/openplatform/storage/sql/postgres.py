@@ -149,11 +149,14 @@ def _chained_inserts(held: dict[InsertSpec, list[tuple[object, ...]]]) -> tuple[
 
 
 _PG_SQL_CACHE: dict[str, str] = {}
+_PG_SQL_CACHE_SIZE = 4096  # the management path's IN (…) lists make a text per length: keep it bounded
 
 
 def _pg_sql(sql: str) -> str:
     converted = _PG_SQL_CACHE.get(sql)
     if converted is None:
+        if len(_PG_SQL_CACHE) >= _PG_SQL_CACHE_SIZE:
+            _PG_SQL_CACHE.clear()
         converted = _PG_SQL_CACHE[sql] = to_dollar_params(sql)
     return converted
 
