@@ -149,7 +149,9 @@ class Admin:
             customer_id=target_customer, installed_at=self.db.clock(),
         )  # fmt: skip
         notify = notification(INSTALL, installation, installation.installed_at) if app.webhook_url else None
-        await self.db.install(installation, notify)
+        stored = await self.db.install(installation, notify)
+        if stored is not installation:
+            return stored  # an install at the same time made it first
         await self.db.audit(events.APP_INSTALLED, app_id=app_id, xspe=target_xspe, customer_id=target_customer)
         return installation
 
@@ -161,6 +163,7 @@ class Admin:
         app = await self.require_app(app_id)
         now = self.db.clock()
         notify = notification(UNINSTALL, installation, now) if app.webhook_url else None
-        await self.db.uninstall(installation, notify, now)
+        if not await self.db.uninstall(installation, notify, now):
+            raise NotFound("the app is not installed there")  # an uninstall at the same time ended it
         await self.db.audit(events.APP_UNINSTALLED, app_id=app_id, xspe=target_xspe, customer_id=target_customer)
         return installation

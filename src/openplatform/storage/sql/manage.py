@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import orjson
 from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from openplatform.models import ACTIVE, App, Customer, Installation, Spe
 from openplatform.storage.sql.changes import enqueue_webhook, invalidate
@@ -239,21 +240,27 @@ class Management:
     # -------------------------------------------------------------- installations
 
     async def find_installation(self, app_id: str, xspe: str, customer_id: str | None) -> Installation | None:
-        where = [
-            installations.c.app_id == app_id,
-            installations.c.xspe == xspe,
-            installations.c.uninstalled_at.is_(None),
-            installations.c.customer_id.is_(None)
-            if customer_id is None
-            else installations.c.customer_id == customer_id,
-        ]
-        row = await self.database.read_one(select(installations).where(and_(*where)))
+        row = await self.database.read_one(select(installations).where(_live_installation(app_id, xspe, customer_id)))
         return installation_from_row(row) if row else None
 
-    async def install(self, installation: Installation, notify: dict[str, object] | None = None) -> None:
-        """Record it; ``notify`` (a webhook payload) is queued in the same transaction."""
+    async def install(self, installation: Installation, notify: dict[str, object] | None = None) -> Installation:
+        """Record it, unless the app is live there already: then that installation is returned and
+        nothing is written. ``notify`` (a webhook payload) is queued in the same transaction.
 
-        async def transaction(conn: Conn) -> None:
+        The look and the insert are one transaction holding the app's row (``FOR NO KEY UPDATE`` on
+        PostgreSQL: installs of one app take turns, while rows that only refer to the app, tokens
+        and audit events, are not held up; SQLite's writer runs transactions one at a time). Looked
+        up apart, two installs at once both found none and both inserted, and uninstalling one left
+        the app installed through the other (SPEC §8).
+        """
+
+        async def transaction(conn: Conn) -> Installation:
+            app_row = select(apps.c.app_id).where(apps.c.app_id == installation.app_id)
+            await conn.fetch(app_row.with_for_update(key_share=True))
+            live = _live_installation(installation.app_id, installation.xspe, installation.customer_id)
+            found = await conn.fetch(select(installations).where(live).limit(1))
+            if found:
+                return installation_from_row(found[0])
             await conn.execute(
                 insert(installations).values(
                     installation_id=installation.installation_id,
@@ -266,14 +273,18 @@ class Management:
             await invalidate(conn, "app", installation.app_id, installation.installed_at)
             if notify is not None:
                 await enqueue_webhook(conn, installation.app_id, "install", notify, installation.installed_at)
+            return installation
 
-        await self.database.transaction(transaction)
-        await self._announce(("app", installation.app_id))
+        stored = await self.database.transaction(transaction)
+        if stored is installation:
+            await self._announce(("app", installation.app_id))
+        return stored
 
     async def uninstall(
         self, installation: Installation, notify: dict[str, object] | None = None, now: float | None = None
-    ) -> None:
-        """Mark it uninstalled and revoke every token it produced, at once.
+    ) -> bool:
+        """Mark it uninstalled and revoke every token it produced, at once; False (and nothing
+        written) when it was uninstalled already, by an uninstall running at the same time too.
 
         Its unused codes are left as they are: they stand on this installation,
         which ``core.lifecycle`` now refuses, with a sentence that says so (marking
@@ -283,10 +294,14 @@ class Management:
         now = self.clock() if now is None else now
         iid = installation.installation_id
 
-        async def transaction(conn: Conn) -> None:
-            await conn.execute(
-                update(installations).where(installations.c.installation_id == iid).values(uninstalled_at=now)
-            )
+        async def transaction(conn: Conn) -> bool:
+            ended = await conn.execute(
+                update(installations)
+                .where(installations.c.installation_id == iid, installations.c.uninstalled_at.is_(None))
+                .values(uninstalled_at=now)
+            )  # on PostgreSQL a concurrent uninstall's update waits for this one, then changes nothing
+            if not ended:
+                return False
             # Many token rows at once, some of which the writer may be rotating: on PostgreSQL
             # the transaction is tried again if chosen to break a deadlock (Driver.transaction).
             await conn.execute(
@@ -298,9 +313,12 @@ class Management:
             await invalidate(conn, "app", installation.app_id, now)
             if notify is not None:
                 await enqueue_webhook(conn, installation.app_id, "uninstall", notify, now)
+            return True
 
-        await self.database.transaction(transaction)
+        if not await self.database.transaction(transaction):
+            return False
         await self._announce(("installation", iid), ("app", installation.app_id))
+        return True
 
     async def list_installations(self, app_id: str | None = None, xspe: str | None = None) -> list[Installation]:
         query = select(installations).order_by(installations.c.installed_at)
@@ -355,3 +373,13 @@ class Management:
         names = [str(column.name) for column in audit_events.columns if column.name != "detail"]
         events = [{**{n: row[n] for n in names}, "detail": orjson.loads(row["detail"] or "{}")} for row in rows]
         return events, total
+
+
+def _live_installation(app_id: str, xspe: str, customer_id: str | None) -> ColumnElement[bool]:
+    """The live installation of an app for one customer, or for the whole SPE (``customer_id`` None)."""
+    return and_(
+        installations.c.app_id == app_id,
+        installations.c.xspe == xspe,
+        installations.c.uninstalled_at.is_(None),
+        installations.c.customer_id.is_(None) if customer_id is None else installations.c.customer_id == customer_id,
+    )
