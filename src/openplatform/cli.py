@@ -341,7 +341,11 @@ def app_create(
     """Register an app: prints {"app_id", "secret", ...}; the secret is shown this once."""
 
     async def creating(admin: Admin) -> tuple[Any, str]:
-        owner_id = await _user_id(admin, owner) if owner is not None else None
+        from openplatform.services.accounts import app_owner, build_accounts
+
+        owner_id = None
+        if owner is not None:  # a developer: their console shows the app (SPEC §11)
+            owner_id = (await app_owner(build_accounts(admin.db, admin.keyring).store, owner)).user_id
         return await admin.create_app(name, host_url, scope or [], ip_whitelist or [], webhook_url, owner_id=owner_id)
 
     created, secret = run_admin(creating)
@@ -432,7 +436,16 @@ def install_list(
     """Installations of one app or in one SPE: {"items": [installation, ...]}."""
     if (app_id is None) == (xspe is None):
         fail("give exactly one of --app-id or --xspe", 2)
-    found = run_admin(lambda admin: admin.db.list_installations(app_id=app_id, xspe=xspe))
+
+    async def listing(admin: Admin) -> list[Any]:
+        # An unknown id is "not found" (status 4), as in customer list, never "installed nowhere".
+        if app_id is not None:
+            await admin.require_app(app_id)
+        if xspe is not None and await admin.db.get_spe(xspe) is None:
+            raise NotFound(f"no SPE {xspe!r}")
+        return await admin.db.list_installations(app_id=app_id, xspe=xspe)
+
+    found = run_admin(listing)
     emit({"items": [_installation_json(i) for i in found]})
 
 

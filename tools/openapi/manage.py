@@ -164,7 +164,10 @@ SCHEMAS: dict[str, Schema] = {
             "scopes": SCOPES_IN,
             "ip_whitelist": WHITELIST_IN,
             "webhook_url": text("Optional: where install and uninstall notifications go; no private addresses."),
-            "owner": text("Optional: the e-mail of the developer account whose console shows the app."),
+            "owner": text(
+                "Optional: the e-mail of the developer account whose console shows the app (an account "
+                "of another role is refused: `400` naming `owner`)."
+            ),
         },
         ["name", "host_url"],
     ),
@@ -366,7 +369,7 @@ PATHS: dict[str, Schema] = {
         "get": manage(
             "installations.list", "List installations",
             "Of one app (`app_id`), in one SPE (`xspe`), or both; uninstalled ones too (with `uninstalled_at`). "
-            "A key of the whole platform gives at least one of the two." + BOUND,
+            "A key of the whole platform gives at least one of the two; an unknown app or SPE is `404`." + BOUND,
             ref("InstallationList"), {"items": [INSTALLATION_EXAMPLE]},
             parameters=params("filter_app_id", "filter_xspe"),
         ),

@@ -333,6 +333,22 @@ def _locked_message(seconds: float) -> str:
     )
 
 
+async def app_owner(store: AccountStore, email: str) -> User:
+    """The developer an app is registered for: ``app create --owner EMAIL``, the admin API's ``owner``.
+
+    The app is meant to appear in that developer's console (SPEC §11), and only developers have
+    one, so an account of another role is refused rather than made the owner of an app nobody can
+    manage. Raises NotFound (no account with that e-mail) or ValidationError on ``owner``.
+    """
+    user = await store.find_by_email(email.strip().lower())
+    if user is None:
+        raise NotFound(f"no account with the e-mail {email!r}")
+    if user.role != "developer":
+        raise ValidationError("owner", f"must be a developer's account, not an {user.role}'s (only developers "
+                                       "have a console to manage an app in)")  # fmt: skip
+    return user
+
+
 def build_accounts(
     management: Management, keyring: Keyring, limiter: Limiter | None = None,
     idle_seconds: float = SESSION_IDLE_SECONDS,

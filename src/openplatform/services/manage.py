@@ -31,7 +31,7 @@ from openplatform.errors import OAuthError
 from openplatform.models import ACTIVE, SUSPENDED, App, Customer, Installation, Spe
 from openplatform.services import directory_input as read
 from openplatform.services import validation as check
-from openplatform.services.accounts import Accounts
+from openplatform.services.accounts import Accounts, app_owner
 from openplatform.services.admin import MAX_GRACE_SECONDS, Admin
 from openplatform.services.directory import Page, conflict, uninstall_notice
 from openplatform.services.directory_input import CONTACT_MAX, CUSTOMER_STATUSES, NAME_MAX, Fields
@@ -256,11 +256,11 @@ class Manage:
         read.only(fields, ("name", "host_url", "scopes", "ip_whitelist", "webhook_url", "owner"))
         owner_id = None
         owner = read.string(fields, "owner")
-        if owner is not None:
-            user = await self.accounts.store.find_by_email(owner.strip().lower())
-            if user is None:
-                raise read.invalid("owner", "is not the e-mail address of an account")
-            owner_id = user.user_id
+        if owner is not None:  # a developer: their console shows the app (SPEC §11)
+            try:
+                owner_id = (await app_owner(self.accounts.store, owner)).user_id
+            except NotFound:
+                raise read.invalid("owner", "is not the e-mail address of an account") from None
         created, secret = await self.admin.create_app(
             read.string(fields, "name") or "", read.string(fields, "host_url") or "",
             string_list(fields, "scopes") or [], string_list(fields, "ip_whitelist") or [],
@@ -335,10 +335,18 @@ class Manage:
         return await self.db.get_installation(done.installation_id) or done
 
     async def list_installations(self, app_id: str | None, xspe: str | None) -> dict[str, object]:
-        """Of one app, in one SPE, or both (a bound key: only its SPE's)."""
+        """Of one app, in one SPE, or both (a bound key: only its SPE's).
+
+        An unknown app or SPE is 404, as on the customers' list: never "installed nowhere".
+        """
         if app_id is None and xspe is None and not self.bound:
             raise read.invalid("app_id", "or xspe: give at least one")
-        found = await self.db.list_installations(app_id=app_id, xspe=self.reach(xspe))
+        if app_id is not None:
+            await self.app(app_id)
+        xspe = self.reach(xspe)
+        if xspe is not None and await self.db.get_spe(xspe) is None:
+            raise OAuthError("not_found", "No such SPE.")
+        found = await self.db.list_installations(app_id=app_id, xspe=xspe)
         return {"items": [installation_json(i) for i in found]}
 
     # ------------------------------------------------------------------ users
