@@ -66,7 +66,7 @@ async def test_open_api_answers_are_never_stored(harness: Harness) -> None:
     user = await user_token(harness, world, "install_login site:read site:write")
     c, one = harness.client, f"/api/spe/customer/{world.customer_id}"
     answers = [
-        await c.get(one, headers=bearer(app_token)),  # the lean endpoint
+        await c.get(one, headers=bearer(app_token)),  # dispatched before Starlette (web/kernel.py)
         await c.get(one, params={"access_token": app_token}),  # the documented form
         await c.head(one, headers=bearer(app_token)),  # the same endpoint through Starlette's router
         await c.get(one, params={"access_token": "unknown"}),  # its errors too
@@ -117,7 +117,7 @@ async def _answers_of_every_kind(harness: Harness, world: World) -> list[httpx.R
         await c.post("/oauth/credit/token", data=form),  # lean, success
         await c.post("/oauth/credit/token", data={**form, "secret": "wrong"}),  # lean, error
         await c.get(one, headers=bearer(token)),  # lean Open API
-        await c.head(one, headers=bearer(token)),  # the lean endpoint through Starlette
+        await c.head(one, headers=bearer(token)),  # a fast-dispatched endpoint, through Starlette
         await c.get(one + "/", headers=bearer(token)),  # Starlette's slash redirect
         await c.get("/api/spe/customers", headers=bearer(token)),  # a Starlette endpoint
         await c.get("/nowhere"),  # 404

@@ -4,7 +4,8 @@ Every metric the server exports, and where it is fed (``deploy/grafana/openplatf
 queries each of them; ``tests/web/test_metrics_dashboard.py`` keeps that true):
 
 - ``openplatform_requests_total{endpoint, code}`` and ``openplatform_request_seconds{endpoint}``:
-  here, from ``web/http.py`` and ``web/lean.py``. ``code`` is the envelope code (0: success), and
+  here, from the endpoint kernel (``web/kernel.py``, every API route but ``/healthz``). ``code`` is the
+  envelope code (0: success), and
   the grants have their own endpoints (``access_token``, ``refresh_token``, ``credit_token``).
 - ``openplatform_db_batch_operations``: write operations per group commit (``storage/sql/driver.py``).
 - ``openplatform_cache_lookups_total{cache, result}``: hits and misses of the in-process caches
