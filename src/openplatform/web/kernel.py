@@ -280,8 +280,10 @@ def request_route(
 ) -> ApiRoute:
     """An ``ApiRoute`` whose handler takes Starlette's ``Request`` and returns a ``Response``.
 
-    For handlers that use more of Starlette than a ``Call`` offers (the Prometheus
-    exposition); the route's ``headers`` replace the response's own of the same name.
+    For handlers written against Starlette (``/metrics``, which hands the request to the
+    Prometheus exposition; the admin API, ``web/manage_api.py``): they get ``Call.request``,
+    and their ``Response`` is answered like any other (errors, metrics, the app's headers);
+    the route's ``headers`` replace the response's own of the same name.
     """
     route_headers = dict(headers or {})
     dropped = {b"content-length", *(name.lower().encode("latin-1") for name in route_headers)}
@@ -306,7 +308,7 @@ class Endpoint:
         self.handler = route.handler
         self.fixed = encode_headers(dict(route.headers))
         self.fixed_names = {name for name, _value in self.fixed}
-        self.error_headers = dict(route.on_401)
+        self.on_401 = dict(route.on_401)
         self.html_errors = route.html_errors
         self.observed = route.observed
 
@@ -336,7 +338,7 @@ class Endpoint:
             metrics.observe(self.name, code, time.perf_counter() - started)
 
     def render(self, error: OAuthError, call: Call) -> Answer:
-        own = {**self.error_headers, **error.headers} if error.status == 401 else error.headers
+        own = {**self.on_401, **error.headers} if error.status == 401 else error.headers
         always_200 = call.platform.settings.error_status == "always-200"
         status, body, headers = error_answer(error, always_200, own, self.html_errors and "text/html" in call.accept)
         return status, body, [pair for pair in headers if pair[0] not in self.fixed_names]
