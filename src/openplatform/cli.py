@@ -78,7 +78,7 @@ async def _user_id(admin: Admin, email: str) -> str:
 
     user = await build_accounts(admin.db, admin.keyring).store.find_by_email(email.strip().lower())
     if user is None:
-        raise NotFound(f"no account with the e-mail {email!r}")
+        raise NotFound("no account with the e-mail", email)
     return str(user.user_id)
 
 
@@ -399,7 +399,7 @@ def customer_list(
         from openplatform.storage.sql.directory import CustomerFilter, DirectoryDb
 
         if await admin.db.get_spe(xspe) is None:
-            raise NotFound(f"no SPE {xspe!r}")
+            raise NotFound("no SPE", xspe)
         items, _total = await DirectoryDb(admin.db.database, admin.db.clock).list_customers(
             CustomerFilter(xspe), 1_000_000, 0
         )
@@ -442,7 +442,7 @@ def install_list(
         if app_id is not None:
             await admin.require_app(app_id)
         if xspe is not None and await admin.db.get_spe(xspe) is None:
-            raise NotFound(f"no SPE {xspe!r}")
+            raise NotFound("no SPE", xspe)
         return await admin.db.list_installations(app_id=app_id, xspe=xspe)
 
     found = run_admin(listing)
@@ -468,21 +468,55 @@ def admin_key_create(
     xspe: Annotated[
         str | None, typer.Option(metavar="XSPE", help="Bind the key to one SPE's customers and installations.")
     ] = None,
+    metrics_only: Annotated[
+        bool,
+        typer.Option("--metrics-only", help="A key for /metrics alone (Prometheus); the admin API refuses it."),
+    ] = False,
 ) -> None:
     """A new admin key (SPEC §10), printed once; only a keyed digest of it is stored."""
     from openplatform.services.admin_keys import AdminKeys
 
-    created, key = run_admin(lambda admin: AdminKeys(admin.db, admin.keyring).create(name, xspe))
+    created, key = run_admin(lambda admin: AdminKeys(admin.db, admin.keyring).create(name, xspe, metrics_only))
     emit({"key_id": created.key_id, "key": key, "name": created.name, "xspe": created.xspe})
 
 
-@admin_key_app.command("revoke")
-def admin_key_revoke(key_id: Annotated[str, typer.Option("--key-id", metavar="ID", help="The key's key_id.")]) -> None:
-    """The key stops working at once."""
+@admin_key_app.command("list")
+def admin_key_list() -> None:
+    """Every admin key, revoked ones too: {"items": [{"key_id", "name", "xspe", "metrics_only",
+    "created_at", "revoked_at", "last_used_at"}]} (UNIX seconds; last_used_at up to a minute behind).
+    Never the key or its digest."""
     from openplatform.services.admin_keys import AdminKeys
 
-    run_admin(lambda admin: AdminKeys(admin.db, admin.keyring).revoke(key_id))
-    emit({"key_id": key_id, "revoked": True})
+    keys = run_admin(lambda admin: AdminKeys(admin.db, admin.keyring).list_keys())
+    emit({"items": [{"key_id": k.key_id, "name": k.name, "xspe": k.xspe, "metrics_only": k.metrics_only,
+                     "created_at": int(k.created_at), "revoked_at": _seconds(k.revoked_at),
+                     "last_used_at": _seconds(k.last_used_at)} for k in keys]})  # fmt: skip
+
+
+def _seconds(at: float | None) -> int | None:
+    return None if at is None else int(at)
+
+
+@admin_key_app.command("revoke")
+def admin_key_revoke(
+    key_id: Annotated[str | None, typer.Option("--key-id", metavar="ID", help="The key's key_id.")] = None,
+    key_stdin: Annotated[
+        bool,
+        typer.Option("--key-stdin", help="Read the key itself from stdin (a leaked key whose id is unknown)."),
+    ] = False,
+) -> None:
+    """The key stops working at once: give --key-id ID, or --key-stdin and the key on stdin."""
+    from openplatform.services.admin_keys import AdminKeys
+
+    if (key_id is None) == (not key_stdin):
+        fail("give exactly one of --key-id ID and --key-stdin", 2)
+    if key_id is not None:
+        run_admin(lambda admin: AdminKeys(admin.db, admin.keyring).revoke(key_id))
+        emit({"key_id": key_id, "revoked": True})
+        return
+    value = sys.stdin.readline().strip()  # the key never goes on the command line (shell history, ps)
+    revoked = run_admin(lambda admin: AdminKeys(admin.db, admin.keyring).revoke_key(value))
+    emit({"key_id": revoked, "revoked": True})
 
 
 # ---------------------------------------------------------------- web accounts

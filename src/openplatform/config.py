@@ -88,8 +88,9 @@ class Settings(BaseSettings):
     )
     rate_limits: str = Field(
         "default",
-        description="`off`, or `ip=300/60,app=600/60,bad_secret=10/300,login=20/300,login_failures=5/900` "
-        "(count/seconds; `login_failures`, the sign-in lock-out, stays on under `off`)",
+        description="`off`, or `ip=300/60,app=600/60,bad_secret=10/300,login=20/300,login_failures=5/900,"
+        "admin=100/2` (count/seconds: a burst of count, refilled at count per seconds; `admin` is per admin key "
+        "on the admin API and `/metrics`; `login_failures`, the sign-in lock-out, stays on under `off`)",
     )
     session_idle_seconds: int = Field(
         1800, ge=60, le=43200,

@@ -73,6 +73,18 @@ ERRORS: dict[str, ErrorKind] = {
 }  # fmt: skip
 
 
+MAX_ECHO = 64  # characters of the caller's input any error message repeats (issue 10 review)
+
+
+def echo(value: object, limit: int = MAX_ECHO) -> str:
+    """``value`` as an error message repeats it: ``repr``-quoted (control characters escaped),
+    at most ``limit`` characters of it and then ``…``. Every message that repeats input goes
+    through here (``services.validation.NotFound``, ``directory_input.invalid``), so a 4 KB id
+    comes back as 64 characters, to the client, the logs and the terminal."""
+    text = str(value)
+    return repr(text[:limit] + "…" if len(text) > limit else text)
+
+
 class OAuthError(Exception):
     """An error the client may see; rendered from ERRORS by the HTTP layer."""
 

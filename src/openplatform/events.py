@@ -116,13 +116,16 @@ fresh attempts (``previous_attempts``; ``was``: delivered, pending or failed) an
 # ---------------------------------------------------------------- admin keys (SPEC §10)
 
 ADMIN_KEY_CREATED: Final = "admin_key.created"
-"""An admin key was created (for the platform, or for one SPE when ``xspe`` is set)."""
+"""An admin key was created (for the platform, or for one SPE when ``xspe`` is set; ``scope`` is ``admin``,
+or ``metrics`` for a key of ``/metrics`` only)."""
 
 ADMIN_KEY_REVOKED: Final = "admin_key.revoked"
 """An admin key was revoked."""
 
 ADMIN_KEY_USED: Final = "admin_key.used"
-"""An admin API request with a live key: ``key_id`` (never the key), ``operation`` and the answer's ``code``."""
+"""An admin API request with a live key: ``key_id`` (never the key), ``operation`` and the answer's ``code``.
+Every write; a read (GET) at most once a minute per key and operation in each server process (so with
+several nodes or workers, once per process), with the code of the first read of that minute."""
 
 # ---------------------------------------------------------------- people on the screens (SPEC §4)
 

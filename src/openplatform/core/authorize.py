@@ -19,7 +19,7 @@ from openplatform.core import lifecycle, pkce
 from openplatform.core.context import Platform
 from openplatform.core.redirect_uri import RedirectUriError, ascii_url, check_redirect_uri
 from openplatform.core.store import AppStorage, AuditLog, BackingStorage, CodeStorage, CustomerStorage
-from openplatform.errors import OAuthError
+from openplatform.errors import OAuthError, echo
 from openplatform.models import ACTIVE, INSTALL_LOGIN, App, AuthorizationCode, Installation
 
 
@@ -75,7 +75,7 @@ def requested_scope(app: App, scope: str | None) -> str:
     scopes = (scope or INSTALL_LOGIN).split()
     unknown = [s for s in scopes if s != INSTALL_LOGIN and s not in app.scopes]
     if not scopes or unknown:
-        raise OAuthError("invalid_scope", f"Scope not allowed for this app: {' '.join(unknown) or scope!r}.")
+        raise OAuthError("invalid_scope", f"Scope not allowed for this app: {echo(' '.join(unknown) or scope)}.")
     return " ".join(dict.fromkeys(scopes))
 
 

@@ -1,4 +1,4 @@
-"""Rate limits on the token endpoints and ``/login``; lock-outs after repeated bad secrets or passwords.
+"""Rate limits on the token endpoints, ``/login`` and admin keys; lock-outs after repeated bad secrets or passwords.
 
 ``OPENPLATFORM_RATE_LIMITS`` is ``off``, ``default``, or a comma list of
 ``name=COUNT/SECONDS`` overriding the defaults below. Each limit is a token
@@ -24,6 +24,7 @@ DEFAULTS = {
     "bad_secret": (10, 300.0),  # failed secrets per app and IP before lock-out
     "login": (20, 300.0),  # sign-in attempts (POST /login) per client IP
     "login_failures": (5, 900.0),  # wrong passwords per (account, IP): the sign-in lock-out
+    "admin": (100, 2.0),  # admin API and /metrics requests per admin key: 50 a second, bursts of 100
 }
 # Kept under "off" too: the sign-in lock-out protects accounts, it is not a request budget.
 ALWAYS_ON = ("login_failures",)

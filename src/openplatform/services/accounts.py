@@ -170,7 +170,7 @@ class Accounts:
         if not xspe:
             raise ValidationError("xspe", "an spe-admin needs the SPE they administer")
         if await self.db.get_spe(xspe) is None:
-            raise NotFound(f"no SPE {xspe!r}")
+            raise NotFound("no SPE", xspe)
         return xspe
 
     async def create_user(self, email: str, role: str, password: str, xspe: str | None = None) -> User:
@@ -277,7 +277,7 @@ class Accounts:
         and its lock-outs are lifted."""
         user = await self.store.get_user(user_id)
         if user is None:
-            raise NotFound(f"no user {user_id!r}")
+            raise NotFound("no user", user_id)
         new_hash = await hash_gate.run(hasher.hash, check_password(password))
         await self.store.update_user(user_id, password_hash=new_hash, failed_logins=0, locked_until=None)
         await self.limiter.forget(FAILURES, self._account_key(user.email), prefix=True)
@@ -288,7 +288,7 @@ class Accounts:
         check_password(password)
         user = await self.store.find_by_email(check_email(email))
         if user is None:
-            raise NotFound(f"no account with the e-mail {email.strip().lower()!r}")
+            raise NotFound("no account with the e-mail", email.strip().lower())
         return await self.set_password(user.user_id, password, by)
 
     # ----------------------------------------------------- platform admin actions
@@ -297,7 +297,7 @@ class Accounts:
         if status not in (ACTIVE, DISABLED):
             raise ValidationError("status", "must be active or disabled")
         if await self.store.get_user(user_id) is None:
-            raise NotFound(f"no user {user_id!r}")
+            raise NotFound("no user", user_id)
         await self.store.update_user(user_id, status=status)
         await self.db.audit(events.USER_ENABLED if status == ACTIVE else events.USER_DISABLED, user_id=user_id)
 
@@ -305,7 +305,7 @@ class Accounts:
         """Lift the account's lock-outs from every address."""
         user = await self.store.get_user(user_id)
         if user is None:
-            raise NotFound(f"no user {user_id!r}")
+            raise NotFound("no user", user_id)
         await self.limiter.forget(FAILURES, self._account_key(user.email), prefix=True)
         await self.store.update_user(user_id, failed_logins=0, locked_until=None)
         await self.db.audit(events.USER_UNLOCKED, user_id=user_id)
@@ -342,7 +342,7 @@ async def app_owner(store: AccountStore, email: str) -> User:
     """
     user = await store.find_by_email(email.strip().lower())
     if user is None:
-        raise NotFound(f"no account with the e-mail {email!r}")
+        raise NotFound("no account with the e-mail", email)
     if user.role != "developer":
         raise ValidationError("owner", f"must be a developer's account, not an {user.role}'s (only developers "
                                        "have a console to manage an app in)")  # fmt: skip

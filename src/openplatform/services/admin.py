@@ -43,7 +43,7 @@ class Admin:
 
     async def create_customer(self, xspe: str, name: str, contact: str = "") -> Customer:
         if await self.db.get_spe(xspe) is None:
-            raise NotFound(f"no SPE {xspe!r}")
+            raise NotFound("no SPE", xspe)
         customer = await self.db.create_customer(
             new_id("cus_"), xspe, check.text("name", name), check.text("contact", contact, 320, required=False)
         )
@@ -76,7 +76,7 @@ class Admin:
     async def require_app(self, app_id: str) -> App:
         app = await self.db.get_app(app_id)
         if app is None:
-            raise NotFound(f"no app {app_id!r}")
+            raise NotFound("no app", app_id)
         return app
 
     async def rotate_secret(self, app_id: str, grace_seconds: float = 0) -> str:
@@ -93,7 +93,7 @@ class Admin:
         Sealed under the current server key or an old one (SPEC §10)."""
         blob = await self.db.current_secret_enc(app_id)
         if blob is None:
-            raise NotFound(f"no app {app_id!r}")
+            raise NotFound("no app", app_id)
         return self.keyring.decrypt(blob, app_id)
 
     async def reencrypt_secrets(self) -> int:
@@ -132,10 +132,10 @@ class Admin:
         if customer_id:
             customer = await self.db.get_customer(customer_id)
             if customer is None:
-                raise NotFound(f"no customer {customer_id!r}")
+                raise NotFound("no customer", customer_id)
             return customer.xspe, customer_id
         if await self.db.get_spe(xspe or "") is None:
-            raise NotFound(f"no SPE {xspe!r}")
+            raise NotFound("no SPE", xspe)
         return xspe or "", None
 
     async def install(self, app_id: str, customer_id: str | None = None, xspe: str | None = None) -> Installation:

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 
 import idna
 
-from openplatform.errors import OAuthError
+from openplatform.errors import MAX_ECHO, OAuthError
 from openplatform.services import validation as check
 from openplatform.services.validation import ValidationError
 
@@ -29,6 +29,10 @@ NOT_IN_HOSTNAME = re.compile(r"[\s/\\:@?#\[\]%*]")  # scheme, path, port, userin
 
 
 def invalid(field: str, message: str) -> OAuthError:
+    """400 / 40001 naming ``field``; a field name is the caller's input too (a JSON key), so at
+    most ``MAX_ECHO`` characters of it are repeated, in the message and in ``field``."""
+    if len(field) > MAX_ECHO:
+        field = field[:MAX_ECHO] + "…"
     return OAuthError("invalid_request", f"{field} {message}.", field=field)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from openplatform.core.egress import host_refusal
 from openplatform.core.ip_policy import parse_whitelist_entry
 from openplatform.core.redirect_uri import RedirectUriError, ascii_url, parse_origin
+from openplatform.errors import echo
 from openplatform.models import REGISTRABLE_SCOPES
 
 
@@ -18,7 +19,12 @@ class ValidationError(ValueError):
 
 
 class NotFound(LookupError):
-    pass
+    """Nothing by that name: ``NotFound("no SPE", xspe)`` reads ``no SPE 'spe_…'``, the caller's
+    ``value`` repeated through ``errors.echo`` (at most 64 characters), so no call site can
+    send back a 4 KB id; the admin API answers it 404 / 40401, the CLI exits 4."""
+
+    def __init__(self, message: str, value: object = None) -> None:
+        super().__init__(message if value is None else f"{message} {echo(value)}")
 
 
 def text(field: str, value: str, max_length: int = 200, required: bool = True) -> str:
@@ -82,7 +88,7 @@ def scopes(values: Iterable[str]) -> tuple[str, ...]:
             if part == "install_login":
                 continue  # implied by installation
             if part not in REGISTRABLE_SCOPES:
-                raise ValidationError("scope", f"{part!r} is not one of {', '.join(REGISTRABLE_SCOPES)}")
+                raise ValidationError("scope", f"{echo(part)} is not one of {', '.join(REGISTRABLE_SCOPES)}")
             if part not in found:
                 found.append(part)
     return tuple(found)
@@ -101,7 +107,7 @@ def whitelist(values: Iterable[str]) -> tuple[str, ...]:
             try:
                 entries.append(str(parse_whitelist_entry(part)))
             except ValueError:
-                bad.append(repr(part))
+                bad.append(echo(part))
     if len(bad) == 1:
         raise ValidationError("ip_whitelist", f"{bad[0]} is not an IP address or CIDR range")
     if bad:

@@ -6,8 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from openplatform.errors import OAuthError
-from openplatform.services.admin_keys import AdminKeys
 from openplatform.web.kernel import Answer, ApiRoute, Call, ok, request_route
+from openplatform.web.manage_api import admitted
 from openplatform.web.metrics import metrics_endpoint
 
 
@@ -21,17 +21,14 @@ async def readyz(call: Call) -> Answer:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics, for an admin key of the whole platform only (SPEC §9, §10)."""
-    admin = request.app.state.admin
-    key = await AdminKeys(admin.db, admin.keyring).authenticate(request.headers.get("authorization"))
-    if key is None:
-        raise OAuthError(
-            "invalid_token",
-            "An admin key is required: Authorization: Bearer <key> (openplatform admin-key create).",
-            headers={"WWW-Authenticate": 'Bearer realm="openplatform"'},
-        )
+    """Prometheus metrics, for an admin key of the whole platform (SPEC §9, §10): one made with
+    ``--metrics-only`` (the one a Prometheus server should hold) or a platform key of the admin
+    API. 401 without a live key, 429 past the key's rate limit, 403 for a key bound to an SPE.
+    A scrape is not audited; it keeps the key's ``last_used_at`` (at most a write a minute)."""
+    keys, key = await admitted(request)
     if key.xspe is not None:
         raise OAuthError("access_denied", "Metrics need an admin key of the whole platform, not one bound to an SPE.")
+    await keys.record_use(key, None, 0, write=False)
     return await metrics_endpoint(request)
 
 

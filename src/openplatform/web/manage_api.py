@@ -5,9 +5,12 @@ Every request carries an admin key (``openplatform admin-key create``) as
 with ``WWW-Authenticate: Bearer``. Handlers only translate HTTP: the key, the
 query and the JSON body go in, ``openplatform.services.manage`` decides (with
 the same services as the CLI and the screens), the envelope comes out, never to
-be cached. Every use of a key is audited (``admin_key.used``, with the key id,
-the operation and the answer's code; never the key), and every change it makes
-is audited by the service that makes it with ``key_id`` and ``via: admin_api``
+be cached. Each key has a rate limit (``admin`` in ``OPENPLATFORM_RATE_LIMITS``,
+42901 with ``Retry-After``); a key made with ``--metrics-only`` is answered 403.
+Uses are audited (``admin_key.used``, with the key id, the operation and the
+answer's code; never the key): every write, and a read at most once a minute per
+key and operation in each process. Every change a key makes is audited by the
+service that makes it with ``key_id`` and ``via: admin_api``
 (``storage.sql.manage.audit_actor``).
 
 The paths, bodies and the reach of a key bound to an SPE are in docs/api.md
@@ -24,7 +27,6 @@ from functools import wraps
 from starlette.requests import Request
 from starlette.responses import Response
 
-from openplatform import events
 from openplatform.core.requests import json_object
 from openplatform.errors import OAuthError
 from openplatform.models import ACTIVE, SUSPENDED, Customer
@@ -41,6 +43,7 @@ from openplatform.services.manage import (
     user_json,
 )
 from openplatform.services.validation import NotFound, ValidationError
+from openplatform.storage.sql.admin_keys import AdminKey
 from openplatform.storage.sql.manage import AuditFilter, audit_actor
 from openplatform.web.kernel import ApiRoute, platform_of, read_body, request_route
 from openplatform.web.open_api import MAX_PAGE, MAX_PAGE_SIZE, int_param, query_value
@@ -53,6 +56,7 @@ MAX_FILTER = 200
 MAX_TIME = 10**11  # UNIX seconds: year 5138
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CHALLENGE = 'Bearer realm="openplatform"'
+READS = ("GET", "HEAD")  # audited at most once a minute per key and operation (services.admin_keys)
 
 ManageHandler = Callable[[Request, Manage], Awaitable[Response]]
 Handler = Callable[[Request], Awaitable[Response]]
@@ -62,11 +66,19 @@ OPERATION_NAMES: dict[Handler, str] = {}  # endpoint → its name (metrics, rout
 # ------------------------------------------------------------------ the door
 
 
-async def authenticated(request: Request) -> Manage:
-    """The operations of the request's admin key; 401 / 40102 without a live one (RFC 6750 §3)."""
+async def admitted(request: Request) -> tuple[AdminKeys, AdminKey]:
+    """The request's live admin key, charged one request of its rate limit; the door of the admin
+    API and of ``/metrics`` (``web.health``), each checking the key's reach after it.
+
+    Raises 401 / 40102 without a live key (RFC 6750 §3; ``WWW-Authenticate: Bearer``), 429 /
+    42901 with ``Retry-After`` when the key's ``admin`` budget (``OPENPLATFORM_RATE_LIMITS``) is
+    spent: checked before any database work but the key's own lookup, so a flood costs one
+    indexed read a request and writes nothing.
+    """
     admin = request.app.state.admin
+    keys = AdminKeys(admin.db, admin.keyring)
     authorization = request.headers.get("authorization")
-    key = await AdminKeys(admin.db, admin.keyring).authenticate(authorization)
+    key = await keys.authenticate(authorization)
     if key is None:
         sent = authorization is not None
         raise OAuthError(
@@ -74,22 +86,32 @@ async def authenticated(request: Request) -> Manage:
             "A live admin key is required: Authorization: Bearer <key> (openplatform admin-key create).",
             headers={"WWW-Authenticate": CHALLENGE + (', error="invalid_token"' if sent else "")},
         )
-    platform = platform_of(request)
+    await keys.charge(platform_of(request).limiter, key)
+    return keys, key
+
+
+def managing(request: Request, key: AdminKey) -> Manage:
+    """The operations of ``key``; 403 / 40301 for a key made with ``--metrics-only``."""
+    if key.metrics_only:
+        raise OAuthError("access_denied", "This admin key is for /metrics only (admin-key create --metrics-only).")
+    admin, platform = request.app.state.admin, platform_of(request)
     accounts = build_accounts(admin.db, admin.keyring, platform.limiter, platform.settings.session_idle_seconds)
     return Manage(admin, accounts, key)
 
 
 def operation(name: str) -> Callable[[ManageHandler], Handler]:
-    """An admin API endpoint: the key checked, its use audited, the services' refusals as envelopes."""
+    """An admin API endpoint: the key checked and charged, its use audited (``AdminKeys.record_use``:
+    every write, a read at most once a minute per key and operation), the services' refusals as
+    envelopes."""
 
     def decorate(handler: ManageHandler) -> Handler:
         @wraps(handler)
         async def wrapped(request: Request) -> Response:
-            manage = await authenticated(request)
-            acting = audit_actor.set({"key_id": manage.key.key_id, "via": "admin_api"})
+            keys, key = await admitted(request)
+            acting = audit_actor.set({"key_id": key.key_id, "via": "admin_api"})
             code = 0
             try:
-                return await handler(request, manage)
+                return await handler(request, managing(request, key))
             except (ValidationError, NotFound) as exc:
                 code = as_oauth_error(exc).code
                 raise as_oauth_error(exc) from exc
@@ -98,9 +120,9 @@ def operation(name: str) -> Callable[[ManageHandler], Handler]:
                 raise
             finally:
                 audit_actor.reset(acting)
-                await manage.db.audit(
-                    events.ADMIN_KEY_USED, key_id=manage.key.key_id, xspe=manage.key.xspe, operation=name, code=code
-                )
+                # A metrics-only key changes nothing here, whatever the method: audited as a read.
+                write = request.method not in READS and not key.metrics_only
+                await keys.record_use(key, name, code, write)
 
         OPERATION_NAMES[wrapped] = name
         return wrapped

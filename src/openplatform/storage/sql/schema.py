@@ -178,6 +178,9 @@ admin_keys = Table(
     Column("key_digest", String(64), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float),
+    # "admin": the admin API (and /metrics); "metrics": /metrics only (migration 0007)
+    Column("scope", String(16), nullable=False, server_default="admin"),
+    Column("last_used_at", Float),  # written at most once a minute per key and process
 )
 
 # ---------------------------------------------------------------- web accounts

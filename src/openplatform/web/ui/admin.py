@@ -85,7 +85,7 @@ async def user_status(ctx: Ctx) -> Response:
     if ctx.request.method == "GET":
         target = await ctx.accounts.store.get_user(user_id)
         if target is None:
-            raise NotFound(user_id)
+            raise NotFound("no user", user_id)
         if ctx.request.query_params.get("status") != DISABLED or target.status == DISABLED:
             return redirect(ctx, "/admin/users")  # nothing to confirm
         sessions = await ctx.accounts.store.count_sessions(target.user_id)
@@ -108,7 +108,7 @@ async def user_status(ctx: Ctx) -> Response:
 async def user_unlock(ctx: Ctx) -> Response:
     user_id = ctx.param("user_id")
     if await ctx.accounts.store.get_user(user_id) is None:
-        raise NotFound(user_id)
+        raise NotFound("no user", user_id)
     await ctx.accounts.unlock(user_id)
     return redirect(ctx, "/admin/users?notice=user-unlocked")
 
@@ -118,7 +118,7 @@ async def user_password(ctx: Ctx) -> Response:
     """A new password for someone else's account: typed, then confirmed on a second page."""
     target = await ctx.accounts.store.get_user(ctx.param("user_id"))
     if target is None:
-        raise NotFound(ctx.param("user_id"))
+        raise NotFound("no user", ctx.param("user_id"))
     if target.user_id == ctx.user.user_id:  # one's own: with the current password
         return redirect(ctx, "/account/password")
     errors: dict[str, str] = {}
