@@ -53,7 +53,10 @@ class RotatedBefore:
 class AppStorage(Protocol):
     """Apps and their installations, read side (the management side writes them)."""
 
-    async def get_app(self, app_id: str) -> App | None: ...
+    async def get_app(self, app_id: str, fresh: bool = ...) -> App | None:
+        """The app, or None; ``fresh`` reads past any cache (a secret or status changed elsewhere)."""
+        ...
+
     async def active_installations(self, app_id: str, fresh: bool = ...) -> list[Installation]:
         """The app's installations not uninstalled; ``fresh`` reads past any cache (SPEC §8)."""
         ...

@@ -206,14 +206,17 @@ class CachedStore:
 
     # ------------------------------------------------------------- cached reads
 
-    async def get_app(self, app_id: str) -> App | None:
-        app = self.apps.get(app_id)
-        if app is None and app_id not in self.missing_apps:
+    async def get_app(self, app_id: str, fresh: bool = False) -> App | None:
+        """The app, cached (a missing one too); ``fresh`` reads the database (and refreshes the cache)."""
+        app = None if fresh else self.apps.get(app_id)
+        if app is None and (fresh or app_id not in self.missing_apps):
             self.apps.misses += 1
             app = await self.inner.get_app(app_id)
             if app is not None:
+                self.missing_apps.pop(app_id, None)
                 self.apps.put(app_id, app)
             else:
+                self.apps.pop(app_id, None)
                 self.missing_apps.put(app_id, True)
         else:
             self.apps.hits += 1

@@ -101,7 +101,7 @@ class MemoryStore:
 
     # ------------------------------------------------------------------- reads
 
-    async def get_app(self, app_id: str) -> App | None:
+    async def get_app(self, app_id: str, fresh: bool = True) -> App | None:
         await asyncio.sleep(0)
         return self.apps.get(app_id)
 

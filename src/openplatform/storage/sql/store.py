@@ -153,7 +153,7 @@ class SqlStore:
 
     # ------------------------------------------------------------------ reads
 
-    async def get_app(self, app_id: str) -> App | None:
+    async def get_app(self, app_id: str, fresh: bool = True) -> App | None:
         row = await self.driver.fetchrow("SELECT * FROM apps WHERE app_id = ?", app_id)
         if row is None:
             return None
