@@ -1,7 +1,7 @@
 """CPU per request of openplatform's ASGI app alone, without an HTTP server: quick iteration on the hot path.
 
-    .venv/bin/python bench/inprocess.py [app-token|open-api|customer-list|code-exchange] [--requests 40000]
-                                        [--database-url URL] [--access-log text|json]
+    .venv/bin/python bench/inprocess.py [app-token|open-api|customer-list|code-exchange|refresh|introspect]
+                                        [--requests 40000] [--mint N] [--database-url URL] [--access-log text|json]
 
 Seeds a fresh SQLite file (or the given, empty, database) through openplatform's services, then
 drives the app with 32 concurrent tasks sending ASGI messages directly (uvloop, group commit and
@@ -14,7 +14,12 @@ bench/inprocess.py``) to see where time goes.
 Scenarios: ``app-token`` (``POST /oauth/credit/token``), ``open-api`` (``GET /api/spe/customer/{id}``
 with that token: the cached read), ``customer-list`` (``GET /api/spe/customers``: a page and a count
 through the management path's SQL), ``code-exchange`` (``POST /oauth/access_token`` with a fresh code
-each time; the codes are minted through ``GET /oauth/connect`` before the clock starts).
+each time; the codes are minted through ``GET /oauth/connect`` before the clock starts: ``--mint N``
+mints N instead of as many as the run needs, so two runs of different lengths do the same untimed
+work, as the instruction counts of docs/benchmarks.md need), ``refresh`` (``POST /oauth/refresh_token``:
+each task starts a family through the real flow, untimed, then rotates the refresh token each answer
+carries, so every request rotates a distinct live refresh token) and ``introspect``
+(``POST /oauth/introspect`` of 1,000 live app tokens in turn, by the app that owns them).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from openplatform.web.app import create_app
 from openplatform.web.serve import tune_gc
 
 CONCURRENCY = 32
+SCENARIOS = ["app-token", "open-api", "customer-list", "code-exchange", "refresh", "introspect"]
 FORM = (b"content-type", b"application/x-www-form-urlencoded")
 
 
@@ -85,7 +91,16 @@ async def mint_codes(app: Any, seeded: Any, count: int) -> list[bytes]:
     return bodies
 
 
-async def measure(scenario: str, requests: int, settings: Settings, access_log: str | None = None) -> None:
+async def exchange(app: Any, body: bytes) -> str:
+    """The refresh token of a code exchange (untimed set-up of a refresh chain)."""
+    status, answer = await call(app, http_scope("POST", "/oauth/access_token", [FORM]), body)
+    assert status == 200, answer
+    return str(orjson.loads(answer)["result"]["refresh_token"])
+
+
+async def measure(
+    scenario: str, requests: int, settings: Settings, access_log: str | None = None, mint: int | None = None
+) -> None:
     seeded = await _seed(settings)
     starlette = create_app(settings)
     app: Any = starlette
@@ -99,6 +114,8 @@ async def measure(scenario: str, requests: int, settings: Settings, access_log: 
         scope, body = token_scope, grant.encode()
         per_task = requests // CONCURRENCY
         codes: list[bytes] = []
+        chains: list[str] = []  # refresh: each task's live refresh token
+        pool: list[bytes] = []  # introspect: the bodies, in turn
         if scenario in ("open-api", "customer-list"):
             status, answer = await call(app, token_scope, grant.encode())
             token = orjson.loads(answer)["result"]["access_token"]
@@ -108,29 +125,49 @@ async def measure(scenario: str, requests: int, settings: Settings, access_log: 
                 scope = http_scope("GET", "/api/spe/customers", [bearer], f"xspe={seeded.xspe}")
         elif scenario == "code-exchange":
             scope = http_scope("POST", "/oauth/access_token", [FORM])
-            codes = await mint_codes(app, seeded, (200 + per_task) * CONCURRENCY)
+            codes = await mint_codes(app, seeded, mint if mint is not None else (200 + per_task) * CONCURRENCY)
+        elif scenario == "refresh":
+            scope = http_scope("POST", "/oauth/refresh_token", [FORM])
+            chains = [await exchange(app, code) for code in await mint_codes(app, seeded, CONCURRENCY)]
+            prefix = urlencode({"app_id": seeded.app_id, "secret": seeded.secret, "grant_type": "refresh_code"})
+        elif scenario == "introspect":
+            scope = http_scope("POST", "/oauth/introspect", [FORM])
+            credentials = urlencode({"app_id": seeded.app_id, "secret": seeded.secret})
+            for _ in range(1000):
+                token = orjson.loads((await call(app, token_scope, grant.encode()))[1])["result"]["access_token"]
+                pool.append(f"{credentials}&token={token}".encode())
         statuses: dict[int, int] = {}
+        inactive = 0
 
-        async def worker(count: int) -> None:
-            for _ in range(count):
-                status, _answer = await call(app, scope, codes.pop() if codes else body)
+        async def worker(task: int, count: int) -> None:
+            nonlocal inactive
+            for turn in range(count):
+                if chains:  # the refresh token the last answer carried (a token is url-safe)
+                    status, answer = await call(app, scope, f"{prefix}&refresh_token={chains[task]}".encode())
+                    if status == 200:
+                        chains[task] = orjson.loads(answer)["result"]["refresh_token"]
+                elif pool:
+                    status, answer = await call(app, scope, pool[(task * count + turn) % len(pool)])
+                    inactive += b'"active":true' not in answer
+                else:
+                    status, _answer = await call(app, scope, codes.pop() if codes else body)
                 statuses[status] = statuses.get(status, 0) + 1
 
-        await asyncio.gather(*(worker(200) for _ in range(CONCURRENCY)))  # warm-up
+        await asyncio.gather(*(worker(task, 200) for task in range(CONCURRENCY)))  # warm-up
         started, cpu = time.perf_counter(), time.process_time()
-        await asyncio.gather(*(worker(per_task) for _ in range(CONCURRENCY)))
+        await asyncio.gather(*(worker(task, per_task) for task in range(CONCURRENCY)))
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         done = per_task * CONCURRENCY
+        assert not inactive, f"{inactive} introspections answered active=false"
         print(f"{scenario}: {done} requests, {1e6 * cpu / done:.1f} µs CPU and {1e6 * wall / done:.1f} µs wall "
               f"per request; statuses {statuses}")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "scenario", nargs="?", default="app-token", choices=["app-token", "open-api", "customer-list", "code-exchange"]
-    )
+    parser.add_argument("scenario", nargs="?", default="app-token", choices=SCENARIOS)
     parser.add_argument("--requests", type=int, default=40_000)
+    parser.add_argument("--mint", type=int, help="code-exchange: codes to mint before the clock starts")
     parser.add_argument("--database-url", help="an empty database to use instead of a fresh SQLite file")
     parser.add_argument("--access-log", choices=["text", "json"], help="log a line per request (to stderr)")
     opts = parser.parse_args()
@@ -140,7 +177,7 @@ def main() -> None:
                       OPENPLATFORM_CODE_TTL="600")  # codes are minted before the clock starts  # fmt: skip
     settings = Settings()
     upgrade(settings)  # Alembic runs its own event loop: before ours starts
-    uvloop.run(measure(opts.scenario, opts.requests, settings, opts.access_log))
+    uvloop.run(measure(opts.scenario, opts.requests, settings, opts.access_log, opts.mint))
 
 
 if __name__ == "__main__":

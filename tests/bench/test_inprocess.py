@@ -21,7 +21,7 @@ def scenarios() -> list[str]:
 
 
 def test_the_usage_names_every_scenario() -> None:
-    assert scenarios() == ["app-token", "open-api", "customer-list", "code-exchange"]
+    assert scenarios() == ["app-token", "open-api", "customer-list", "code-exchange", "refresh", "introspect"]
 
 
 @pytest.mark.parametrize("scenario", scenarios())
