@@ -158,7 +158,7 @@ class Settings(BaseSettings):
     @classmethod
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite:", "postgresql:", "postgres:", "postgresql+asyncpg:")):
-            raise ValueError("database_url must be sqlite:///path or postgresql://user@host/db")
+            raise ValueError("must be sqlite:///path or postgresql://user@host/db")  # the caller names the setting
         return value
 
     @field_validator("rate_limits")
@@ -180,7 +180,7 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_old_secret_keys(cls, value: str) -> str:
         if value.strip() and not all(part.strip() for part in value.split(",")):
-            raise ValueError("old_secret_keys must be previous secret keys separated by single commas")
+            raise ValueError("must be previous server keys separated by single commas")
         return value
 
     @property

@@ -93,6 +93,9 @@ def test_a_bad_setting_is_named_in_one_line_per_variable(
     lines = result.stderr.splitlines()
     assert sorted(line.split(":", 2)[1].strip() for line in lines) == sorted(variables), result.stderr
     assert all(line.startswith("error: OPENPLATFORM_") and len(line.split(": ", 2)[2]) > 10 for line in lines)
+    for line in lines:  # the reason speaks of the variable, never of the code's field name (database_url)
+        _error, variable, reason = line.split(": ", 2)
+        assert variable.removeprefix("OPENPLATFORM_").lower() not in reason, line
     assert "Traceback" not in result.stderr and "pydantic" not in result.stderr
     assert secret is None or secret not in result.stderr
 
