@@ -55,3 +55,15 @@ async def test_installations_of_an_unknown_app_or_spe_are_not_found(harness: Har
     _bound_id, bound = await admin_key(harness, "portal", spe["xspe"])
     assert (await manage(harness, bound, "GET", "/installations", params={"app_id": app["app_id"]}))["items"] == []
     await manage(harness, bound, "GET", "/installations", 404, params={"app_id": "0" * 32})
+
+
+async def test_an_unknown_event_name_is_refused_not_an_empty_page(harness: Harness) -> None:
+    """``GET /api/manage/audit-events?event=`` takes the names of docs/events.md, as the console's filter does:
+    a typo (``app.install``) was an empty page, read as "it never happened"."""
+    _key_id, key = await admin_key(harness)
+    spe = await manage(harness, key, "POST", "/spes", json={"name": "Acme"})
+    found = await manage(harness, key, "GET", "/audit-events", params={"event": "spe.created"})
+    assert [e["xspe"] for e in found["items"]] == [spe["xspe"]]
+    for typo in ("spe.create", "SPE.CREATED", "app.install"):
+        refused = await manage(harness, key, "GET", "/audit-events", 400, params={"event": typo})
+        assert refused["field"] == "event" and "docs/events.md" in refused["msg"], refused

@@ -232,7 +232,11 @@ PARAMETERS: dict[str, Schema] = {
         {"type": "string", "maxLength": 200},
         "Only the apps of this developer (e-mail); a key bound to an SPE gets 403.",
     ),
-    "filter_event": query("event", {"type": "string", "maxLength": 200}, "Only this event, e.g. app.installed."),
+    "filter_event": query(
+        "event",
+        {"type": "string", "maxLength": 200},
+        "Only this event, e.g. app.installed: a name of docs/events.md (another: `400`).",
+    ),
     "since": query("since", {"type": "number", "minimum": 0, "maximum": MAX_TIME}, "From this UNIX time (seconds)."),
     "until": query("until", {"type": "number", "minimum": 0, "maximum": MAX_TIME}, "Up to this UNIX time (seconds)."),
 }

@@ -33,6 +33,7 @@ from openplatform.services import directory_input as read
 from openplatform.services import validation as check
 from openplatform.services.accounts import Accounts, app_owner
 from openplatform.services.admin import MAX_GRACE_SECONDS, Admin
+from openplatform.services.console import event_meanings
 from openplatform.services.directory import Page, conflict, uninstall_notice
 from openplatform.services.directory_input import CONTACT_MAX, CUSTOMER_STATUSES, NAME_MAX, Fields
 from openplatform.services.validation import NotFound, ValidationError
@@ -381,7 +382,10 @@ class Manage:
     # ------------------------------------------------------------------ audit
 
     async def audit_events(self, spec: AuditFilter, page: Page) -> dict[str, object]:
-        """Newest first; a bound key sees only its SPE's events."""
+        """Newest first; a bound key sees only its SPE's events. ``event`` is a name of docs/events.md
+        (as the console's filter): a typo is a 400 naming ``event``, not an empty page."""
+        if spec.event is not None and spec.event not in event_meanings():
+            raise read.invalid("event", "is not an audit event name (docs/events.md lists them)")
         if self.bound:
             spec = AuditFilter(spec.app_id, self.reach(spec.xspe), spec.event, spec.since, spec.until)
         items, total = await self.db.audit_page(spec, page.size, page.offset)
