@@ -47,7 +47,8 @@ def test_the_tree_has_every_documented_command() -> None:
     for wanted in ("serve", "demo", "db upgrade", "db cleanup", "db reencrypt", "spe create", "spe list",
                    "customer create", "customer list", "app create", "app rotate-secret", "app suspend",
                    "app resume", "app list", "app show", "install", "install list", "uninstall", "user create",
-                   "user list", "user set-password", "admin-key create", "admin-key revoke"):  # fmt: skip
+                   "user list", "user set-password", "admin-key create", "admin-key list",
+                   "admin-key revoke"):  # fmt: skip
         assert wanted in names, wanted
 
 

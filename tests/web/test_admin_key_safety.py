@@ -14,8 +14,11 @@ is in ``test_admin_key_rate_limit.py``.
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +30,8 @@ from openplatform.storage.sql.schema import admin_keys, audit_events
 from openplatform.web.manage_api import routes
 from tests.conftest import Harness, LiveServer, cli_env, run_cli
 from tests.web.manage_support import M, admin_key, manage, snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli_json(settings: Settings, *args: str) -> Any:
@@ -214,8 +219,17 @@ async def test_a_leaked_key_is_revoked_by_its_value_from_stdin(harness: Harness)
 # --------------------------------------------------------- a real server process
 
 
+def documented_prometheus_key_command() -> list[str]:
+    """docs/deployment.md's (Monitoring) command making Prometheus's key, as printed."""
+    section = (ROOT / "docs" / "deployment.md").read_text().split("## Monitoring\n", 1)[1].split("\n## ", 1)[0]
+    (line,) = re.findall(r"^    (openplatform admin-key create .*)$", section, re.MULTILINE)
+    return shlex.split(line)
+
+
 def test_the_documented_prometheus_key_on_a_real_server(live_server: LiveServer, settings: Settings) -> None:
-    scraper = cli_json(settings, "admin-key", "create", "--name", "prometheus", "--metrics-only")
+    command = documented_prometheus_key_command()
+    assert command[:3] == ["openplatform", "admin-key", "create"] and "--metrics-only" in command
+    scraper = cli_json(settings, *command[1:])
     with httpx.Client(base_url=live_server, headers=bearer(scraper["key"]), timeout=10) as client:
         scrape = client.get("/metrics")
         assert scrape.status_code == 200 and "openplatform_admin_key_failures_total" in scrape.text
