@@ -229,12 +229,14 @@ ERROR_RESPONSES: dict[int, str] = {
     "name the `field`), or an OAuth request is refused (unsupported grant, bad scope or redirect_uri, bad code).",
     401: "40101 invalid_client (app credentials) or 40102 invalid_token (access token missing, unknown, expired "
     "or revoked; its app suspended or uninstalled).",
-    403: "40301 access_denied (not installed there, or the wrong kind of token), 40302 ip_not_allowed, "
+    403: "40301 access_denied (not installed there, the wrong kind of token, or an admin key without the reach: "
+    "a `--metrics-only` key on the admin API, a key bound to an SPE where it may not act), 40302 ip_not_allowed, "
     "40303 insufficient_scope.",
     404: "40401 not_found: no such object, or not within the token's reach (never 403 for others' objects).",
     405: "40501 method_not_allowed.",
     409: "40901 conflict: the version precondition (`version` or If-Match) no longer holds.",
-    429: "42901 rate_limited; see Retry-After.",
+    429: "42901 rate_limited (per client IP or app on the token endpoints, per admin key on the admin API and "
+    "/metrics); see Retry-After.",
     500: "50001 server_error (details only in the server log).",
     503: "50301 temporarily_unavailable: a backing service is down; see Retry-After.",
 }
@@ -283,7 +285,10 @@ SECURITY_SCHEMES: dict[str, Schema] = {
     "admin_key": {
         "type": "http",
         "scheme": "bearer",
-        "description": "An admin key (`openplatform admin-key create`, SPEC §10) as `Authorization: Bearer <key>`.",
+        "description": "An admin key (`openplatform admin-key create`, SPEC §10) as `Authorization: Bearer <key>`. "
+        "A key made with `--metrics-only` opens `/metrics` alone (the admin API answers it 403 / 40301). Each key "
+        "has a rate limit on the admin API and `/metrics` together (`admin` in `OPENPLATFORM_RATE_LIMITS`, "
+        "default 100/2): past it 429 / 42901 with Retry-After.",
     },
     "session": {
         "type": "apiKey",

@@ -15,8 +15,9 @@ from tools.openapi.operations import operation, params, success
 
 TAG = "Admin API"
 SECURITY = [{"admin_key": []}]
-READ_ERRORS = (400, 401, 403, 404, 500, 503)
-WRITE_ERRORS = (400, 401, 403, 404, 409, 500, 503)
+# 403: a --metrics-only key on any operation; 429: the key's rate limit (web/manage_api.admitted)
+READ_ERRORS = (400, 401, 403, 404, 429, 500, 503)
+WRITE_ERRORS = (400, 401, 403, 404, 409, 429, 500, 503)
 BOUND = (
     " A key bound to an SPE (`admin-key create --xspe`) sees and changes only that SPE: objects of another SPE "
     "answer 404 / 40401, exactly like objects that do not exist."

@@ -230,9 +230,10 @@ OPERATIONS: dict[str, Schema] = {
             "Operations",
             "Prometheus metrics",
             "Requests by endpoint and envelope code, latency histograms (text exposition format). Only with an "
-            "admin key of the whole platform (SPEC §9): 401 / 40102 without one, 403 / 40301 for a key bound to an SPE.",
+            "admin key of the whole platform (SPEC §9), best one made with `admin-key create --metrics-only`: "
+            "401 / 40102 without one, 403 / 40301 for a key bound to an SPE, 429 / 42901 past the key's rate limit.",
             {"200": {"description": "Metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}},
-            (401, 403),
+            (401, 403, 429),
             security=[{"admin_key": []}],
         )  # fmt: skip
     },
