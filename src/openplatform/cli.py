@@ -112,6 +112,14 @@ def setting_problems(exc: PydanticValidationError) -> list[str]:
 
 def settings() -> Settings:
     """The settings (SPEC §5); a bad one ends the command with exit status 7, each named on stderr."""
+    named = os.environ.get("OPENPLATFORM_CONFIG_FILE")
+    if named is not None and not (os.path.isfile(named) and os.access(named, os.R_OK)):
+        # pydantic-settings skips a missing env file: the command would run on the defaults (a new
+        # SQLite file, a newly generated server key) when the operator meant their own settings.
+        reason = "no such file" if not os.path.exists(named) else "unreadable"
+        if os.path.exists(named) and not os.path.isfile(named):
+            reason = "not a file"
+        fail(f"OPENPLATFORM_CONFIG_FILE: cannot read {named!r} ({reason})", 7)
     try:
         return Settings()
     except PydanticValidationError as exc:

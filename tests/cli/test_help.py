@@ -101,6 +101,23 @@ def test_a_bad_setting_is_named_in_one_line_per_variable(
     assert secret is None or secret not in result.stderr
 
 
+def test_a_config_file_that_cannot_be_read_is_a_bad_setting(tmp_path: Path) -> None:
+    """OPENPLATFORM_CONFIG_FILE naming a missing file (a typo in a unit file) was silently ignored:
+    the command ran on the defaults, a new SQLite file and a newly generated server key."""
+    database = f"sqlite:///{tmp_path}/x.db"
+    for path in (tmp_path / "missing.env", tmp_path):  # no such file; a directory
+        result = run("spe", "list", OPENPLATFORM_CONFIG_FILE=str(path), OPENPLATFORM_DATABASE_URL=database)
+        assert result.returncode == 7 and result.stdout == "", result.stdout
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("error: OPENPLATFORM_CONFIG_FILE: ") and str(path) in line, line
+    config = tmp_path / "openplatform.env"
+    config.write_text("OPENPLATFORM_ACCESS_TOKEN_TTL=abc\n")  # read: its bad value is reported
+    result = run("spe", "list", OPENPLATFORM_CONFIG_FILE=str(config), OPENPLATFORM_DATABASE_URL=database)
+    assert result.returncode == 7 and result.stderr.startswith("error: OPENPLATFORM_ACCESS_TOKEN_TTL: ")
+    config.write_text("OPENPLATFORM_ACCESS_TOKEN_TTL=600\n")
+    assert run("spe", "list", OPENPLATFORM_CONFIG_FILE=str(config), OPENPLATFORM_DATABASE_URL=database).returncode == 0
+
+
 def test_an_unreachable_database_is_named_without_its_password(tmp_path: Path) -> None:
     result = run("spe", "list", OPENPLATFORM_DATABASE_URL="postgresql://op:hunter2@127.0.0.1:1/nowhere")
     assert result.returncode == 3 and result.stdout == ""
