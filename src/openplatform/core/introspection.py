@@ -13,8 +13,9 @@ from openplatform import events
 from openplatform.core import client_auth, lifecycle, tokens
 from openplatform.core.context import Platform
 from openplatform.core.requests import TokenRequest
+from openplatform.core.resources import effective_scope
 from openplatform.core.store import BackingStorage, TokenStorage
-from openplatform.models import TokenRecord
+from openplatform.models import App, TokenRecord
 
 
 class RevocationStorage(client_auth.ClientStorage, TokenStorage, Protocol):
@@ -25,18 +26,18 @@ class IntrospectionStorage(RevocationStorage, BackingStorage, Protocol):
     """What introspection reads: the client's app, the token and what it stands on (SPEC §8)."""
 
 
-async def _own_token(platform: Platform[RevocationStorage], request: TokenRequest) -> tuple[str, TokenRecord | None]:
+async def _own_token(platform: Platform[RevocationStorage], request: TokenRequest) -> tuple[App, TokenRecord | None]:
     app = await client_auth.authenticate(platform, request)
     raw = request.require("token")
     record = await tokens.find_token(platform, raw)
     if record is None or record.app_id != app.app_id:
-        return app.app_id, None
-    return app.app_id, record
+        return app, None
+    return app, record
 
 
 async def introspect(platform: Platform[IntrospectionStorage], request: TokenRequest) -> dict[str, object]:
     """RFC 7662 §2.2 response members for an active token, else only active=false."""
-    app_id, record = await _own_token(platform, request)
+    app, record = await _own_token(platform, request)
     now = platform.clock()
     if record is None or record.revoked_at is not None or record.expires_at <= now:
         return {"active": False}
@@ -46,8 +47,8 @@ async def introspect(platform: Platform[IntrospectionStorage], request: TokenReq
         return {"active": False}
     body: dict[str, object] = {
         "active": True,
-        "scope": record.scope,
-        "client_id": app_id,
+        "scope": effective_scope(record, app),  # without the scopes withdrawn from the app since
+        "client_id": app.app_id,
         "token_type": "Bearer" if record.kind == "access" else "refresh_token",
         "exp": int(record.expires_at),
         "iat": int(record.created_at),
@@ -59,10 +60,10 @@ async def introspect(platform: Platform[IntrospectionStorage], request: TokenReq
 
 
 async def revoke(platform: Platform[RevocationStorage], request: TokenRequest) -> None:
-    app_id, record = await _own_token(platform, request)
+    app, record = await _own_token(platform, request)
     if record is not None and record.revoked_at is None:
         await platform.store.revoke_token(record)
-        platform.audit(events.TOKEN_REVOKED, app_id=app_id, kind=record.kind, ip=request.client_ip)
+        platform.audit(events.TOKEN_REVOKED, app_id=app.app_id, kind=record.kind, ip=request.client_ip)
 
 
 def metadata(issuer: str) -> dict[str, object]:

@@ -22,6 +22,17 @@ from openplatform.models import INSTALL_LOGIN, App, Customer, Installation, Toke
 BEARER_CHALLENGE = 'Bearer realm="openplatform"'
 
 
+def granted(token: TokenRecord, app: App, scope: str) -> bool:
+    """A token's scope counts only while its app has it registered (``install_login`` is implied by the
+    installation, never registered); the token keeps the scope string it was issued with."""
+    return scope in token.scopes and (scope == INSTALL_LOGIN or scope in app.scopes)
+
+
+def effective_scope(token: TokenRecord, app: App) -> str:
+    """The token's scopes that still count (``granted``), in its order: what introspection reports."""
+    return " ".join(scope for scope in token.scope.split() if granted(token, app, scope))
+
+
 def _invalid_token(message: str) -> OAuthError:
     return OAuthError(
         "invalid_token", message, headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_token"'}
@@ -41,7 +52,9 @@ class Access:
         return self.token.is_app_token
 
     def require_scope(self, scope: str) -> None:
-        if scope not in self.token.scopes:
+        """The token has ``scope`` and its app still has it registered: a scope withdrawn from an app
+        leaves the tokens already issued at once (SPEC §2.5: scopes are registered per app)."""
+        if not granted(self.token, self.app, scope):
             raise OAuthError(
                 "insufficient_scope",
                 f"This API needs the {scope} scope.",
