@@ -67,6 +67,11 @@ async def http_error(request: Request, exc: Exception) -> Response:
     kind = {404: "not_found", 405: "method_not_allowed"}.get(status, "invalid_request")
     message = "No such endpoint." if status == 404 else None
     headers = {**NO_STORE, **(getattr(exc, "headers", None) or {})}  # a 405 keeps its Allow
+    if status == 405:  # every method of the path, not only its first route's (RFC 9110 §15.5.6)
+        path, root = request.scope["path"], request.scope.get("root_path", "")
+        allowed = request.app.table.allowed(path[len(root) :] if root and path.startswith(root) else path)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
     return error_response(OAuthError(kind, message), request.app.state.platform, headers)
 
 

@@ -420,10 +420,22 @@ class RouteTable:
             else:
                 self.exact[key] = handler
         self.templated = {key: found for key, found in self.templated.items() if found}
+        self._shapes = [(route.method, route.path, Template(route.path) if "{" in route.path else None)
+                        for route in self.routes]  # fmt: skip
         self.starlette_routes = [
             Route(route.path, handler, methods=[route.method], name=route.name)
             for route, handler in zip(self.routes, self.endpoints, strict=True)
         ]
+
+    def allowed(self, path: str) -> list[str]:
+        """Every method the table serves on ``path``, with ``HEAD`` beside ``GET``: a 405's ``Allow``
+        (RFC 9110 §15.5.6). Starlette's router names the methods of the path's first route only, and
+        the table gives it one route per method. Empty when no route has that path (a screen's)."""
+        methods = {method for method, declared, template in self._shapes
+                   if (template.match(path) is not None if template is not None else declared == path)}  # fmt: skip
+        if "GET" in methods:
+            methods.add("HEAD")
+        return sorted(methods)
 
     def dispatch(self, scope: Scope) -> Endpoint | None:
         """The endpoint for exactly this method and path (its ``path_params`` set in the scope), or None."""
