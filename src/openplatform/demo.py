@@ -125,16 +125,26 @@ async def _demo_customer(admin: Admin, xspe: str) -> Customer | None:
     return next((c for c in found if c.name == CUSTOMER_NAME), None)
 
 
+def app_name(app_url: str) -> str:
+    """The demo app's name at this entrance: "Demo App", or "Demo App (localhost:9100)" at another one.
+
+    The screens list apps by name, so two demo apps must not share one.
+    """
+    return APP_NAME if app_url == APP_URL else f"{APP_NAME} ({urlsplit(app_url).netloc})"
+
+
 async def _demo_app(admin: Admin, owner_id: str, app_url: str) -> tuple[App, str]:
-    """The developer's "Demo App" at this entrance, with its current secret; made when missing.
+    """The developer's demo app at this entrance, with its current secret; made when missing.
 
     One app per entrance: a demo run with another --partner-port gets an app of its own, so the
-    app of a demo still running (and its printed redirect_uri) keeps working.
+    app of a demo still running (and its printed redirect_uri) keeps working. An app an earlier
+    version named plain "Demo App" at another entrance is reused as it is.
     """
+    name = app_name(app_url)
     for app in await admin.db.list_apps(owner_id):
-        if app.name == APP_NAME and app.host_url.rstrip("/") == app_url:
+        if app.name in (name, APP_NAME) and app.host_url.rstrip("/") == app_url:
             return app, await admin.app_secret(app.app_id)
-    return await admin.create_app(APP_NAME, f"{app_url}/", list(APP_SCOPES), owner_id=owner_id)
+    return await admin.create_app(name, f"{app_url}/", list(APP_SCOPES), owner_id=owner_id)
 
 
 async def _seed(admin: Admin, accounts: Accounts, app_url: str) -> Seeded:
@@ -204,7 +214,7 @@ async def seed_and_describe(
 
 
 def _accounts_table(seeded: Seeded) -> str:
-    notes = {"admin": "SPEs, users, all apps", "developer": "owns Demo App: its APP_ID is in the console",
+    notes = {"admin": "SPEs, users, all apps", "developer": f"owns {seeded.app.name}: its APP_ID is in the console",
              "spe-admin": "Demo SPE: customers, installs, Open app"}  # fmt: skip
     lines = [
         f"  {role:<10} {seeded.users[role].email:<22} {seeded.passwords.get(role, '(password unchanged)')}"
@@ -231,7 +241,10 @@ def _notes(seeded: Seeded) -> str:
     """Warnings about what the demo reused but someone changed since (left as they are)."""
     notes = []
     if not seeded.app.active:
-        notes.append(f"note: Demo App is suspended; resume it: openplatform app resume --app-id {seeded.app.app_id}")
+        notes.append(
+            f"note: {seeded.app.name} is suspended; resume it: "
+            f"{_openplatform_command()} app resume --app-id {seeded.app.app_id}"
+        )
     spe_admin = seeded.users["spe-admin"]
     if spe_admin.xspe != seeded.spe.xspe:
         notes.append(f"note: {spe_admin.email} administers another SPE ({spe_admin.xspe}); the demo left it there.")

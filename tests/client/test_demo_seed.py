@@ -4,7 +4,10 @@ SPE untouched — and refuses a busy port before anything else. Real processes: 
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
+import subprocess
 from typing import Any
 
 from openplatform.config import Settings
@@ -12,6 +15,7 @@ from openplatform.demo import port_problem, seed_and_describe
 from openplatform.runtime import build_admin
 from openplatform.services.accounts import build_accounts
 from openplatform.storage.sql.directory import CustomerFilter, DirectoryDb
+from tests.conftest import cli_env
 
 
 async def counts(settings: Settings) -> dict[str, Any]:
@@ -76,10 +80,15 @@ async def test_another_partner_port_gets_its_own_app_and_the_first_stays(setting
     try:
         installed = {i.app_id for i in await admin.db.list_installations(xspe=str(first["xspe"]))}
         first_app = await admin.db.get_app(str(first["app_id"]))
+        other_app = await admin.db.get_app(str(other["app_id"]))
     finally:
         await admin.db.close()
     assert installed == {first["app_id"], other["app_id"]}
     assert first_app is not None and first_app.host_url == "http://localhost:9000/"  # untouched
+    # Two apps called "Demo App" cannot be told apart in the console, the portal or the admin's list:
+    # the one at another entrance says which.
+    assert first_app.name == "Demo App" and other_app is not None and other_app.name == "Demo App (localhost:9100)"
+    assert "(owns Demo App (localhost:9100): its APP_ID is in the console)" in guide
 
 
 async def test_the_spe_admin_is_not_moved_and_what_was_changed_is_said(settings: Settings) -> None:
@@ -94,7 +103,16 @@ async def test_the_spe_admin_is_not_moved_and_what_was_changed_is_said(settings:
     second, guide = await seed_and_describe(settings, "127.0.0.1", 8000)
     assert second["xspe"] == first["xspe"]  # the SPE its SPE admin administers
     assert (await counts(settings))["users"]["spe-admin@example.com"] == ("spe-admin", first["xspe"])
-    assert f"Demo App is suspended; resume it: openplatform app resume --app-id {first['app_id']}" in guide
+    resume = next(line for line in guide.splitlines() if "Demo App is suspended; resume it: " in line)
+    # The printed command works in a new shell, where the virtualenv's bin folder is not on the PATH.
+    command = resume.split("resume it: ", 1)[1]
+    assert command.endswith(f"openplatform app resume --app-id {first['app_id']}")
+    env = {**cli_env(settings), "PATH": "/usr/bin:/bin"}
+    done = await asyncio.to_thread(
+        subprocess.run, ["bash", "-c", command], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "active"
 
 
 def test_a_busy_port_is_named_in_one_sentence() -> None:
