@@ -158,4 +158,4 @@ def test_bad_configuration_is_a_clean_error(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode != 0
     assert result.stdout == ""
-    assert "database_url" in result.stderr and "Traceback" not in result.stderr
+    assert "OPENPLATFORM_DATABASE_URL" in result.stderr and "Traceback" not in result.stderr
