@@ -177,3 +177,35 @@ def test_the_app_page_shows_charts_events_and_sends_a_webhook_again(
 
     wait_until(delivered)
     page.context.close()
+
+
+TEXT_OUTSIDE_ITS_CHART = """svg => {
+    const box = svg.getBoundingClientRect();
+    return [...svg.querySelectorAll("text")].filter(text => {
+        const t = text.getBoundingClientRect();
+        return t.left < box.left - 0.5 || t.right > box.right + 0.5
+            || t.top < box.top - 0.5 || t.bottom > box.bottom + 0.5;
+    }).map(text => text.textContent);
+}"""
+
+
+@pytest.mark.parametrize("width", [1200, 375])
+def test_the_charts_read_well_on_a_desktop_and_a_phone(
+    browser: Any, live_server: str, settings: Settings, receiver: Receiver, width: int
+) -> None:
+    """No label is cut off at the chart's edge (the last day's date was), and on a phone the labels stay
+    readable (the chart shrank to the screen with its text, to about 5 px): it keeps a readable width,
+    scrolls sideways inside its card, and opens on its right end, the hours and days just past."""
+    seeded = seed(settings, receiver.url)
+    page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
+    sign_in(page, live_server, "dev@acme.example")
+    page.goto(f"{live_server}/console/apps/{seeded.app_id}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # the page never scrolls sideways
+    for chart in ("#chart-hours", "#chart-days"):
+        svg = page.locator(f"{chart} svg")
+        assert svg.evaluate(TEXT_OUTSIDE_ITS_CHART) == [], chart
+        label_heights = svg.locator("text").evaluate_all("texts => texts.map(t => t.getBoundingClientRect().height)")
+        assert min(label_heights) >= 11, (chart, label_heights)  # 12 px text is about 14 px high
+        newest = svg.locator("g.bucket").last.bounding_box()
+        assert newest is not None and 0 <= newest["x"] and newest["x"] + newest["width"] <= width, chart
+    page.context.close()

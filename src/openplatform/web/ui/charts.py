@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from openplatform.services.console import Activity, Bucket
 
 WIDTH, HEIGHT = 720, 230
-LEFT, RIGHT, TOP, BOTTOM = 48, 712, 14, 190  # the plot area inside the viewBox
+# The plot area inside the viewBox; the right margin holds half of the last time label (centred on its bar).
+LEFT, RIGHT, TOP, BOTTOM = 48, 692, 14, 190
 COLOURED_REASONS = 5  # further reasons share the colour "other"
 
 
