@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from openplatform.client.signing import sign_launch
 from openplatform.config import Settings
 from openplatform.runtime import build_admin
 from tests.client.conftest import ALL_SCOPES
-from tests.conftest import free_port, run_cli
+from tests.conftest import cli_env, free_port, run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 README = EXAMPLES / "partner_app" / "README.md"
@@ -46,16 +47,42 @@ class Registered:
     app_url: str
 
 
+def readme_webhook_commands(settings: Settings, app_url: str, **values: str) -> list[dict[str, Any]]:
+    """The README's "To see the webhooks" block (``export …``, ``app create …``, ``install …``), run as written
+    by bash from the repository root in a new shell (no virtualenv on the PATH), on the test's database and
+    with the app on ``app_url``; ``values`` fill the placeholders (``app_id=…`` fills ``<app_id>``). Each
+    command's JSON answer."""
+    text = README.read_text().replace("\\\n", " ")
+    block = text.split("    export OPENPLATFORM_WEBHOOK_PRIVATE_NETWORKS=allow\n", 1)[1].split("\n\n", 1)[0]
+    answers = []
+    env = {**cli_env(settings), "PATH": "/usr/bin:/bin"}
+    for line in block.splitlines():
+        command = line.split("#")[0].strip().replace("http://localhost:9000", app_url)
+        if "<app_id>" in command and "app_id" not in values:
+            continue  # the install: run once the app exists
+        for name, value in values.items():
+            command = command.replace(f"<{name}>", value)
+        done = subprocess.run(["bash", "-c", f"export OPENPLATFORM_WEBHOOK_PRIVATE_NETWORKS=allow && {command}"],
+                              cwd=EXAMPLES.parent, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, (command, done.stderr)
+        answers.append(json.loads(done.stdout))
+    return answers
+
+
 @pytest.fixture
 def registered(settings: Settings, live_server: str) -> Registered:
-    """A developer registers the app with the CLI (SPEC §5); the entrance is on a free port."""
-    app_url = f"http://localhost:{free_port()}"
-    scopes = [arg for scope in ALL_SCOPES for arg in ("--scope", scope)]
-    app = json.loads(
-        run_cli(settings, "app", "create", "--name", "Partner", "--host-url", f"{app_url}/",
-                "--webhook-url", f"{app_url}/webhook", *scopes).stdout
+    """The developer of ``openplatform demo`` registers the app with the README's command (SPEC §5); the entrance
+    is on a free port."""
+    made = subprocess.run(
+        [sys.executable, "-m", "openplatform.cli", "user", "create", "--email", "developer@example.com",
+         "--role", "developer", "--password-stdin"],
+        input="a developer's passphrase\n", env=cli_env(settings), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    app_url = f"http://localhost:{free_port()}"
     xspe, customer_id = asyncio.run(spe_with_customer(settings))
+    [app] = readme_webhook_commands(settings, app_url, xspe=xspe)
+    assert set(app["scopes"]) <= set(ALL_SCOPES) and app["host_url"] == f"{app_url}/"
     return Registered(app["app_id"], app["secret"], xspe, customer_id, app_url)
 
 
@@ -147,7 +174,10 @@ async def delivered_webhooks(settings: Settings, app_id: str, count: int) -> int
 def test_partner_app_journey(
     settings: Settings, live_server: str, registered: Registered, partner_app: str, tmp_path: Path
 ) -> None:
-    run_cli(settings, "install", "--app-id", registered.app_id, "--xspe", registered.xspe)
+    readme_webhook_commands(settings, registered.app_url, app_id=registered.app_id, xspe=registered.xspe)
+    # --owner puts the app in the console of the demo's developer, whose app page lists the deliveries.
+    listed = json.loads(run_cli(settings, "app", "list", "--owner", "developer@example.com").stdout)["items"]
+    assert registered.app_id in [app["app_id"] for app in listed]
     with httpx.Client(follow_redirects=True, timeout=10) as browser:
         customer_journey(settings, live_server, registered, partner_app, browser)
     # The README's promise: the app's terminal shows each notification it verified.
