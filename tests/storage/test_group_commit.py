@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from openplatform.config import Settings
 from openplatform.models import AuthorizationCode, TokenRecord
 from openplatform.runtime import make_driver
@@ -160,5 +162,106 @@ async def test_codes_redeemed_in_one_batch_each_win_once(settings: Settings) -> 
         stored = await driver.fetch("SELECT family_id, revoked_at FROM tokens WHERE app_id = ?", "a" * 32)
         assert sorted(r["family_id"] for r in stored) == sorted(codes)  # only the winners' tokens
         assert all(r["revoked_at"] is None for r in stored)  # revoking a replay's family is the grant's call
+    finally:
+        await driver.close()
+
+
+def _refresh(digest: str, family: str, now: float, kind: str = "refresh") -> TokenRecord:
+    return TokenRecord(digest, kind, "b" * 32, "s", now + 600, installation_id="ins_x", customer_id="cus_x",
+                       family_id=family, created_at=now)  # fmt: skip
+
+
+async def test_refresh_tokens_rotated_in_one_batch_each_win_once(settings: Settings) -> None:
+    """Several refresh tokens rotated together, one of them three times (a retry, a theft): on
+    PostgreSQL the batch rotates them with one UPDATE; either way each token is rotated exactly
+    once, into its first rotation's successor, the repeats get that state, and only the winners'
+    pairs are stored."""
+    driver = make_driver(settings)
+    await driver.start()
+    store = SqlStore(driver)
+    statements: list[str] = []
+    try:
+        now = time.time()
+        olds = [_refresh(f"{i:064x}", f"f{i}", now) for i in range(1, 5)]
+        await store.save_tokens(*olds)
+        if settings.database_url.startswith("postgresql"):  # what the writer's connection sends
+            driver._conn.add_query_logger(lambda record: statements.append(record.query))  # type: ignore[attr-defined]
+
+        def pair(old: TokenRecord, n: int) -> tuple[TokenRecord, TokenRecord, TokenRecord]:
+            fresh = [_refresh(f"{old.digest[:56]}{n:04d}{kind}", old.family_id or "", now, kind)
+                     for kind in ("a", "r")]  # fmt: skip
+            return old, _refresh(fresh[0].digest, old.family_id or "", now, "access"), fresh[1]
+
+        attempts = [pair(olds[0], 0), pair(olds[1], 1), pair(olds[0], 2), pair(olds[2], 3), pair(olds[0], 4),
+                    pair(olds[3], 5)]  # fmt: skip
+        outcomes = await asyncio.gather(*(store.rotate_refresh(*attempt) for attempt in attempts))
+        assert [o is None for o in outcomes] == [True, True, False, True, False, True]
+        for repeat in (outcomes[2], outcomes[4]):  # what the winner left: the grant tells a retry from a theft
+            assert repeat is not None and not repeat.revoked and repeat.successor_live
+            assert repeat.successor == attempts[0][2].digest and repeat.rotated_at == pytest.approx(now, abs=60)
+        stored = await driver.fetch("SELECT digest, successor FROM tokens WHERE app_id = ?", "b" * 32)
+        winners = {attempts[n][k].digest for n in (0, 1, 3, 5) for k in (1, 2)}
+        assert {r["digest"] for r in stored} == winners | {old.digest for old in olds}
+        assert {r["successor"] for r in stored if r["successor"]} == {attempts[n][2].digest for n in (0, 1, 3, 5)}
+        if statements:
+            assert sum(s.startswith("UPDATE tokens") for s in statements) == 1, statements
+    finally:
+        await driver.close()
+
+
+async def test_a_rotation_queued_after_its_familys_revocation_finds_it_revoked(settings: Settings) -> None:
+    """A family revoked (a reused refresh token, RFC 7009) and one of its tokens rotated in the same
+    batch, in that order: the rotation must fail as it would one at a time. Claiming the batch's
+    rotations ahead of it would hand out a live pair of a revoked family."""
+    driver = make_driver(settings)
+    await driver.start()
+    store = SqlStore(driver)
+    try:
+        now = time.time()
+        old, other = _refresh(f"{1:064x}", "fam", now), _refresh(f"{2:064x}", "other", now)
+        await store.save_tokens(old, other)
+        access, refresh = _refresh(f"{3:064x}", "fam", now, "access"), _refresh(f"{4:064x}", "fam", now)
+        access2, refresh2 = _refresh(f"{5:064x}", "other", now, "access"), _refresh(f"{6:064x}", "other", now)
+        _revoked, found, rotated = await asyncio.gather(
+            store.revoke_family("fam"), store.rotate_refresh(old, access, refresh),
+            store.rotate_refresh(other, access2, refresh2),
+        )  # fmt: skip
+        assert found is not None and found.revoked
+        assert rotated is None  # the other family's rotation is not held up
+        live = await driver.fetch("SELECT digest FROM tokens WHERE family_id = ? AND revoked_at IS NULL", "fam")
+        assert live == []
+    finally:
+        await driver.close()
+
+
+async def test_batch_claims_are_planned_for_the_table_as_it_is(pg_database: str) -> None:
+    """PostgreSQL caches a prepared statement's generic plan after five executions. For a batch
+    claim (unnest() joined to the table) made while the table was small, that plan scans the
+    whole table, and kept it scanning as the table grew (21 ms a batch on 16,000 tokens): each
+    batch claim is planned afresh, for the table as it is then."""
+    import asyncpg
+
+    admin = await asyncpg.connect(pg_database)
+    try:
+        await admin.execute("DELETE FROM tokens")
+        await admin.execute("ANALYZE tokens")  # a fresh database: the table small, as its statistics say
+    finally:
+        await admin.close()
+    driver = make_driver(Settings(database_url=pg_database, secret_key="k" * 32))
+    await driver.start()
+    store = SqlStore(driver)
+    try:
+        now = time.time()
+        for batch in range(8):
+            olds = [_refresh(f"{batch:032x}{n:032x}", f"f{batch}-{n}", now) for n in range(3)]
+            await store.save_tokens(*olds)
+            pairs = [(_refresh(f"a{o.digest[1:]}", o.family_id or "", now, "access"),
+                      _refresh(f"b{o.digest[1:]}", o.family_id or "", now)) for o in olds]  # fmt: skip
+            outcomes = await asyncio.gather(*(store.rotate_refresh(o, *p) for o, p in zip(olds, pairs, strict=True)))
+            assert outcomes == [None, None, None]
+        plans = await driver._conn.fetch(  # type: ignore[attr-defined]
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'UPDATE tokens AS t%'"
+        )
+        assert [(row["generic_plans"], row["custom_plans"]) for row in plans] == [(0, 8)]
     finally:
         await driver.close()

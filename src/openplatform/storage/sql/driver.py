@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
 from prometheus_client import Histogram
@@ -89,9 +89,9 @@ class Sql(str):
 
 
 class Tx(Protocol):
-    # Rows the writer already claimed for this batch, by claim statement (see ``Claim``);
-    # a statement not in it: each operation claims its own rows.
-    claimed: dict[str, set[str]]
+    # The batch's ``Claim`` operations whose rows the writer already claimed together, each with
+    # whether it got its row (see ``Claim``); an operation not in it claims its own.
+    claimed: dict[Claim, bool]
 
     async def execute(self, sql: str, *args: object) -> int: ...
     async def fetchrow(self, sql: str, *args: object) -> Row | None: ...
@@ -106,7 +106,14 @@ Operation = Callable[[Tx], Awaitable[T]]
 Pending = tuple[Operation[Any], "asyncio.Future[Any] | None"]  # no future: fire and forget (audit rows)
 
 
-class Insert:
+class InsertsOnly:
+    """An operation that only hands rows to ``tx.insert`` (``Insert``, a commit's audit rows):
+    it changes no row that another operation reads or claims."""
+
+    __slots__ = ()
+
+
+class Insert(InsertsOnly):
     """An operation that only inserts rows (a token, an audit event): most of the hot path's writes.
 
     Run as an operation it hands its rows to ``tx.insert``. The SQLite writer
@@ -127,11 +134,16 @@ class Insert:
 
 
 class Claim:
-    """An operation that first claims one row with a conditional UPDATE (a code consumed once).
+    """An operation that first claims one row with a conditional UPDATE (a code consumed once, a
+    refresh token rotated once).
 
     ``claim_many`` claims the rows of several such operations in one statement (arrays of
-    ``claim_args``, returning the claimed keys); the PostgreSQL writer runs it once for the
-    batch and puts the keys in ``tx.claimed[claim_many]``, where each operation looks for its own.
+    ``claim_args``, the row's key first; it returns the claimed keys): the PostgreSQL writer runs
+    it once for the batch and sets ``tx.claimed[op]`` for each operation it covered, which then
+    skips its own UPDATE. It covers the claims that come before any operation that may change
+    their rows (anything but a ``Claim`` or ``InsertsOnly``: a family's revocation), so the
+    outcome is the one of running the batch one operation at a time: of two claims of one row,
+    the first gets it; a claim after a revocation finds the row revoked.
     """
 
     __slots__ = ()
@@ -143,6 +155,18 @@ class Claim:
 
     async def __call__(self, tx: Tx) -> Any:
         raise NotImplementedError
+
+
+def leading_claims(batch: Iterable[Pending]) -> list[Claim]:
+    """The batch's ``Claim`` operations the writer may claim together before running it: those
+    before the first operation that may change the rows they claim (see ``Claim``)."""
+    claims: list[Claim] = []
+    for op, _future in batch:
+        if isinstance(op, Claim):
+            claims.append(op)
+        elif not isinstance(op, InsertsOnly):
+            break
+    return claims
 
 
 class Driver(Protocol):

@@ -33,6 +33,7 @@ from typing import Any
 
 from openplatform.errors import StorageUnavailable
 from openplatform.storage.sql.driver import (
+    Claim,
     Insert,
     InsertSpec,
     IntegrityError,
@@ -66,7 +67,7 @@ def sqlite_connect(path: str, synchronous: str, busy_timeout_ms: int = 30000) ->
 class _SqliteTx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.claimed: dict[str, set[str]] = {}  # statements are cheap calls here: each operation claims its own
+        self.claimed: dict[Claim, bool] = {}  # statements are cheap calls here: each operation claims its own
 
     async def execute(self, sql: str, *args: object) -> int:
         return self.conn.execute(sql, args).rowcount

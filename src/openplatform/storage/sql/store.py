@@ -12,7 +12,7 @@ from collections.abc import Callable
 from openplatform.core.store import RotatedBefore
 from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, TokenRecord
 from openplatform.storage.sql.cleanup import BATCH_SIZE, cleanup_pass
-from openplatform.storage.sql.driver import Claim, Driver, Insert, InsertSpec, Sql, Tx
+from openplatform.storage.sql.driver import Claim, Driver, Insert, InsertsOnly, InsertSpec, Sql, Tx
 from openplatform.storage.sql.rows import (
     TOKEN_COLUMNS,
     app_from_row,
@@ -77,7 +77,7 @@ class ConsumeCode(Claim):
     round trip inside the batch's transaction, so the writer claims the codes of
     all ``ConsumeCode`` operations of a batch with one ``claim_many`` statement
     first (in the order of the batch, duplicates included, exactly as one at a
-    time would) and each operation reads its answer from ``tx.claimed`` (``driver.Claim``).
+    time would) and each operation finds its answer in ``tx.claimed`` (``driver.Claim``).
     """
 
     claim_many = Sql(
@@ -95,18 +95,54 @@ class ConsumeCode(Claim):
         return self.digest, self.now
 
     async def __call__(self, tx: Tx) -> bool:
-        claimed = tx.claimed.get(self.claim_many)
-        if claimed is not None:  # the writer claimed the batch's codes together
-            consumed = self.digest in claimed
-            claimed.discard(self.digest)  # a second consumption in the same batch fails
-        else:
+        consumed = tx.claimed.get(self)  # the writer claimed the batch's codes together
+        if consumed is None:
             consumed = await tx.execute(CLAIM_CODE, self.now, self.digest, self.now) == 1
         if consumed and self.records:
             await tx.insert(INSERT_TOKEN, *map(token_params, self.records))
         return consumed
 
 
-class AuditRows:
+class RotateRefresh(Claim):
+    """Rotate a refresh token (a conditional UPDATE: exactly one rotation wins) and insert the new pair.
+
+    Answers None when this operation rotated it, else the state the winner left
+    (``RotatedBefore``). As with ``ConsumeCode``, the PostgreSQL writer claims the
+    tokens of all the batch's rotations with one ``claim_many`` statement first:
+    one UPDATE round trip per rotation was the refresh grant's extra cost there
+    (issue 14), and the new pairs then go as one INSERT with the batch's other rows.
+    """
+
+    claim_many = Sql(
+        "UPDATE tokens AS t SET rotated_at = v.at, successor = v.successor "
+        "FROM unnest(?::text[], ?::float8[], ?::text[]) AS v(digest, at, successor) "
+        "WHERE t.digest = v.digest AND t.rotated_at IS NULL AND t.revoked_at IS NULL RETURNING t.digest",
+        "tokens",
+    )
+    __slots__ = ("digest", "now", "access", "refresh")
+
+    def __init__(self, digest: str, now: float, access: TokenRecord, refresh: TokenRecord) -> None:
+        self.digest, self.now, self.access, self.refresh = digest, now, access, refresh
+
+    @property
+    def claim_args(self) -> tuple[str, float, str]:
+        return self.digest, self.now, self.refresh.digest
+
+    async def __call__(self, tx: Tx) -> RotatedBefore | None:
+        rotated = tx.claimed.get(self)  # the writer rotated the batch's tokens together
+        if rotated is None:
+            rotated = await tx.execute(ROTATE, self.now, self.refresh.digest, self.digest) == 1
+        if rotated:
+            await tx.insert(INSERT_TOKEN, token_params(self.access), token_params(self.refresh))
+            return None
+        row = await tx.fetchrow(ROTATED_STATE, self.digest)
+        if row is None or row["revoked_at"] is not None:
+            return RotatedBefore(revoked=True, rotated_at=None, successor=None, successor_live=False)
+        successor = await tx.fetchrow(SUCCESSOR_LIVE, row["successor"])
+        return RotatedBefore(False, row["rotated_at"], row["successor"], successor is not None)
+
+
+class AuditRows(InsertsOnly):
     """The audit events of one group commit, identical ones as one row with a count.
 
     A flood of grants (or of refusals) from one app and address then costs one
@@ -234,20 +270,7 @@ class SqlStore:
         others get what the winner left (when, into which successor), from which
         the grant tells a retry from a theft (SPEC §2.3).
         """
-        now = self.clock()
-
-        async def op(tx: Tx) -> RotatedBefore | None:
-            claimed = await tx.execute(ROTATE, now, new_refresh.digest, old.digest)
-            if claimed == 1:
-                await tx.insert(INSERT_TOKEN, token_params(new_access), token_params(new_refresh))
-                return None
-            row = await tx.fetchrow(ROTATED_STATE, old.digest)
-            if row is None or row["revoked_at"] is not None:
-                return RotatedBefore(revoked=True, rotated_at=None, successor=None, successor_live=False)
-            successor = await tx.fetchrow(SUCCESSOR_LIVE, row["successor"])
-            return RotatedBefore(False, row["rotated_at"], row["successor"], successor is not None)
-
-        return await self.driver.write(op)
+        return await self.driver.write(RotateRefresh(old.digest, self.clock(), new_access, new_refresh))
 
     async def revoke_family(self, family_id: str) -> None:
         """Revoke every token descended from one code (a replayed code, a reused refresh token)."""
