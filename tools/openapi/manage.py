@@ -76,7 +76,7 @@ SCHEMAS: dict[str, Schema] = {
             "created_at": UNIX,
         }
     ),  # fmt: skip
-    "SpeList": obj({"items": {"type": "array", "items": ref("Spe")}}),
+    "SpePage": page_of("Spe"),
     "App": obj(
         {
             "app_id": text("APP_ID: 32 lower-case hex characters."),
@@ -97,7 +97,7 @@ SCHEMAS: dict[str, Schema] = {
         },
         required=list(CATALOGUE_FIELDS),
     ),
-    "AppList": obj({"items": {"type": "array", "items": ref("App")}}),
+    "AppPage": page_of("App"),
     "Installation": obj(
         {
             "installation_id": text("Installation id."),
@@ -111,7 +111,7 @@ SCHEMAS: dict[str, Schema] = {
             "uninstalled_at": {"type": ["integer", "null"], "description": "UNIX seconds; null while installed."},
         }
     ),
-    "InstallationList": obj({"items": {"type": "array", "items": ref("Installation")}}),
+    "InstallationPage": page_of("Installation"),
     "User": obj(
         {
             "user_id": text("Account id."),
@@ -122,7 +122,7 @@ SCHEMAS: dict[str, Schema] = {
             "created_at": UNIX,
         }
     ),
-    "UserList": obj({"items": {"type": "array", "items": ref("User")}}),
+    "UserPage": page_of("User"),
     "AuditEvent": obj(
         {
             "id": {"type": "integer", "description": "Increasing: a later event has a larger id."},
@@ -257,14 +257,19 @@ def manage(
     return operation(f"manage.{op_id}", TAG, summary, description, {"200": ok}, errors, security=SECURITY, **extra)
 
 
+def page(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The example of a first page (``services.directory.Page.result``)."""
+    return {"items": items, "total": len(items), "page": 1, "page_size": 20}
+
+
 def customer_page(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"items": items, "total": len(items), "page": 1, "page_size": 20, "xspe": XSPE}
+    return {**page(items), "xspe": XSPE}
 
 
 PATHS: dict[str, Schema] = {
     "/api/manage/spes": {
-        "get": manage("spes.list", "List SPEs", "Every SPE, oldest first (a bound key: its own)." + BOUND,
-                      ref("SpeList"), {"items": [SPE_EXAMPLE]}),
+        "get": manage("spes.list", "List SPEs", "Every SPE, oldest first, in pages (a bound key: its own)." + BOUND,
+                      ref("SpePage"), page([SPE_EXAMPLE]), parameters=params("page", "page_size")),
         "post": manage("spes.create", "Create an SPE", "Like `openplatform spe create`." + PLATFORM_ONLY,
                        ref("Spe"), SPE_EXAMPLE, requestBody=json_body("SpeCreate", {"name": "Acme Hosting"})),
     },
@@ -322,10 +327,11 @@ PATHS: dict[str, Schema] = {
     "/api/manage/apps": {
         "get": manage(
             "apps.list", "List apps",
-            "Every app, oldest first, or one developer's (`owner`, only with a key of the whole platform); never "
+            "Every app, oldest first, in pages, or one developer's (`owner`, only with a key of the whole platform); "
+            "never "
             "a secret. A bound key reads the catalogue (its portal installs apps from it): each app without "
             "`webhook_url`, `ip_whitelist` and `owner_id`.",
-            ref("AppList"), {"items": [APP_EXAMPLE]}, parameters=params("filter_owner"),
+            ref("AppPage"), page([APP_EXAMPLE]), parameters=params("filter_owner", "page", "page_size"),
         ),
         "post": manage(
             "apps.create", "Register an app",
@@ -373,10 +379,11 @@ PATHS: dict[str, Schema] = {
     "/api/manage/installations": {
         "get": manage(
             "installations.list", "List installations",
-            "Of one app (`app_id`), in one SPE (`xspe`), or both; uninstalled ones too (with `uninstalled_at`). "
+            "Of one app (`app_id`), in one SPE (`xspe`), or both, oldest first, in pages; uninstalled ones too "
+            "(with `uninstalled_at`). "
             "A key of the whole platform gives at least one of the two; an unknown app or SPE is `404`." + BOUND,
-            ref("InstallationList"), {"items": [INSTALLATION_EXAMPLE]},
-            parameters=params("filter_app_id", "filter_xspe"),
+            ref("InstallationPage"), page([INSTALLATION_EXAMPLE]),
+            parameters=params("filter_app_id", "filter_xspe", "page", "page_size"),
         ),
         "post": manage(
             "installations.create", "Install an app",
@@ -397,8 +404,8 @@ PATHS: dict[str, Schema] = {
     },
     "/api/manage/users": {
         "get": manage("users.list", "List accounts",
-                      "The accounts of the screens (a bound key: its SPE's spe-admins)." + BOUND,
-                      ref("UserList"), {"items": [USER_EXAMPLE]}),
+                      "The accounts of the screens, oldest first, in pages (a bound key: its SPE's spe-admins)."
+                      + BOUND, ref("UserPage"), page([USER_EXAMPLE]), parameters=params("page", "page_size")),
         "post": manage(
             "users.create", "Create an account",
             "Like `openplatform user create`. A bound key creates only spe-admin accounts of its SPE (another "
@@ -422,7 +429,7 @@ PATHS: dict[str, Schema] = {
             "audit_events.list", "List audit events",
             "Newest first, in pages; filters combine. Every admin API request is itself an `admin_key.used` "
             "event with the key id, the operation and the answer's code." + BOUND,
-            ref("AuditPage"), {"items": [AUDIT_EXAMPLE], "total": 1, "page": 1, "page_size": 20},
+            ref("AuditPage"), page([AUDIT_EXAMPLE]),
             parameters=params("filter_app_id", "filter_xspe", "filter_event", "since", "until", "page", "page_size"),
         ),
     },

@@ -157,9 +157,10 @@ class Manage:
         read.only(fields, ("name",))
         return spe_json(await self.admin.create_spe(read.string(fields, "name") or ""))
 
-    async def list_spes(self) -> dict[str, object]:
-        spes = await self.db.list_spes()
-        return {"items": [spe_json(s) for s in spes if not self.bound or s.xspe == self.key.xspe]}
+    async def list_spes(self, page: Page) -> dict[str, object]:
+        """One page of SPEs, oldest first (a bound key: its own only): ``Page.result``'s shape."""
+        spes, total = await self.db.spes_page(self.key.xspe if self.bound else None, page.size, page.offset)
+        return page.result([spe_json(s) for s in spes], total)
 
     async def get_spe(self, xspe: str) -> dict[str, object]:
         self.require_reach(xspe, "SPE")
@@ -242,7 +243,8 @@ class Manage:
         """``app_json`` for a key of the whole platform, ``catalogue_json`` for one bound to an SPE."""
         return catalogue_json(app) if self.bound else app_json(app)
 
-    async def list_apps(self, owner: str | None) -> dict[str, object]:
+    async def list_apps(self, owner: str | None, page: Page) -> dict[str, object]:
+        """One page of apps, oldest first (of one developer with ``owner``, an e-mail address)."""
         owner_id = None
         if owner is not None:
             self.platform_only("Listing the apps of an account")  # else an oracle of e-mail addresses
@@ -250,7 +252,8 @@ class Manage:
             if user is None:
                 raise OAuthError("not_found", "No account with that e-mail address.")
             owner_id = user.user_id
-        return {"items": [self.show_app(a) for a in await self.db.list_apps(owner_id)]}
+        found, total = await self.db.apps_page(owner_id, page.size, page.offset)
+        return page.result([self.show_app(a) for a in found], total)
 
     async def create_app(self, fields: Fields) -> tuple[App, str]:
         self.platform_only("Creating an app")
@@ -335,8 +338,9 @@ class Manage:
         done = await self.admin.uninstall(found.app_id, customer_id=found.customer_id, xspe=xspe)  # announced
         return await self.db.get_installation(done.installation_id) or done
 
-    async def list_installations(self, app_id: str | None, xspe: str | None) -> dict[str, object]:
-        """Of one app, in one SPE, or both (a bound key: only its SPE's).
+    async def list_installations(self, app_id: str | None, xspe: str | None, page: Page) -> dict[str, object]:
+        """One page of installations, oldest first: of one app, in one SPE, or both (a bound key:
+        only its SPE's).
 
         An unknown app or SPE is 404, as on the customers' list: never "installed nowhere".
         """
@@ -347,8 +351,8 @@ class Manage:
         xspe = self.reach(xspe)
         if xspe is not None and await self.db.get_spe(xspe) is None:
             raise OAuthError("not_found", "No such SPE.")
-        found = await self.db.list_installations(app_id=app_id, xspe=xspe)
-        return {"items": [installation_json(i) for i in found]}
+        found, total = await self.db.installations_page(app_id, xspe, page.size, page.offset)
+        return page.result([installation_json(i) for i in found], total)
 
     # ------------------------------------------------------------------ users
 
@@ -369,9 +373,11 @@ class Manage:
             read.string(fields, "email") or "", role, read.string(fields, "password") or "", xspe
         )
 
-    async def list_users(self) -> dict[str, object]:
-        users = await self.accounts.store.list_users()
-        return {"items": [user_json(u) for u in users if not self.bound or u.xspe == self.key.xspe]}
+    async def list_users(self, page: Page) -> dict[str, object]:
+        """One page of accounts, oldest first (a bound key: its SPE's spe-admins only)."""
+        xspe = self.key.xspe if self.bound else None
+        users, total = await self.accounts.store.users_page(xspe, page.size, page.offset)
+        return page.result([user_json(u) for u in users], total)
 
     async def set_password(self, user_id: str, fields: Fields) -> User:
         """A new password: the account's sessions end and its lock-outs are lifted (SPEC §9)."""

@@ -197,8 +197,8 @@ def one_customer(customer: Customer) -> Response:
 
 
 @operation("manage.spes.list")
-async def list_spes(_request: Request, manage: Manage) -> Response:
-    return success(await manage.list_spes())
+async def list_spes(request: Request, manage: Manage) -> Response:
+    return success(await manage.list_spes(page_of(request)))
 
 
 @operation("manage.spes.create")
@@ -256,7 +256,7 @@ async def delete_customer(request: Request, manage: Manage) -> Response:
 
 @operation("manage.apps.list")
 async def list_apps(request: Request, manage: Manage) -> Response:
-    return success(await manage.list_apps(query_text(request, "owner")))
+    return success(await manage.list_apps(query_text(request, "owner"), page_of(request)))
 
 
 @operation("manage.apps.create")
@@ -295,7 +295,8 @@ async def resume_app(request: Request, manage: Manage) -> Response:
 
 @operation("manage.installations.list")
 async def list_installations(request: Request, manage: Manage) -> Response:
-    return success(await manage.list_installations(query_text(request, "app_id"), query_text(request, "xspe")))
+    app_id, xspe = query_text(request, "app_id"), query_text(request, "xspe")
+    return success(await manage.list_installations(app_id, xspe, page_of(request)))
 
 
 @operation("manage.installations.create")
@@ -312,8 +313,8 @@ async def uninstall(request: Request, manage: Manage) -> Response:
 
 
 @operation("manage.users.list")
-async def list_users(_request: Request, manage: Manage) -> Response:
-    return success(await manage.list_users())
+async def list_users(request: Request, manage: Manage) -> Response:
+    return success(await manage.list_users(page_of(request)))
 
 
 @operation("manage.users.create")

@@ -67,14 +67,21 @@ def query_value(source: Call | Request, name: str) -> str | None:
 
 
 def int_param(source: Call | Request, name: str, default: int, low: int, high: int) -> int:
+    """Query parameter ``name`` as an int from ``low`` to ``high`` (``default`` if absent).
+
+    Raises OAuthError invalid_request (40001) naming the field: "must be a whole number" for
+    anything but ASCII digits, "must be between low and high" for digits out of range, however
+    many (they are not converted past 9, so a huge one costs nothing).
+    """
     value = query_value(source, name)
     if value is None:
         return default
-    if not value.isascii() or not value.isdigit() or len(value) > 9:
+    if not value.isascii() or not value.isdigit():
         raise OAuthError("invalid_request", f"{name} must be a whole number.", field=name)
-    if not low <= int(value) <= high:
+    digits = value.lstrip("0") or "0"
+    if len(digits) > 9 or not low <= int(digits) <= high:
         raise OAuthError("invalid_request", f"{name} must be between {low} and {high}.", field=name)
-    return int(value)
+    return int(digits)
 
 
 def page_of(call: Call) -> Page:

@@ -96,6 +96,15 @@ class AccountStore:
     async def list_users(self) -> list[User]:
         return [_user(r) for r in await self.database.read(select(users).order_by(users.c.created_at))]
 
+    async def users_page(self, xspe: str | None, limit: int, offset: int) -> tuple[list[User], int]:
+        """Accounts (only those of ``xspe`` if given), oldest first: one page of ``limit`` from
+        ``offset`` and how many there are in all (the admin API's list)."""
+        where = [] if xspe is None else [users.c.xspe == xspe]
+        query = select(users).where(*where).order_by(users.c.created_at, users.c.user_id)
+        rows = await self.database.read(query.limit(limit).offset(offset))
+        total = await self.database.scalar(select(func.count()).select_from(users).where(*where))
+        return [_user(r) for r in rows], int(total or 0)
+
     async def emails(self, user_ids: set[str]) -> dict[str, str]:
         if not user_ids:
             return {}

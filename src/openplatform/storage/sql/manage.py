@@ -16,9 +16,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import Select, and_, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from openplatform.models import ACTIVE, App, Customer, Installation, Spe
@@ -87,11 +88,29 @@ class Management:
 
     async def get_spe(self, xspe: str) -> Spe | None:
         row = await self.database.read_one(select(spes).where(spes.c.xspe == xspe))
-        return Spe(xspe=row["xspe"], name=row["name"], created_at=row["created_at"]) if row else None
+        return _spe(row) if row else None
+
+    async def paged(self, query: Select[Any], limit: int, offset: int) -> tuple[Sequence[Row], int]:
+        """One page of ``query``'s rows (``limit`` rows from ``offset``) and how many it has in all.
+
+        ``query`` is ordered down to a unique column, so pages neither repeat nor skip a row.
+        """
+        count = select(func.count()).select_from(query.order_by(None).subquery())
+        rows = await self.database.read(query.limit(limit).offset(offset))
+        return rows, int(await self.database.scalar(count) or 0)
+
+    @staticmethod
+    def _spes(xspe: str | None = None) -> Select[Any]:
+        query = select(spes).order_by(spes.c.created_at, spes.c.xspe)
+        return query if xspe is None else query.where(spes.c.xspe == xspe)
 
     async def list_spes(self) -> list[Spe]:
-        rows = await self.database.read(select(spes).order_by(spes.c.created_at))
-        return [Spe(xspe=r["xspe"], name=r["name"], created_at=r["created_at"]) for r in rows]
+        return [_spe(r) for r in await self.database.read(self._spes())]
+
+    async def spes_page(self, xspe: str | None, limit: int, offset: int) -> tuple[list[Spe], int]:
+        """SPEs (only ``xspe`` if given), oldest first: one page and the total (the admin API)."""
+        rows, total = await self.paged(self._spes(xspe), limit, offset)
+        return [_spe(r) for r in rows], total
 
     async def create_customer(self, customer_id: str, xspe: str, name: str, contact: str = "") -> Customer:
         now = self.clock()
@@ -142,11 +161,18 @@ class Management:
             return None
         return app_from_row(row, await self._secret_rows(app_id))
 
+    @staticmethod
+    def _apps(owner_id: str | None) -> Select[Any]:
+        query = select(apps).order_by(apps.c.created_at, apps.c.app_id)
+        return query if owner_id is None else query.where(apps.c.owner_id == owner_id)
+
     async def list_apps(self, owner_id: str | None = None) -> list[App]:
-        query = select(apps).order_by(apps.c.created_at)
-        if owner_id is not None:
-            query = query.where(apps.c.owner_id == owner_id)
-        return [app_from_row(r, ()) for r in await self.database.read(query)]
+        return [app_from_row(r, ()) for r in await self.database.read(self._apps(owner_id))]
+
+    async def apps_page(self, owner_id: str | None, limit: int, offset: int) -> tuple[list[App], int]:
+        """Apps (of one owner if given), oldest first: one page and the total (the admin API)."""
+        rows, total = await self.paged(self._apps(owner_id), limit, offset)
+        return [app_from_row(r, ()) for r in rows], total
 
     async def _secret_rows(self, app_id: str) -> Sequence[Row]:
         query = select(app_secrets).where(app_secrets.c.app_id == app_id).order_by(app_secrets.c.id.desc())
@@ -320,13 +346,24 @@ class Management:
         await self._announce(("installation", iid), ("app", installation.app_id))
         return True
 
-    async def list_installations(self, app_id: str | None = None, xspe: str | None = None) -> list[Installation]:
-        query = select(installations).order_by(installations.c.installed_at)
+    @staticmethod
+    def _installations(app_id: str | None, xspe: str | None) -> Select[Any]:
+        query = select(installations).order_by(installations.c.installed_at, installations.c.installation_id)
         if app_id is not None:
             query = query.where(installations.c.app_id == app_id)
         if xspe is not None:
             query = query.where(installations.c.xspe == xspe)
-        return [installation_from_row(r) for r in await self.database.read(query)]
+        return query
+
+    async def list_installations(self, app_id: str | None = None, xspe: str | None = None) -> list[Installation]:
+        return [installation_from_row(r) for r in await self.database.read(self._installations(app_id, xspe))]
+
+    async def installations_page(
+        self, app_id: str | None, xspe: str | None, limit: int, offset: int
+    ) -> tuple[list[Installation], int]:
+        """Installations (of one app, in one SPE, or both), oldest first: one page and the total."""
+        rows, total = await self.paged(self._installations(app_id, xspe), limit, offset)
+        return [installation_from_row(r) for r in rows], total
 
     async def get_installation(self, installation_id: str) -> Installation | None:
         query = select(installations).where(installations.c.installation_id == installation_id)
@@ -383,3 +420,7 @@ def _live_installation(app_id: str, xspe: str, customer_id: str | None) -> Colum
         installations.c.uninstalled_at.is_(None),
         installations.c.customer_id.is_(None) if customer_id is None else installations.c.customer_id == customer_id,
     )
+
+
+def _spe(row: Row) -> Spe:
+    return Spe(xspe=row["xspe"], name=row["name"], created_at=row["created_at"])
