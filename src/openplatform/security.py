@@ -16,6 +16,7 @@ import hmac
 import os
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
@@ -39,6 +40,27 @@ def new_token() -> str:
 ORDER_BYTES = 6
 MAC_BYTES = 26  # the keyed hash in a stored key, cut to 208 bits so the key stays 64 hex chars
 _UNORDERED = bytes(ORDER_BYTES)
+
+
+# The random part of minted tokens, drawn from the kernel 4 KiB at a time: one os.urandom call
+# per 128 tokens instead of one each (a system call, measured 1.5–1.8 µs here: 12 % of an app-token
+# grant's handler). The chunks are the kernel's CSPRNG output, used once each; a forked child
+# empties the pool first, so parent and child never hand out the same bytes. deque.popleft is
+# atomic, so threads never share a chunk either.
+_ENTROPY_CHUNK = 32
+_ENTROPY_READ = 4096
+_entropy: deque[bytes] = deque()
+os.register_at_fork(after_in_child=_entropy.clear)
+
+
+def token_entropy() -> bytes:
+    """32 bytes from the operating system's CSPRNG (``os.urandom``), never handed out twice."""
+    try:
+        return _entropy.popleft()
+    except IndexError:
+        block = os.urandom(_ENTROPY_READ)
+        _entropy.extend(block[i : i + _ENTROPY_CHUNK] for i in range(_ENTROPY_CHUNK, _ENTROPY_READ, _ENTROPY_CHUNK))
+        return block[:_ENTROPY_CHUNK]
 
 
 def _b64(raw: bytes) -> str:
@@ -131,7 +153,7 @@ class Keyring:
     def mint(self) -> tuple[str, str]:
         """A new bearer token or code, and its stored key."""
         stamp = (time.time_ns() // 1_000_000).to_bytes(ORDER_BYTES, "big")
-        raw = _b64(stamp + secrets.token_bytes(32))
+        raw = _b64(stamp + token_entropy())
         return raw, self.token_digest(raw, stamp)
 
     def secret_hash(self, app_id: str, secret: str) -> str:
