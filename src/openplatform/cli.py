@@ -18,7 +18,7 @@ import orjson
 import typer
 from pydantic import ValidationError as PydanticValidationError
 
-from openplatform.config import Settings
+from openplatform.config import Settings, configured_names, unknown_variables
 from openplatform.services.validation import NotFound, ValidationError
 
 if TYPE_CHECKING:  # imported lazily: a short command should not pay for the whole server
@@ -63,6 +63,8 @@ def _options(
     ] = False,
 ) -> None:
     """openplatform: open-platform authorization server."""
+    for line in unknown_variables(configured_names()):  # a misspelt setting would be silently ignored
+        typer.echo(f"warning: {line}", err=True)
 
 
 def _app_json(found: Any) -> dict[str, Any]:

@@ -14,9 +14,11 @@ lock retry, GC thresholds) whose change would need a new measurement, not a sett
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import secrets
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -26,6 +28,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_FILE = "openplatform.db"
 SECRET_KEY_FILE = ".openplatform-secret-key"
+# The server key keys HMAC-SHA256 digests and AES-256-GCM (security.py): at least as many bytes as
+# those keys (a shorter text is guessable offline from one leaked digest); the generated one has 64.
+MIN_SECRET_KEY_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -73,15 +78,16 @@ class Settings(BaseSettings):
     )  # fmt: skip
     secret_key: str = Field(
         "",
-        description="server key for keyed hashes and secret encryption; **set the same value on every node**",
+        description="server key for keyed hashes and secret encryption, at least 32 bytes (a bad setting "
+        "otherwise); **set the same value on every node**",
         json_schema_extra={"shown": f"generated into `{SECRET_KEY_FILE}` on first run"},
     )
     old_secret_keys: str = Field(
         "",
         description="previous server keys, comma-separated: only to find tokens, codes, sessions and admin keys "
         "made under them and to decrypt app secrets sealed under them; everything new is made under the "
-        "current key. Drop one once `openplatform db reencrypt` ran and the longest token lifetime has passed "
-        "([rotating the server key](docs/deployment.md#rotating-the-server-key))",
+        "current key; each at least 32 bytes, like the key. Drop one once `openplatform db reencrypt` ran and the "
+        "longest token lifetime has passed ([rotating the server key](docs/deployment.md#rotating-the-server-key))",
     )
     error_status: Literal["http", "always-200"] = Field(
         "http", description="`always-200` answers errors with HTTP 200 like the original platform"
@@ -176,11 +182,21 @@ class Settings(BaseSettings):
             ipaddress.ip_network(item, strict=False)
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret_key(cls, value: str) -> str:
+        if value and len(value.strip().encode()) < MIN_SECRET_KEY_BYTES:  # empty: generated (64 characters)
+            raise ValueError(f"must be at least {MIN_SECRET_KEY_BYTES} bytes (e.g. 48 random bytes, URL-safe base64)")
+        return value
+
     @field_validator("old_secret_keys")
     @classmethod
     def _valid_old_secret_keys(cls, value: str) -> str:
         if value.strip() and not all(part.strip() for part in value.split(",")):
             raise ValueError("must be previous server keys separated by single commas")
+        for number, part in enumerate(value.split(","), 1):
+            if part.strip() and len(part.strip().encode()) < MIN_SECRET_KEY_BYTES:  # its place, never its value
+                raise ValueError(f"key {number} of the list is shorter than {MIN_SECRET_KEY_BYTES} bytes")
         return value
 
     @property
@@ -223,6 +239,57 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(48))
         return path.read_text().strip().encode()
+
+
+# OPENPLATFORM_ names read outside Settings, so no "unknown setting" warning for them (grep the code for
+# os.environ and process.env before adding one here).
+OTHER_VARIABLES = {
+    "OPENPLATFORM_CONFIG_FILE": "the settings file to read instead of .env (cli.py, Settings.model_config)",
+    "OPENPLATFORM_REQUIRE_SERVICES": "tests: fail instead of skip when PostgreSQL or Redis is missing (.ci/run)",
+    "OPENPLATFORM_TEST_POSTGRES": "tests: the PostgreSQL server to use",
+    "OPENPLATFORM_TEST_REDIS": "tests and bench/: the Redis to use",
+    "OPENPLATFORM_FUZZ_EXAMPLES": "tests: examples per fuzz test",
+    "OPENPLATFORM_SCREENSHOTS": "tests: where the browser journey saves its screenshots",
+    "OPENPLATFORM_BIN": "the TypeScript SDK's tests: the server binary",
+    "OPENPLATFORM_PYTHON": "the TypeScript SDK's tests: the Python that runs the server",
+    "OPENPLATFORM_URL": "the example partner app (examples/): the platform's base URL",
+}
+
+
+def unknown_variables(names: Iterable[str]) -> list[str]:
+    """One warning line per ``OPENPLATFORM_`` name (any case, as the settings are read) that is
+    neither a setting nor in OTHER_VARIABLES: a misspelt setting is otherwise silently ignored.
+
+    A close setting is suggested (difflib, on the part after the prefix), e.g.
+    ``OPENPLATFORM_ACESS_TOKEN_TTL is not a setting, ignored (did you mean OPENPLATFORM_ACCESS_TOKEN_TTL?)``.
+    Names only: a value may be a key or a password.
+    """
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    settings = sorted(name.upper() for name in Settings.model_fields)
+    lines = []
+    given = {name.upper(): name for name in names if name.upper().startswith(prefix)}  # as written
+    for upper, name in sorted(given.items()):
+        if upper in OTHER_VARIABLES or upper.removeprefix(prefix) in settings:
+            continue
+        close = difflib.get_close_matches(upper.removeprefix(prefix), settings, n=1, cutoff=0.75)
+        hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+        lines.append(f"{name} is not a setting, ignored{hint}")
+    return lines
+
+
+def configured_names() -> list[str]:
+    """The names set in the environment and in the settings file (``OPENPLATFORM_CONFIG_FILE`` or
+    ``.env``; a file that cannot be read gives none here: ``cli.settings`` reports it)."""
+    names = list(os.environ)
+    env_file = Settings.model_config.get("env_file")
+    if isinstance(env_file, str | os.PathLike) and os.path.isfile(env_file):
+        from dotenv import dotenv_values  # pydantic-settings' own reader of the file
+
+        try:
+            names += list(dotenv_values(env_file, encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            pass
+    return names
 
 
 def load_settings(**overrides: object) -> Settings:
