@@ -34,6 +34,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import shutil
 import struct
 import tempfile
@@ -148,18 +149,69 @@ def multiprocess_directory() -> str | None:
     return os.environ.get(MULTIPROC_ENV) if shared else None
 
 
+DIRECTORY_PREFIX = "openplatform-metrics-"
+# openplatform-metrics-<pid of the serve process>-<random>; in it, prometheus_client's files and
+# ours are named <kind>_<pid of the worker>.db (WorkerFiles; MultiProcessCollector reads *.db).
+OWNED_DIRECTORY = re.compile(re.escape(DIRECTORY_PREFIX) + r"(\d+)-[A-Za-z0-9_]+")
+WORKER_FILE = re.compile(r"_(\d+)\.db")
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (another user's counts: it cannot be signalled, but it lives)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_abandoned(parent: str) -> list[str]:
+    """Remove the metrics directories in ``parent`` that no process uses any more; their paths.
+
+    A ``serve --workers N`` killed by SIGKILL (the OOM killer, ``kill -9``) never runs its
+    ``finally``, so its directory stayed behind, one per such start. A directory is removed only
+    when its serve process (the pid in its name) and every worker named in its files are gone:
+    a live one, or one whose workers outlived their serve process, is never touched. A pid reused
+    by an unrelated process keeps its directory (a leftover kept, never a live one removed), and a
+    directory named without a pid (before this rule) is left alone: nothing says whose it is.
+    """
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        owner = OWNED_DIRECTORY.fullmatch(entry.name)
+        try:
+            if owner is None or not entry.is_dir(follow_symlinks=False) or entry.stat().st_uid != os.getuid():
+                continue
+            pids = {int(owner.group(1))}
+            pids |= {int(m.group(1)) for name in os.listdir(entry.path) if (m := WORKER_FILE.search(name))}
+        except OSError:  # removed meanwhile by another serve starting
+            continue
+        if not any(_alive(pid) for pid in pids):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+    return removed
+
+
 @contextlib.contextmanager
 def shared_directory(workers: int) -> Iterator[str | None]:
     """For ``serve --workers N`` (N > 1): a new, empty directory named in ``PROMETHEUS_MULTIPROC_DIR``
     for the workers this process starts (they inherit the environment), removed afterwards.
 
     A new directory for each run, so no count of an earlier run is summed in; it is made under the
-    system's temporary directory (``TMPDIR``). Yields its path, or None with one worker.
+    system's temporary directory (``TMPDIR``), named with this process's pid, and the directories
+    that killed runs left there are removed first (``remove_abandoned``), with one worker too.
+    Yields its path, or None with one worker.
     """
+    remove_abandoned(tempfile.gettempdir())
     if workers <= 1:
         yield None
         return
-    directory = tempfile.mkdtemp(prefix="openplatform-metrics-")
+    directory = tempfile.mkdtemp(prefix=f"{DIRECTORY_PREFIX}{os.getpid()}-")
     inherited = os.environ.get(MULTIPROC_ENV)
     os.environ[MULTIPROC_ENV] = directory
     try:
