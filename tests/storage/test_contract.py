@@ -235,3 +235,35 @@ async def test_backing_follows_suspending_and_uninstalling(backend: Adapter) -> 
     assert ("installation", seeded.installation_id) in await log_after(backend, last)
     gone = await store.backing(secrets.token_hex(16), "ins_unknown", None, None)
     assert gone == Backing(app_status=None, installed=False, customer_status=None, spe_exists=False)
+
+
+async def test_a_code_or_token_is_read_with_its_backing(backend: Adapter) -> None:
+    """What the exchange and the rotation read in one go: the record as saved and the same
+    ``Backing`` as ``backing(fresh=True)``, which follows suspending and uninstalling at once."""
+    seeded = await backend.seed()
+    store = backend.store
+    now = backend.clock()
+    code = code_for(seeded, now)
+    await store.save_code(code)
+    refresh = token("refresh", seeded=seeded, family_id=code.digest, expires_at=now + 86400, at=now)
+    app_token = token(expires_at=now + 7200, at=now)
+    await store.save_tokens(refresh, app_token)
+
+    async def both() -> tuple[Backing, Backing, Backing]:
+        found_code, found_token = await store.get_code_backed(code.digest), await store.get_token_backed(refresh.digest)
+        assert found_code is not None and found_code[0] == code
+        assert found_token is not None and found_token[0].digest == refresh.digest  # revoked by the uninstall
+        fresh = await store.backing(seeded.app_id, seeded.installation_id, seeded.customer_id, seeded.xspe, fresh=True)
+        return found_code[1], found_token[1], fresh
+
+    live = Backing(app_status=ACTIVE, installed=True, customer_status=ACTIVE, spe_exists=True)
+    assert await both() == (live, live, live)
+    assert await store.get_token_backed(refresh.digest) == (refresh, live)
+    await backend.suspend(seeded)
+    await backend.uninstall(seeded)
+    gone = Backing(app_status=SUSPENDED, installed=False, customer_status=ACTIVE, spe_exists=True)
+    assert await both() == (gone, gone, gone)
+    found_app_token = await store.get_token_backed(app_token.digest)
+    assert found_app_token is not None and found_app_token[0] == app_token and not found_app_token[1].installed
+    assert await store.get_code_backed(secrets.token_hex(32)) is None
+    assert await store.get_token_backed(secrets.token_hex(32)) is None

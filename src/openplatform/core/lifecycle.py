@@ -6,8 +6,10 @@ app is active, the installation is not uninstalled, the customer is active
 that decides it; every door asks it:
 
 - ``GET /oauth/connect`` and the grants (code exchange, refresh) read the
-  database (``fresh=True``): they create tokens, so a cache that has not yet
-  heard of an uninstall on another node must not let a new token through;
+  database (``fresh=True``; the grants read it in the same statement as the code
+  or the refresh token, ``get_code_backed``/``get_token_backed``, and ask ``refusal``):
+  they create tokens, so a cache that has not yet heard of an uninstall on
+  another node must not let a new token through;
 - introspection and the Open APIs read the process's cache of that state,
   which follows the invalidation log and Redis (revocation reaches every node
   within the bounds of SPEC §8: 1 s without Redis, 100 ms with it). A database

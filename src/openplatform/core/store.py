@@ -14,9 +14,9 @@ says what it reads and writes:
 - ``AppStorage`` (get_app, active_installations): client_auth, authorize, resources, server;
 - ``CustomerStorage`` (get_customer): authorize;
 - ``BackingStorage`` (backing): lifecycle (SPEC §8);
-- ``CodeStorage`` (get_code, save_code, consume_code): authorize, the code grant;
-- ``TokenStorage`` (get_token, save_tokens, rotate_refresh, revoke_family, revoke_token):
-  the grants, introspection, resources;
+- ``CodeStorage`` (get_code, get_code_backed, save_code, consume_code): authorize, the code grant;
+- ``TokenStorage`` (get_token, get_token_backed, save_tokens, rotate_refresh, revoke_family,
+  revoke_token): the grants, introspection, resources;
 - ``AuditLog`` (audit): every door, through ``Platform.audit``;
 - ``Lifespan`` (start, close, ping, cleanup): the web layer's lifespan and health check, the CLI;
 - ``InvalidationLog`` (invalidations_after, last_invalidation_id): ``storage.cache``, which
@@ -76,6 +76,11 @@ class BackingStorage(Protocol):
 
 class CodeStorage(Protocol):
     async def get_code(self, digest: str) -> AuthorizationCode | None: ...
+    async def get_code_backed(self, digest: str) -> tuple[AuthorizationCode, Backing] | None:
+        """The code and what it stands on (SPEC §8), read together from the backend past any cache:
+        the exchange's one read, where ``get_code`` and then ``backing(fresh=True)`` were two."""
+        ...
+
     async def save_code(self, code: AuthorizationCode) -> None: ...
     async def consume_code(self, digest: str, *records: TokenRecord) -> bool:
         """Mark the code used and store ``records``, atomically: True for exactly one call per
@@ -85,6 +90,11 @@ class CodeStorage(Protocol):
 
 class TokenStorage(Protocol):
     async def get_token(self, digest: str) -> TokenRecord | None: ...
+    async def get_token_backed(self, digest: str) -> tuple[TokenRecord, Backing] | None:
+        """The token and what it stands on (SPEC §8; an app token's ``Backing`` says not installed),
+        read together from the backend past any cache: the rotation's one read."""
+        ...
+
     async def save_tokens(self, *records: TokenRecord) -> None: ...
     async def rotate_refresh(
         self, old: TokenRecord, new_access: TokenRecord, new_refresh: TokenRecord

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from openplatform.core.context import Platform
 from openplatform.core.store import CodeStorage, TokenStorage
-from openplatform.models import App, AuthorizationCode, IssuedTokens, TokenRecord
+from openplatform.models import App, AuthorizationCode, Backing, IssuedTokens, TokenRecord
 from openplatform.security import Keyring
+
+T = TypeVar("T")
 
 
 def app_token(platform: Platform[object], app: App) -> tuple[IssuedTokens, TokenRecord]:
@@ -74,17 +79,30 @@ async def find_token(platform: Platform[TokenStorage], raw: str) -> TokenRecord 
     """The record of a bearer or refresh token, wherever it is stored: under the current
     server key, else (a token from before migration 0003) its plain digest, else under
     an old server key (SPEC §10). Only a miss pays for the fallbacks: the hot path is one lookup."""
-    keyring = platform.keyring
-    record = await platform.store.get_token(keyring.token_digest(raw))
-    if record is None and len(raw) == LEGACY_TOKEN_LENGTH:
-        record = await platform.store.get_token(keyring.digest(raw))
-    for old in keyring.old if record is None else ():
-        record = await platform.store.get_token(old.token_digest(raw))
-        if record is not None:
+    return await _find_token(platform.keyring, platform.store.get_token, raw)
+
+
+async def find_token_backed(platform: Platform[TokenStorage], raw: str) -> tuple[TokenRecord, Backing] | None:
+    """``find_token`` with what the token stands on (SPEC §8), read fresh in the same statement."""
+    return await _find_token(platform.keyring, platform.store.get_token_backed, raw)
+
+
+async def _find_token(keyring: Keyring, fetch: Callable[[str], Awaitable[T | None]], raw: str) -> T | None:
+    found = await fetch(keyring.token_digest(raw))
+    if found is None and len(raw) == LEGACY_TOKEN_LENGTH:
+        found = await fetch(keyring.digest(raw))
+    for old in keyring.old if found is None else ():
+        found = await fetch(old.token_digest(raw))
+        if found is not None:
             break
-    return record
+    return found
 
 
 async def find_code(platform: Platform[CodeStorage], raw: str) -> AuthorizationCode | None:
     """An authorization code's record, under the current server key or else an old one (SPEC §10)."""
     return await platform.keyring.find(platform.store.get_code, Keyring.token_digest, raw)
+
+
+async def find_code_backed(platform: Platform[CodeStorage], raw: str) -> tuple[AuthorizationCode, Backing] | None:
+    """``find_code`` with what the code stands on (SPEC §8), read fresh in the same statement."""
+    return await platform.keyring.find(platform.store.get_code_backed, Keyring.token_digest, raw)

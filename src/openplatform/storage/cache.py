@@ -175,6 +175,25 @@ class CachedStore:
     async def get_code(self, digest: str) -> AuthorizationCode | None:
         return await self.inner.get_code(digest)
 
+    async def get_code_backed(self, digest: str) -> tuple[AuthorizationCode, Backing] | None:
+        """Read from the backend, as ``backing(fresh=True)`` is, and its ``Backing`` cached as that does."""
+        found = await self.inner.get_code_backed(digest)
+        if found is not None:
+            self._backing_read(found[0], found[1])
+        return found
+
+    async def get_token_backed(self, digest: str) -> tuple[TokenRecord, Backing] | None:
+        """Read from the backend (a refresh token is used once: not cached), its ``Backing`` cached."""
+        found = await self.inner.get_token_backed(digest)
+        if found is not None and found[0].installation_id is not None:
+            self._backing_read(found[0], found[1])
+        return found
+
+    def _backing_read(self, bound: AuthorizationCode | TokenRecord, backing: Backing) -> None:
+        self.backings.misses += 1
+        assert bound.installation_id is not None
+        self.backings.put((bound.app_id, bound.installation_id, bound.customer_id, bound.xspe), backing)
+
     async def save_code(self, code: AuthorizationCode) -> None:
         await self.inner.save_code(code)
 

@@ -138,6 +138,21 @@ class MemoryStore:
         await asyncio.sleep(0)
         return self.tokens.get(digest)
 
+    async def get_code_backed(self, digest: str) -> tuple[AuthorizationCode, Backing] | None:
+        code = self.codes.get(digest)
+        if code is None:
+            await asyncio.sleep(0)
+            return None
+        return code, await self.backing(code.app_id, code.installation_id, code.customer_id, code.xspe)
+
+    async def get_token_backed(self, digest: str) -> tuple[TokenRecord, Backing] | None:
+        record = self.tokens.get(digest)
+        if record is None:
+            await asyncio.sleep(0)
+            return None
+        backing = await self.backing(record.app_id, record.installation_id or "", record.customer_id, record.xspe)
+        return record, backing
+
     async def invalidations_after(self, after_id: int, limit: int) -> list[tuple[int, str, str, float]]:
         """Up to ``limit`` records with an id above ``after_id``, in id order: (id, kind, key, at)."""
         await asyncio.sleep(0)

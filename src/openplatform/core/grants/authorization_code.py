@@ -39,11 +39,13 @@ class AuthorizationCodeGrant:
     async def validate(self, platform: Platform[CodeExchangeStorage], request: TokenRequest) -> ValidCode:
         app = await client_auth.authenticate(platform, request, allow_suspended=True)  # 40006 below
         raw = request.require("code")
-        code = await tokens.find_code(platform, raw)
-        if code is None or code.app_id != app.app_id:
+        found = await tokens.find_code_backed(platform, raw)  # the code and its backing: one read
+        if found is None or found[0].app_id != app.app_id:
             raise OAuthError("invalid_grant", "The code is unknown or was issued to another app.")
-        # SPEC §8: before the replay check, so an uninstall is never mistaken for theft.
-        reason = await lifecycle.unbacked(platform, code, fresh=True)
+        code, backing = found
+        # SPEC §8, read from the database with the code: before the replay check, so an
+        # uninstall is never mistaken for theft.
+        reason = lifecycle.refusal(backing)
         if reason is not None:
             raise OAuthError("invalid_grant", f"The code can no longer be used: {reason}.")
         if code.used_at is not None:  # a replay whatever else is wrong with the request

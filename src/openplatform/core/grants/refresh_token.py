@@ -39,13 +39,14 @@ class RefreshTokenGrant:
         required = platform.settings.refresh_requires_secret
         client = await client_auth.identify(platform, request, secret_required=required, allow_suspended=True)
         raw = request.require("refresh_token")
-        record = await tokens.find_token(platform, raw)
+        found = await tokens.find_token_backed(platform, raw)  # the token and its backing: one read
         app = client.app
-        if app is None or record is None or record.kind != "refresh" or record.app_id != app.app_id:
+        if app is None or found is None or found[0].kind != "refresh" or found[0].app_id != app.app_id:
             # Without a secret the app may not exist: the same answer, so nothing is told (SPEC §9).
             raise OAuthError("invalid_grant", "The refresh token is unknown or was issued to another app.")
+        record, backing = found
         await client_auth.admit(platform, request, app)  # whitelist and budget, once the client is vouched for
-        reason = await lifecycle.unbacked(platform, record, fresh=True)  # SPEC §8, read from the database
+        reason = lifecycle.refusal(backing)  # SPEC §8, read from the database with the token
         if reason is not None:
             raise OAuthError("invalid_grant", f"The refresh token can no longer be used: {reason}.")
         if record.revoked_at is not None:
