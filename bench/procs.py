@@ -113,21 +113,23 @@ class Server:
         """CPU time so far of the server: the process and every process under it (``--workers N``)."""
         return sum(cpu_seconds(pid) for pid in process_tree(self.pid))
 
-    def group_commits(self, metrics_key: str = "") -> tuple[float, float]:
-        """(operations, commits) so far, from openplatform's /metrics (read with an admin key);
-        (0, 0) for a baseline."""
+    def group_commits(self, metrics_key: str = "") -> tuple[float, float, float]:
+        """(operations, commits, SQLite busy retries) so far, from openplatform's /metrics (read
+        with an admin key); zeros for a baseline."""
         request = urllib.request.Request(self.url + "/metrics", headers={"Authorization": f"Bearer {metrics_key}"})
         try:
             with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
                 text = response.read().decode()
         except OSError:
-            return (0.0, 0.0)
-        found = dict.fromkeys(("_sum", "_count"), 0.0)
+            return (0.0, 0.0, 0.0)
+        names = ("openplatform_db_batch_operations_sum", "openplatform_db_batch_operations_count",
+                 "openplatform_db_busy_retries_total")  # fmt: skip
+        found = dict.fromkeys(names, 0.0)
         for line in text.splitlines():
-            for suffix in found:
-                if line.startswith(f"openplatform_db_batch_operations{suffix} "):
-                    found[suffix] = float(line.split()[1])
-        return (found["_sum"], found["_count"])
+            name, _, value = line.partition(" ")
+            if name in found:
+                found[name] = float(value)
+        return (found[names[0]], found[names[1]], found[names[2]])
 
 
 @dataclass(frozen=True)

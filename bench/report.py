@@ -134,6 +134,8 @@ def persisted(rows: list[Any]) -> list[str]:
         if r.persisted:
             counts = ", ".join(f"{n} {kind}" for kind, n in r.persisted.items())
             batch = f"; {r.batch_mean:.1f} write operations per group commit" if r.batch_mean else ""
+            if r.busy_share:  # openplatform_db_busy_retries_total over the commits: waits for another worker
+                batch += f", {r.busy_share:.1%} of them retried for the SQLite write lock (SQLITE_BUSY)"
             out.append(
                 f"- {r.name}, {r.workers} worker(s): {r.answered} successful answers (warm-up included); "
                 f"committed: {counts}{batch}"

@@ -49,6 +49,7 @@ class Row:
     answered: int  # successful answers over warm-up and timed part
     persisted: dict[str, int] = field(default_factory=dict)
     batch_mean: float = 0.0  # write operations per group commit during the timed part
+    busy_share: float = 0.0  # SQLite: group commits retried for the write lock, per group commit
     db_cpu_us: float = 0.0  # PostgreSQL: CPU of the database's backends per request, timed part
 
     def ratio(self, baseline: str = "raw") -> float:
@@ -103,17 +104,18 @@ class Bench:
                 shape(server, warmup)
             bases[base_name] = shape(server, duration)
         warm = target(warmup) if warmup > 0 else None
-        ops, commits = self.op.group_commits(self.seeded.metrics_key)
+        ops, commits, busy = self.op.group_commits(self.seeded.metrics_key)
         db_before = {pid: procs.cpu_seconds(pid) for pid in backends(self.settings)}
         with procs.profiled(self.op, self.opts.profile, f"{name}-w{self.servers.workers}", duration):
             got = target(duration)
         db_after = {pid: procs.cpu_seconds(pid) for pid in backends(self.settings)}
-        ops_after, commits_after = self.op.group_commits(self.seeded.metrics_key)
+        ops_after, commits_after, busy_after = self.op.group_commits(self.seeded.metrics_key)
         row = Row(key, name, self.servers.workers, got, bases, got.answered + (warm.answered if warm else 0))
         if got.requests:  # a backend that came up meanwhile counts from 0; one that left is not seen
             row.db_cpu_us = 1e6 * sum(cpu - db_before.get(pid, 0.0) for pid, cpu in db_after.items()) / got.requests
         if commits_after > commits:
             row.batch_mean = (ops_after - ops) / (commits_after - commits)
+            row.busy_share = (busy_after - busy) / (commits_after - commits)
         self.rows.append(row)
         raw = bases.get("raw")
         print(
@@ -123,7 +125,8 @@ class Bench:
             f"server CPU {got.cpu_us:.0f} µs/request"
             + (f" (raw {raw.cpu_us:.0f})" if raw else "")
             + (f"; database CPU {row.db_cpu_us:.0f} µs/request" if row.db_cpu_us else "")
-            + (f"; {row.batch_mean:.1f} writes per group commit" if row.batch_mean else ""),
+            + (f"; {row.batch_mean:.1f} writes per group commit" if row.batch_mean else "")
+            + (f", {row.busy_share:.1%} retried for the SQLite write lock" if row.busy_share else ""),
             flush=True,
         )
         return row

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from openplatform.config import Settings
 from openplatform.models import AuthorizationCode, TokenRecord
@@ -95,12 +96,15 @@ async def test_sqlite_waits_out_another_writer_without_blocking_the_loop(tmp_pat
     other.start()
     try:
         await asyncio.to_thread(held.wait, 5)
+        retries = REGISTRY.get_sample_value("openplatform_db_busy_retries_total") or 0.0
         write = asyncio.create_task(driver.write(insert("after the lock")))
         ticks = 0
         for _ in range(20):  # the loop keeps turning while the write waits for the lock
             await asyncio.sleep(0.01)
             ticks += 1
         assert ticks == 20 and not write.done()
+        # counted each time it found the lock held (every 2 ms): what serve --workers N reports
+        assert (REGISTRY.get_sample_value("openplatform_db_busy_retries_total") or 0.0) - retries >= 2
         release.set()
         assert await asyncio.wait_for(write, 5) == "after the lock"
         assert await keys(driver) == {"after the lock"}

@@ -8,6 +8,8 @@ queries each of them; ``tests/web/test_metrics_dashboard.py`` keeps that true):
   envelope code (0: success), and
   the grants have their own endpoints (``access_token``, ``refresh_token``, ``credit_token``).
 - ``openplatform_db_batch_operations``: write operations per group commit (``storage/sql/driver.py``).
+- ``openplatform_db_busy_retries_total``: SQLite group commits retried because another connection
+  held the write lock (``storage/sql/sqlite.py``).
 - ``openplatform_cache_lookups_total{cache, result}``: hits and misses of the in-process caches
   (``storage/cache.py``).
 - ``openplatform_revocation_lag_seconds{path}``: from an invalidation record's creation to its

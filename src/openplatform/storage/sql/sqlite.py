@@ -31,6 +31,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from prometheus_client import Counter
+
 from openplatform.errors import StorageUnavailable
 from openplatform.storage.sql.driver import (
     Claim,
@@ -47,6 +49,15 @@ from openplatform.storage.sql.driver import (
 )
 
 log = logging.getLogger("openplatform.storage")
+
+# Group commits put off because another connection held the write lock (SQLITE_BUSY): another
+# process (``serve --workers N``, the CLI), or the checkpointer's RESTART for a moment. Over the
+# group commits (``openplatform_db_batch_operations_count``) it is the share of commits that waited
+# for a lock (issue 14: with several workers on one file).
+BUSY_RETRIES = Counter(
+    "openplatform_db_busy_retries",
+    "SQLite group commits retried because another connection held the write lock (SQLITE_BUSY)",
+)
 
 LOCK_RETRY_SECONDS = 0.002  # wait before retrying a batch while another process writes
 LOCK_GIVE_UP_SECONDS = 30.0  # then answer temporarily_unavailable
@@ -299,4 +310,5 @@ class SqliteDriver:
             return False
         self._pending[:0] = batch
         self._flush = self._loop.call_later(LOCK_RETRY_SECONDS, self._run_pending)
+        BUSY_RETRIES.inc()
         return True
