@@ -1,7 +1,8 @@
 """CPU per request of openplatform's ASGI app alone, without an HTTP server: quick iteration on the hot path.
 
     .venv/bin/python bench/inprocess.py [app-token|open-api|customer-list|code-exchange|refresh|introspect]
-                                        [--requests 40000] [--mint N] [--database-url URL] [--access-log text|json]
+                                        [--requests 40000] [--warmup 200] [--mint N] [--database-url URL]
+                                        [--access-log text|json]
 
 Seeds a fresh SQLite file (or the given, empty, database) through openplatform's services, then
 drives the app with 32 concurrent tasks sending ASGI messages directly (uvloop, group commit and
@@ -99,7 +100,12 @@ async def exchange(app: Any, body: bytes) -> str:
 
 
 async def measure(
-    scenario: str, requests: int, settings: Settings, access_log: str | None = None, mint: int | None = None
+    scenario: str,
+    requests: int,
+    settings: Settings,
+    access_log: str | None = None,
+    mint: int | None = None,
+    warmup: int = 200,
 ) -> None:
     seeded = await _seed(settings)
     starlette = create_app(settings)
@@ -125,7 +131,7 @@ async def measure(
                 scope = http_scope("GET", "/api/spe/customers", [bearer], f"xspe={seeded.xspe}")
         elif scenario == "code-exchange":
             scope = http_scope("POST", "/oauth/access_token", [FORM])
-            codes = await mint_codes(app, seeded, mint if mint is not None else (200 + per_task) * CONCURRENCY)
+            codes = await mint_codes(app, seeded, mint if mint is not None else (warmup + per_task) * CONCURRENCY)
         elif scenario == "refresh":
             scope = http_scope("POST", "/oauth/refresh_token", [FORM])
             chains = [await exchange(app, code) for code in await mint_codes(app, seeded, CONCURRENCY)]
@@ -153,7 +159,7 @@ async def measure(
                     status, _answer = await call(app, scope, codes.pop() if codes else body)
                 statuses[status] = statuses.get(status, 0) + 1
 
-        await asyncio.gather(*(worker(task, 200) for task in range(CONCURRENCY)))  # warm-up
+        await asyncio.gather(*(worker(task, warmup) for task in range(CONCURRENCY)))
         started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker(task, per_task) for task in range(CONCURRENCY)))
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -167,6 +173,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", nargs="?", default="app-token", choices=SCENARIOS)
     parser.add_argument("--requests", type=int, default=40_000)
+    parser.add_argument("--warmup", type=int, default=200, help="untimed requests per task first (32 tasks)")
     parser.add_argument("--mint", type=int, help="code-exchange: codes to mint before the clock starts")
     parser.add_argument("--database-url", help="an empty database to use instead of a fresh SQLite file")
     parser.add_argument("--access-log", choices=["text", "json"], help="log a line per request (to stderr)")
@@ -177,7 +184,7 @@ def main() -> None:
                       OPENPLATFORM_CODE_TTL="600")  # codes are minted before the clock starts  # fmt: skip
     settings = Settings()
     upgrade(settings)  # Alembic runs its own event loop: before ours starts
-    uvloop.run(measure(opts.scenario, opts.requests, settings, opts.access_log, opts.mint))
+    uvloop.run(measure(opts.scenario, opts.requests, settings, opts.access_log, opts.mint, opts.warmup))
 
 
 if __name__ == "__main__":
