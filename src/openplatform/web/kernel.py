@@ -50,7 +50,6 @@ Headers = list[tuple[bytes, bytes]]
 # content-length, which the kernel adds). The lists may be shared constants: the kernel copies.
 Answer = tuple[int, bytes, Headers]
 Handler = Callable[["Call"], Awaitable[Answer]]
-StarletteHandler = Callable[[Request], Awaitable[Response]]
 
 JSON_TYPE = (b"content-type", b"application/json")
 HTML_TYPE = (b"content-type", b"text/html; charset=utf-8")
@@ -273,26 +272,6 @@ class ApiRoute:
     on_401: Mapping[str, str] = field(default_factory=dict)
     html_errors: bool = False
     observed: bool = True
-
-
-def request_route(
-    method: str, path: str, handler: StarletteHandler, name: str, headers: Mapping[str, str] | None = None
-) -> ApiRoute:
-    """An ``ApiRoute`` whose handler takes Starlette's ``Request`` and returns a ``Response``.
-
-    For handlers written against Starlette (``/metrics``, which hands the request to the
-    Prometheus exposition; the admin API, ``web/manage_api.py``): they get ``Call.request``,
-    and their ``Response`` is answered like any other (errors, metrics, the app's headers);
-    the route's ``headers`` replace the response's own of the same name.
-    """
-    route_headers = dict(headers or {})
-    dropped = {b"content-length", *(name.lower().encode("latin-1") for name in route_headers)}
-
-    async def adapted(call: Call) -> Answer:
-        response = await handler(call.request)
-        return response.status_code, bytes(response.body), [h for h in response.raw_headers if h[0] not in dropped]
-
-    return ApiRoute(method, path, adapted, name, route_headers)
 
 
 class Endpoint:

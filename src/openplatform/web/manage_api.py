@@ -24,9 +24,6 @@ import re
 from collections.abc import Awaitable, Callable
 from functools import wraps
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from openplatform.core.requests import json_object
 from openplatform.errors import OAuthError
 from openplatform.models import ACTIVE, SUSPENDED, Customer
@@ -45,9 +42,9 @@ from openplatform.services.manage import (
 from openplatform.services.validation import NotFound, ValidationError
 from openplatform.storage.sql.admin_keys import AdminKey
 from openplatform.storage.sql.manage import AuditFilter, audit_actor
-from openplatform.web.kernel import ApiRoute, platform_of, read_body, request_route
-from openplatform.web.open_api import MAX_PAGE, MAX_PAGE_SIZE, int_param, query_value
-from openplatform.web.responses import API_NO_STORE, success
+from openplatform.web.kernel import JSON_TYPE, Answer, ApiRoute, Call, Handler, ok
+from openplatform.web.open_api import MAX_PAGE, MAX_PAGE_SIZE, int_param
+from openplatform.web.responses import API_NO_STORE, encode_success
 
 PREFIX = "/api/manage"
 MAX_FIELDS = 32
@@ -58,15 +55,14 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CHALLENGE = 'Bearer realm="openplatform"'
 READS = ("GET", "HEAD")  # audited at most once a minute per key and operation (services.admin_keys)
 
-ManageHandler = Callable[[Request, Manage], Awaitable[Response]]
-Handler = Callable[[Request], Awaitable[Response]]
+ManageHandler = Callable[[Call, Manage], Awaitable[Answer]]
 OPERATION_NAMES: dict[Handler, str] = {}  # endpoint → its name (metrics, routes, the OpenAPI operationId)
 
 
 # ------------------------------------------------------------------ the door
 
 
-async def admitted(request: Request) -> tuple[AdminKeys, AdminKey]:
+async def admitted(call: Call) -> tuple[AdminKeys, AdminKey]:
     """The request's live admin key, charged one request of its rate limit; the door of the admin
     API and of ``/metrics`` (``web.health``), each checking the key's reach after it.
 
@@ -75,9 +71,11 @@ async def admitted(request: Request) -> tuple[AdminKeys, AdminKey]:
     spent: checked before any database work but the key's own lookup, so a flood costs one
     indexed read a request and writes nothing.
     """
-    admin = request.app.state.admin
+    admin = call.app.state.admin
     keys = AdminKeys(admin.db, admin.keyring)
-    authorization = request.headers.get("authorization")
+    # The header's first line as sent ("" included), not ``Call.authorization`` (the first non-empty
+    # one): an empty header was sent, so its 401 says error="invalid_token".
+    authorization = call.header(b"authorization")
     key = await keys.authenticate(authorization)
     if key is None:
         sent = authorization is not None
@@ -86,15 +84,15 @@ async def admitted(request: Request) -> tuple[AdminKeys, AdminKey]:
             "A live admin key is required: Authorization: Bearer <key> (openplatform admin-key create).",
             headers={"WWW-Authenticate": CHALLENGE + (', error="invalid_token"' if sent else "")},
         )
-    await keys.charge(platform_of(request).limiter, key)
+    await keys.charge(call.platform.limiter, key)
     return keys, key
 
 
-def managing(request: Request, key: AdminKey) -> Manage:
+def managing(call: Call, key: AdminKey) -> Manage:
     """The operations of ``key``; 403 / 40301 for a key made with ``--metrics-only``."""
     if key.metrics_only:
         raise OAuthError("access_denied", "This admin key is for /metrics only (admin-key create --metrics-only).")
-    admin, platform = request.app.state.admin, platform_of(request)
+    admin, platform = call.app.state.admin, call.platform
     accounts = build_accounts(admin.db, admin.keyring, platform.limiter, platform.settings.session_idle_seconds)
     return Manage(admin, accounts, key)
 
@@ -106,12 +104,12 @@ def operation(name: str) -> Callable[[ManageHandler], Handler]:
 
     def decorate(handler: ManageHandler) -> Handler:
         @wraps(handler)
-        async def wrapped(request: Request) -> Response:
-            keys, key = await admitted(request)
+        async def wrapped(call: Call) -> Answer:
+            keys, key = await admitted(call)
             acting = audit_actor.set({"key_id": key.key_id, "via": "admin_api"})
             code = 0
             try:
-                return await handler(request, managing(request, key))
+                return await handler(call, managing(call, key))
             except (ValidationError, NotFound) as exc:
                 code = as_oauth_error(exc).code
                 raise as_oauth_error(exc) from exc
@@ -121,7 +119,7 @@ def operation(name: str) -> Callable[[ManageHandler], Handler]:
             finally:
                 audit_actor.reset(acting)
                 # A metrics-only key changes nothing here, whatever the method: audited as a read.
-                write = request.method not in READS and not key.metrics_only
+                write = call.scope["method"] not in READS and not key.metrics_only
                 await keys.record_use(key, name, code, write)
 
         OPERATION_NAMES[wrapped] = name
@@ -149,12 +147,12 @@ def _checked(value: object, name: str) -> object:
     return value
 
 
-async def json_body(request: Request) -> Fields:
+async def json_body(call: Call) -> Fields:
     """The JSON object body, bounded like every other body; null means "not given"."""
-    raw = await read_body(request, platform_of(request).settings.max_body_bytes)
+    raw = await call.body()
     if not raw.strip():
         return {}
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    media = (call.header(b"content-type") or "").split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
         raise invalid("Content-Type", "must be application/json")
     data = json_object(raw)
@@ -163,8 +161,8 @@ async def json_body(request: Request) -> Fields:
     return fields_of({name: _checked(value, name) for name, value in data.items()})
 
 
-def query_text(request: Request, name: str) -> str | None:
-    value = query_value(request, name)
+def query_text(call: Call, name: str) -> str | None:
+    value = call.query(name)
     if value is None or value == "":
         return None
     if len(value) > MAX_FILTER or CONTROL.search(value):
@@ -172,8 +170,8 @@ def query_text(request: Request, name: str) -> str | None:
     return value
 
 
-def query_time(request: Request, name: str) -> float | None:
-    value = query_text(request, name)
+def query_time(call: Call, name: str) -> float | None:
+    value = query_text(call, name)
     if value is None:
         return None
     try:
@@ -185,164 +183,165 @@ def query_time(request: Request, name: str) -> float | None:
     return number
 
 
-def page_of(request: Request) -> Page:
-    return Page(int_param(request, "page", 1, 1, MAX_PAGE), int_param(request, "page_size", 20, 1, MAX_PAGE_SIZE))
+def page_of(call: Call) -> Page:
+    return Page(int_param(call, "page", 1, 1, MAX_PAGE), int_param(call, "page_size", 20, 1, MAX_PAGE_SIZE))
 
 
-def one_customer(customer: Customer) -> Response:
-    return success(customer.public(), headers={"ETag": f'"{customer.version}"'})
+def one_customer(customer: Customer) -> Answer:
+    """A customer with its version as a strong ETag (RFC 9110 §8.8.3), for ``If-Match`` on PUT."""
+    return 200, encode_success(customer.public()), [(b"etag", b'"%d"' % customer.version), JSON_TYPE]
 
 
 # ------------------------------------------------------------------------ SPEs
 
 
 @operation("manage.spes.list")
-async def list_spes(request: Request, manage: Manage) -> Response:
-    return success(await manage.list_spes(page_of(request)))
+async def list_spes(call: Call, manage: Manage) -> Answer:
+    return ok(await manage.list_spes(page_of(call)))
 
 
 @operation("manage.spes.create")
-async def create_spe(request: Request, manage: Manage) -> Response:
-    return success(await manage.create_spe(await json_body(request)))
+async def create_spe(call: Call, manage: Manage) -> Answer:
+    return ok(await manage.create_spe(await json_body(call)))
 
 
 @operation("manage.spe.get")
-async def get_spe(request: Request, manage: Manage) -> Response:
-    return success(await manage.get_spe(request.path_params["xspe"]))
+async def get_spe(call: Call, manage: Manage) -> Answer:
+    return ok(await manage.get_spe(call.path_params["xspe"]))
 
 
 # ------------------------------------------------------------------- customers
 
 
 @operation("manage.customers.list")
-async def list_customers(request: Request, manage: Manage) -> Response:
-    xspe, status, name = (query_text(request, n) for n in ("xspe", "status", "name"))
-    return success(await manage.list_customers(xspe, status, name, page_of(request)))
+async def list_customers(call: Call, manage: Manage) -> Answer:
+    xspe, status, name = (query_text(call, n) for n in ("xspe", "status", "name"))
+    return ok(await manage.list_customers(xspe, status, name, page_of(call)))
 
 
 @operation("manage.customers.create")
-async def create_customer(request: Request, manage: Manage) -> Response:
-    return one_customer(await manage.create_customer(await json_body(request)))
+async def create_customer(call: Call, manage: Manage) -> Answer:
+    return one_customer(await manage.create_customer(await json_body(call)))
 
 
 @operation("manage.customer.get")
-async def get_customer(request: Request, manage: Manage) -> Response:
-    return one_customer(await manage.customer(request.path_params["customer_id"]))
+async def get_customer(call: Call, manage: Manage) -> Answer:
+    return one_customer(await manage.customer(call.path_params["customer_id"]))
 
 
 @operation("manage.customer.update")
-async def update_customer(request: Request, manage: Manage) -> Response:
-    fields, if_match = await json_body(request), request.headers.get("if-match")
-    return one_customer(await manage.update_customer(request.path_params["customer_id"], fields, if_match))
+async def update_customer(call: Call, manage: Manage) -> Answer:
+    fields, if_match = await json_body(call), call.header(b"if-match")
+    return one_customer(await manage.update_customer(call.path_params["customer_id"], fields, if_match))
 
 
 @operation("manage.customer.disable")
-async def disable_customer(request: Request, manage: Manage) -> Response:
-    return one_customer(await manage.update_customer(request.path_params["customer_id"], {"status": "disabled"}, None))
+async def disable_customer(call: Call, manage: Manage) -> Answer:
+    return one_customer(await manage.update_customer(call.path_params["customer_id"], {"status": "disabled"}, None))
 
 
 @operation("manage.customer.enable")
-async def enable_customer(request: Request, manage: Manage) -> Response:
-    return one_customer(await manage.update_customer(request.path_params["customer_id"], {"status": ACTIVE}, None))
+async def enable_customer(call: Call, manage: Manage) -> Answer:
+    return one_customer(await manage.update_customer(call.path_params["customer_id"], {"status": ACTIVE}, None))
 
 
 @operation("manage.customer.delete")
-async def delete_customer(request: Request, manage: Manage) -> Response:
-    return success(await manage.delete_customer(request.path_params["customer_id"]))
+async def delete_customer(call: Call, manage: Manage) -> Answer:
+    return ok(await manage.delete_customer(call.path_params["customer_id"]))
 
 
 # ------------------------------------------------------------------------ apps
 
 
 @operation("manage.apps.list")
-async def list_apps(request: Request, manage: Manage) -> Response:
-    return success(await manage.list_apps(query_text(request, "owner"), page_of(request)))
+async def list_apps(call: Call, manage: Manage) -> Answer:
+    return ok(await manage.list_apps(query_text(call, "owner"), page_of(call)))
 
 
 @operation("manage.apps.create")
-async def create_app(request: Request, manage: Manage) -> Response:
-    app, secret = await manage.create_app(await json_body(request))
-    return success({**app_json(app), "secret": secret})  # the only time the secret is shown
+async def create_app(call: Call, manage: Manage) -> Answer:
+    app, secret = await manage.create_app(await json_body(call))
+    return ok({**app_json(app), "secret": secret})  # the only time the secret is shown
 
 
 @operation("manage.app.get")
-async def get_app(request: Request, manage: Manage) -> Response:
-    return success(manage.show_app(await manage.app(request.path_params["app_id"])))
+async def get_app(call: Call, manage: Manage) -> Answer:
+    return ok(manage.show_app(await manage.app(call.path_params["app_id"])))
 
 
 @operation("manage.app.update")
-async def update_app(request: Request, manage: Manage) -> Response:
-    return success(app_json(await manage.update_app(request.path_params["app_id"], await json_body(request))))
+async def update_app(call: Call, manage: Manage) -> Answer:
+    return ok(app_json(await manage.update_app(call.path_params["app_id"], await json_body(call))))
 
 
 @operation("manage.app.rotate_secret")
-async def rotate_secret(request: Request, manage: Manage) -> Response:
-    return success(await manage.rotate_secret(request.path_params["app_id"], await json_body(request)))
+async def rotate_secret(call: Call, manage: Manage) -> Answer:
+    return ok(await manage.rotate_secret(call.path_params["app_id"], await json_body(call)))
 
 
 @operation("manage.app.suspend")
-async def suspend_app(request: Request, manage: Manage) -> Response:
-    return success(app_json(await manage.set_app_status(request.path_params["app_id"], SUSPENDED)))
+async def suspend_app(call: Call, manage: Manage) -> Answer:
+    return ok(app_json(await manage.set_app_status(call.path_params["app_id"], SUSPENDED)))
 
 
 @operation("manage.app.resume")
-async def resume_app(request: Request, manage: Manage) -> Response:
-    return success(app_json(await manage.set_app_status(request.path_params["app_id"], ACTIVE)))
+async def resume_app(call: Call, manage: Manage) -> Answer:
+    return ok(app_json(await manage.set_app_status(call.path_params["app_id"], ACTIVE)))
 
 
 # --------------------------------------------------------------- installations
 
 
 @operation("manage.installations.list")
-async def list_installations(request: Request, manage: Manage) -> Response:
-    app_id, xspe = query_text(request, "app_id"), query_text(request, "xspe")
-    return success(await manage.list_installations(app_id, xspe, page_of(request)))
+async def list_installations(call: Call, manage: Manage) -> Answer:
+    app_id, xspe = query_text(call, "app_id"), query_text(call, "xspe")
+    return ok(await manage.list_installations(app_id, xspe, page_of(call)))
 
 
 @operation("manage.installations.create")
-async def install(request: Request, manage: Manage) -> Response:
-    return success(installation_json(await manage.install(await json_body(request))))
+async def install(call: Call, manage: Manage) -> Answer:
+    return ok(installation_json(await manage.install(await json_body(call))))
 
 
 @operation("manage.installation.delete")
-async def uninstall(request: Request, manage: Manage) -> Response:
-    return success(installation_json(await manage.uninstall(request.path_params["installation_id"])))
+async def uninstall(call: Call, manage: Manage) -> Answer:
+    return ok(installation_json(await manage.uninstall(call.path_params["installation_id"])))
 
 
 # ----------------------------------------------------------------------- users
 
 
 @operation("manage.users.list")
-async def list_users(request: Request, manage: Manage) -> Response:
-    return success(await manage.list_users(page_of(request)))
+async def list_users(call: Call, manage: Manage) -> Answer:
+    return ok(await manage.list_users(page_of(call)))
 
 
 @operation("manage.users.create")
-async def create_user(request: Request, manage: Manage) -> Response:
-    return success(user_json(await manage.create_user(await json_body(request))))
+async def create_user(call: Call, manage: Manage) -> Answer:
+    return ok(user_json(await manage.create_user(await json_body(call))))
 
 
 @operation("manage.user.password")
-async def set_password(request: Request, manage: Manage) -> Response:
-    user = await manage.set_password(request.path_params["user_id"], await json_body(request))
-    return success(user_json(user))
+async def set_password(call: Call, manage: Manage) -> Answer:
+    user = await manage.set_password(call.path_params["user_id"], await json_body(call))
+    return ok(user_json(user))
 
 
 # ----------------------------------------------------------------------- audit
 
 
 @operation("manage.audit_events.list")
-async def audit_events(request: Request, manage: Manage) -> Response:
+async def audit_events(call: Call, manage: Manage) -> Answer:
     spec = AuditFilter(
-        app_id=query_text(request, "app_id"), xspe=query_text(request, "xspe"), event=query_text(request, "event"),
-        since=query_time(request, "since"), until=query_time(request, "until"),
+        app_id=query_text(call, "app_id"), xspe=query_text(call, "xspe"), event=query_text(call, "event"),
+        since=query_time(call, "since"), until=query_time(call, "until"),
     )  # fmt: skip
-    return success(await manage.audit_events(spec, page_of(request)))
+    return ok(await manage.audit_events(spec, page_of(call)))
 
 
 def _route(method: str, path: str, handler: Handler) -> ApiRoute:
     """One admin route for the app's table (``web.kernel``): its answers never cached (SPEC §9)."""
-    return request_route(method, PREFIX + path, handler, OPERATION_NAMES[handler], API_NO_STORE)
+    return ApiRoute(method, PREFIX + path, handler, OPERATION_NAMES[handler], API_NO_STORE)
 
 
 routes = [

@@ -48,8 +48,6 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
-from starlette.requests import Request
-from starlette.responses import Response
 
 BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 BOUNDS = (*map(floatToGoString, BUCKETS), "+Inf")
@@ -240,6 +238,10 @@ else:
 observe = STATS.observe
 
 
-async def metrics_endpoint(_request: Request) -> Response:
-    """The Prometheus text format: this process's metrics, or every worker's summed (see above)."""
-    return Response(generate_latest(OUTPUT), media_type=CONTENT_TYPE_LATEST)
+EXPOSITION_TYPE = CONTENT_TYPE_LATEST.encode("latin-1")  # the content-type of ``exposition()``
+
+
+def exposition() -> bytes:
+    """The Prometheus text format (``EXPOSITION_TYPE``): this process's metrics, or every worker's summed
+    (see above)."""
+    return generate_latest(OUTPUT)

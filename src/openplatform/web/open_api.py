@@ -12,8 +12,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
-
 from openplatform.core.requests import json_object, parse_params
 from openplatform.core.resources import Access, authenticate_bearer, bearer_from
 from openplatform.errors import OAuthError
@@ -53,27 +51,14 @@ def directory_of(app: Any) -> Directory:
     return directory
 
 
-def query_value(source: Call | Request, name: str) -> str | None:
-    """A query parameter given at most once (40001 naming it if repeated), or None.
-
-    ``source`` is a ``Call``, or the Starlette ``Request`` of a ``kernel.request_route`` handler.
-    """
-    if isinstance(source, Call):
-        return source.query(name)
-    values = source.query_params.getlist(name)
-    if len(values) > 1:
-        raise OAuthError("invalid_request", f"The {name} parameter is repeated.", field=name)
-    return values[0] if values else None
-
-
-def int_param(source: Call | Request, name: str, default: int, low: int, high: int) -> int:
+def int_param(call: Call, name: str, default: int, low: int, high: int) -> int:
     """Query parameter ``name`` as an int from ``low`` to ``high`` (``default`` if absent).
 
     Raises OAuthError invalid_request (40001) naming the field: "must be a whole number" for
     anything but ASCII digits, "must be between low and high" for digits out of range, however
     many (they are not converted past 9, so a huge one costs nothing).
     """
-    value = query_value(source, name)
+    value = call.query(name)
     if value is None:
         return default
     if not value.isascii() or not value.isdigit():

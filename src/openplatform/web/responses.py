@@ -1,7 +1,7 @@
 """The envelope (SPEC §2), the headers of each kind of answer (SPEC §9), what a failure becomes.
 
 The endpoints render through ``web.kernel`` (``ok``, ``error_answer``); this module holds what
-the kernel and the few Starlette-style handlers share.
+the kernel and the route modules share.
 """
 
 from __future__ import annotations
@@ -9,10 +9,8 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Mapping
-from typing import Any
 
 import orjson
-from starlette.responses import Response
 
 from openplatform.errors import OAuthError, StorageUnavailable
 
@@ -31,7 +29,6 @@ PAGE_HEADERS = {
 }
 # RFC 7235 §4.1, SPEC §9: a 401 from a token endpoint names the scheme the client authenticates with.
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="openplatform"'}
-JSON = "application/json"
 
 
 def encode_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
@@ -42,11 +39,6 @@ def encode_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
 def encode_success(result: object) -> bytes:
     """The success envelope of SPEC §2: ``{"code": 0, "msg": "success", "result": ...}``, encoded."""
     return orjson.dumps({"code": 0, "msg": "success", "result": result})
-
-
-def success(result: Any, headers: dict[str, str] | None = None) -> Response:
-    """The success envelope as a Starlette ``Response`` (for ``kernel.request_route`` handlers)."""
-    return Response(encode_success(result), headers=headers, media_type=JSON)
 
 
 def as_oauth_error(exc: Exception) -> OAuthError:
