@@ -19,13 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+from openplatform import events
 from openplatform.config import Settings
 from openplatform.core.signing import sign_launch
 from openplatform.models import App, Customer, Spe
 from openplatform.runtime import build_admin
+from openplatform.services import validation as check
 from openplatform.services.accounts import Accounts, build_accounts
 from openplatform.services.admin import Admin
+from openplatform.services.validation import ValidationError
 from openplatform.storage.sql.accounts import User
+from openplatform.storage.sql.console import ConsoleQueries
 from openplatform.storage.sql.directory import CustomerFilter, DirectoryDb
 
 # The demo app is the example third-party app (examples/partner_app, examples/partner_app_node) on its
@@ -108,6 +112,7 @@ class Seeded:
     users: dict[str, User]  # by demo role
     passwords: dict[str, str]  # only for the accounts made now
     reused: bool  # the SPE was there already
+    webhook_refusal: str  # why the app has no webhook_url of the demo's, or ""
 
 
 async def _demo_spe(admin: Admin, spe_admin: User | None) -> Spe | None:
@@ -133,18 +138,40 @@ def app_name(app_url: str) -> str:
     return APP_NAME if app_url == APP_URL else f"{APP_NAME} ({urlsplit(app_url).netloc})"
 
 
-async def _demo_app(admin: Admin, owner_id: str, app_url: str) -> tuple[App, str]:
+def demo_webhook_url(admin: Admin, app_url: str) -> tuple[str | None, str]:
+    """The demo app's webhook_url: the example app's receiver, ``APP_URL/webhook`` (it verifies the
+    signature, SPEC §3), so the console's "Webhook deliveries" and "Send again" have something to
+    show from the first run; and why there is none, when the settings refuse it.
+
+    On localhost it needs ``OPENPLATFORM_WEBHOOK_PRIVATE_NETWORKS=allow`` (SPEC §9), which
+    ``openplatform demo`` sets for itself and the server it starts (``allow_private_webhooks``);
+    a caller whose settings refuse private networks gets ``(None, the refusal)``.
+    """
+    try:
+        return check.webhook_url(f"{app_url}/webhook", admin.webhook_private_networks), ""
+    except ValidationError as exc:
+        return None, exc.message
+
+
+async def _demo_app(admin: Admin, owner_id: str, app_url: str, webhook: str | None) -> tuple[App, str]:
     """The developer's demo app at this entrance, with its current secret; made when missing.
 
     One app per entrance: a demo run with another --partner-port gets an app of its own, so the
     app of a demo still running (and its printed redirect_uri) keeps working. An app an earlier
-    version named plain "Demo App" at another entrance is reused as it is.
+    version named plain "Demo App" at another entrance is reused as it is. A reused app without a
+    webhook_url (made by a version that gave none) gets the example app's; one someone set is kept.
     """
     name = app_name(app_url)
     for app in await admin.db.list_apps(owner_id):
         if app.name in (name, APP_NAME) and app.host_url.rstrip("/") == app_url:
+            if webhook and not app.webhook_url:
+                # The same change as the console's edit: the row and its invalidation in one
+                # transaction (a running server drops the cached app), audited.
+                await ConsoleQueries(admin.db.database, admin.db.clock).update_app(app.app_id, webhook_url=webhook)
+                await admin.db.audit(events.APP_UPDATED, app_id=app.app_id, fields=["webhook_url"])
+                app = await admin.require_app(app.app_id)
             return app, await admin.app_secret(app.app_id)
-    return await admin.create_app(name, f"{app_url}/", list(APP_SCOPES), owner_id=owner_id)
+    return await admin.create_app(name, f"{app_url}/", list(APP_SCOPES), webhook_url=webhook, owner_id=owner_id)
 
 
 async def _seed(admin: Admin, accounts: Accounts, app_url: str) -> Seeded:
@@ -167,9 +194,11 @@ async def _seed(admin: Admin, accounts: Accounts, app_url: str) -> Seeded:
     customer = await _demo_customer(admin, spe.xspe) if reused else None
     if customer is None:
         customer = await admin.create_customer(spe.xspe, CUSTOMER_NAME, "demo@example.com")
-    app, secret = await _demo_app(admin, users["developer"].user_id, app_url)
-    await admin.install(app.app_id, xspe=spe.xspe)  # a no-op when installed already
-    return Seeded(spe, customer, app, secret, users, passwords, reused)
+    webhook, refusal = demo_webhook_url(admin, app_url)
+    app, secret = await _demo_app(admin, users["developer"].user_id, app_url, webhook)
+    # A no-op when installed already; else its install notification waits for the example app.
+    await admin.install(app.app_id, xspe=spe.xspe)
+    return Seeded(spe, customer, app, secret, users, passwords, reused, refusal)
 
 
 async def seed_and_describe(
@@ -191,7 +220,8 @@ async def seed_and_describe(
     base, callback = f"http://{host}:{port}", f"{app_url}/callback"
     facts: dict[str, object] = {
         "base_url": base, "xspe": spe.xspe, "customer_id": customer.customer_id, "app_id": app.app_id,
-        "secret": secret, "redirect_uri": callback, "app_url": app_url, "reused": seeded.reused,
+        "secret": secret, "redirect_uri": callback, "app_url": app_url, "webhook_url": app.webhook_url or None,
+        "reused": seeded.reused,
         "accounts": [{"email": seeded.users[r].email, "role": seeded.users[r].role,
                       "password": seeded.passwords.get(r)} for r, _ in DEMO_ACCOUNTS],
     }  # fmt: skip
@@ -200,7 +230,7 @@ async def seed_and_describe(
     return facts, DESCRIPTION.format(
         base=base, accounts=_accounts_table(seeded), xspe=spe.xspe,
         headline="reusing what an earlier run seeded in this database" if seeded.reused else "seeded",
-        notes=_notes(seeded),
+        notes=_notes(seeded), webhooks=_webhooks(seeded),
         customer_id=customer.customer_id, app_id=app.app_id, secret=secret, callback=callback,
         customer_launch=launch_url(secret, app.app_id, spe.xspe, customer.customer_id, app_url),
         spe_launch=launch_url(secret, app.app_id, spe.xspe, None, app_url),
@@ -235,6 +265,18 @@ def _openplatform_command() -> str:
     """The ``openplatform`` command of this installation (a new shell may not have the virtualenv on its PATH)."""
     beside = Path(sys.executable).parent / "openplatform"
     return shlex.quote(str(beside)) if beside.is_file() else "openplatform"
+
+
+def _webhooks(seeded: Seeded) -> str:
+    """Where the demo app's install/uninstall notifications go, and where to watch them."""
+    app = seeded.app
+    if not app.webhook_url:
+        return f"{app.name} has no webhook_url: {seeded.webhook_refusal}"
+    return (
+        f"{app.name} sends its install/uninstall notifications to {app.webhook_url}: the example app logs each one it\n"
+        'verified ("webhook: install …"), and the console\'s app page lists them under Webhook deliveries\n'
+        "(status, attempts, last error; Send again). One sent before the example app started is retried (10 s, 30 s, …)."
+    )
 
 
 def _notes(seeded: Seeded) -> str:
@@ -290,4 +332,6 @@ then open, within 5 minutes:
 Fresh launch URLs, signed with the secret (without --customer-id: the SPE-wide one):
    {python_launch}
    {node_launch}
+
+{webhooks}
 """

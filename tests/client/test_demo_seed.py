@@ -10,10 +10,12 @@ import socket
 import subprocess
 from typing import Any
 
+from openplatform import events
 from openplatform.config import Settings
 from openplatform.demo import port_problem, seed_and_describe
 from openplatform.runtime import build_admin
 from openplatform.services.accounts import build_accounts
+from openplatform.storage.sql.console import ConsoleQueries
 from openplatform.storage.sql.directory import CustomerFilter, DirectoryDb
 from tests.conftest import cli_env
 
@@ -125,3 +127,38 @@ def test_a_busy_port_is_named_in_one_sentence() -> None:
         assert "--port" in problem and "\n" not in problem
     assert port_problem("127.0.0.1", port) is None  # free again
     assert "cannot listen on 192.0.2.1" in (port_problem("192.0.2.1", port) or "")  # not this machine's address
+
+
+async def test_the_demo_app_gets_the_example_apps_webhook_once(settings: Settings) -> None:
+    """The Demo App's webhook_url is the example app's receiver (issue 13): made so, given to an app an
+    earlier version made without one (audited once, on a second run nothing changes), never to one whose
+    webhook_url someone set. On localhost only with the demo's OPENPLATFORM_WEBHOOK_PRIVATE_NETWORKS=allow."""
+    refusing = settings  # the default: webhooks only to public addresses (SPEC §9)
+    earlier, guide = await seed_and_describe(refusing, "127.0.0.1", 8000)
+    assert earlier["webhook_url"] is None
+    assert "Demo App has no webhook_url: The host is a loopback name" in guide
+
+    demo = settings.model_copy(update={"webhook_private_networks": "allow"})  # as `openplatform demo` runs
+    first, guide = await seed_and_describe(demo, "127.0.0.1", 8000)
+    second, _ = await seed_and_describe(demo, "127.0.0.1", 8000)
+    assert first["app_id"] == second["app_id"] == earlier["app_id"]
+    assert first["webhook_url"] == second["webhook_url"] == "http://localhost:9000/webhook"
+    assert "Demo App sends its install/uninstall notifications to http://localhost:9000/webhook" in guide
+    other, _ = await seed_and_describe(demo, "127.0.0.1", 8000, "http://localhost:9100")
+    assert other["webhook_url"] == "http://localhost:9100/webhook"
+
+    admin = build_admin(demo)
+    try:
+        app = await admin.db.get_app(str(first["app_id"]))
+        audited = await admin.db.recent_audit(str(first["app_id"]))
+        updates = [json.loads(str(e["detail"])) for e in audited if e["event"] == events.APP_UPDATED]
+        await ConsoleQueries(admin.db.database, admin.db.clock).update_app(
+            str(first["app_id"]), webhook_url="https://hooks.example.com/in"
+        )
+    finally:
+        await admin.db.close()
+    assert app is not None and app.webhook_url == "http://localhost:9000/webhook"
+    assert [e.get("fields") for e in updates] == [["webhook_url"]]  # the first run with allow only
+
+    kept, _ = await seed_and_describe(demo, "127.0.0.1", 8000)
+    assert kept["webhook_url"] == "https://hooks.example.com/in"

@@ -12,8 +12,10 @@ run by .ci/run).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,8 +57,8 @@ def stop_shell(process: subprocess.Popen[str]) -> None:
 
 
 @pytest.fixture
-def python_example(demo: Demo, tmp_path: Path) -> Iterator[str]:
-    """The example app started with the very line the demo printed, in a new shell."""
+def python_example_run(demo: Demo, tmp_path: Path) -> Iterator[tuple[str, Output]]:
+    """The example app started with the very line the demo printed, in a new shell: its URL and output."""
     line = python_line(demo)
     assert line.startswith(f"cd {REPO / 'examples'} && ") and line.endswith(" -m partner_app")
     assert line.count("PORT=") == 1 and f"PORT={demo.facts['app_url'].rsplit(':', 1)[1]} " in line
@@ -66,9 +68,15 @@ def python_example(demo: Demo, tmp_path: Path) -> Iterator[str]:
         output.wait_for("Uvicorn running", process)
         entrance = httpx.get(f"{demo.facts['app_url']}/", timeout=10)
         assert entrance.status_code == 200 and "Open this app from your SPE admin portal." in entrance.text
-        yield str(demo.facts["app_url"])
+        yield str(demo.facts["app_url"]), output
     finally:
         stop_shell(process)
+
+
+@pytest.fixture
+def python_example(python_example_run: tuple[str, Output]) -> str:
+    """The example app's URL (started as the demo printed)."""
+    return python_example_run[0]
 
 
 def python_line(demo: Demo) -> str:
@@ -132,3 +140,35 @@ def test_the_printed_launch_command_signs_a_launch_the_example_takes(
     assert url.startswith(f"{python_example}/?")
     page = httpx.get(url, follow_redirects=True, timeout=10)
     assert page.status_code == 200 and page.url.path == "/sites" and "<b>Demo Customer</b>" in page.text
+
+
+def test_the_demo_apps_webhooks_reach_the_example(demo: Demo, python_example_run: tuple[str, Output]) -> None:
+    """The Demo App's webhook_url is the example's receiver (issue 13): the demo's own install is in the
+    console's Webhook deliveries from the start, and Send again brings it to the example, which verifies
+    the signature (an unverified one is refused and never logged) and logs it."""
+    url, output = python_example_run
+    facts, base = demo.facts, demo.base
+    assert facts["webhook_url"] == f"{url}/webhook"
+    assert f"sends its install/uninstall notifications to {url}/webhook" in demo.guide
+    developer = next(a for a in facts["accounts"] if a["role"] == "developer")
+    line = "webhook: install (type 1) for the whole SPE"
+    with httpx.Client(timeout=10) as console:
+        form = console.get(f"{base}/login")
+        signed_in = console.post(f"{base}/login", data={"csrf_token": csrf_in(form.text), "email": developer["email"],
+                                                        "password": developer["password"]})  # fmt: skip
+        assert signed_in.status_code == 303, signed_in.text
+        app_page = f"{base}/console/apps/{facts['app_id']}"
+        page = console.get(app_page)
+        rows = re.findall(r'<tr id="delivery-(\d+)">(.*?)</tr>', page.text, re.S)
+        assert len(rows) == 1 and "Install — the whole SPE" in rows[0][1], page.text
+        before = output.text.count(line)
+        sent = console.post(f"{app_page}/webhooks/{rows[0][0]}/resend", data={"csrf_token": csrf_in(page.text)})
+        assert sent.status_code == 303, sent.text
+        deadline = time.monotonic() + 60
+        while output.text.count(line) <= before:
+            assert time.monotonic() < deadline, output.text
+            time.sleep(0.1)
+        assert f"{facts['xspe']}, event " in output.text
+        while "delivered" not in re.findall(r'<tr id="delivery-\d+">(.*?)</tr>', console.get(app_page).text, re.S)[0]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
