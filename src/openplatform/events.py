@@ -35,7 +35,10 @@ TOKEN_ISSUED: Final = "token.issued"
 """An access token was issued; ``grant`` is ``authorization_code`` or ``client_credentials`` (SPEC §2.2, §2.4)."""
 
 TOKEN_REFRESHED: Final = "token.refreshed"
-"""A refresh token was rotated; ``repeated``: a retry within the leeway that got the same pair (SPEC §2.3)."""
+"""A refresh token was rotated: a new access and refresh token were issued (SPEC §2.3)."""
+
+TOKEN_REFRESH_RETRIED: Final = "token.refresh_retried"
+"""A refresh retried within the leeway got the pair its first request got; nothing was issued (SPEC §2.3)."""
 
 REFRESH_REUSED: Final = "refresh.reused"
 """A rotated refresh token was presented after the leeway; its whole family is revoked (SPEC §2.3)."""

@@ -181,6 +181,42 @@ async def test_charts_count_grants_and_refusals_per_hour_and_per_day(harness: Ha
     assert '<span class="swatch failed r1" aria-hidden="true"></span>Refused: <code>invalid_grant</code>' in page.text
 
 
+async def test_a_refresh_retried_within_the_leeway_is_not_counted_as_a_token(
+    harness: Harness, people: MakePerson
+) -> None:
+    """A refresh retried within the leeway gets the pair already issued (SPEC §2.3): the audit says so
+    (``token.refresh_retried``, not a second ``token.refreshed``), and Token activity, the last token
+    time and the charts count only the tokens issued: the code exchange and the one rotation."""
+    dev = await people("dev@example.com", "developer")
+    world = await owned_world(harness, dev)
+    now = (int(time.time()) // HOUR) * HOUR + 1800  # the middle of an hour: one bucket
+    set_clock(harness, now)
+    tokens = await harness.user_tokens(world)
+    rotated = await harness.refresh(world, tokens["refresh_token"])
+    harness.clock.advance(1)
+    retried = await harness.refresh(world, tokens["refresh_token"])  # within the 5-second leeway
+    assert rotated.json()["result"] == retried.json()["result"]  # the same pair: nothing issued
+    await asyncio.sleep(0.3)  # the group commit writes the audit rows
+
+    page = await dev.get(f"/console/apps/{world.app_id}")
+    activity = re.search(r'<h2 id="h-activity">Token activity</h2>(.*?)</section>', page.text, re.S)
+    assert activity is not None
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", activity.group(1))).split())
+    assert text.startswith("2 access tokens issued in the last 24 hours 2 user tokens, 0 app tokens.")
+    assert (
+        bucket_titles(figure(page.text, "chart-hours"))[-1]
+        == f"{hour_title(now - 1800)}: 2 access tokens issued, 0 refused"
+    )
+    rows = events_table(page.text)
+    assert [r[1].rsplit(" ", 1)[1] for r in rows[:3]] == [
+        events.TOKEN_REFRESH_RETRIED,
+        events.TOKEN_REFRESHED,
+        events.TOKEN_ISSUED,
+    ]
+    assert rows[0][1].startswith("A refresh retried within the leeway got the pair its first request got")
+    assert events.TOKEN_REFRESH_RETRIED in dict(app_event_choices())
+
+
 async def test_an_app_without_activity_has_empty_charts(harness: Harness, people: MakePerson) -> None:
     dev = await people("dev@example.com", "developer")
     world = await owned_world(harness, dev)

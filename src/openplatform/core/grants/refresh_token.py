@@ -70,7 +70,7 @@ class RefreshTokenGrant:
         found = await platform.store.rotate_refresh(valid.record, access, refresh)
         fields = dict(app_id=valid.app.app_id, customer_id=valid.record.customer_id, ip=request.client_ip)
         if found is None:
-            platform.audit(events.TOKEN_REFRESHED, repeated=False, **fields)
+            platform.audit(events.TOKEN_REFRESHED, **fields)
             return issued
         if found.revoked:
             raise OAuthError("invalid_grant", "The refresh token was revoked.")
@@ -79,7 +79,7 @@ class RefreshTokenGrant:
             issued if self._is_retry(platform, found, refresh.digest) else self._old_key_pair(platform, found, valid)
         )
         if again is not None:
-            platform.audit(events.TOKEN_REFRESHED, repeated=True, **fields)
+            platform.audit(events.TOKEN_REFRESH_RETRIED, **fields)  # nothing issued: not a grant
             return again
         if valid.record.family_id:
             await platform.store.revoke_family(valid.record.family_id)

@@ -28,7 +28,8 @@ from openplatform.storage.sql.schema import (
     spes,
 )
 
-# Audit events that hand out a new access token (a refresh repeated within the leeway counts too).
+# Audit events that issue an access token (a refresh retried within the leeway, token.refresh_retried,
+# gets the pair already issued: not counted).
 ISSUING_EVENTS = (events.TOKEN_ISSUED, events.TOKEN_REFRESHED)
 LAST_TOKEN_CHUNK = 200  # apps per statement of last_token_at (two columns each)
 
