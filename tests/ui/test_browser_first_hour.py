@@ -227,6 +227,27 @@ def test_unknown_addresses_under_the_screens_are_pages_and_the_api_keeps_its_env
     assert asking_json.status_code == 404 and asking_json.json()["error"] == "not_found"
 
 
+def test_a_mistyped_address_outside_the_screens_is_a_page_for_a_browser(
+    browser: Any, live_server: str, settings: Settings
+) -> None:
+    """A browser at an unknown address that is not the screens' (a mistyped ``/logn``) gets the styled
+    404 page; the machine paths keep the envelope even for a browser, and so does everywhere a client
+    that does not ask for HTML (issue 13)."""
+    visitor = browser.new_page()
+    for path in ("/logn", "/consle/apps", "/docs/nope", "/apis"):
+        answer = visitor.goto(f"{live_server}{path}")
+        assert answer.status == 404 and answer.headers["content-type"].startswith("text/html"), path
+        assert visitor.get_by_role("heading", name="Page not found").is_visible(), path
+        assert visitor.get_by_role("link", name="Sign in").get_attribute("href") == "/login"
+    for path in ("/api/nope", "/api", "/oauth/nope", "/.well-known/openid-configuration", "/healthz/x",
+                 "/metrics/x", "/openapi.json/x"):  # fmt: skip
+        answer = visitor.goto(f"{live_server}{path}")
+        assert answer.status == 404 and answer.headers["content-type"].startswith("application/json"), path
+        assert answer.json()["error"] == "not_found", path
+    program = httpx.get(f"{live_server}/logn", timeout=10)  # Accept: */*
+    assert program.status_code == 404 and program.json()["error"] == "not_found"
+
+
 def test_there_is_a_favicon(browser: Any, live_server: str, settings: Settings) -> None:
     icon = httpx.get(f"{live_server}/favicon.ico", timeout=10)
     assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"

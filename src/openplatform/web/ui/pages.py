@@ -170,19 +170,28 @@ def error_page(request: Request, session: WebSession | None, status: int, title:
 
 
 SCREEN_PREFIXES = ("/console", "/portal", "/admin", "/login", "/logout", "/account")
+# Paths for programs: the APIs, the OpenAPI document, metrics, the probes, well-known URIs (RFC 8615).
+MACHINE_PREFIXES = ("/api", "/oauth", "/openapi.json", "/metrics", "/healthz", "/readyz", "/.well-known")
 NO_SUCH_PAGE = "There is no page at this address: check the link you followed."
 
 
-def is_screen_request(request: Request) -> bool:
-    """A path of the screens, from a client that takes HTML (a browser, or one that names no preference).
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
 
-    Only a client that asks for JSON and not for HTML gets the API's envelope there.
+
+def is_screen_request(request: Request) -> bool:
+    """Whether a 404 or 405 is answered with the screens' styled page rather than the envelope (SPEC §2).
+
+    Under the screens' paths: a client that takes HTML (a browser, or one that names no preference);
+    only one that asks for JSON and not for HTML gets the envelope. Anywhere else but the machine
+    paths (``MACHINE_PREFIXES``, which always keep the envelope): a client that asks for text/html,
+    such as a browser at a mistyped ``/logn``.
     """
     path = request.url.path
-    if not any(path == prefix or path.startswith(prefix + "/") for prefix in SCREEN_PREFIXES):
-        return False
     accept = request.headers.get("accept", "").lower()
-    return "text/html" in accept or "application/json" not in accept
+    if _under(path, SCREEN_PREFIXES):
+        return "text/html" in accept or "application/json" not in accept
+    return "text/html" in accept and not _under(path, MACHINE_PREFIXES)
 
 
 async def screen_error(request: Request, status: int, headers: dict[str, str] | None = None) -> Response:
