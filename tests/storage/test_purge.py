@@ -311,4 +311,5 @@ async def test_db_cleanup_errors_go_to_stderr(harness: Harness) -> None:
     )  # fmt: skip
     assert result.returncode != 0
     assert result.stdout == ""
-    assert "audit_retention_days" in result.stderr
+    assert "OPENPLATFORM_AUDIT_RETENTION_DAYS" in result.stderr  # the variable's real name (SPEC §11)
+    assert "Traceback" not in result.stderr
