@@ -240,6 +240,9 @@ async def test_no_key_a_wrong_key_or_a_revoked_key_gets_401(harness: Harness) ->
         ({"Authorization": "Basic b3BzOm9wcw=="}, 'Bearer realm="openplatform", error="invalid_token"'),
         ({"Authorization": key["Authorization"] + "x"}, 'Bearer realm="openplatform", error="invalid_token"'),
         ({"Authorization": "Bearer opk_" + "A" * 43}, 'Bearer realm="openplatform", error="invalid_token"'),
+        # An empty header was sent; a header given twice counts by its first line, as everywhere.
+        ({"Authorization": ""}, 'Bearer realm="openplatform", error="invalid_token"'),
+        ([("Authorization", ""), *key.items()], 'Bearer realm="openplatform", error="invalid_token"'),
     ):
         response = await harness.client.post(M + "/spes", headers=headers, json={"name": "Nope"})
         assert (response.status_code, response.json()["code"]) == (401, 40102)
