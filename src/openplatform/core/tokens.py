@@ -78,19 +78,21 @@ LEGACY_TOKEN_LENGTH = 43
 async def find_token(platform: Platform[TokenStorage], raw: str) -> TokenRecord | None:
     """The record of a bearer or refresh token, wherever it is stored: under the current
     server key, else (a token from before migration 0003) its plain digest, else under
-    an old server key (SPEC §10). Only a miss pays for the fallbacks: the hot path is one lookup."""
-    return await _find_token(platform.keyring, platform.store.get_token, raw)
+    an old server key (SPEC §10). Only a miss pays for the fallbacks: the hot path is one lookup
+    (and one await: the token-checked GET and introspection come through here)."""
+    found = await platform.store.get_token(platform.keyring.token_digest(raw))
+    return found if found is not None else await _elsewhere(platform.keyring, platform.store.get_token, raw)
 
 
 async def find_token_backed(platform: Platform[TokenStorage], raw: str) -> tuple[TokenRecord, Backing] | None:
     """``find_token`` with what the token stands on (SPEC §8), read fresh in the same statement."""
-    return await _find_token(platform.keyring, platform.store.get_token_backed, raw)
+    found = await platform.store.get_token_backed(platform.keyring.token_digest(raw))
+    return found if found is not None else await _elsewhere(platform.keyring, platform.store.get_token_backed, raw)
 
 
-async def _find_token(keyring: Keyring, fetch: Callable[[str], Awaitable[T | None]], raw: str) -> T | None:
-    found = await fetch(keyring.token_digest(raw))
-    if found is None and len(raw) == LEGACY_TOKEN_LENGTH:
-        found = await fetch(keyring.digest(raw))
+async def _elsewhere(keyring: Keyring, fetch: Callable[[str], Awaitable[T | None]], raw: str) -> T | None:
+    """What the current key's digest missed: under the plain digest of a legacy token, else an old key's."""
+    found = await fetch(keyring.digest(raw)) if len(raw) == LEGACY_TOKEN_LENGTH else None
     for old in keyring.old if found is None else ():
         found = await fetch(old.token_digest(raw))
         if found is not None:
