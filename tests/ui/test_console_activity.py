@@ -207,7 +207,8 @@ async def test_a_refresh_retried_within_the_leeway_is_not_counted_as_a_token(
         bucket_titles(figure(page.text, "chart-hours"))[-1]
         == f"{hour_title(now - 1800)}: 2 access tokens issued, 0 refused"
     )
-    rows = events_table(page.text)
+    # The token events only: the install and registration rows carry the wall clock, the grants the test's.
+    rows = [row for row in events_table(page.text) if row[1].rsplit(" ", 1)[1].startswith("token.")]
     assert [r[1].rsplit(" ", 1)[1] for r in rows[:3]] == [
         events.TOKEN_REFRESH_RETRIED,
         events.TOKEN_REFRESHED,
