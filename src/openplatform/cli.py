@@ -406,7 +406,8 @@ def customer_list(
     """The customers of one SPE: {"items": [customer, ...]}."""
 
     async def listing(admin: Admin) -> list[Any]:
-        from openplatform.storage.sql.directory import CustomerFilter, DirectoryDb
+        from openplatform.records import CustomerFilter
+        from openplatform.storage.sql.directory import DirectoryDb
 
         if await admin.db.get_spe(xspe) is None:
             raise NotFound("no SPE", xspe)

@@ -23,14 +23,14 @@ from openplatform import events
 from openplatform.config import Settings
 from openplatform.core.signing import sign_launch
 from openplatform.models import App, Customer, Spe
+from openplatform.records import CustomerFilter, User
 from openplatform.runtime import build_admin
 from openplatform.services import validation as check
 from openplatform.services.accounts import Accounts, build_accounts
 from openplatform.services.admin import Admin
 from openplatform.services.validation import ValidationError
-from openplatform.storage.sql.accounts import User
 from openplatform.storage.sql.console import ConsoleQueries
-from openplatform.storage.sql.directory import CustomerFilter, DirectoryDb
+from openplatform.storage.sql.directory import DirectoryDb
 
 # The demo app is the example third-party app (examples/partner_app, examples/partner_app_node) on its
 # default port; `openplatform demo --partner-port` (or `--app-url`) registers it elsewhere.

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 from openplatform.config import Settings
 from openplatform.core.context import Platform
 from openplatform.core.ratelimit import Limiter, RateLimiter
+from openplatform.records import Announce
 from openplatform.security import Keyring
 from openplatform.services.admin import Admin
 from openplatform.storage.cache import CachedStore
 from openplatform.storage.sql.database import Database
 from openplatform.storage.sql.driver import Driver
-from openplatform.storage.sql.manage import Announce, Management
+from openplatform.storage.sql.manage import Management
 from openplatform.storage.sql.postgres import PostgresDriver
 from openplatform.storage.sql.sqlite import SqliteDriver
 from openplatform.storage.sql.store import SqlStore

@@ -13,10 +13,11 @@ from typing import Any
 from openplatform import events
 from openplatform.config import Settings
 from openplatform.demo import port_problem, seed_and_describe
+from openplatform.records import CustomerFilter
 from openplatform.runtime import build_admin
 from openplatform.services.accounts import build_accounts
 from openplatform.storage.sql.console import ConsoleQueries
-from openplatform.storage.sql.directory import CustomerFilter, DirectoryDb
+from openplatform.storage.sql.directory import DirectoryDb
 from tests.conftest import cli_env
 
 

@@ -8,8 +8,8 @@ from html import unescape
 
 import httpx
 
+from openplatform.records import User
 from openplatform.services.accounts import build_accounts
-from openplatform.storage.sql.accounts import User
 from tests.conftest import Harness
 
 PASSWORD = "correct horse battery"

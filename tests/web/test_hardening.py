@@ -101,9 +101,7 @@ BASIC_HEADERS = [
 
 
 @pytest.mark.parametrize("header", BASIC_HEADERS)
-async def test_a_malformed_basic_header_is_a_clear_400_on_every_token_endpoint(
-    harness: Harness, header: bytes
-) -> None:
+async def test_a_malformed_basic_header_is_a_clear_400_on_every_token_endpoint(harness: Harness, header: bytes) -> None:
     for path in TOKEN_ENDPOINTS:
         response = await harness.client.post(path, headers={"Authorization": header}, data={"token": "x"})
         assert (response.status_code, response.json()["code"]) == (400, 40001), (path, response.text)

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from openplatform.storage.sql.directory import CustomerFilter
+from openplatform.records import CustomerFilter
 from openplatform.storage.sql.schema import webhook_deliveries
 from tests.conftest import Harness
 from tests.web.open_api_support import call, directory, error, result, user_token

@@ -40,9 +40,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from openplatform import events
 from openplatform.core.ratelimit import DEFAULTS, Limiter, RateLimiter
+from openplatform.records import ACTIVE, DISABLED, DuplicateEmail, User, WebSession
 from openplatform.security import Keyring, new_id, new_token
 from openplatform.services.validation import NotFound, ValidationError
-from openplatform.storage.sql.accounts import ACTIVE, DISABLED, AccountStore, DuplicateEmail, User, WebSession
+from openplatform.storage.sql.accounts import AccountStore
 from openplatform.storage.sql.manage import Management
 
 T = TypeVar("T")

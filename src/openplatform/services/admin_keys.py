@@ -27,10 +27,11 @@ from prometheus_client import Counter
 
 from openplatform import events
 from openplatform.core.ratelimit import Limiter, limited
+from openplatform.records import ADMIN, METRICS, AdminKey
 from openplatform.security import Keyring, new_id
 from openplatform.services import validation as check
 from openplatform.services.validation import NotFound, ValidationError
-from openplatform.storage.sql.admin_keys import ADMIN, METRICS, AdminKey, AdminKeyStore
+from openplatform.storage.sql.admin_keys import AdminKeyStore
 from openplatform.storage.sql.manage import Management
 
 KEY_PREFIX = "opk_"  # recognisable in a leaked-secrets scan

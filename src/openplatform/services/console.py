@@ -27,13 +27,13 @@ from openplatform.core.redirect_uri import ascii_url
 from openplatform.core.signing import sign_launch
 from openplatform.errors import ERRORS
 from openplatform.models import ACTIVE, App, Customer, Installation
+from openplatform.records import User, VersionConflict
 from openplatform.services import validation as check
 from openplatform.services.admin import Admin
 from openplatform.services.validation import NotFound, ValidationError
 from openplatform.services.webhooks import INSTALL, MAX_ATTEMPTS
-from openplatform.storage.sql.accounts import User
 from openplatform.storage.sql.console import ConsoleQueries
-from openplatform.storage.sql.directory import DirectoryDb, VersionConflict
+from openplatform.storage.sql.directory import DirectoryDb
 from openplatform.storage.sql.webhooks import WebhookOutbox
 
 CUSTOMER_STATUSES = ("active", "disabled")

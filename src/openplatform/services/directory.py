@@ -22,6 +22,7 @@ from openplatform import events
 from openplatform.core.resources import Access
 from openplatform.errors import OAuthError
 from openplatform.models import ACTIVE, Customer, Installation, Site
+from openplatform.records import CustomerFilter, Invalidation, VersionConflict
 from openplatform.services import directory_input as read
 from openplatform.services.directory_input import (
     CONTACT_MAX,
@@ -31,7 +32,7 @@ from openplatform.services.directory_input import (
     Fields,
 )
 from openplatform.services.webhooks import UNINSTALL, notification
-from openplatform.storage.sql.directory import CustomerFilter, DirectoryDb, Invalidation, VersionConflict
+from openplatform.storage.sql.directory import DirectoryDb
 
 Audit = Callable[..., Awaitable[None]]  # Management.audit(event, **fields)
 

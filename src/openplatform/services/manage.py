@@ -29,6 +29,7 @@ from typing import Any
 from openplatform import events
 from openplatform.errors import OAuthError
 from openplatform.models import ACTIVE, SUSPENDED, App, Customer, Installation, Spe
+from openplatform.records import AdminKey, AuditFilter, CustomerFilter, User, VersionConflict
 from openplatform.services import directory_input as read
 from openplatform.services import validation as check
 from openplatform.services.accounts import Accounts, app_owner
@@ -37,11 +38,8 @@ from openplatform.services.console import event_meanings
 from openplatform.services.directory import Page, conflict, uninstall_notice
 from openplatform.services.directory_input import CONTACT_MAX, CUSTOMER_STATUSES, NAME_MAX, Fields
 from openplatform.services.validation import NotFound, ValidationError
-from openplatform.storage.sql.accounts import User
-from openplatform.storage.sql.admin_keys import AdminKey
 from openplatform.storage.sql.console import ConsoleQueries
-from openplatform.storage.sql.directory import CustomerFilter, DirectoryDb, VersionConflict
-from openplatform.storage.sql.manage import AuditFilter
+from openplatform.storage.sql.directory import DirectoryDb
 
 MAX_LIST_ITEMS = 100  # scopes, whitelist entries: the whitelist's own limit
 

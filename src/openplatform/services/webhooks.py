@@ -48,9 +48,10 @@ from openplatform import events, logs
 from openplatform.core import egress
 from openplatform.core.signing import legacy_notification_signature, sign_webhook
 from openplatform.models import Installation
+from openplatform.records import Delivery
 from openplatform.security import new_id
 from openplatform.services.validation import NotFound
-from openplatform.storage.sql.webhooks import Delivery, WebhookOutbox
+from openplatform.storage.sql.webhooks import WebhookOutbox
 
 if TYPE_CHECKING:
     from openplatform.services.admin import Admin

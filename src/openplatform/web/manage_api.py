@@ -27,6 +27,7 @@ from functools import wraps
 from openplatform.core.requests import json_object
 from openplatform.errors import OAuthError
 from openplatform.models import ACTIVE, SUSPENDED, Customer
+from openplatform.records import AdminKey, AuditFilter, audit_actor
 from openplatform.services.accounts import build_accounts
 from openplatform.services.admin_keys import AdminKeys
 from openplatform.services.directory import Page
@@ -40,8 +41,6 @@ from openplatform.services.manage import (
     user_json,
 )
 from openplatform.services.validation import NotFound, ValidationError
-from openplatform.storage.sql.admin_keys import AdminKey
-from openplatform.storage.sql.manage import AuditFilter, audit_actor
 from openplatform.web.kernel import JSON_TYPE, Answer, ApiRoute, Call, Handler, ok
 from openplatform.web.open_api import MAX_PAGE, MAX_PAGE_SIZE, int_param
 from openplatform.web.responses import API_NO_STORE, encode_success

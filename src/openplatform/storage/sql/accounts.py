@@ -12,50 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from sqlalchemy import delete, func, insert, select, update
 
+from openplatform.records import ACTIVE, DISABLED, DuplicateEmail, User, WebSession
 from openplatform.storage.sql.database import Conn, Database
 from openplatform.storage.sql.driver import IntegrityError
 from openplatform.storage.sql.schema import users, web_sessions
-
-ACTIVE = "active"
-DISABLED = "disabled"
-
-
-class DuplicateEmail(Exception):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    user_id: str
-    email: str
-    role: str  # admin | developer | spe-admin
-    xspe: str | None
-    status: str
-    failed_logins: int
-    locked_until: float | None
-    created_at: float
-    password_hash: str = field(default="", repr=False)
-
-    @property
-    def active(self) -> bool:
-        return self.status == ACTIVE
-
-    def locked_for(self, now: float) -> float:
-        """Seconds left in the lock-out, 0 when not locked."""
-        return max(0.0, (self.locked_until or 0.0) - now)
-
-
-@dataclass(frozen=True, slots=True)
-class WebSession:
-    digest: str
-    user: User
-    csrf_token: str
-    expires_at: float
-    created_at: float = 0.0
 
 
 def _user(row: object) -> User:

@@ -4,31 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from openplatform.records import ADMIN, AdminKey
 from openplatform.storage.sql.database import Database
 from openplatform.storage.sql.schema import admin_keys
-
-ADMIN = "admin"  # the admin API and /metrics
-METRICS = "metrics"  # /metrics only (admin-key create --metrics-only)
-
-
-@dataclass(frozen=True, slots=True)
-class AdminKey:
-    key_id: str
-    name: str
-    xspe: str | None  # None: the whole platform; else only this SPE's customers and installations
-    created_at: float
-    revoked_at: float | None = None
-    scope: str = ADMIN  # ADMIN or METRICS
-    last_used_at: float | None = None  # at most a minute behind per process (services.admin_keys.KeyUses)
-
-    @property
-    def metrics_only(self) -> bool:
-        return self.scope == METRICS
 
 
 def _key(row: Mapping[str, Any]) -> AdminKey:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, Select, case, cast, func, literal_column, or_, select, update
 
 from openplatform import events
 from openplatform.models import Customer
+from openplatform.records import InstallRow, TokenCounts
 from openplatform.storage.sql.changes import invalidate
 from openplatform.storage.sql.database import Conn, Database
 from openplatform.storage.sql.rows import customer_from_row
@@ -32,32 +32,6 @@ from openplatform.storage.sql.schema import (
 # gets the pair already issued: not counted).
 ISSUING_EVENTS = (events.TOKEN_ISSUED, events.TOKEN_REFRESHED)
 LAST_TOKEN_CHUNK = 200  # apps per statement of last_token_at (two columns each)
-
-
-@dataclass(frozen=True, slots=True)
-class InstallRow:
-    """An active installation with the names a person needs to recognise it."""
-
-    installation_id: str
-    app_id: str
-    app_name: str
-    host_url: str
-    app_status: str
-    xspe: str
-    spe_name: str
-    customer_id: str | None
-    customer_name: str | None
-    installed_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class TokenCounts:
-    user_tokens: int
-    app_tokens: int
-
-    @property
-    def total(self) -> int:
-        return self.user_tokens + self.app_tokens
 
 
 def _like(column: ColumnElement[str], text: str) -> ColumnElement[bool]:

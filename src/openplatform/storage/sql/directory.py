@@ -12,40 +12,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, delete, func, insert, select, update
 
 from openplatform.models import ACTIVE, Customer, Installation, Site
+from openplatform.records import CustomerFilter, Invalidation, Notify, VersionConflict
 from openplatform.security import new_id
 from openplatform.storage.sql.changes import enqueue_webhook, invalidate
 from openplatform.storage.sql.database import Conn, Database
 from openplatform.storage.sql.driver import IntegrityError
 from openplatform.storage.sql.rows import customer_from_row, installation_from_row
 from openplatform.storage.sql.schema import apps, customers, installations, sites, tokens
-
-Invalidation = tuple[str, str]  # (kind, key) as in the invalidations table
-Notify = Callable[[Installation, float], dict[str, object]]  # the stored webhook payload of an uninstall
-
-
-class VersionConflict(Exception):
-    """The stored version differs from the caller's precondition."""
-
-    def __init__(self, current: int) -> None:
-        super().__init__(f"current version is {current}")
-        self.current = current
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerFilter:
-    """Which customers a list shows: one SPE, optionally narrowed to what a token reaches."""
-
-    xspe: str
-    via_app: str | None = None  # only customers with an active per-customer install of this app
-    customer_id: str | None = None  # only this customer (user tokens)
-    status: str | None = None
-    name: str | None = None  # case-insensitive substring
 
 
 def site_from_row(row: Any) -> Site:

@@ -13,9 +13,7 @@ Validation of user input lives in ``openplatform.services``; this layer trusts i
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -23,6 +21,7 @@ from sqlalchemy import Select, and_, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from openplatform.models import ACTIVE, App, Customer, Installation, Spe
+from openplatform.records import Announce, AuditFilter, audit_actor
 from openplatform.storage.sql.changes import enqueue_webhook, invalidate
 from openplatform.storage.sql.database import Conn, Database
 from openplatform.storage.sql.driver import Row
@@ -42,24 +41,6 @@ from openplatform.storage.sql.schema import (
     spes,
     tokens,
 )
-
-Announce = Callable[[Sequence[tuple[str, str]]], Awaitable[None]]  # committed (kind, key) changes
-
-# Who acts, merged into every audit event recorded while it is set: the admin API sets
-# ``{"key_id": ..., "via": "admin_api"}`` around a request (web.manage_api), so the events
-# the shared services record name the admin key (its id, never the key: SPEC §10).
-audit_actor: ContextVar[Mapping[str, object] | None] = ContextVar("audit_actor", default=None)
-
-
-@dataclass(frozen=True, slots=True)
-class AuditFilter:
-    """Which audit events a listing shows (``None``: any); ``since``/``until`` in UNIX seconds, inclusive."""
-
-    app_id: str | None = None
-    xspe: str | None = None
-    event: str | None = None
-    since: float | None = None
-    until: float | None = None
 
 
 class Management:

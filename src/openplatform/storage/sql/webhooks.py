@@ -14,25 +14,15 @@ worker that dies mid-send only delays the row until the lease runs out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 
 import orjson
 from sqlalchemy import ColumnElement, Update, and_, func, select, update
 
+from openplatform.records import Delivery
 from openplatform.storage.sql.database import Conn, Database
 from openplatform.storage.sql.driver import Row
 from openplatform.storage.sql.schema import webhook_deliveries as wd
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    id: int
-    app_id: str
-    event: str
-    payload: dict[str, object]  # the stored body, without the secret-derived signature
-    attempts: int  # including the attempt this claim is for
-    created_at: float
 
 
 async def _fetch_one(statement: Update, conn: Conn) -> Row | None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from starlette.responses import Response
 from starlette.routing import Route
 
+from openplatform.records import ACTIVE, DISABLED
 from openplatform.services.accounts import ROLES, check_email, check_password
 from openplatform.services.console import FormErrors, validate
 from openplatform.services.validation import NotFound, ValidationError
 from openplatform.services.validation import text as check_text
-from openplatform.storage.sql.accounts import ACTIVE, DISABLED
 from openplatform.web.ui.pages import Confirm, Ctx, confirm_page, page, redirect, render
 
 ROLE_NAMES = {"admin": "Platform admin", "developer": "Developer", "spe-admin": "SPE admin"}

@@ -23,11 +23,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from openplatform.core.redirect_uri import ascii_url
 from openplatform.errors import OAuthError, StorageUnavailable
+from openplatform.records import User, WebSession
 from openplatform.security import constant_time_equals
 from openplatform.services.accounts import Accounts, build_accounts
 from openplatform.services.console import Console, FormErrors
 from openplatform.services.validation import NotFound, ValidationError
-from openplatform.storage.sql.accounts import User, WebSession
 from openplatform.storage.sql.console import ConsoleQueries
 from openplatform.storage.sql.directory import DirectoryDb
 from openplatform.web.kernel import platform_of, read_body, request_ip

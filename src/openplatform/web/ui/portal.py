@@ -12,8 +12,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from openplatform.models import Customer
+from openplatform.records import InstallRow
 from openplatform.services.console import FormErrors
-from openplatform.storage.sql.console import InstallRow
 from openplatform.web.ui.pages import Confirm, Ctx, confirm_page, origin_of, page, page_number, redirect, render
 
 PAGE_SIZE = 20
