@@ -4,7 +4,7 @@ The grants decide (SPEC §2.2, §2.3, §8; RFC 6749 §4.1.2): a code exchanged t
 revokes what it gave; the previous refresh token presented again within the
 leeway gets the very same pair; presented after it, or after its successor was
 used, it is theft and the family is revoked; a code or refresh token works only
-while its app, installation, customer and SPE do. ``storage/memory.py`` gives
+while its app, installation, customer and SPE do. ``storage/memory/`` gives
 the same guarantees as the SQL backend (tests/storage/test_contract.py), so these
 tests exercise the rules themselves through ``core.authorize`` and ``core.server``.
 """

@@ -57,14 +57,18 @@ def test_no_storage_class_forwards_attributes_implicitly() -> None:
 
 
 def test_the_memory_backend_stands_on_the_core_alone() -> None:
-    """``storage/memory.py`` is the reference backend: it needs no database layer, and no module
-    outside ``core`` and the shared layer, so the core's rules can be tested without a database."""
+    """``storage/memory/`` is the reference backend: it needs no database layer, and no module
+    outside ``core``, the shared layer and its own package, so the core's rules (and the whole
+    suite) can run without a database."""
     allowed = ("openplatform.core", "openplatform.config", "openplatform.errors", "openplatform.events",
-               "openplatform.models", "openplatform.security")  # fmt: skip
-    imported = imported_modules(SRC / "storage" / "memory.py")
-    ours = {m for m in imported if m == "openplatform" or m.startswith("openplatform.")}
-    assert ours and all(any(m == a or m.startswith(a + ".") for a in allowed) for m in ours), sorted(ours)
-    assert not {m for m in imported if any(m == f or m.startswith(f + ".") for f in FRAMEWORKS)}, sorted(imported)
+               "openplatform.models", "openplatform.records", "openplatform.security",
+               "openplatform.storage.memory")  # fmt: skip
+    for path in sorted((SRC / "storage" / "memory").glob("*.py")):
+        imported = imported_modules(path)
+        ours = {m for m in imported if m == "openplatform" or m.startswith("openplatform.")}
+        assert all(any(m == a or m.startswith(a + ".") for a in allowed) for m in ours), (path.name, sorted(ours))
+        framework = {m for m in imported if any(m == f or m.startswith(f + ".") for f in FRAMEWORKS)}
+        assert not framework, (path.name, sorted(framework))
 
 
 def test_api_routes_are_declared_only_through_the_kernel() -> None:

@@ -30,13 +30,63 @@ from typing import TYPE_CHECKING, TypeVar
 
 from openplatform.config import Settings
 from openplatform.core.store import RotatedBefore
-from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, Spe, TokenRecord
+from openplatform.models import (
+    App,
+    AppSecret,
+    AuthorizationCode,
+    Backing,
+    Customer,
+    Installation,
+    Site,
+    Spe,
+    TokenRecord,
+)
+from openplatform.records import AdminKey, User
 
 if TYPE_CHECKING:
     from openplatform.core.store import Backend
 
 BATCH_SIZE: int = Settings.model_fields["cleanup_batch_size"].default
 _Row = TypeVar("_Row")
+
+
+@dataclass(slots=True)
+class SecretRow:
+    """One app secret as ``app_secrets`` holds it: the verifier the hot path reads (also in
+    ``App.secrets``, kept in step by the management side) and the secret sealed under the server key."""
+
+    id: int
+    app_id: str
+    secret_hash: str
+    secret_enc: bytes
+    created_at: float
+    expires_at: float | None = None  # None: the current secret; a time: a previous one in its grace period
+
+
+@dataclass(slots=True)
+class DeliveryRow:
+    """One row of the webhook outbox (``webhook_deliveries``); ``payload`` without the signature."""
+
+    id: int
+    app_id: str
+    event: str
+    payload: dict[str, object]
+    next_attempt_at: float
+    created_at: float
+    attempts: int = 0
+    delivered_at: float | None = None
+    last_error: str | None = None
+
+
+@dataclass(slots=True)
+class SessionRow:
+    """One web session (``web_sessions``), keyed by the keyed digest of its cookie."""
+
+    digest: str
+    user_id: str
+    csrf_token: str
+    created_at: float
+    expires_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +112,14 @@ class MemoryStore:
         self.audit_events: list[AuditEvent] = []
         self.invalidations: list[tuple[int, str, str, float]] = []  # (id, kind, key, at), ids rising
         self._last_id = 0  # never reused, as a database sequence
+        # The tables only the management side reads (storage/memory/manage.py and its siblings).
+        self.secret_rows: dict[int, SecretRow] = {}
+        self.sites: dict[str, Site] = {}
+        self.deliveries: dict[int, DeliveryRow] = {}
+        self.users: dict[str, User] = {}
+        self.sessions: dict[str, SessionRow] = {}
+        self.admin_keys: dict[str, tuple[AdminKey, str]] = {}  # key_id -> (key, keyed digest of the key)
+        self._sequences: dict[str, int] = {}
 
     # ------------------------------------------------ the management side (seeding)
 
@@ -255,6 +313,7 @@ class MemoryStore:
             live = tuple(s for s in app.secrets if s.expires_at is None or s.expires_at >= now)
             if live != app.secrets:
                 self.apps[app.app_id] = dataclasses.replace(app, secrets=live)
+        _drop(self.secret_rows, lambda row: row.expires_at is not None and row.expires_at < now)
         events = [e for e in self.audit_events if e.at >= now - audit_retention_seconds]
         counts["audit_events"] = len(self.audit_events) - len(events)
         self.audit_events = events
@@ -279,6 +338,32 @@ class MemoryStore:
         """Append the invalidation record of a change, in the same step as the change."""
         self._last_id += 1
         self.invalidations.append((self._last_id, kind, key, now))
+
+    # ------------------------------------------ shared with the management side
+
+    def invalidate(self, kind: str, key: str, now: float) -> None:
+        """Record that ``(kind, key)`` changed at ``now`` (as ``storage.sql.changes.invalidate``)."""
+        self._invalidate(kind, key, now)
+
+    def next_id(self, table: str) -> int:
+        """The next integer key of ``table`` (1, 2, ...; never reused, as a database sequence)."""
+        self._sequences[table] = self._sequences.get(table, 0) + 1
+        return self._sequences[table]
+
+    def enqueue_webhook(self, app_id: str, event: str, payload: dict[str, object], now: float) -> None:
+        """Queue a notification in the outbox (as ``storage.sql.changes.enqueue_webhook``)."""
+        row_id = self.next_id("webhook_deliveries")
+        self.deliveries[row_id] = DeliveryRow(row_id, app_id, event, payload, next_attempt_at=now, created_at=now)
+
+    def sync_secrets(self, app_id: str) -> None:
+        """Make ``App.secrets`` (what the hot path reads) match the app's rows in ``secret_rows``."""
+        app = self.apps.get(app_id)
+        if app is None:
+            return
+        rows = sorted((r for r in self.secret_rows.values() if r.app_id == app_id), key=lambda r: r.id)
+        secrets = tuple(AppSecret(r.secret_hash, r.expires_at) for r in rows)
+        if secrets != app.secrets:
+            self.apps[app_id] = dataclasses.replace(app, secrets=secrets)
 
 
 def _drop(rows: dict[str, _Row], expired: Callable[[_Row], bool]) -> int:

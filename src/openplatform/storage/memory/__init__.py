@@ -1,0 +1,12 @@
+"""The in-memory backend: every storage protocol (``core/store.py``, ``services/stores.py``) in one process.
+
+``store.MemoryStore`` holds every table (as model objects) and implements the core's
+protocols; the management side's modules (``manage``, ``directory``, ``console``,
+``accounts``, ``admin_keys``, ``webhooks``) read and write the same tables. Nothing
+survives the process: it serves tests (the whole suite runs on it, as on SQLite and
+PostgreSQL) and ``OPENPLATFORM_DATABASE_URL=memory://`` for a throwaway single-process server.
+"""
+
+from openplatform.storage.memory.store import AuditEvent, MemoryStore
+
+__all__ = ["AuditEvent", "MemoryStore"]
