@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from openplatform.core.store import Backend
 
 BATCH_SIZE: int = Settings.model_fields["cleanup_batch_size"].default
+_Key = TypeVar("_Key")
 _Row = TypeVar("_Row")
 
 
@@ -366,7 +367,7 @@ class MemoryStore:
             self.apps[app_id] = dataclasses.replace(app, secrets=secrets)
 
 
-def _drop(rows: dict[str, _Row], expired: Callable[[_Row], bool]) -> int:
+def _drop(rows: dict[_Key, _Row], expired: Callable[[_Row], bool]) -> int:
     gone = [key for key, row in rows.items() if expired(row)]
     for key in gone:
         del rows[key]
