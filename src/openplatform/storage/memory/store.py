@@ -41,7 +41,7 @@ from openplatform.models import (
     Spe,
     TokenRecord,
 )
-from openplatform.records import AdminKey, User
+from openplatform.records import AdminKey, User, audit_actor
 
 if TYPE_CHECKING:
     from openplatform.core.store import Backend
@@ -92,11 +92,24 @@ class SessionRow:
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
-    """One audit event as recorded: ``at`` in UNIX seconds, ``fields`` as given to ``audit``."""
+    """One audit event as recorded: ``at`` in UNIX seconds, ``fields`` as given to ``audit``
+    (with the acting admin key's, ``records.audit_actor``, merged in); ``id`` rises."""
 
     at: float
     event: str
     fields: dict[str, object]
+    id: int = 0
+
+    def row(self) -> dict[str, object]:
+        """The event as the SQL backend's audit listings give it: ``id``, ``at``, ``event``,
+        ``app_id``, ``xspe``, ``customer_id``, ``ip``, ``occurrences`` (always 1 here: nothing is
+        coalesced) and ``detail`` (the other fields, as a dict)."""
+        columns = ("app_id", "xspe", "customer_id", "ip")
+        detail = {k: v for k, v in self.fields.items() if k not in columns}
+        return {
+            "id": self.id, "at": self.at, "event": self.event, **{c: self.fields.get(c) for c in columns},
+            "occurrences": 1, "detail": detail,
+        }  # fmt: skip
 
 
 class MemoryStore:
@@ -284,7 +297,10 @@ class MemoryStore:
 
     def audit(self, event: str, **fields: object) -> None:
         """Record an audit event at once (never awaited, as with the SQL backend)."""
-        self.audit_events.append(AuditEvent(self.clock(), event, fields))
+        actor = audit_actor.get()
+        if actor:
+            fields = {**actor, **fields}
+        self.audit_events.append(AuditEvent(self.clock(), event, fields, self.next_id("audit_events")))
 
     async def cleanup(
         self,
