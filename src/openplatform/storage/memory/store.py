@@ -373,11 +373,12 @@ class MemoryStore:
         self.deliveries[row_id] = DeliveryRow(row_id, app_id, event, payload, next_attempt_at=now, created_at=now)
 
     def sync_secrets(self, app_id: str) -> None:
-        """Make ``App.secrets`` (what the hot path reads) match the app's rows in ``secret_rows``."""
+        """Make ``App.secrets`` (what the hot path reads) match the app's rows in ``secret_rows``,
+        newest first (as ``SqlStore.get_app`` reads them: ``ORDER BY id DESC``)."""
         app = self.apps.get(app_id)
         if app is None:
             return
-        rows = sorted((r for r in self.secret_rows.values() if r.app_id == app_id), key=lambda r: r.id)
+        rows = sorted((r for r in self.secret_rows.values() if r.app_id == app_id), key=lambda r: -r.id)
         secrets = tuple(AppSecret(r.secret_hash, r.expires_at) for r in rows)
         if secrets != app.secrets:
             self.apps[app_id] = dataclasses.replace(app, secrets=secrets)
