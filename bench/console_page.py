@@ -87,7 +87,7 @@ async def run(settings: Settings, rows: int, renders: int) -> None:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         admin = app.state.admin
-        accounts = build_accounts(admin.db, admin.keyring)
+        accounts = build_accounts(admin.stores, admin.keyring)
         user = await accounts.create_user("dev@bench.example", "developer", PASSWORD)
         spe = await admin.create_spe("Bench SPE")
         customer = await admin.create_customer(spe.xspe, "Bench customer")

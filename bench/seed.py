@@ -84,7 +84,9 @@ async def _seed(settings: Settings) -> Seeded:
         customer = await admin.create_customer(spe.xspe, "Bench Customer", "bench@example.com")
         app, secret = await admin.create_app("Bench App", "http://localhost:9000/", ["customer:read"])
         await admin.install(app.app_id, xspe=spe.xspe)  # SPE-wide: app tokens and user codes both work
-        _key, metrics_key = await AdminKeys(admin.db, admin.keyring).create("bench: read /metrics", metrics_only=True)
+        _key, metrics_key = await AdminKeys(admin.stores, admin.keyring).create(
+            "bench: read /metrics", metrics_only=True
+        )
     finally:
         await admin.db.close()
     return Seeded(spe.xspe, customer.customer_id, app.app_id, secret, metrics_key)

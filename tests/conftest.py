@@ -264,7 +264,7 @@ async def harness(settings: Settings) -> AsyncIterator[Harness]:
     clock = FakeClock()
     app.state.platform.clock = clock
     app.state.platform.store.inner.clock = clock
-    app.state.admin.db.clock = clock
+    app.state.admin.stores.set_clock(clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -78,7 +78,7 @@ async def _user_id(admin: Admin, email: str) -> str:
     """The account with this e-mail (raises NotFound)."""
     from openplatform.services.accounts import build_accounts
 
-    user = await build_accounts(admin.db, admin.keyring).store.find_by_email(email.strip().lower())
+    user = await build_accounts(admin.stores, admin.keyring).store.find_by_email(email.strip().lower())
     if user is None:
         raise NotFound("no account with the e-mail", email)
     return str(user.user_id)
@@ -355,7 +355,7 @@ def app_create(
 
         owner_id = None
         if owner is not None:  # a developer: their console shows the app (SPEC §11)
-            owner_id = (await app_owner(build_accounts(admin.db, admin.keyring).store, owner)).user_id
+            owner_id = (await app_owner(build_accounts(admin.stores, admin.keyring).store, owner)).user_id
         return await admin.create_app(name, host_url, scope or [], ip_whitelist or [], webhook_url, owner_id=owner_id)
 
     created, secret = run_admin(creating)
@@ -407,13 +407,10 @@ def customer_list(
 
     async def listing(admin: Admin) -> list[Any]:
         from openplatform.records import CustomerFilter
-        from openplatform.storage.sql.directory import DirectoryDb
 
         if await admin.db.get_spe(xspe) is None:
             raise NotFound("no SPE", xspe)
-        items, _total = await DirectoryDb(admin.db.database, admin.db.clock).list_customers(
-            CustomerFilter(xspe), 1_000_000, 0
-        )
+        items, _total = await admin.stores.directory.list_customers(CustomerFilter(xspe), 1_000_000, 0)
         return items
 
     emit({"items": [c.public() for c in run_admin(listing)]})
@@ -465,7 +462,7 @@ def user_list() -> None:
     """Accounts of the web screens: {"items": [{"user_id", "email", "role", "xspe", "status"}]}."""
     from openplatform.services.accounts import build_accounts
 
-    users = run_admin(lambda admin: build_accounts(admin.db, admin.keyring).store.list_users())
+    users = run_admin(lambda admin: build_accounts(admin.stores, admin.keyring).store.list_users())
     emit({"items": [{"user_id": u.user_id, "email": u.email, "role": u.role, "xspe": u.xspe, "status": u.status}
                     for u in users]})  # fmt: skip
 
@@ -487,7 +484,7 @@ def admin_key_create(
     """A new admin key (SPEC §10), printed once; only a keyed digest of it is stored."""
     from openplatform.services.admin_keys import AdminKeys
 
-    created, key = run_admin(lambda admin: AdminKeys(admin.db, admin.keyring).create(name, xspe, metrics_only))
+    created, key = run_admin(lambda admin: AdminKeys(admin.stores, admin.keyring).create(name, xspe, metrics_only))
     emit({"key_id": created.key_id, "key": key, "name": created.name, "xspe": created.xspe})
 
 
@@ -498,7 +495,7 @@ def admin_key_list() -> None:
     Never the key or its digest."""
     from openplatform.services.admin_keys import AdminKeys
 
-    keys = run_admin(lambda admin: AdminKeys(admin.db, admin.keyring).list_keys())
+    keys = run_admin(lambda admin: AdminKeys(admin.stores, admin.keyring).list_keys())
     emit({"items": [{"key_id": k.key_id, "name": k.name, "xspe": k.xspe, "metrics_only": k.metrics_only,
                      "created_at": int(k.created_at), "revoked_at": _seconds(k.revoked_at),
                      "last_used_at": _seconds(k.last_used_at)} for k in keys]})  # fmt: skip
@@ -522,11 +519,11 @@ def admin_key_revoke(
     if (key_id is None) == (not key_stdin):
         fail("give exactly one of --key-id ID and --key-stdin", 2)
     if key_id is not None:
-        run_admin(lambda admin: AdminKeys(admin.db, admin.keyring).revoke(key_id))
+        run_admin(lambda admin: AdminKeys(admin.stores, admin.keyring).revoke(key_id))
         emit({"key_id": key_id, "revoked": True})
         return
     value = sys.stdin.readline().strip()  # the key never goes on the command line (shell history, ps)
-    revoked = run_admin(lambda admin: AdminKeys(admin.db, admin.keyring).revoke_key(value))
+    revoked = run_admin(lambda admin: AdminKeys(admin.stores, admin.keyring).revoke_key(value))
     emit({"key_id": revoked, "revoked": True})
 
 
@@ -548,7 +545,7 @@ def user_create(
     if not password_stdin:
         fail("give the password on stdin with --password-stdin (never as an argument)", 2)
     password = sys.stdin.readline().rstrip("\r\n")
-    user = run_admin(lambda admin: build_accounts(admin.db, admin.keyring).create_user(email, role, password, xspe))
+    user = run_admin(lambda admin: build_accounts(admin.stores, admin.keyring).create_user(email, role, password, xspe))
     emit({"user_id": user.user_id, "email": user.email, "role": user.role, "xspe": user.xspe})
 
 
@@ -566,7 +563,7 @@ def user_set_password(
     if not password_stdin:
         fail("give the password on stdin with --password-stdin (never as an argument)", 2)
     password = sys.stdin.readline().rstrip("\r\n")
-    user = run_admin(lambda admin: build_accounts(admin.db, admin.keyring).set_password_by_email(email, password))
+    user = run_admin(lambda admin: build_accounts(admin.stores, admin.keyring).set_password_by_email(email, password))
     emit({"user_id": user.user_id, "email": user.email})
 
 

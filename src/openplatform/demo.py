@@ -29,8 +29,6 @@ from openplatform.services import validation as check
 from openplatform.services.accounts import Accounts, build_accounts
 from openplatform.services.admin import Admin
 from openplatform.services.validation import ValidationError
-from openplatform.storage.sql.console import ConsoleQueries
-from openplatform.storage.sql.directory import DirectoryDb
 
 # The demo app is the example third-party app (examples/partner_app, examples/partner_app_node) on its
 # default port; `openplatform demo --partner-port` (or `--app-url`) registers it elsewhere.
@@ -125,7 +123,7 @@ async def _demo_spe(admin: Admin, spe_admin: User | None) -> Spe | None:
 
 
 async def _demo_customer(admin: Admin, xspe: str) -> Customer | None:
-    directory = DirectoryDb(admin.db.database, admin.db.clock)
+    directory = admin.stores.directory
     found, _total = await directory.list_customers(CustomerFilter(xspe, name=CUSTOMER_NAME), 100, 0)
     return next((c for c in found if c.name == CUSTOMER_NAME), None)
 
@@ -167,7 +165,7 @@ async def _demo_app(admin: Admin, owner_id: str, app_url: str, webhook: str | No
             if webhook and not app.webhook_url:
                 # The same change as the console's edit: the row and its invalidation in one
                 # transaction (a running server drops the cached app), audited.
-                await ConsoleQueries(admin.db.database, admin.db.clock).update_app(app.app_id, webhook_url=webhook)
+                await admin.stores.console.update_app(app.app_id, webhook_url=webhook)
                 await admin.db.audit(events.APP_UPDATED, app_id=app.app_id, fields=["webhook_url"])
                 app = await admin.require_app(app.app_id)
             return app, await admin.app_secret(app.app_id)
@@ -213,7 +211,7 @@ async def seed_and_describe(
     app_url = app_url.rstrip("/")
     admin = build_admin(settings)
     try:
-        seeded = await _seed(admin, build_accounts(admin.db, admin.keyring), app_url)
+        seeded = await _seed(admin, build_accounts(admin.stores, admin.keyring), app_url)
     finally:
         await admin.db.close()
     spe, customer, app, secret = seeded.spe, seeded.customer, seeded.app, seeded.secret

@@ -17,13 +17,19 @@ from openplatform.core.ratelimit import Limiter, RateLimiter
 from openplatform.records import Announce
 from openplatform.security import Keyring
 from openplatform.services.admin import Admin
+from openplatform.services.stores import Stores
 from openplatform.storage.cache import CachedStore
+from openplatform.storage.sql.accounts import AccountStore
+from openplatform.storage.sql.admin_keys import AdminKeyStore
+from openplatform.storage.sql.console import ConsoleQueries
 from openplatform.storage.sql.database import Database
+from openplatform.storage.sql.directory import DirectoryDb
 from openplatform.storage.sql.driver import Driver
 from openplatform.storage.sql.manage import Management
 from openplatform.storage.sql.postgres import PostgresDriver
 from openplatform.storage.sql.sqlite import SqliteDriver
 from openplatform.storage.sql.store import SqlStore
+from openplatform.storage.sql.webhooks import WebhookOutbox
 
 if TYPE_CHECKING:
     from openplatform.storage.redis_fanout import RedisFanout
@@ -80,11 +86,21 @@ def make_limiter(settings: Settings) -> Limiter:
     return RateLimiter(settings.rate_limits, clock=time.monotonic)
 
 
+def build_stores(database: Database, announce: Announce | None = None) -> Stores:
+    """The management side's stores (``services/stores.py``) on ``database``'s driver;
+    ``announce`` takes the changes they commit (see storage.sql.manage)."""
+    return Stores(
+        management=Management(database, announce=announce), directory=DirectoryDb(database),
+        console=ConsoleQueries(database), accounts=AccountStore(database), admin_keys=AdminKeyStore(database),
+        outbox=WebhookOutbox(database),
+    )  # fmt: skip
+
+
 def build_admin(settings: Settings, announce: Announce | None = None, database: Database | None = None) -> Admin:
     """The management services, on ``database`` (the serving process's, shared with its token
-    store; a new one when None, started on first use and closed by ``admin.db.close()``);
+    store; a new one when None, started on first use and closed by ``admin.stores.close()``);
     ``announce`` takes the changes they commit (see storage.sql.manage)."""
     return Admin(
-        Management(database or make_database(settings), announce=announce), make_keyring(settings),
+        build_stores(database or make_database(settings), announce), make_keyring(settings),
         webhook_private_networks=settings.webhook_private_networks == "allow",
     )  # fmt: skip

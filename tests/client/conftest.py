@@ -73,7 +73,7 @@ async def seed_partner(
            for n in range(1, customers + 1)]  # fmt: skip
     app, secret = await admin.create_app("Partner", host_url, list(ALL_SCOPES), [])
     await admin.install(app.app_id, xspe=spe.xspe)
-    _key, metrics_key = await AdminKeys(admin.db, admin.keyring).create("tests: read /metrics")
+    _key, metrics_key = await AdminKeys(admin.stores, admin.keyring).create("tests: read /metrics")
     return Partner(base_url, app.app_id, secret, spe.xspe, tuple(ids), host_url + "callback", metrics_key)
 
 

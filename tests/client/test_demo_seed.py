@@ -29,7 +29,7 @@ async def counts(settings: Settings) -> dict[str, Any]:
         directory = DirectoryDb(admin.db.database)
         customers = [c for spe in spes for c in (await directory.list_customers(CustomerFilter(spe.xspe), 100, 0))[0]]
         installations = [i for i in await admin.db.list_installations() if i.uninstalled_at is None]
-        users = await build_accounts(admin.db, admin.keyring).store.list_users()
+        users = await build_accounts(admin.stores, admin.keyring).store.list_users()
         return {"spes": len(spes), "customers": len(customers), "apps": len(await admin.db.list_apps()),
                 "installations": len(installations), "users": {u.email: (u.role, u.xspe) for u in users}}  # fmt: skip
     finally:
@@ -39,7 +39,7 @@ async def counts(settings: Settings) -> dict[str, Any]:
 async def can_sign_in(settings: Settings, email: str, password: str) -> bool:
     admin = build_admin(settings)
     try:
-        await build_accounts(admin.db, admin.keyring).sign_in(email, password)
+        await build_accounts(admin.stores, admin.keyring).sign_in(email, password)
         return True
     finally:
         await admin.db.close()

@@ -199,20 +199,22 @@ async def test_a_retry_of_a_rotation_made_under_the_old_key_gets_that_pair(
 async def test_sessions_and_admin_keys_made_under_the_old_key_still_sign_in(
     harness: Harness, settings: Settings
 ) -> None:
-    accounts = build_accounts(harness.admin.db, harness.admin.keyring)
+    accounts = build_accounts(harness.admin.stores, harness.admin.keyring)
     await accounts.create_user("ops@example.com", "admin", "correct horse battery staple")
     signed_in = await accounts.sign_in("ops@example.com", "correct horse battery staple")
-    key, value = await AdminKeys(harness.admin.db, harness.admin.keyring).create("scraper")
+    key, value = await AdminKeys(harness.admin.stores, harness.admin.keyring).create("scraper")
 
     async def found(keys: dict[str, str], check: Callable[[Harness], Awaitable[bool]]) -> bool:
         async with serving(settings, **keys) as server:
             return await check(server)
 
     async def session(server: Harness) -> bool:
-        return await build_accounts(server.admin.db, server.admin.keyring).session(signed_in.cookie_value) is not None
+        return (
+            await build_accounts(server.admin.stores, server.admin.keyring).session(signed_in.cookie_value) is not None
+        )
 
     async def admin_key(server: Harness) -> bool:
-        found = await AdminKeys(server.admin.db, server.admin.keyring).authenticate(f"Bearer {value}")
+        found = await AdminKeys(server.admin.stores, server.admin.keyring).authenticate(f"Bearer {value}")
         return found is not None and found.key_id == key.key_id
 
     for check in (session, admin_key):

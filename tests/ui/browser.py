@@ -37,7 +37,7 @@ def seed(settings: Settings, *accounts: tuple[str, str]) -> str:
         admin = build_admin(settings)
         try:
             spe = await admin.create_spe("Acme Hosting")
-            made = build_accounts(admin.db, admin.keyring)
+            made = build_accounts(admin.stores, admin.keyring)
             for email, role in accounts:
                 await made.create_user(email, role, PASSWORD, spe.xspe if role == "spe-admin" else None)
             return spe.xspe

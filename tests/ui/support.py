@@ -48,7 +48,7 @@ class Person:
 
 
 async def make_user(harness: Harness, email: str, role: str, xspe: str | None = None) -> User:
-    return await build_accounts(harness.admin.db, harness.admin.keyring).create_user(email, role, PASSWORD, xspe)
+    return await build_accounts(harness.admin.stores, harness.admin.keyring).create_user(email, role, PASSWORD, xspe)
 
 
 async def sign_in(

@@ -13,7 +13,7 @@ from tests.ui.support import PASSWORD
 
 
 def accounts_of(harness: Harness):  # type: ignore[no-untyped-def]
-    return build_accounts(harness.admin.db, harness.admin.keyring)
+    return build_accounts(harness.admin.stores, harness.admin.keyring)
 
 
 async def test_password_is_stored_as_argon2id_and_session_as_digest(harness: Harness) -> None:

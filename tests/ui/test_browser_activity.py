@@ -58,7 +58,9 @@ def seed(settings: Settings, webhook_url: str) -> Seeded:
         admin = build_admin(settings)
         try:
             spe = await admin.create_spe("Acme Hosting")
-            dev = await build_accounts(admin.db, admin.keyring).create_user("dev@acme.example", "developer", PASSWORD)
+            dev = await build_accounts(admin.stores, admin.keyring).create_user(
+                "dev@acme.example", "developer", PASSWORD
+            )
             app, secret = await admin.create_app(
                 "Shop sync", "https://shop.example.com/", ["customer:read"], [], webhook_url, owner_id=dev.user_id
             )

@@ -42,7 +42,7 @@ def seed_world(settings: Settings) -> World:
         admin = build_admin(settings)
         try:
             spe = await admin.create_spe("Acme Hosting")
-            accounts = build_accounts(admin.db, admin.keyring)
+            accounts = build_accounts(admin.stores, admin.keyring)
             await accounts.create_user("root@acme.example", "admin", PASSWORD, None)
             dev = await accounts.create_user("dev@acme.example", "developer", PASSWORD, None)
             await accounts.create_user("ops@acme.example", "spe-admin", PASSWORD, spe.xspe)

@@ -27,7 +27,7 @@ def user_create(settings: Settings, *args: str, stdin: str = PASSWORD + "\n") ->
 async def can_sign_in(settings: Settings, email: str, password: str) -> str:
     admin = build_admin(settings)
     try:
-        return (await build_accounts(admin.db, admin.keyring).sign_in(email, password)).user.role
+        return (await build_accounts(admin.stores, admin.keyring).sign_in(email, password)).user.role
     finally:
         await admin.db.close()
 
@@ -87,7 +87,7 @@ async def test_demo_prints_accounts_that_sign_in_and_the_developer_owns_the_demo
         assert await can_sign_in(settings, account["email"], account["password"]) == role
     admin = build_admin(settings)
     try:
-        store = build_accounts(admin.db, admin.keyring).store
+        store = build_accounts(admin.stores, admin.keyring).store
         developer = await store.find_by_email("developer@example.com")
         spe_admin = await store.find_by_email("spe-admin@example.com")
         app = await admin.db.get_app(str(facts["app_id"]))
@@ -116,7 +116,7 @@ async def test_user_set_password_prints_one_json_object_and_ends_the_sessions(se
                                        "--password-stdin").stdout)  # fmt: skip
     admin = build_admin(settings)
     try:
-        accounts = build_accounts(admin.db, admin.keyring)
+        accounts = build_accounts(admin.stores, admin.keyring)
         session = await accounts.sign_in("ops@example.com", PASSWORD)
         done = user_set_password(settings, "--email", "Ops@Example.com", "--password-stdin")
         assert done.returncode == 0, done.stderr

@@ -18,7 +18,7 @@ WRITTEN_WHEN_REFUSED = {"audit_events"}
 
 async def admin_key(harness: Harness, name: str = "ops", xspe: str | None = None) -> tuple[str, dict[str, str]]:
     """A new key (as ``openplatform admin-key create`` makes it): its id and the header carrying it."""
-    created, key = await AdminKeys(harness.admin.db, harness.admin.keyring).create(name, xspe)
+    created, key = await AdminKeys(harness.admin.stores, harness.admin.keyring).create(name, xspe)
     return created.key_id, {"Authorization": f"Bearer {key}"}
 
 

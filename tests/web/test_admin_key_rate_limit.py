@@ -76,7 +76,7 @@ async def test_the_budget_is_shared_by_nodes_through_redis(settings: Settings) -
             transport = httpx.ASGITransport(app=node, client=("127.0.0.1", 40000))
             clients.append(await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://n")))
         admin = nodes[0].state.admin
-        created, value = await AdminKeys(admin.db, admin.keyring).create("shared")
+        created, value = await AdminKeys(admin.stores, admin.keyring).create("shared")
         key = {"Authorization": f"Bearer {value}"}
         answers = [(await clients[n % 2].get(M + "/spes", headers=key)).status_code for n in range(3)]
         assert answers == [200, 200, 200]

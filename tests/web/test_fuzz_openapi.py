@@ -187,7 +187,7 @@ class Seeded:
         """An admin key of the whole platform, or one bound to the world's SPE (SPEC §10)."""
 
         async def make() -> str:
-            _key, value = await AdminKeys(self.harness.admin.db, self.harness.admin.keyring).create(
+            _key, value = await AdminKeys(self.harness.admin.stores, self.harness.admin.keyring).create(
                 "fuzz", self.world.xspe if bound else None
             )
             return value

@@ -250,7 +250,7 @@ async def test_no_key_a_wrong_key_or_a_revoked_key_gets_401(harness: Harness) ->
     assert await snapshot(harness, skip=set()) == before  # not even an audit row for an unknown key
 
     await manage(harness, key, "GET", "/spes")
-    await AdminKeys(harness.admin.db, harness.admin.keyring).revoke(key_id)
+    await AdminKeys(harness.admin.stores, harness.admin.keyring).revoke(key_id)
     body = await manage(harness, key, "GET", "/spes", 401)
     assert body["code"] == 40102
 

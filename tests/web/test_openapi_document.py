@@ -195,7 +195,7 @@ async def run_every_api_operation(harness: Harness) -> None:
         "/docs",
     ):
         assert (await c.get(path)).status_code == 200, path
-    _key, admin_key = await AdminKeys(harness.admin.db, harness.admin.keyring).create("the document's test")
+    _key, admin_key = await AdminKeys(harness.admin.stores, harness.admin.keyring).create("the document's test")
     assert (await c.get("/metrics", headers={"Authorization": f"Bearer {admin_key}"})).status_code == 200
     assert (await c.get("/metrics")).status_code == 401
 

@@ -42,9 +42,8 @@ from openplatform import events
 from openplatform.core.ratelimit import DEFAULTS, Limiter, RateLimiter
 from openplatform.records import ACTIVE, DISABLED, DuplicateEmail, User, WebSession
 from openplatform.security import Keyring, new_id, new_token
+from openplatform.services.stores import AccountStore, ManagementStore, Stores
 from openplatform.services.validation import NotFound, ValidationError
-from openplatform.storage.sql.accounts import AccountStore
-from openplatform.storage.sql.manage import Management
 
 T = TypeVar("T")
 ROLES = ("developer", "spe-admin", "admin")
@@ -148,7 +147,7 @@ def check_password(password: str) -> str:
 
 class Accounts:
     def __init__(
-        self, store: AccountStore, management: Management, keyring: Keyring, limiter: Limiter | None = None,
+        self, store: AccountStore, management: ManagementStore, keyring: Keyring, limiter: Limiter | None = None,
         idle_seconds: float = SESSION_IDLE_SECONDS,
     ) -> None:  # fmt: skip
         self.store = store
@@ -351,8 +350,8 @@ async def app_owner(store: AccountStore, email: str) -> User:
 
 
 def build_accounts(
-    management: Management, keyring: Keyring, limiter: Limiter | None = None,
+    stores: Stores, keyring: Keyring, limiter: Limiter | None = None,
     idle_seconds: float = SESSION_IDLE_SECONDS,
 ) -> Accounts:  # fmt: skip
-    """Accounts on the same engine and clock as the management path (and, in the server, its limiter)."""
-    return Accounts(AccountStore(management.database, management.clock), management, keyring, limiter, idle_seconds)
+    """Accounts on the process's stores (and, in the server, its limiter)."""
+    return Accounts(stores.accounts, stores.management, keyring, limiter, idle_seconds)

@@ -13,9 +13,9 @@ from openplatform import events
 from openplatform.models import ACTIVE, SUSPENDED, App, Customer, Installation, Spe
 from openplatform.security import Keyring, constant_time_equals, new_app_id, new_id, new_secret
 from openplatform.services import validation as check
+from openplatform.services.stores import Stores
 from openplatform.services.validation import NotFound, ValidationError
 from openplatform.services.webhooks import INSTALL, UNINSTALL, notification
-from openplatform.storage.sql.manage import Management
 
 MAX_GRACE_SECONDS = 7 * 86400
 
@@ -29,8 +29,9 @@ class UndecryptableSecret(Exception):
 
 
 class Admin:
-    def __init__(self, management: Management, keyring: Keyring, webhook_private_networks: bool = False) -> None:
-        self.db = management
+    def __init__(self, stores: Stores, keyring: Keyring, webhook_private_networks: bool = False) -> None:
+        self.stores = stores
+        self.db = stores.management
         self.keyring = keyring
         # OPENPLATFORM_WEBHOOK_PRIVATE_NETWORKS=allow: webhook_urls may name private
         # addresses, and the webhook sender delivers there (SPEC §9; development only).

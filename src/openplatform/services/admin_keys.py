@@ -30,9 +30,8 @@ from openplatform.core.ratelimit import Limiter, limited
 from openplatform.records import ADMIN, METRICS, AdminKey
 from openplatform.security import Keyring, new_id
 from openplatform.services import validation as check
+from openplatform.services.stores import Stores
 from openplatform.services.validation import NotFound, ValidationError
-from openplatform.storage.sql.admin_keys import AdminKeyStore
-from openplatform.storage.sql.manage import Management
 
 KEY_PREFIX = "opk_"  # recognisable in a leaked-secrets scan
 MAX_KEY_LENGTH = 128
@@ -71,9 +70,9 @@ USES = KeyUses()  # one per process: every app and request of the process shares
 
 
 class AdminKeys:
-    def __init__(self, management: Management, keyring: Keyring, uses: KeyUses = USES) -> None:
-        self.db = management
-        self.store = AdminKeyStore(management.database, management.clock)
+    def __init__(self, stores: Stores, keyring: Keyring, uses: KeyUses = USES) -> None:
+        self.db = stores.management
+        self.store = stores.admin_keys
         self.keyring = keyring
         self.uses = uses
 

@@ -30,11 +30,9 @@ from openplatform.models import ACTIVE, App, Customer, Installation
 from openplatform.records import User, VersionConflict
 from openplatform.services import validation as check
 from openplatform.services.admin import Admin
+from openplatform.services.stores import ConsoleStore, DirectoryStore, WebhookOutbox
 from openplatform.services.validation import NotFound, ValidationError
 from openplatform.services.webhooks import INSTALL, MAX_ATTEMPTS
-from openplatform.storage.sql.console import ConsoleQueries
-from openplatform.storage.sql.directory import DirectoryDb
-from openplatform.storage.sql.webhooks import WebhookOutbox
 
 CUSTOMER_STATUSES = ("active", "disabled")
 CHANGED_MEANWHILE = "someone else saved this customer meanwhile; the form now shows their version"
@@ -241,7 +239,7 @@ def launch_url(host_url: str, params: dict[str, str]) -> str:
 
 class Console:
     def __init__(
-        self, admin: Admin, queries: ConsoleQueries, directory: DirectoryDb,
+        self, admin: Admin, queries: ConsoleStore, directory: DirectoryStore,
         changed: Callable[[str, str], None] = lambda kind, key: None,
     ) -> None:  # fmt: skip
         self.admin = admin
@@ -287,7 +285,7 @@ class Console:
 
     async def activity(self, app_id: str, now: float) -> Activity:
         """Grants and failures of the app per UTC hour (the last 24) and per UTC day (the last 30),
-        from the audit log: two statements whatever the number of rows (``ConsoleQueries``)."""
+        from the audit log: two statements whatever the number of rows (``ConsoleStore``)."""
         hour, day = math.floor(now / HOUR), math.floor(now / DAY)
         hour_starts = [(hour - HOURS_SHOWN + 1 + i) * HOUR for i in range(HOURS_SHOWN)]
         day_starts = [(day - DAYS_SHOWN + 1 + i) * DAY for i in range(DAYS_SHOWN)]
@@ -316,7 +314,7 @@ class Console:
         return [event_row(row) for row in await self.queries.recent_events(app_id, limit, event)]
 
     def outbox(self) -> WebhookOutbox:
-        return WebhookOutbox(self.admin.db.database)
+        return self.admin.stores.outbox
 
     async def deliveries(self, app_id: str, limit: int = DELIVERIES_SHOWN) -> list[DeliveryRow]:
         """The app's newest webhook notifications, newest first."""

@@ -31,8 +31,8 @@ from openplatform.services.directory_input import (
     SITE_STATUSES,
     Fields,
 )
+from openplatform.services.stores import DirectoryStore
 from openplatform.services.webhooks import UNINSTALL, notification
-from openplatform.storage.sql.directory import DirectoryDb
 
 Audit = Callable[..., Awaitable[None]]  # Management.audit(event, **fields)
 
@@ -85,7 +85,7 @@ def customer_filter(access: Access, xspe: str, status: str | None, name: str | N
 
 
 class Directory:
-    def __init__(self, db: DirectoryDb, cache: CustomerCache, audit: Audit | None = None) -> None:
+    def __init__(self, db: DirectoryStore, cache: CustomerCache, audit: Audit | None = None) -> None:
         self.db = db
         self.cache = cache
         self.audit = audit

@@ -38,8 +38,6 @@ from openplatform.services.console import event_meanings
 from openplatform.services.directory import Page, conflict, uninstall_notice
 from openplatform.services.directory_input import CONTACT_MAX, CUSTOMER_STATUSES, NAME_MAX, Fields
 from openplatform.services.validation import NotFound, ValidationError
-from openplatform.storage.sql.console import ConsoleQueries
-from openplatform.storage.sql.directory import DirectoryDb
 
 MAX_LIST_ITEMS = 100  # scopes, whitelist entries: the whitelist's own limit
 
@@ -117,8 +115,8 @@ class Manage:
         self.db = admin.db
         self.accounts = accounts
         self.key = key
-        self.directory = DirectoryDb(admin.db.database, admin.db.clock)
-        self.queries = ConsoleQueries(admin.db.database, admin.db.clock)
+        self.directory = admin.stores.directory
+        self.queries = admin.stores.console
 
     # ------------------------------------------------------------------ reach
 

@@ -51,7 +51,6 @@ from openplatform.models import Installation
 from openplatform.records import Delivery
 from openplatform.security import new_id
 from openplatform.services.validation import NotFound
-from openplatform.storage.sql.webhooks import WebhookOutbox
 
 if TYPE_CHECKING:
     from openplatform.services.admin import Admin
@@ -215,7 +214,7 @@ class WebhookWorker:
 
     def __init__(self, admin: Admin, poll_seconds: float) -> None:
         self.admin = admin
-        self.outbox = WebhookOutbox(admin.db.database)
+        self.outbox = admin.stores.outbox
         self.poll_seconds = poll_seconds
         self._task: asyncio.Task[None] | None = None
         self._sender: Sender | None = None

@@ -71,7 +71,7 @@ async def admitted(call: Call) -> tuple[AdminKeys, AdminKey]:
     indexed read a request and writes nothing.
     """
     admin = call.app.state.admin
-    keys = AdminKeys(admin.db, admin.keyring)
+    keys = AdminKeys(admin.stores, admin.keyring)
     # The header's first line as sent ("" included), not ``Call.authorization`` (the first non-empty
     # one): an empty header was sent, so its 401 says error="invalid_token".
     authorization = call.header(b"authorization")
@@ -92,7 +92,7 @@ def managing(call: Call, key: AdminKey) -> Manage:
     if key.metrics_only:
         raise OAuthError("access_denied", "This admin key is for /metrics only (admin-key create --metrics-only).")
     admin, platform = call.app.state.admin, call.platform
-    accounts = build_accounts(admin.db, admin.keyring, platform.limiter, platform.settings.session_idle_seconds)
+    accounts = build_accounts(admin.stores, admin.keyring, platform.limiter, platform.settings.session_idle_seconds)
     return Manage(admin, accounts, key)
 
 

@@ -18,7 +18,6 @@ from openplatform.errors import OAuthError
 from openplatform.models import Customer, Site
 from openplatform.services.directory import Directory, Page
 from openplatform.storage.cache import CachedStore
-from openplatform.storage.sql.directory import DirectoryDb
 from openplatform.web.kernel import JSON_TYPE, Answer, ApiRoute, Call, ok
 from openplatform.web.responses import API_NO_STORE, encode_success
 
@@ -47,7 +46,7 @@ def directory_of(app: Any) -> Directory:
         store = state.platform.store
         if not isinstance(store, CachedStore):  # runtime.build_platform always wraps the SQL store
             raise TypeError("the Open APIs need the cached store, to drop changed customers from it")
-        directory = state.directory = Directory(DirectoryDb(admin.db.database, admin.db.clock), store, admin.db.audit)
+        directory = state.directory = Directory(admin.stores.directory, store, admin.db.audit)
     return directory
 
 

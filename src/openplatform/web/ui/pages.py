@@ -28,8 +28,6 @@ from openplatform.security import constant_time_equals
 from openplatform.services.accounts import Accounts, build_accounts
 from openplatform.services.console import Console, FormErrors
 from openplatform.services.validation import NotFound, ValidationError
-from openplatform.storage.sql.console import ConsoleQueries
-from openplatform.storage.sql.directory import DirectoryDb
 from openplatform.web.kernel import platform_of, read_body, request_ip
 from openplatform.web.ui.templating import NOTICES, env, security_headers
 
@@ -83,12 +81,11 @@ class Ctx:
 
 def services(request: Request) -> tuple[Accounts, Console]:
     admin = request.app.state.admin
-    database, clock = admin.db.database, admin.db.clock
     store = platform_of(request).store
     changed = getattr(store, "apply", lambda kind, key: None)  # the CachedStore of this process
-    console = Console(admin, ConsoleQueries(database, clock), DirectoryDb(database, clock), changed)
+    console = Console(admin, admin.stores.console, admin.stores.directory, changed)
     platform = platform_of(request)
-    accounts = build_accounts(admin.db, admin.keyring, platform.limiter, platform.settings.session_idle_seconds)
+    accounts = build_accounts(admin.stores, admin.keyring, platform.limiter, platform.settings.session_idle_seconds)
     return accounts, console
 
 
