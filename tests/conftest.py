@@ -1,8 +1,11 @@
 """Fixtures: a real database (SQLite file and PostgreSQL), the app over HTTP, seed helpers.
 
-Every test that takes ``harness`` (or ``database_url``) runs twice: on a fresh
-SQLite file and on PostgreSQL. Without a reachable PostgreSQL/Redis/Chromium the
-tests that need one are skipped with the reason shown; with
+Every test that takes ``harness`` (or ``database_url``) runs three times: on the
+in-memory backend (``memory://``), on a fresh SQLite file and on PostgreSQL. A test
+marked ``sql`` (it reads SQL itself, or runs processes that must share a database)
+runs on the last two only: its ``memory`` case is deselected, never skipped.
+Without a reachable PostgreSQL/Redis/Chromium the tests that need one are
+skipped with the reason shown; with
 ``OPENPLATFORM_REQUIRE_SERVICES=1`` (set by .ci/run) they fail instead.
 """
 
@@ -24,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from openplatform.config import Settings
+from openplatform.config import MEMORY_URL, Settings
 from openplatform.storage.sql import migrate
 from openplatform.storage.sql.schema import metadata
 from openplatform.web.app import create_app
@@ -110,8 +113,25 @@ async def _truncate(url: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+BACKENDS = ("memory", "sqlite", "postgres")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the ``memory`` case of tests marked ``sql`` (reported as deselected, not skipped)."""
+    keep, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_memory = callspec is not None and callspec.params.get("database_url") == "memory"
+        (dropped if on_memory and item.get_closest_marker("sql") else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    if request.param == "memory":
+        return MEMORY_URL
     if request.param == "sqlite":
         target = tmp_path / "openplatform.db"
         shutil.copy(sqlite_template, target)

@@ -27,6 +27,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_FILE = "openplatform.db"
+MEMORY_URL = "memory://"  # OPENPLATFORM_DATABASE_URL of the in-memory backend
 SECRET_KEY_FILE = ".openplatform-secret-key"
 # The server key keys HMAC-SHA256 digests and AES-256-GCM (security.py): at least as many bytes as
 # those keys (a shorter text is guessable offline from one leaked digest); the generated one has 64.
@@ -46,7 +47,8 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         f"sqlite:///{DEFAULT_DATABASE_FILE}",
-        description="`sqlite:///path` or `postgresql://user@host/db` (the driver is picked inside)",
+        description="`sqlite:///path` or `postgresql://user@host/db` (the driver is picked inside); `memory://` keeps "
+        "everything in one `serve` process and loses it at exit (tests, throwaway trials)",
     )
     redis_url: str | None = Field(
         None,
@@ -163,8 +165,8 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
-        if not value.startswith(("sqlite:", "postgresql:", "postgres:", "postgresql+asyncpg:")):
-            raise ValueError("must be sqlite:///path or postgresql://user@host/db")  # the caller names the setting
+        if value != MEMORY_URL and not value.startswith(("sqlite:", "postgresql:", "postgres:", "postgresql+asyncpg:")):
+            raise ValueError(f"must be sqlite:///path, postgresql://user@host/db or {MEMORY_URL}")  # caller names it
         return value
 
     @field_validator("rate_limits")
@@ -208,6 +210,11 @@ class Settings(BaseSettings):
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         parts = filter(None, (part.strip() for part in self.trusted_proxies.split(",")))
         return tuple(ipaddress.ip_network(part, strict=False) for part in parts)
+
+    @property
+    def is_memory(self) -> bool:
+        """The in-memory backend (``storage/memory/``): one process, nothing kept."""
+        return self.database_url == MEMORY_URL
 
     @property
     def is_sqlite(self) -> bool:

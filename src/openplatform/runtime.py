@@ -19,6 +19,13 @@ from openplatform.security import Keyring
 from openplatform.services.admin import Admin
 from openplatform.services.stores import Stores
 from openplatform.storage.cache import CachedStore
+from openplatform.storage.memory import MemoryStore
+from openplatform.storage.memory.accounts import MemoryAccounts
+from openplatform.storage.memory.admin_keys import MemoryAdminKeys
+from openplatform.storage.memory.console import MemoryConsole
+from openplatform.storage.memory.directory import MemoryDirectory
+from openplatform.storage.memory.manage import MemoryManagement
+from openplatform.storage.memory.webhooks import MemoryOutbox
 from openplatform.storage.sql.accounts import AccountStore
 from openplatform.storage.sql.admin_keys import AdminKeyStore
 from openplatform.storage.sql.console import ConsoleQueries
@@ -41,17 +48,20 @@ def make_driver(settings: Settings) -> Driver:
     return PostgresDriver(settings.postgres_dsn, settings.postgres_pool_size)
 
 
-def make_database(settings: Settings) -> Database:
-    """The process's database layer: its driver, and the management path's statements on it."""
+def make_database(settings: Settings) -> Database | MemoryStore:
+    """The process's database layer: its driver, and the management path's statements on it;
+    or, for ``memory://``, the one ``MemoryStore`` every store of the process shares."""
+    if settings.is_memory:
+        return MemoryStore()
     return Database(make_driver(settings))
 
 
-def build_platform(settings: Settings, database: Database | None = None) -> Platform:
+def build_platform(settings: Settings, database: Database | MemoryStore | None = None) -> Platform:
     """A platform whose store must still be started (``await platform.store.start()``); its
-    store runs on ``database``'s driver (a new one when None)."""
+    store runs on ``database`` (a new one when None)."""
     database = database or make_database(settings)
     store = CachedStore(
-        SqlStore(database.driver),
+        database if isinstance(database, MemoryStore) else SqlStore(database.driver),
         poll_seconds=settings.invalidation_poll_seconds,
         token_cache_size=settings.token_cache_size,
         fanout=make_fanout(settings),
@@ -86,9 +96,15 @@ def make_limiter(settings: Settings) -> Limiter:
     return RateLimiter(settings.rate_limits, clock=time.monotonic)
 
 
-def build_stores(database: Database, announce: Announce | None = None) -> Stores:
-    """The management side's stores (``services/stores.py``) on ``database``'s driver;
+def build_stores(database: Database | MemoryStore, announce: Announce | None = None) -> Stores:
+    """The management side's stores (``services/stores.py``) on ``database``;
     ``announce`` takes the changes they commit (see storage.sql.manage)."""
+    if isinstance(database, MemoryStore):
+        return Stores(
+            management=MemoryManagement(database, announce=announce), directory=MemoryDirectory(database),
+            console=MemoryConsole(database), accounts=MemoryAccounts(database),
+            admin_keys=MemoryAdminKeys(database), outbox=MemoryOutbox(database),
+        )  # fmt: skip
     return Stores(
         management=Management(database, announce=announce), directory=DirectoryDb(database),
         console=ConsoleQueries(database), accounts=AccountStore(database), admin_keys=AdminKeyStore(database),
@@ -96,7 +112,9 @@ def build_stores(database: Database, announce: Announce | None = None) -> Stores
     )  # fmt: skip
 
 
-def build_admin(settings: Settings, announce: Announce | None = None, database: Database | None = None) -> Admin:
+def build_admin(
+    settings: Settings, announce: Announce | None = None, database: Database | MemoryStore | None = None
+) -> Admin:
     """The management services, on ``database`` (the serving process's, shared with its token
     store; a new one when None, started on first use and closed by ``admin.stores.close()``);
     ``announce`` takes the changes they commit (see storage.sql.manage)."""
