@@ -23,6 +23,8 @@ def imported_modules(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module == "openplatform" and node.level == 0:
+            found.update(f"openplatform.{alias.name}" for alias in node.names)  # from openplatform import events
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
     return found
@@ -127,4 +129,16 @@ def test_one_database_layer_per_process() -> None:
         or "create_async_engine" in path.read_text()
         and path.name != "migrate.py"
     ]
+    assert not offending, offending
+
+
+def test_services_and_the_http_layer_import_no_backend() -> None:
+    """The services type against their own protocols (``services/stores.py``) and the core's; which
+    backend (``storage/sql/`` or ``storage/memory/``) stands behind them is chosen in ``runtime.py``.
+    The HTTP layer may name the cache that follows the invalidation log, no backend."""
+    offending = []
+    for package, allowed in (("services", ()), ("web", ("openplatform.storage.cache",))):
+        for path in modules_of(package):
+            storage = {m for m in imported_modules(path) if m.startswith("openplatform.storage")}
+            offending += [f"{path.relative_to(SRC)} -> {m}" for m in sorted(storage) if m not in allowed]
     assert not offending, offending
