@@ -118,7 +118,8 @@ BACKENDS = ("memory", "sqlite", "postgres")
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect the ``memory`` case of tests marked ``sql`` (reported as deselected, not skipped)."""
-    keep, dropped = [], []
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         on_memory = callspec is not None and callspec.params.get("database_url") == "memory"

@@ -138,20 +138,19 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def prepare_database(config: Settings, *, force: bool = False, serving: bool = False) -> None:
+def prepare_database(config: Settings, *, force: bool = False) -> None:
     """Apply pending migrations (``force``: run Alembic even if the schema looks current).
 
-    ``memory://`` has no schema, and lives only inside one serving process: any other
-    command on it would change a database that is gone when the command exits (exit 7).
+    ``memory://`` is refused (exit 7): it lives inside the one process that built the app
+    (``create_app(Settings(database_url="memory://"))``), so what a command changed, or a
+    server it started, could not be reached by any other command.
     """
     if config.is_memory:
-        if not serving:
-            fail(
-                "OPENPLATFORM_DATABASE_URL: memory:// lives inside one `openplatform serve` process; "
-                "this command needs sqlite:///path or postgresql://user@host/db",
-                7,
-            )
-        return
+        fail(
+            "OPENPLATFORM_DATABASE_URL: memory:// lives inside one Python process (create_app in tests); "
+            "the openplatform command needs sqlite:///path or postgresql://user@host/db",
+            7,
+        )
     from openplatform.storage.sql.migrate import ensure_schema, upgrade
 
     try:
@@ -207,9 +206,7 @@ def serve(
 ) -> None:
     """Serve the HTTP API (migrates the database first)."""
     config = settings()
-    if config.is_memory and workers > 1:
-        fail("OPENPLATFORM_DATABASE_URL: memory:// lives inside one process; serve it with --workers 1", 7)
-    prepare_database(config, serving=True)
+    prepare_database(config)
     config.resolved_secret_key()  # create the key file once, before workers race for it
     from openplatform.web.serve import run
 

@@ -47,8 +47,8 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         f"sqlite:///{DEFAULT_DATABASE_FILE}",
-        description="`sqlite:///path` or `postgresql://user@host/db` (the driver is picked inside); `memory://` keeps "
-        "everything in one `serve` process and loses it at exit (tests, throwaway trials)",
+        description="`sqlite:///path` or `postgresql://user@host/db` (the driver is picked inside); `memory://`: "
+        "nothing kept, for an app built in-process by tests (no CLI command takes it)",
     )
     redis_url: str | None = Field(
         None,

@@ -122,3 +122,25 @@ def test_names_the_project_reads_outside_the_settings_are_not_warned_about(tmp_p
     env = dict.fromkeys(sorted(set(OTHER_VARIABLES) - {"OPENPLATFORM_CONFIG_FILE"}), "1")
     result = run(tmp_path, "spe", "list", OPENPLATFORM_SECRET_KEY=TEST_SECRET_KEY, **env)
     assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+# ------------------------------------------------------------------ memory://
+
+
+@pytest.mark.parametrize(
+    "args", [("serve", "--port", "1"), ("demo", "--port", "1"), ("spe", "list"), ("db", "upgrade")]
+)
+def test_no_command_takes_the_memory_backend(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """``memory://`` lives inside one Python process (an app built by a test): a command's changes, or a
+    server no other command could seed, would be out of reach. One line naming the variable, exit 7."""
+    result = run(tmp_path, *args, OPENPLATFORM_DATABASE_URL="memory://", OPENPLATFORM_SECRET_KEY=TEST_SECRET_KEY)
+    assert (result.returncode, result.stdout) == (BAD_SETTING, ""), result.stderr
+    assert result.stderr.startswith("error: OPENPLATFORM_DATABASE_URL: memory:// ") and "sqlite:///" in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_an_unknown_database_url_names_the_memory_backend_among_the_choices(tmp_path: Path) -> None:
+    result = run(
+        tmp_path, "spe", "list", OPENPLATFORM_DATABASE_URL="mysql://x", OPENPLATFORM_SECRET_KEY=TEST_SECRET_KEY
+    )
+    assert result.returncode == BAD_SETTING and "memory://" in result.stderr, result.stderr
