@@ -111,7 +111,7 @@ class DirectoryStore(Protocol):
     ) -> tuple[list[Site], int]: ...
     async def get_site(self, site_id: str) -> Site | None: ...
     async def create_site(self, customer: Customer, name: str, domain: str, status: str) -> Site | None:
-        """None when the customer has a site with that domain."""
+        """None when the customer is gone (deleted meanwhile)."""
 
     async def update_site(
         self, site_id: str, changes: Mapping[str, object], expected_version: int | None
