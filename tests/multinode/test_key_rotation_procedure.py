@@ -20,11 +20,9 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,10 @@ import pytest
 from openplatform.config import Settings
 from openplatform.core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_webhook
 from tests.conftest import CALLBACK, TEST_SECRET_KEY, cli_env, free_port
+from tests.ui.receiver import Received, Receiver, serving
+
+# Real `openplatform serve` processes and the CLI on one database, restarted: not memory://.
+pytestmark = pytest.mark.sql
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 KEY_A = TEST_SECRET_KEY
@@ -135,53 +137,16 @@ def shell(settings: Settings, tmp_path: Path) -> Iterator[Shell]:
 # ------------------------------------------------------------ a webhook receiver
 
 
-@dataclass
-class Receiver:
-    base: str = ""
-    bodies: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def wait_for(self, count: int) -> tuple[dict[str, str], bytes]:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with self.lock:
-                if len(self.bodies) >= count:
-                    return self.bodies[count - 1]
-            time.sleep(0.05)
-        raise AssertionError(f"webhook {count} never arrived")
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            with state.lock:
-                state.bodies.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            answer = b'{"code": 0}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.base = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    with serving() as state:
+        state.status = 200  # acknowledges every notification
+        yield state
 
 
-def signed_with(secret: str, app_id: str, delivery: tuple[dict[str, str], bytes]) -> bool:
+def signed_with(secret: str, app_id: str, delivery: Received) -> bool:
     """Both signatures of an install notification (SPEC §3) hold for ``secret``."""
-    headers, body = delivery
+    headers, body = delivery.headers, delivery.body
     document = orjson.loads(body)
     legacy = hashlib.md5(f"{app_id}:{secret}:{document['expiration_time']}".encode()).hexdigest()  # noqa: S324
     return document["signature"] == legacy and verify_webhook(
@@ -207,7 +172,7 @@ def seed(shell: Shell, receiver: Receiver, key: str) -> Platform:
     xspe = shell.cli(f"{with_key} spe create --name Acme")["xspe"]
     customer_id = shell.cli(f"{with_key} customer create --xspe {xspe} --name One")["customer_id"]
     app = shell.cli(f"{with_key} app create --name App --host-url https://app.example.com/ --scope customer:read "
-                    f"--webhook-url {receiver.base}")  # fmt: skip
+                    f"--webhook-url {receiver.url}")  # fmt: skip
     shell.cli(f"{with_key} install --app-id {app['app_id']} --customer-id {customer_id}")
     return Platform(app["app_id"], app["secret"], xspe, customer_id)
 

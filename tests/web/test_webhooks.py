@@ -5,12 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import threading
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -27,9 +23,7 @@ from openplatform.storage.sql.database import Conn
 from openplatform.storage.sql.schema import metadata
 from openplatform.storage.sql.webhooks import WebhookOutbox
 from tests.conftest import Harness, run_cli
-
-Answer = tuple[int, bytes, dict[str, str]]
-ACK: Answer = (200, b'{"code": 0}', {})
+from tests.ui.receiver import ACK, Answer, Received, Receiver, serving
 
 
 @pytest.fixture
@@ -39,73 +33,10 @@ def settings_overrides() -> dict[str, Any]:
     return {"webhook_poll_seconds": 0.05, "webhook_private_networks": "allow"}
 
 
-# ------------------------------------------------------------------ receiver
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> dict[str, Any]:
-        return json.loads(self.body)  # type: ignore[no-any-return]
-
-
-@dataclass
-class Receiver:
-    """A plain HTTP server on 127.0.0.1 answering each path from a script."""
-
-    base: str = ""
-    scripts: dict[str, list[Answer]] = field(default_factory=dict)
-    delay: float = 0.0
-    received: dict[str, list[Received]] = field(default_factory=lambda: defaultdict(list))
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def hook(self, *answers: Answer) -> str:
-        """A fresh URL answering ``answers`` in turn, the last one forever."""
-        path = f"/hook/{len(self.scripts)}"
-        self.scripts[path] = list(answers or [ACK])
-        return self.base + path
-
-    def requests(self, url: str) -> list[Received]:
-        with self.lock:
-            return list(self.received[url.removeprefix(self.base)])
-
-    def answer(self, path: str, headers: dict[str, str], body: bytes) -> Answer:
-        with self.lock:
-            self.received[path].append(Received(path, headers, body))
-            script = self.scripts.get(path, [(404, b"", {})])
-            return script.pop(0) if len(script) > 1 else script[0]
-
-
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            status, answer, extra = state.answer(self.path, dict(self.headers.items()), body)
-            time.sleep(state.delay)
-            self.send_response(status)
-            for name, value in {"Content-Type": "application/json", **extra}.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    with serving() as state:
+        yield state
 
 
 # ------------------------------------------------------------------- helpers
