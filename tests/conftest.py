@@ -260,6 +260,17 @@ class Harness:
         """Let the poller pick up changes made outside this process (CLI, other nodes)."""
         await self.platform.store.poll_once()
 
+    async def flush(self) -> None:
+        """Commit what the token side has queued (its audit rows ride the group-commit writer's next
+        batch), so a read sees it; the memory backend writes at once, so there it does nothing."""
+        driver = getattr(self.platform.store.inner, "driver", None)
+        if driver is not None:
+            await driver.write(_nothing)
+
+
+async def _nothing(tx: object) -> None:
+    """A write of nothing: its commit carries what the writer had queued."""
+
 
 def seed_world(settings: Settings) -> World:
     """Seed one World in the database without running an app in this process (for live servers)."""
