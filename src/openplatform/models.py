@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 # Scopes an app may register (SPEC §2.5). install_login is implied by installation.
 INSTALL_LOGIN = "install_login"
@@ -166,6 +168,25 @@ class Backing:
     installed: bool
     customer_status: str | None
     spe_exists: bool
+
+
+def read_backing(states: Mapping[str, Any] | None) -> Backing:
+    """The ``Backing`` of the four states a backend read for a user token or code (SPEC §8), by name;
+    every backend builds it here, from a row of its query or from what it looked up.
+
+    ``app_status``: the app's status, None when there is no such app; ``installed``: truthy when that
+    installation is the app's and not uninstalled (SQL's ``1`` or NULL); ``customer_status``: the
+    customer's status, None when there is no such customer in that SPE; ``spe_exists``: truthy when
+    the SPE is there. ``states`` None (nothing read) backs nothing.
+    """
+    if states is None:
+        return Backing(app_status=None, installed=False, customer_status=None, spe_exists=False)
+    return Backing(
+        app_status=states["app_status"],
+        installed=bool(states["installed"]),
+        customer_status=states["customer_status"],
+        spe_exists=bool(states["spe_exists"]),
+    )
 
 
 @dataclass(frozen=True, slots=True)

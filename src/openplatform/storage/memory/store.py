@@ -40,6 +40,7 @@ from openplatform.models import (
     Site,
     Spe,
     TokenRecord,
+    read_backing,
 )
 from openplatform.records import AdminKey, User, audit_actor
 
@@ -193,14 +194,13 @@ class MemoryStore:
         app = self.apps.get(app_id)
         installation = self.installations.get(installation_id)
         customer = self.customers.get(customer_id) if customer_id is not None else None
-        return Backing(
-            app_status=app.status if app is not None else None,
-            installed=installation is not None
-            and installation.app_id == app_id
+        return read_backing({
+            "app_status": app.status if app is not None else None,
+            "installed": installation is not None and installation.app_id == app_id
             and installation.uninstalled_at is None,
-            customer_status=customer.status if customer is not None and customer.xspe == xspe else None,
-            spe_exists=xspe is not None and xspe in self.spes,
-        )
+            "customer_status": customer.status if customer is not None and customer.xspe == xspe else None,
+            "spe_exists": xspe is not None and xspe in self.spes,
+        })  # fmt: skip
 
     async def get_code(self, digest: str) -> AuthorizationCode | None:
         await asyncio.sleep(0)

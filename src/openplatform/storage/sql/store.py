@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable
 
 from openplatform.core.store import RotatedBefore
-from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, TokenRecord
+from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, TokenRecord, read_backing
 from openplatform.storage.sql.cleanup import BATCH_SIZE, cleanup_pass
-from openplatform.storage.sql.driver import Claim, Driver, Insert, InsertsOnly, InsertSpec, Row, Sql, Tx
+from openplatform.storage.sql.driver import Claim, Driver, Insert, InsertsOnly, InsertSpec, Sql, Tx
 from openplatform.storage.sql.rows import (
     TOKEN_COLUMNS,
     app_from_row,
@@ -59,15 +59,6 @@ TOKEN_BACKED = (
     f"SELECT {', '.join(f'tokens.{c}' for c in TOKEN_COLUMNS.split(', '))}, {_BACKING_OF.format(t='tokens')} "
     "FROM tokens WHERE digest = ?"
 )
-
-
-def backing_from_row(row: Row | None) -> Backing:
-    return Backing(
-        app_status=row["app_status"] if row else None,
-        installed=bool(row and row["installed"]),
-        customer_status=row["customer_status"] if row else None,
-        spe_exists=bool(row and row["spe_exists"]),
-    )
 
 
 REVOKE_FAMILY = Sql("UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL", "tokens")
@@ -243,19 +234,19 @@ class SqlStore:
     async def get_code_backed(self, digest: str) -> tuple[AuthorizationCode, Backing] | None:
         """The code and its ``Backing`` (SPEC §8), in one statement."""
         row = await self.driver.fetchrow(CODE_BACKED, digest)
-        return (code_from_row(row), backing_from_row(row)) if row else None
+        return (code_from_row(row), read_backing(row)) if row else None
 
     async def get_token_backed(self, digest: str) -> tuple[TokenRecord, Backing] | None:
         """The token and its ``Backing`` (SPEC §8), in one statement."""
         row = await self.driver.fetchrow(TOKEN_BACKED, digest)
-        return (token_from_row(row), backing_from_row(row)) if row else None
+        return (token_from_row(row), read_backing(row)) if row else None
 
     async def backing(
         self, app_id: str, installation_id: str, customer_id: str | None, xspe: str | None, fresh: bool = True
     ) -> Backing:
         """The state a user token or code stands on (SPEC §8), in one query; always read here."""
         row = await self.driver.fetchrow(BACKING, app_id, installation_id, app_id, customer_id, xspe, xspe)
-        return backing_from_row(row)
+        return read_backing(row)
 
     async def invalidations_after(self, after_id: int, limit: int) -> list[tuple[int, str, str, float]]:
         """Up to ``limit`` invalidation records with an id above ``after_id``, in id order:
