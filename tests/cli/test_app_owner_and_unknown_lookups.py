@@ -18,8 +18,13 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 from openplatform.config import Settings
 from tests.conftest import cli_env, run_cli
+
+# The real openplatform command, one process a call, on the test's database: the CLI refuses memory://.
+pytestmark = pytest.mark.sql
 
 PASSWORD = "a long enough password\n"
 

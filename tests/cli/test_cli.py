@@ -24,6 +24,9 @@ from openplatform.runtime import build_admin
 from openplatform.security import Keyring
 from tests.conftest import cli_env, run_cli
 
+# The real openplatform command, one process a call, on the test's database: the CLI refuses memory://.
+pytestmark = pytest.mark.sql
+
 APP_ID = re.compile(r"[0-9a-f]{32}")
 
 

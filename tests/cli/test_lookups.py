@@ -6,8 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from openplatform.config import Settings
 from tests.conftest import run_cli
+
+# The real openplatform command, one process a call, on the test's database: the CLI refuses memory://.
+pytestmark = pytest.mark.sql
 
 
 def cli(settings: Settings, *args: str) -> Any:

@@ -10,15 +10,19 @@ import socket
 import subprocess
 from typing import Any
 
+import pytest
+
 from openplatform import events
 from openplatform.config import Settings
 from openplatform.demo import port_problem, seed_and_describe
 from openplatform.records import CustomerFilter
 from openplatform.runtime import build_admin
 from openplatform.services.accounts import build_accounts
-from openplatform.storage.sql.console import ConsoleQueries
-from openplatform.storage.sql.directory import DirectoryDb
 from tests.conftest import cli_env
+
+# A second run of the demo finds what an earlier one (another process) seeded in the database:
+# memory:// keeps nothing from one process to the next.
+pytestmark = pytest.mark.sql
 
 
 async def counts(settings: Settings) -> dict[str, Any]:
@@ -26,7 +30,7 @@ async def counts(settings: Settings) -> dict[str, Any]:
     admin = build_admin(settings)
     try:
         spes = await admin.db.list_spes()
-        directory = DirectoryDb(admin.db.database)
+        directory = admin.stores.directory
         customers = [c for spe in spes for c in (await directory.list_customers(CustomerFilter(spe.xspe), 100, 0))[0]]
         installations = [i for i in await admin.db.list_installations() if i.uninstalled_at is None]
         users = await build_accounts(admin.stores, admin.keyring).store.list_users()
@@ -153,9 +157,7 @@ async def test_the_demo_app_gets_the_example_apps_webhook_once(settings: Setting
         app = await admin.db.get_app(str(first["app_id"]))
         audited = await admin.db.recent_audit(str(first["app_id"]))
         updates = [json.loads(str(e["detail"])) for e in audited if e["event"] == events.APP_UPDATED]
-        await ConsoleQueries(admin.db.database, admin.db.clock).update_app(
-            str(first["app_id"]), webhook_url="https://hooks.example.com/in"
-        )
+        await admin.stores.console.update_app(str(first["app_id"]), webhook_url="https://hooks.example.com/in")
     finally:
         await admin.db.close()
     assert app is not None and app.webhook_url == "http://localhost:9000/webhook"

@@ -28,6 +28,9 @@ from openplatform.runtime import build_admin
 from tests.client.conftest import ALL_SCOPES
 from tests.conftest import cli_env, free_port, run_cli
 
+# `openplatform serve`, the example app and the CLI are processes sharing one database: memory:// lives in one.
+pytestmark = pytest.mark.sql
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 README = EXAMPLES / "partner_app" / "README.md"
 

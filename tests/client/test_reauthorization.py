@@ -18,6 +18,9 @@ from openplatform.client.tokens import user_key
 from openplatform.services.admin import Admin
 from tests.client.conftest import REFRESH_LEEWAY, Partner, alogin, login, refresh_at_server, requests_at_server
 
+# A live `openplatform serve` on the database this process seeds: memory:// cannot be shared by two processes.
+pytestmark = pytest.mark.sql
+
 
 def stored(client: AppClient, partner: Partner, customer_id: str) -> Token | None:
     return client.tokens.get(user_key(partner.app_id, customer_id))

@@ -21,6 +21,9 @@ from openplatform.services.admin import Admin
 from openplatform.storage.sql.directory import DirectoryDb
 from tests.client.conftest import Partner, alogin, code_from, seed_partner
 
+# A live `openplatform serve` on the database this process seeds: memory:// cannot be shared by two processes.
+pytestmark = pytest.mark.sql
+
 MANY = 1_000
 BY_API = 200
 

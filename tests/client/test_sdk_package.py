@@ -110,6 +110,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.sql  # a live `openplatform serve` on the database this process seeds: not memory://
 def test_the_installed_sdk_works_against_a_live_server(sdk_python: Path, partner: Partner) -> None:
     body, headers = server_webhook(partner)
     given: dict[str, Any] = {

@@ -22,10 +22,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+import pytest
+
 from openplatform.client import AppClient, AsyncAppClient
 from openplatform.config import Settings
 from openplatform.runtime import build_admin
 from tests.client.conftest import Partner, alogin, login, requests_at_server, revoke_at_server
+
+# A live `openplatform serve` on the database this process seeds: memory:// cannot be shared by two processes.
+pytestmark = pytest.mark.sql
 
 T = TypeVar("T")
 CALLERS = 50

@@ -27,6 +27,9 @@ from openplatform.client import (
 from openplatform.client.signing import sign_launch
 from tests.client.conftest import USER_SCOPE, Partner, code_from
 
+# A live `openplatform serve` on the database this process seeds: memory:// cannot be shared by two processes.
+pytestmark = pytest.mark.sql
+
 MISSING: list[Any] = [None, "", "   "]
 
 SyncCall = Callable[[AppClient, Any], object]

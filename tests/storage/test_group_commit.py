@@ -24,6 +24,9 @@ from openplatform.storage.sql.driver import BATCH_OPERATIONS, Driver, Insert, In
 from openplatform.storage.sql.sqlite import SqliteDriver
 from openplatform.storage.sql.store import SqlStore
 
+# The SQL backends' group-commit writer itself.
+pytestmark = pytest.mark.sql
+
 
 def insert(key: str, fail: bool = False) -> Operation[str]:
     async def op(tx: Tx) -> str:

@@ -25,6 +25,10 @@ from openplatform.services.admin_keys import AdminKeys
 from openplatform.web.app import create_app
 from tests.conftest import TEST_SECRET_KEY, FakeClock, Harness, World
 
+# A server restarted under other keys on the same database (and its secrets read in SQL):
+# memory:// keeps nothing across a restart.
+pytestmark = pytest.mark.sql
+
 KEY_A = TEST_SECRET_KEY  # the harness's key: what everything below is first made under
 KEY_B = "rotated-server-key-B-0123456789abcdefghijklmnop"
 KEY_C = "unrelated-server-key-C-0123456789abcdefghijklmn"

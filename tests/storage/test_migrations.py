@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -14,6 +15,9 @@ from openplatform.config import Settings
 from openplatform.storage.sql import migrate
 from openplatform.storage.sql.migrate import make_engine
 from openplatform.storage.sql.schema import metadata
+
+# The SQL schema's migrations.
+pytestmark = pytest.mark.sql
 
 
 async def schema_differences(settings: Settings) -> list[Any]:

@@ -20,6 +20,9 @@ from openplatform.storage.sql.driver import IntegrityError, Tx
 from openplatform.storage.sql.schema import customers, spes, users
 from openplatform.web.app import create_app
 
+# The SQL database layer itself (its driver, compiled statements, transactions).
+pytestmark = pytest.mark.sql
+
 
 def new_xspe() -> str:
     return f"spe_{uuid.uuid4().hex[:12]}"

@@ -23,6 +23,9 @@ from openplatform.storage.sql.driver import Insert, InsertSpec, Operation
 from openplatform.storage.sql.store import INSERT_AUDIT, INSERT_CODE, INSERT_INVALIDATION
 from tests.conftest import Harness, cli_env, run_cli
 
+# The SQL cleanup's batches, seeded and counted in SQL (memory's cleanup: test_contract.py), and `db cleanup`.
+pytestmark = pytest.mark.sql
+
 HOUR = 3600.0
 DAY = 86400.0
 NOTHING = {"codes": 0, "tokens": 0, "invalidations": 0, "audit_events": 0}

@@ -16,6 +16,9 @@ from openplatform.config import Settings
 from openplatform.web.app import create_app
 from tests.conftest import REDIS_URL, Harness, cli_env, need, port_open
 
+# Two nodes (and the CLI) on one database: each memory:// node would have its own.
+pytestmark = pytest.mark.sql
+
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:

@@ -39,6 +39,7 @@ async def post_token(client: httpx.AsyncClient, app_id: str, secret: str) -> htt
     return await client.post("/oauth/credit/token", data=data)
 
 
+@pytest.mark.sql  # two nodes on one database: each memory:// node would have its own
 async def test_ip_limit_is_shared_by_two_nodes(harness: Harness, second_node: Any) -> None:
     world = await harness.world()
     ip = random_ip()
@@ -54,6 +55,7 @@ async def test_ip_limit_is_shared_by_two_nodes(harness: Harness, second_node: An
     assert int(limited.headers["retry-after"]) >= 1
 
 
+@pytest.mark.sql  # two nodes on one database: each memory:// node would have its own
 async def test_bad_secret_lockout_is_shared(harness: Harness, second_node: Any) -> None:
     world = await harness.world()
     ip = random_ip()

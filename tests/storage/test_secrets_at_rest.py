@@ -23,6 +23,9 @@ from openplatform.security import Keyring
 from openplatform.services.webhooks import WebhookWorker
 from tests.conftest import TEST_SECRET_KEY, Harness, LiveServer, World, seed_world
 
+# Secrets at rest: every column of every SQL table (and the SQLite files) searched; a live server's log.
+pytestmark = pytest.mark.sql
+
 
 def forms(raw: str) -> list[bytes]:
     """The value as stored by someone careless: as is, or base64 of it."""
