@@ -20,7 +20,6 @@ import pytest
 from openplatform import events
 from openplatform.services.console import app_event_choices, event_label
 from openplatform.services.webhooks import BACKOFF, MAX_ATTEMPTS
-from openplatform.storage.sql.webhooks import WebhookOutbox
 from tests.conftest import Harness, World, need, port_open
 from tests.ui.conftest import MakePerson
 from tests.ui.receiver import Receiver, serving
@@ -288,7 +287,7 @@ async def test_send_again_delivers_an_abandoned_notification(
 ) -> None:
     dev = await people("dev@example.com", "developer")
     world = await owned_world(harness, dev, webhook_url=receiver.url)  # installing queues a notification
-    outbox = WebhookOutbox(harness.admin.db.database)
+    outbox = harness.admin.stores.outbox
 
     async def attempts(n: int) -> None:
         """Until the n-th attempt's outcome is recorded (audited after the outbox row)."""
@@ -348,7 +347,7 @@ async def test_send_again_is_the_owners_and_needs_the_form_token(
 ) -> None:
     dev = await people("dev@example.com", "developer")
     world = await owned_world(harness, dev, webhook_url=receiver.url)
-    (row,) = await WebhookOutbox(harness.admin.db.database).list(world.app_id)
+    (row,) = await harness.admin.stores.outbox.list(world.app_id)
     path = f"/console/apps/{world.app_id}/webhooks/{row['id']}/resend"
     assert (await dev.post(path, csrf=False)).status_code == 403
     stranger = await people("other@example.com", "developer")
@@ -360,7 +359,7 @@ async def test_send_again_is_the_owners_and_needs_the_form_token(
         assert answer.status_code == 404, bad
     # Another app's notification is not reachable through this app's page.
     other = await owned_world(harness, dev, webhook_url=receiver.url)
-    (theirs,) = await WebhookOutbox(harness.admin.db.database).list(other.app_id)
+    (theirs,) = await harness.admin.stores.outbox.list(other.app_id)
     assert (await dev.post(f"/console/apps/{world.app_id}/webhooks/{theirs['id']}/resend")).status_code == 404
     resent = [r for r in await harness.admin.db.recent_audit() if r["event"] == events.WEBHOOK_RESENT]
     assert resent == []
@@ -369,10 +368,11 @@ async def test_send_again_is_the_owners_and_needs_the_form_token(
 async def test_last_token_time_of_each_app(
     harness: Harness, people: MakePerson, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One seek per app and issuing event (the apps lists and the app page), in chunks of apps."""
+    """The time of each app's last token (the apps lists and the app page); on SQL one seek per app
+    and issuing event, in chunks of apps."""
     from openplatform.storage.sql import console
 
-    monkeypatch.setattr(console, "LAST_TOKEN_CHUNK", 1)  # every app its own statement
+    monkeypatch.setattr(console, "LAST_TOKEN_CHUNK", 1)  # on SQL every app its own statement
     dev = await people("dev@example.com", "developer")
     worlds = [await owned_world(harness, dev) for _ in range(3)]
     now = (int(time.time()) // HOUR) * HOUR + 1800
@@ -386,10 +386,10 @@ async def test_last_token_time_of_each_app(
     await harness.app_token(worlds[1])
     set_clock(harness, now)
     await asyncio.sleep(0.3)
-    last = await console.ConsoleQueries(harness.admin.db.database).last_token_at(w.app_id for w in worlds)
+    last = await harness.admin.stores.console.last_token_at(w.app_id for w in worlds)
     assert set(last) == {worlds[0].app_id, worlds[1].app_id}  # the third app never got a token
     assert abs(last[worlds[0].app_id] - (now - 60)) < 1 and abs(last[worlds[1].app_id] - (now - 3600)) < 1
-    assert await console.ConsoleQueries(harness.admin.db.database).last_token_at([]) == {}
+    assert await harness.admin.stores.console.last_token_at([]) == {}
 
 
 # ------------------------------------------------------------ the benchmark
