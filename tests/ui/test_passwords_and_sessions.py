@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
+from openplatform.records import AuditFilter
 from openplatform.services.accounts import MAX_FAILED_SIGN_INS, SESSION_SECONDS
-from openplatform.storage.sql.schema import audit_events, web_sessions
+from openplatform.web.ui.pages import SESSION_COOKIE
 from tests.conftest import Harness
 from tests.ui.conftest import MakePerson
 from tests.ui.support import PASSWORD, Person, csrf_in, errors_in, person, sign_in
@@ -27,8 +27,9 @@ async def second_session(harness: Harness, someone: Person) -> Person:
 
 
 async def events(harness: Harness, name: str) -> list[dict[str, Any]]:
-    rows = await harness.admin.db.database.read(select(audit_events).where(audit_events.c.event == name))
-    return [dict(r) for r in rows]
+    """The audit events called ``name``, newest first (``detail``: a dict of their other fields)."""
+    rows, _total = await harness.admin.db.audit_page(AuditFilter(event=name), 100, 0)
+    return rows
 
 
 def change(current: str = PASSWORD, new: str = NEW, again: str | None = None) -> dict[str, str | list[str]]:
@@ -56,7 +57,7 @@ async def test_a_user_changes_their_password_and_their_other_sessions_end(harnes
     assert (await sign_in(harness, "dev@example.com")).status_code == 200  # the old password is gone
     assert (await sign_in(harness, "dev@example.com", NEW)).status_code == 303
     [event] = await events(harness, "user.password_changed")
-    assert dev.user.user_id in event["detail"]
+    assert event["detail"]["user_id"] == dev.user.user_id
     await laptop.client.aclose()
 
 
@@ -130,7 +131,8 @@ async def test_an_admin_sets_a_new_password_after_confirming(harness: Harness, p
     assert (await sign_in(harness, "dev@example.com")).status_code == 200
     assert (await sign_in(harness, "dev@example.com", NEW)).status_code == 303
     [event] = await events(harness, "user.password_set")
-    assert dev.user.user_id in event["detail"] and admin.user.user_id in event["detail"]  # whose, and by whom
+    whose_and_by_whom = (event["detail"]["user_id"], event["detail"]["by"])
+    assert whose_and_by_whom == (dev.user.user_id, admin.user.user_id)
 
 
 async def test_a_new_password_lifts_the_lock_outs(harness: Harness, people: MakePerson) -> None:
@@ -175,8 +177,10 @@ async def test_the_last_request_time_is_kept_by_the_server(harness: Harness, peo
     dev = await people("dev@example.com", "developer")
     harness.clock.advance(20 * 60)
     assert (await dev.get("/console")).status_code == 200
-    [row] = await harness.admin.db.database.read(select(web_sessions))
-    assert row["expires_at"] == pytest.approx(harness.clock() + 30 * 60, abs=5)
+    assert await harness.admin.stores.accounts.count_sessions(dev.user.user_id) == 1
+    digest = harness.admin.keyring.digest(dev.client.cookies[SESSION_COOKIE])
+    session = await harness.admin.stores.accounts.get_session(digest, SESSION_SECONDS)
+    assert session is not None and session.expires_at == pytest.approx(harness.clock() + 30 * 60, abs=5)
 
 
 async def test_an_active_session_still_ends_12_hours_after_sign_in(harness: Harness, people: MakePerson) -> None:
