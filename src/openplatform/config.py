@@ -34,6 +34,15 @@ SECRET_KEY_FILE = ".openplatform-secret-key"
 MIN_SECRET_KEY_BYTES = 32
 
 
+def check_server_key(key: str, which: str = "") -> None:
+    """The rule of every server key, current or old (SPEC §10): ``key`` stripped is at least
+    MIN_SECRET_KEY_BYTES bytes of UTF-8, else ValueError; ``which`` names the key in the message
+    (a place in a list), which never holds its value."""
+    if len(key.strip().encode()) < MIN_SECRET_KEY_BYTES:
+        example = "e.g. 48 random bytes, URL-safe base64"
+        raise ValueError(f"{which}must be at least {MIN_SECRET_KEY_BYTES} bytes ({example})")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="OPENPLATFORM_",
@@ -187,18 +196,18 @@ class Settings(BaseSettings):
     @field_validator("secret_key")
     @classmethod
     def _strong_secret_key(cls, value: str) -> str:
-        if value and len(value.strip().encode()) < MIN_SECRET_KEY_BYTES:  # empty: generated (64 characters)
-            raise ValueError(f"must be at least {MIN_SECRET_KEY_BYTES} bytes (e.g. 48 random bytes, URL-safe base64)")
+        if value:  # empty: generated (64 characters)
+            check_server_key(value)
         return value
 
     @field_validator("old_secret_keys")
     @classmethod
     def _valid_old_secret_keys(cls, value: str) -> str:
-        if value.strip() and not all(part.strip() for part in value.split(",")):
+        keys = value.split(",") if value.strip() else []
+        if not all(key.strip() for key in keys):
             raise ValueError("must be previous server keys separated by single commas")
-        for number, part in enumerate(value.split(","), 1):
-            if part.strip() and len(part.strip().encode()) < MIN_SECRET_KEY_BYTES:  # its place, never its value
-                raise ValueError(f"key {number} of the list is shorter than {MIN_SECRET_KEY_BYTES} bytes")
+        for number, key in enumerate(keys, 1):
+            check_server_key(key, which=f"key {number} of the list ")  # its place, never its value
         return value
 
     @property
