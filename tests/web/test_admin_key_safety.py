@@ -7,8 +7,9 @@
 - ``admin-key list`` (never the key or its digest; ``last_used_at`` written at most once a
   minute) and ``admin-key revoke --key-stdin`` (a leaked key whose id is unknown).
 
-On SQLite and PostgreSQL (the ``harness`` and ``live_server`` fixtures); the rate limit per key
-is in ``test_admin_key_rate_limit.py``.
+On memory, SQLite and PostgreSQL (the ``harness`` fixture); what the CLI and a live server do,
+on SQLite and PostgreSQL only (marked ``sql``). The rate limit per key is in
+``test_admin_key_rate_limit.py``.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from openplatform.config import Settings
-from openplatform.storage.sql.schema import admin_keys, audit_events
+from openplatform.records import AuditFilter
+from openplatform.services.admin_keys import AdminKeys
+from openplatform.storage.sql.schema import admin_keys
 from openplatform.web.manage_api import routes
 from tests.conftest import Harness, LiveServer, cli_env, run_cli
 from tests.web.manage_support import M, admin_key, manage, snapshot
@@ -51,19 +55,20 @@ def bearer(key: str) -> dict[str, str]:
 
 async def uses(harness: Harness, key_id: str) -> list[tuple[str, int]]:
     """The ``admin_key.used`` events of ``key_id``, oldest first: (operation, code)."""
-    rows = await harness.admin.db.database.read(
-        select(audit_events.c.detail).where(audit_events.c.event == "admin_key.used").order_by(audit_events.c.id)
-    )
-    found = [json.loads(row["detail"]) for row in rows]
-    return [(d["operation"], d["code"]) for d in found if d["key_id"] == key_id]
+    rows, total = await harness.admin.db.audit_page(AuditFilter(event="admin_key.used"), 1000, 0)
+    assert len(rows) == total  # all of them, on one page
+    found = [row["detail"] for row in reversed(rows)]  # the page is newest first
+    return [(d["operation"], d["code"]) for d in found if isinstance(d, dict) and d["key_id"] == key_id]
+
+
+async def audit_count(harness: Harness) -> int:
+    _page, total = await harness.admin.db.audit_page(AuditFilter(), 1, 0)
+    return total
 
 
 async def last_used(harness: Harness, key_id: str) -> float | None:
-    row = await harness.admin.db.database.read_one(
-        select(admin_keys.c.last_used_at).where(admin_keys.c.key_id == key_id)
-    )
-    assert row is not None
-    return row["last_used_at"]  # type: ignore[no-any-return]
+    (key,) = [k for k in await harness.admin.stores.admin_keys.list_keys() if k.key_id == key_id]
+    return key.last_used_at
 
 
 def failures() -> float:
@@ -73,12 +78,20 @@ def failures() -> float:
 # ------------------------------------------------------------ metrics-only keys
 
 
-async def test_a_metrics_only_key_scrapes_and_the_admin_api_refuses_it(harness: Harness) -> None:
-    settings = harness.platform.settings
+@pytest.mark.sql  # the CLI, another process (the openplatform command refuses memory://)
+def test_the_cli_prints_a_metrics_only_key_as_any_other(settings: Settings) -> None:
     plain = cli_json(settings, "admin-key", "create", "--name", "ops")
     scraper = cli_json(settings, "admin-key", "create", "--name", "prometheus", "--metrics-only")
     assert set(scraper) == set(plain) == {"key_id", "key", "name", "xspe"}  # SPEC §10's output, unchanged
     assert scraper["key"].startswith("opk_") and scraper["xspe"] is None
+
+
+async def test_a_metrics_only_key_scrapes_and_the_admin_api_refuses_it(harness: Harness) -> None:
+    keys = AdminKeys(harness.admin.stores, harness.admin.keyring)  # as admin-key create makes them
+    made_plain, plain_key = await keys.create("ops")
+    made_scraper, scraper_key = await keys.create("prometheus", metrics_only=True)
+    plain = {"key_id": made_plain.key_id, "key": plain_key}
+    scraper = {"key_id": made_scraper.key_id, "key": scraper_key}
 
     answer = await harness.client.get("/metrics", headers=bearer(scraper["key"]))
     assert answer.status_code == 200 and "openplatform_requests_total" in answer.text
@@ -101,6 +114,7 @@ async def test_a_metrics_only_key_scrapes_and_the_admin_api_refuses_it(harness: 
     assert sorted(refused) == sorted({(route.name, 40301) for route in routes})  # each once, as a read
 
 
+@pytest.mark.sql  # the CLI's own check (the openplatform command refuses memory://)
 def test_a_metrics_only_key_cannot_be_bound_to_an_spe(settings: Settings) -> None:
     result = run_cli(settings, "admin-key", "create", "--name", "x", "--metrics-only", "--xspe", "spe_x", check=False)
     assert result.returncode == 2 and "--metrics-only" in result.stderr and result.stdout == ""
@@ -149,7 +163,7 @@ async def test_last_used_at_is_written_at_most_once_a_minute(harness: Harness) -
 
 async def test_a_key_shaped_bearer_matching_no_key_is_counted_not_audited(harness: Harness) -> None:
     key_id, key = await admin_key(harness)
-    rows = await harness.admin.db.database.scalar(select(func.count()).select_from(audit_events))
+    rows = await audit_count(harness)
     counted = failures()
     wrong = ["opk_" + "A" * 43, key["Authorization"].split()[1] + "x", "opk_" + "B" * 500]
     for value in wrong:
@@ -158,9 +172,9 @@ async def test_a_key_shaped_bearer_matching_no_key_is_counted_not_audited(harnes
     for other in ({"Authorization": "Bearer not-a-key"}, {"Authorization": "Basic b3BzOm9wcw=="}, {}):
         assert (await harness.client.get(M + "/spes", headers=other)).status_code == 401  # not a guess at a key
     assert failures() - counted == 4
-    assert await harness.admin.db.database.scalar(select(func.count()).select_from(audit_events)) == rows
+    assert await audit_count(harness) == rows
 
-    await harness.admin.db.database.execute(admin_keys.update().values(revoked_at=harness.clock()))
+    assert await harness.admin.stores.admin_keys.revoke(key_id)
     assert (await harness.client.get(M + "/spes", headers=key)).status_code == 401  # a revoked key counts too
     assert failures() - counted == 5 and await uses(harness, key_id) == []
 
@@ -168,6 +182,7 @@ async def test_a_key_shaped_bearer_matching_no_key_is_counted_not_audited(harnes
 # ------------------------------------------------------------ list and revoke
 
 
+@pytest.mark.sql  # the CLI's listing, and the digests as stored in SQL
 async def test_admin_key_list_shows_every_key_never_the_key(harness: Harness) -> None:
     settings = harness.platform.settings
     world = await harness.world()
@@ -195,6 +210,7 @@ async def test_admin_key_list_shows_every_key_never_the_key(harness: Harness) ->
         assert secret not in result.stdout and secret[4:24] not in result.stdout
 
 
+@pytest.mark.sql  # the CLI, another process (the openplatform command refuses memory://)
 async def test_a_leaked_key_is_revoked_by_its_value_from_stdin(harness: Harness) -> None:
     settings = harness.platform.settings
     leaked = cli_json(settings, "admin-key", "create", "--name", "leaked")
@@ -226,6 +242,7 @@ def documented_prometheus_key_command() -> list[str]:
     return shlex.split(line)
 
 
+@pytest.mark.sql  # a live server and the CLI: processes sharing one database
 def test_the_documented_prometheus_key_on_a_real_server(live_server: LiveServer, settings: Settings) -> None:
     command = documented_prometheus_key_command()
     assert command[:3] == ["openplatform", "admin-key", "create"] and "--metrics-only" in command
