@@ -16,6 +16,7 @@ def accounts_of(harness: Harness):  # type: ignore[no-untyped-def]
     return build_accounts(harness.admin.stores, harness.admin.keyring)
 
 
+@pytest.mark.sql  # secrets at rest: what the database rows hold
 async def test_password_is_stored_as_argon2id_and_session_as_digest(harness: Harness) -> None:
     accounts = accounts_of(harness)
     user = await accounts.create_user("Dev@Example.com", "developer", PASSWORD)

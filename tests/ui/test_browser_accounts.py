@@ -6,9 +6,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from openplatform.config import Settings
 from tests.ui.browser import seed, sign_in
 from tests.ui.support import PASSWORD
+
+# A browser on a live `openplatform serve` whose database this process seeds: not memory://.
+pytestmark = pytest.mark.sql
 
 NEW = "a brand new passphrase"
 

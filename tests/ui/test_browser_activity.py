@@ -24,6 +24,9 @@ from tests.ui.browser import shot, sign_in
 from tests.ui.receiver import Receiver, serving
 from tests.ui.support import PASSWORD
 
+# A browser on a live `openplatform serve` whose database this process seeds: not memory://.
+pytestmark = pytest.mark.sql
+
 HOUR, DAY = 3600, 86400
 HOURS_AGO = (2, 5, 11)  # grants seeded in these earlier hours, each with one refusal an hour later
 DAYS_AGO = (3, 7, 12, 20)  # and on these earlier days

@@ -16,12 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 
 from openplatform.config import Settings
 from openplatform.runtime import build_admin
 from openplatform.services.accounts import build_accounts
 from tests.ui.browser import sign_in
 from tests.ui.support import PASSWORD
+
+# A browser on a live `openplatform serve` whose database this process seeds: not memory://.
+pytestmark = pytest.mark.sql
 
 PHONE = {"width": 375, "height": 740}
 

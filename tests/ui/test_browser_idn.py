@@ -11,9 +11,14 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import pytest
+
 from openplatform.config import Settings
 from openplatform.core.signing import verify_launch
 from tests.ui.browser import seed, sign_in
+
+# A browser on a live `openplatform serve` whose database this process seeds: not memory://.
+pytestmark = pytest.mark.sql
 
 A_LABEL_HOST = "xn--r8jz45g.xn--zckzah"  # 例え.テスト
 

@@ -14,10 +14,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from openplatform.config import Settings
 from tests.ui.browser import create_user_with_cli, shot, sign_in
 from tests.ui.partner import PartnerApp, serving
 from tests.ui.support import PASSWORD
+
+# A browser on a live `openplatform serve` whose database this process seeds: not memory://.
+pytestmark = pytest.mark.sql
 
 
 def admin_sets_up(page: Any, base: str, folder: Path | None) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -15,6 +16,9 @@ from openplatform.services.accounts import MAX_FAILED_SIGN_INS
 from tests.conftest import free_port
 from tests.ui.browser import seed, sign_in
 from tests.ui.partner import serving
+
+# A browser on a live `openplatform serve` whose database this process seeds: not memory://.
+pytestmark = pytest.mark.sql
 
 
 def create_app(page: Any, base: str, name: str) -> tuple[str, str]:

@@ -196,6 +196,7 @@ def fresh(prefix: str) -> tuple[str, str]:
     return f"{prefix}-{tag.hex[:10]}@example.com", f"10.{tag.int % 250}.{(tag.int >> 8) % 250}.{(tag.int >> 16) % 250}"
 
 
+@pytest.mark.sql  # the account is read by two nodes on one database: each memory:// node would have its own
 @pytest.mark.parametrize("settings_overrides", on_redis("default"))
 async def test_with_redis_a_lock_out_holds_on_every_node_and_an_unlock_lifts_it_everywhere(
     harness: Harness, people: MakePerson, settings: Any

@@ -16,6 +16,9 @@ from openplatform.services.accounts import SignInRefused, build_accounts
 from tests.conftest import cli_env
 from tests.ui.support import PASSWORD
 
+# The real openplatform command, one process a call, on the test's database: the CLI refuses memory://.
+pytestmark = pytest.mark.sql
+
 
 def user_create(settings: Settings, *args: str, stdin: str = PASSWORD + "\n") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
