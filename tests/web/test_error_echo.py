@@ -2,14 +2,16 @@
 attacker review: "no SPE 'xxx…'" sent back up to 4 KB of it, to the client, the logs, the terminal).
 
 ``errors.echo`` is the one place: ``NotFound("no SPE", xspe)``, the field names of
-``directory_input.invalid`` and the other messages that quote input go through it. On SQLite and
-PostgreSQL.
+``directory_input.invalid`` and the other messages that quote input go through it. On memory, SQLite
+and PostgreSQL (the CLI's on the last two).
 """
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import pytest
 
 from openplatform.errors import MAX_ECHO, echo
 from tests.conftest import Harness, run_cli
@@ -59,6 +61,7 @@ async def test_an_unknown_scope_is_repeated_capped(harness: Harness) -> None:
     assert "'" + "y" * MAX_ECHO + "…'" in description and "y" * (MAX_ECHO + 1) not in description
 
 
+@pytest.mark.sql  # the CLI, another process (the openplatform command refuses memory://)
 def test_the_cli_repeats_at_most_64_characters(harness: Harness) -> None:
     settings = harness.platform.settings
     for args in (("app", "show", "--app-id", LONG), ("customer", "list", "--xspe", LONG),

@@ -19,10 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import update
 
 from openplatform.errors import ERRORS
-from openplatform.storage.sql.schema import apps
 from tests.conftest import Harness, World
 
 # The table of SPEC §2, copied here on purpose: the code must follow the spec, not itself.
@@ -116,11 +114,10 @@ async def trigger_40401(harness: Harness, world: World) -> httpx.Response:
 
 async def trigger_50001(harness: Harness, world: World) -> httpx.Response:
     """A real unexpected failure: an app row whose IP whitelist holds something that is
-    not an address (written behind the services' validation, e.g. by hand in SQL)."""
+    not an address (written behind the services' validation, as by hand in SQL: the store's
+    own column edit, which checks nothing)."""
     app, secret = await harness.admin.create_app("Corrupted", world.host_url)
-    await harness.admin.db.database.execute(
-        update(apps).where(apps.c.app_id == app.app_id).values(ip_whitelist="not-an-ip/99")
-    )
+    await harness.admin.stores.console.update_app(app.app_id, ip_whitelist="not-an-ip/99")
     return await credit(harness, World(world.xspe, world.customer_id, app.app_id, secret, world.host_url, ""))
 
 

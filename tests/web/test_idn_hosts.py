@@ -42,6 +42,7 @@ async def test_apps_are_stored_with_a_label_hosts(harness: Harness) -> None:
     assert (stored.host_url, stored.webhook_url) == (f"https://{A_LABEL_HOST}/", f"https://{A_LABEL_HOST}/hook")
 
 
+@pytest.mark.sql  # the CLI, another process (the openplatform command refuses memory://)
 async def test_the_cli_stores_them_the_same_way(harness: Harness) -> None:
     done = run_cli(
         harness.platform.settings, "app", "create", "--name", "IDN", "--host-url", f"https://{UNICODE_HOST}/"
