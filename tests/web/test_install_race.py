@@ -5,7 +5,7 @@ customer (a portal retrying, two operators at once) made two live installations 
 request looked, found none, and inserted); ``DELETE`` of the one answered then left the app installed
 for the customer through its twin, tokens and connect included. A burst of ``DELETE`` for one
 installation answered 200 several times, each queuing an uninstall notification and an audit event.
-Runs on SQLite and PostgreSQL (the ``harness`` fixture); the requests interleave on one event loop
+Runs on memory, SQLite and PostgreSQL (the ``harness`` fixture); the requests interleave on one event loop
 as a server's do.
 """
 
@@ -14,9 +14,6 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from sqlalchemy import func, select
-
-from openplatform.storage.sql.schema import installations, webhook_deliveries
 from tests.conftest import Harness
 from tests.web.manage_support import M, admin_key, manage
 
@@ -40,12 +37,8 @@ async def test_a_burst_of_installs_makes_one_installation_and_of_uninstalls_one_
         )
         assert {a.status_code for a in answers} == {200}
         (installation_id,) = {a.json()["result"]["installation_id"] for a in answers}
-        live = await harness.admin.db.database.read(
-            select(installations.c.installation_id).where(
-                installations.c.app_id == app["app_id"], installations.c.uninstalled_at.is_(None)
-            )
-        )
-        assert [row[0] for row in live] == [installation_id]
+        live = [i for i in await harness.admin.db.list_installations(app_id=app["app_id"]) if i.uninstalled_at is None]
+        assert [i.installation_id for i in live] == [installation_id]
 
         gone = await asyncio.gather(
             *(harness.client.delete(f"{M}/installations/{installation_id}", headers=key) for _ in range(BURST))
@@ -56,8 +49,5 @@ async def test_a_burst_of_installs_makes_one_installation_and_of_uninstalls_one_
     events = await manage(harness, key, "GET", "/audit-events", params={"app_id": app["app_id"], "page_size": 100})
     assert Counter(e["event"] for e in events["items"]) == {
         "app.created": 1, "app.installed": 2, "app.uninstalled": 2}  # fmt: skip
-    queued = await harness.admin.db.database.read(
-        select(webhook_deliveries.c.event, func.count()).where(webhook_deliveries.c.app_id == app["app_id"])
-        .group_by(webhook_deliveries.c.event)
-    )  # fmt: skip
-    assert dict((row[0], row[1]) for row in queued) == {"install": 2, "uninstall": 2}
+    queued = await harness.admin.stores.outbox.list(app["app_id"], limit=1000)
+    assert Counter(row["event"] for row in queued) == {"install": 2, "uninstall": 2}
