@@ -177,25 +177,13 @@ class Bench:
 
     def mint(self, out: Path, seconds: float) -> Path:
         """Codes through GET /oauth/connect (single use: one per request), appended to ``out``."""
-        query = urlencode(
-            {
-                "app_id": self.seeded.app_id,
-                "redirect_uri": CALLBACK,
-                "response_type": "code",
-                "scope": "install_login",
-                "xspe": self.seeded.xspe,
-                "customer_id": self.seeded.customer_id,
-                "state": "bench",
-            }
-        )
+        query = urlencode(self.connect_params())
         self.load(self.op, "/oauth/connect?" + query, "mint.lua", [str(out)], seconds)
         return out
 
-    def seed_chains(self) -> Path:
-        """``--chains`` (at least four per connection) live refresh tokens, each the head of its own
-        family, from the real flow: a code from GET /oauth/connect, exchanged at POST
-        /oauth/access_token (untimed)."""
-        connect = {
+    def connect_params(self) -> dict[str, str]:
+        """The query of GET /oauth/connect asking the seeded app's installation for a code (SPEC §2.1)."""
+        return {
             "app_id": self.seeded.app_id,
             "redirect_uri": CALLBACK,
             "response_type": "code",
@@ -204,6 +192,12 @@ class Bench:
             "customer_id": self.seeded.customer_id,
             "state": "bench",
         }
+
+    def seed_chains(self) -> Path:
+        """``--chains`` (at least four per connection) live refresh tokens, each the head of its own
+        family, from the real flow: a code from GET /oauth/connect, exchanged at POST
+        /oauth/access_token (untimed)."""
+        connect = self.connect_params()
         exchange = {"app_id": self.seeded.app_id, "secret": self.seeded.secret, "grant_type": "authorization_code"}
 
         async def chain(client: httpx.AsyncClient) -> str:

@@ -10,7 +10,7 @@ real server: list the SPE's customers with the app token, then connect one.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ import pytest
 
 from openplatform.client import (
     AppClient,
-    AsyncAppClient,
     CustomerIdRequired,
     OpenPlatformError,
     ValidationError,
@@ -32,40 +31,28 @@ pytestmark = pytest.mark.sql
 
 MISSING: list[Any] = [None, "", "   "]
 
-SyncCall = Callable[[AppClient, Any], object]
-AsyncCall = Callable[[AsyncAppClient, Any], Awaitable[object]]
+Call = Callable[[Any, Any], Any]  # (client, customer id) -> what the call gives (the async client's: awaitables)
 
-SYNC_CALLS: dict[str, SyncCall] = {
+# The calls that send a request, on both clients (the async client's are awaited).
+REQUEST_CALLS: dict[str, Call] = {
     "customers.get": lambda c, cid: c.customers.get(cid),
     "customers.update": lambda c, cid: c.customers.update(cid, name="x"),
     "customers.delete": lambda c, cid: c.customers.delete(cid),
     "sites.list": lambda c, cid: c.sites.list(cid),
-    "sites.iter": lambda c, cid: c.sites.iter(cid),
     "sites.get": lambda c, cid: c.sites.get(cid, "site_1"),
     "sites.create": lambda c, cid: c.sites.create(cid, "Shop", "shop.example.com"),
     "sites.update": lambda c, cid: c.sites.update(cid, "site_1", name="x"),
     "sites.delete": lambda c, cid: c.sites.delete(cid, "site_1"),
-    "as_customer": lambda c, cid: c.as_customer(cid),
-    "connect_url": lambda c, cid: c.connect_url(xspe="spe_1", customer_id=cid, redirect_uri="http://localhost:9000/cb"),
     "user_token": lambda c, cid: c.user_token(cid),
     "refresh": lambda c, cid: c.refresh(cid),
     "forget": lambda c, cid: c.forget(cid),
     "revoke": lambda c, cid: c.revoke(cid),
 }
-
-ASYNC_CALLS: dict[str, AsyncCall] = {
-    "customers.get": lambda c, cid: c.customers.get(cid),
-    "customers.update": lambda c, cid: c.customers.update(cid, name="x"),
-    "customers.delete": lambda c, cid: c.customers.delete(cid),
-    "sites.list": lambda c, cid: c.sites.list(cid),
-    "sites.get": lambda c, cid: c.sites.get(cid, "site_1"),
-    "sites.create": lambda c, cid: c.sites.create(cid, "Shop", "shop.example.com"),
-    "sites.update": lambda c, cid: c.sites.update(cid, "site_1", name="x"),
-    "sites.delete": lambda c, cid: c.sites.delete(cid, "site_1"),
-    "user_token": lambda c, cid: c.user_token(cid),
-    "refresh": lambda c, cid: c.refresh(cid),
-    "forget": lambda c, cid: c.forget(cid),
-    "revoke": lambda c, cid: c.revoke(cid),
+# The calls without I/O: both clients refuse at once, the async one without an await.
+LOCAL_CALLS: dict[str, Call] = {
+    "sites.iter": lambda c, cid: c.sites.iter(cid),
+    "as_customer": lambda c, cid: c.as_customer(cid),
+    "connect_url": lambda c, cid: c.connect_url(xspe="spe_1", customer_id=cid, redirect_uri="http://localhost:9000/cb"),
 }
 
 
@@ -105,7 +92,7 @@ def counted_sync(partner: Partner) -> Iterator[tuple[AppClient, Counted]]:
 
 def test_sync_client_refuses_a_missing_customer_before_any_request(counted_sync: tuple[AppClient, Counted]) -> None:
     client, counted = counted_sync
-    for name, call in SYNC_CALLS.items():
+    for call in [*REQUEST_CALLS.values(), *LOCAL_CALLS.values()]:
         for given in MISSING:
             with pytest.raises(CustomerIdRequired) as caught:
                 call(client, given)
@@ -117,18 +104,15 @@ async def test_async_client_refuses_a_missing_customer_before_any_request(partne
     counted = Counted()
     async with httpx.AsyncClient(event_hooks={"request": [counted.ahook]}) as http:
         async with partner.async_client(http_client=http) as client:
-            for name, call in ASYNC_CALLS.items():
-                for given in MISSING:
+            for given in MISSING:
+                for call in REQUEST_CALLS.values():
                     with pytest.raises(CustomerIdRequired) as caught:
                         await call(client, given)
                     refused(caught.value, given)
-                    # The calls without I/O refuse at once, as in the sync client.
-                    with pytest.raises(CustomerIdRequired):
-                        client.as_customer(given)
-                    with pytest.raises(CustomerIdRequired):
-                        client.sites.iter(given)
-                    with pytest.raises(CustomerIdRequired):
-                        client.connect_url(xspe=partner.xspe, customer_id=given, redirect_uri=partner.redirect_uri)
+                for call in LOCAL_CALLS.values():
+                    with pytest.raises(CustomerIdRequired) as caught:
+                        call(client, given)
+                    refused(caught.value, given)
     assert counted.sent == []
 
 
