@@ -49,6 +49,9 @@ class Adapter(Protocol):
     async def seed(self) -> Seeded: ...
     async def suspend(self, seeded: Seeded) -> None: ...
     async def uninstall(self, seeded: Seeded) -> None: ...
+    async def flush(self) -> None:
+        """Commit what ``store.audit`` queued, so a read or a cleanup sees it."""
+
     async def close(self) -> None: ...
 
 
@@ -79,6 +82,9 @@ class MemoryAdapter:
         installation = self.memory.installations[seeded.installation_id]
         self.memory.put_installation(dataclasses.replace(installation, uninstalled_at=self.clock()))
 
+    async def flush(self) -> None:
+        """Nothing: the memory store records an audit event at once."""
+
     async def close(self) -> None:
         await self.store.close()
 
@@ -107,9 +113,17 @@ class SqlAdapter:
     async def uninstall(self, seeded: Seeded) -> None:
         await self.admin.uninstall(seeded.app_id, customer_id=seeded.customer_id)
 
+    async def flush(self) -> None:
+        """A write of nothing: the group commit that carries it commits the queued audit rows first."""
+        await self.sql.driver.write(_nothing)
+
     async def close(self) -> None:
         await self.store.close()
         await self.admin.db.close()
+
+
+async def _nothing(_tx: object) -> None:
+    return None
 
 
 def backend_location(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:

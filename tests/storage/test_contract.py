@@ -211,6 +211,22 @@ async def test_the_cleanup_deletes_expired_rows_only(backend: Adapter) -> None:
     }  # fmt: skip
 
 
+async def test_the_cleanup_deletes_audit_events_older_than_the_retention(backend: Adapter) -> None:
+    """Audit events go once older than ``audit_retention_seconds``; younger ones stay (SPEC §8)."""
+    day = 86400.0
+    backend.store.audit("token.granted", app_id="app-a")  # distinct: SQL counts identical events as one row
+    backend.store.audit("token.granted", app_id="app-b")
+    backend.clock.advance(10 * day)
+    backend.store.audit("token.granted", app_id="app-c")
+    await backend.flush()
+    backend.clock.advance(175 * day)  # the first two are 185 days old, the third 175
+
+    assert (await backend.store.cleanup(audit_retention_seconds=180 * day, rest=0))["audit_events"] == 2
+    assert (await backend.store.cleanup(audit_retention_seconds=180 * day, rest=0))["audit_events"] == 0
+    backend.clock.advance(6 * day)
+    assert (await backend.store.cleanup(audit_retention_seconds=180 * day, rest=0))["audit_events"] == 1
+
+
 async def test_backing_follows_suspending_and_uninstalling(backend: Adapter) -> None:
     seeded = await backend.seed()
     store = backend.store
