@@ -1,10 +1,11 @@
 """SPEC §8: a token or code works only while everything behind it does (issue 8).
 
-Each test is one finding of issue 8, in one process against a real SQLite file
-and a real PostgreSQL database; changes made "elsewhere" go through the CLI, a
-separate process that shares only the database (no Redis), exactly like an
-operator's command next to a running server. The multi-node versions with
-several real servers are in tests/multinode.
+Each test is one finding of issue 8, in one process against the memory backend,
+a real SQLite file and a real PostgreSQL database; changes made "elsewhere" go
+through the CLI, a separate process that shares only the database (no Redis),
+exactly like an operator's command next to a running server, or by hand in SQL:
+those tests run on SQLite and PostgreSQL only (marked ``sql``). The multi-node
+versions with several real servers are in tests/multinode.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from openplatform.models import TokenRecord
+from openplatform.records import AuditFilter
 from openplatform.storage.cache import CACHE_MAX_AGE, GAP_WAIT, PAGE, TokenCache
 from tests.conftest import Harness, World, run_cli
 
@@ -40,14 +42,11 @@ async def open_api(harness: Harness, world: World, token: str) -> httpx.Response
 
 
 async def audited(harness: Harness, event: str) -> int:
-    async def nothing(tx: Any) -> None:
-        return None
-
-    await harness.platform.store.inner.driver.write(nothing)  # the queued audit rows go with this commit
-    row = await harness.platform.store.inner.driver.fetchrow(
-        "SELECT COALESCE(SUM(occurrences), 0) AS n FROM audit_events WHERE event = ?", event
-    )
-    return int(row["n"])
+    """How many times ``event`` was audited (rows coalesced on SQL count their occurrences)."""
+    await harness.flush()  # the queued audit rows
+    rows, total = await harness.admin.db.audit_page(AuditFilter(event=event), 1000, 0)
+    assert len(rows) == total  # all of them, on one page
+    return sum(int(str(row["occurrences"])) for row in rows)
 
 
 async def set_customer_status(harness: Harness, world: World, status: str) -> None:
@@ -84,6 +83,7 @@ async def test_a_disabled_customer_stops_refresh_exchange_introspection_and_open
     assert (await harness.refresh(world, tokens["refresh_token"])).status_code == 200
 
 
+@pytest.mark.sql  # the CLI, another process on the same database
 async def test_a_suspended_app_stops_its_user_tokens_even_before_the_cache_hears_of_it(harness: Harness) -> None:
     world = await harness.world()
     tokens = await harness.user_tokens(world)
@@ -99,6 +99,7 @@ def harness_settings(harness: Harness) -> Any:
 # ------------------------------- finding 2: an uninstall made by another process
 
 
+@pytest.mark.sql  # the CLI, another process on the same database
 async def test_after_a_cli_uninstall_nothing_issued_in_the_window_lives_on(harness: Harness) -> None:
     world = await harness.world()
     code = await harness.code(world)
@@ -119,6 +120,7 @@ async def test_after_a_cli_uninstall_nothing_issued_in_the_window_lives_on(harne
     assert (await harness.exchange(world, await harness.code(world))).status_code == 200
 
 
+@pytest.mark.sql  # the CLI, another process on the same database
 async def test_tokens_issued_as_the_uninstall_commits_die_at_their_next_use(harness: Harness) -> None:
     """A refresh that passed its check just before the uninstall committed still stores a pair:
     every use checks again, so that pair is refused too (and on reinstall)."""
@@ -136,6 +138,7 @@ async def test_tokens_issued_as_the_uninstall_commits_die_at_their_next_use(harn
 # --------------------------------------------- finding 3: a burst of revocations
 
 
+@pytest.mark.sql  # invalidation rows written in SQL, then the CLI on the same database
 async def test_a_burst_of_invalidations_does_not_stall_revocation(harness: Harness) -> None:
     world = await harness.world()
     access = (await harness.user_tokens(world))["access_token"]
@@ -154,6 +157,7 @@ async def test_a_burst_of_invalidations_does_not_stall_revocation(harness: Harne
     refused(await open_api(harness, world, access), 40102)  # the cached token was dropped
 
 
+@pytest.mark.sql  # invalidation ids committed out of order, written in SQL
 async def test_the_poll_waits_for_a_missing_id_then_moves_on(harness: Harness) -> None:
     """PostgreSQL commits ids out of order: records above a gap are applied, the gap is waited for."""
     store = harness.platform.store
@@ -181,6 +185,7 @@ async def test_the_poll_waits_for_a_missing_id_then_moves_on(harness: Harness) -
     assert not store.apps  # what the missing record said is unknown: nothing cached is trusted
 
 
+@pytest.mark.sql  # a change made by hand in SQL, without an invalidation record
 async def test_no_cached_state_outlives_the_cache_max_age(harness: Harness) -> None:
     """A change that reaches the database without an invalidation record (a revoking transaction
     committing long after it took its id, an operator's SQL) is seen within CACHE_MAX_AGE."""
