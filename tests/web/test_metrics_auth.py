@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import Harness, run_cli
+
+# Keys made and revoked by the CLI (another process on the same database), their rows read in SQL.
+pytestmark = pytest.mark.sql
 
 
 async def scrape(harness: Harness, key: str | None) -> tuple[int, str, dict[str, str]]:

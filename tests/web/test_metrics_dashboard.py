@@ -11,7 +11,8 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Harness, run_cli
+from openplatform.services.admin_keys import AdminKeys
+from tests.conftest import Harness
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "openplatform.json"
@@ -86,10 +87,10 @@ async def test_every_metric_the_dashboard_queries_is_exported(harness: Harness) 
     refused = await harness.client.post("/oauth/credit/token", data={"app_id": world.app_id, "secret": "wrong"})
     assert refused.json()["code"] != 0
     store = harness.platform.store
-    run_cli(harness.platform.settings, "app", "suspend", "--app-id", world.app_id)  # an invalidation record
+    await harness.admin.set_status(world.app_id, "suspended")  # an invalidation record, for the poller
     await harness.wait_for_invalidation()
     store.report_lookups()
-    key = json.loads(run_cli(harness.platform.settings, "admin-key", "create", "--name", "prometheus").stdout)["key"]
+    _created, key = await AdminKeys(harness.admin.stores, harness.admin.keyring).create("prometheus")
 
     answer = await harness.client.get("/metrics", headers={"Authorization": f"Bearer {key}"})
     assert answer.status_code == 200
