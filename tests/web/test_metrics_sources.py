@@ -4,23 +4,19 @@ revocation lag by poll and by Redis fan-out, the webhook backlog."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
-from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import update
 
 from openplatform.config import Settings
 from openplatform.runtime import build_admin
 from openplatform.services.webhooks import BACKLOG_SECONDS, MAX_ATTEMPTS, WebhookWorker
-from openplatform.storage.sql.changes import enqueue_webhook
-from openplatform.storage.sql.schema import webhook_deliveries
-from openplatform.storage.sql.webhooks import WebhookOutbox
 from openplatform.web.app import create_app
-from tests.conftest import REDIS_URL, Harness, need, port_open, run_cli
+from tests.conftest import REDIS_URL, Harness, need, port_open
 
 
 def value(name: str, **labels: str) -> float:
@@ -61,8 +57,9 @@ async def test_cache_hits_and_misses_are_counted(harness: Harness) -> None:
 
 async def test_the_poller_observes_how_old_each_invalidation_is(harness: Harness) -> None:
     world = await harness.world()
+    await harness.wait_for_invalidation()  # the world's own records, observed before counting
     before = value("openplatform_revocation_lag_seconds_count", path="poll")
-    run_cli(harness.platform.settings, "app", "suspend", "--app-id", world.app_id)  # another process's record
+    await harness.admin.set_status(world.app_id, "suspended")  # a record the poller has not seen
     await harness.wait_for_invalidation()
     assert value("openplatform_revocation_lag_seconds_count", path="poll") >= before + 1
     assert value("openplatform_revocation_lag_seconds_bucket", path="poll", le="+Inf") >= before + 1
@@ -86,6 +83,7 @@ async def two_nodes(redis_settings: Settings) -> AsyncIterator[tuple[httpx.Async
             yield clients[0], clients[1]
 
 
+@pytest.mark.sql  # two nodes and an admin on one database: each memory:// app has its own
 async def test_a_fanned_out_invalidation_is_observed_by_the_other_node(
     redis_settings: Settings, two_nodes: tuple[httpx.AsyncClient, httpx.AsyncClient]
 ) -> None:
@@ -114,19 +112,25 @@ async def test_a_fanned_out_invalidation_is_observed_by_the_other_node(
 async def test_the_webhook_backlog_counts_undelivered_rows_with_attempts_left(settings: Settings) -> None:
     admin = build_admin(settings)
     try:
-        outbox = WebhookOutbox(admin.db.database)
-        for _ in range(3):
-            await admin.db.database.transaction(partial(enqueue_webhook, app_id="app_backlog", event="install",
-                                                        payload={"type": 1}, now=1.0))  # fmt: skip
-        delivered, abandoned, _waiting = sorted(int(str(row["id"])) for row in await outbox.list("app_backlog"))
-        await outbox.delivered(delivered, 2.0)
-        await admin.db.database.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == abandoned)
-                                        .values(attempts=MAX_ATTEMPTS))  # fmt: skip
+        outbox = admin.stores.outbox
+        spe = await admin.create_spe("Backlog SPE")
+        app, _secret = await admin.create_app("Backlog", "https://app.example.com/",
+                                              webhook_url="https://hooks.example.com/")  # fmt: skip
+        customers = [await admin.create_customer(spe.xspe, f"Shop {n}") for n in range(3)]
+        for customer in customers:  # an install notification each
+            await admin.install(app.app_id, customer_id=customer.customer_id)
+        delivered, abandoned, waiting = sorted(int(str(row["id"])) for row in await outbox.list(app.app_id))
+        await outbox.delivered(delivered, time.time())
+        await outbox.failed(waiting, "503", retry_at=time.time() + 3600)  # waits to retry: not due now
+        now = time.time() + 60
+        for _ in range(MAX_ATTEMPTS):  # every attempt of ``abandoned`` used up
+            claimed = await outbox.claim(now, 0.0, MAX_ATTEMPTS)
+            assert claimed is not None and claimed.id == abandoned
+        assert await outbox.claim(now, 0.0, MAX_ATTEMPTS) is None
         worker = WebhookWorker(admin, 1.0)
         await worker.count_backlog(now=1000.0)
         assert value("openplatform_webhook_backlog") == 1
-        await admin.db.database.transaction(partial(enqueue_webhook, app_id="app_backlog", event="uninstall",
-                                                    payload={"type": 2}, now=3.0))  # fmt: skip
+        await admin.uninstall(app.app_id, customer_id=customers[0].customer_id)  # an uninstall notification
         await worker.count_backlog(now=1000.0 + BACKLOG_SECONDS / 2)  # too soon: one COUNT per BACKLOG_SECONDS
         assert value("openplatform_webhook_backlog") == 1
         await worker.count_backlog(now=1000.0 + BACKLOG_SECONDS)
