@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from openplatform.storage.sql.directory import DirectoryDb
+from openplatform.services.stores import DirectoryStore
 from tests.conftest import Harness, World
 
 ALL_SCOPES = ("customer:read", "customer:write", "site:read", "site:write")
@@ -46,6 +46,6 @@ async def error(harness: Harness, method: str, path: str, token: str, status: in
     return body
 
 
-def directory(harness: Harness) -> DirectoryDb:
-    """The directory SQL itself, for seeding many rows in one transaction."""
-    return DirectoryDb(harness.admin.db.database, harness.admin.db.clock)
+def directory(harness: Harness) -> DirectoryStore:
+    """The directory store itself, for seeding many rows in one transaction."""
+    return harness.admin.stores.directory

@@ -6,10 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from sqlalchemy import select
-
 from openplatform.records import CustomerFilter
-from openplatform.storage.sql.schema import webhook_deliveries
 from tests.conftest import Harness
 from tests.web.open_api_support import call, directory, error, result, user_token
 
@@ -269,7 +266,7 @@ async def test_delete_cascades_sites_installations_and_tokens(harness: Harness) 
     assert (await harness.exchange(world, pending_code)).json()["error"] == "invalid_grant"
     assert (await error(harness, "GET", sites, token, 404))["error"] == "not_found"
 
-    queued = await harness.admin.db.database.read(select(webhook_deliveries))
+    queued = await harness.admin.stores.outbox.list(limit=1000)
     notices = [(q["app_id"], q["event"], json.loads(q["payload"])["customer_id"]) for q in queued]
     assert (other_app.app_id, "uninstall", world.customer_id) in notices  # the app is told it is gone
     events = [e["event"] for e in await harness.admin.db.recent_audit(app_id=world.app_id)]
