@@ -26,7 +26,6 @@ from openplatform.core import egress
 from openplatform.services import validation as check
 from openplatform.services.validation import ValidationError
 from openplatform.services.webhooks import Sender, WebhookWorker
-from openplatform.storage.sql.webhooks import WebhookOutbox
 from tests.conftest import Harness, run_cli
 from tests.ui.support import errors_in, person
 
@@ -233,15 +232,11 @@ def test_the_switch_lets_development_receivers_register() -> None:
     assert check.webhook_url("") is None
 
 
-async def test_every_registration_path_refuses_a_private_address(harness: Harness, settings: Settings) -> None:
+async def test_every_registration_path_refuses_a_private_address(harness: Harness) -> None:
+    """The services and the console here; the CLI in the next test."""
     with pytest.raises(ValidationError, match="private address"):
         await harness.admin.create_app("App", "https://app.example.com/", [], [], "https://10.0.0.5/hook")
     assert await harness.admin.db.list_apps() == []
-
-    cli = run_cli(settings, "app", "create", "--name", "App", "--host-url", "https://app.example.com/",
-                  "--webhook-url", "https://169.254.169.254/latest", check=False)  # fmt: skip
-    assert cli.returncode != 0 and cli.stdout == ""
-    assert "webhook_url" in cli.stderr and "link-local address" in cli.stderr
 
     dev = await person(harness, "dev@example.com", "developer")
     try:
@@ -261,6 +256,15 @@ async def test_every_registration_path_refuses_a_private_address(harness: Harnes
         assert (await harness.admin.require_app(app_id)).webhook_url == "https://hooks.example.com/h"
     finally:
         await dev.client.aclose()
+
+
+@pytest.mark.sql  # the CLI, another process (the openplatform command refuses memory://)
+async def test_the_cli_refuses_a_private_address(harness: Harness, settings: Settings) -> None:
+    cli = run_cli(settings, "app", "create", "--name", "App", "--host-url", "https://app.example.com/",
+                  "--webhook-url", "https://169.254.169.254/latest", check=False)  # fmt: skip
+    assert cli.returncode != 0 and cli.stdout == ""
+    assert "webhook_url" in cli.stderr and "link-local address" in cli.stderr
+    assert await harness.admin.db.list_apps() == []
 
 
 # ---------------------------------------------------------------- sending
@@ -357,7 +361,7 @@ async def test_https_checks_the_certificate_for_the_host_name(monkeypatch: pytes
     assert request.extensions["sni_hostname"] == "hooks.example.com"
 
 
-# -------------------------------------------- through the worker, on both databases
+# -------------------------------------------- through the worker, on every backend
 
 
 async def test_a_refused_delivery_is_a_failed_attempt(
@@ -367,12 +371,8 @@ async def test_a_refused_delivery_is_a_failed_attempt(
     attempt with a clear last_error, retried on the usual schedule, and nothing reaches the receiver."""
     spe = await harness.admin.create_spe("Hook SPE")
     app, _ = await harness.admin.create_app("App", "https://app.example.com/", [], [], "https://hooks.example.com/")
-    from sqlalchemy import update
-
-    from openplatform.storage.sql.schema import apps
-
     hook = f"http://127.0.0.1:{receiver.port}/hook?{SECRET_QUERY}"
-    await harness.admin.db.database.execute(update(apps).where(apps.c.app_id == app.app_id).values(webhook_url=hook))
+    await harness.admin.stores.console.update_app(app.app_id, webhook_url=hook)  # the store checks nothing
     await harness.admin.install(app.app_id, xspe=spe.xspe)
     worker = WebhookWorker(harness.admin, poll_seconds=60)
     worker.start()
@@ -380,7 +380,7 @@ async def test_a_refused_delivery_is_a_failed_attempt(
         with caplog.at_level(logging.DEBUG):
             for _ in range(200):
                 await worker.run_once()
-                [row] = await WebhookOutbox(harness.admin.db.database).list(app.app_id)
+                [row] = await harness.admin.stores.outbox.list(app.app_id)
                 if row["last_error"]:
                     break
     finally:
@@ -425,6 +425,7 @@ def test_redaction_keeps_scheme_host_and_path() -> None:
 # --------------------------------------------------------------------- demo
 
 
+@pytest.mark.sql  # openplatform demo refuses memory://
 def test_demo_allows_private_networks_and_says_so(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
