@@ -19,9 +19,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 
 from openplatform.config import Settings
 from tests.conftest import LiveServer, run_cli
+
+# A live server and the CLI sharing one database (the openplatform command refuses memory://).
+pytestmark = pytest.mark.sql
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 

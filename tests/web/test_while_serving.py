@@ -26,6 +26,9 @@ from openplatform.config import Settings
 from openplatform.runtime import build_admin
 from tests.conftest import CALLBACK, run_cli, seed_world
 
+# A live server and CLI processes sharing one database (the openplatform command refuses memory://).
+pytestmark = pytest.mark.sql
+
 WITHIN = 1.5  # seconds for a change to take effect (the server polls every 0.1 s here)
 
 
