@@ -146,17 +146,9 @@ class Directory:
         await self.visible_customer(access, customer_id)
         access.require_scope("customer:write")
         access.require_app_token()
-        read.only(fields, ("name", "contact", "status", "version"))
-        changes = {
-            "name": read.text(fields, "name", NAME_MAX, required="name" in fields),
-            "contact": read.text(fields, "contact", CONTACT_MAX),
-            "status": read.choice(fields, "status", CUSTOMER_STATUSES),
-        }
-        expected = read.expected_version(fields, if_match)
+        given, expected = read.customer_changes(fields, if_match)
         try:
-            updated, changed = await self.db.update_customer(
-                customer_id, {k: v for k, v in changes.items() if v is not None}, expected
-            )
+            updated, changed = await self.db.update_customer(customer_id, given, expected)
         except VersionConflict as exc:
             raise conflict(exc.current) from exc
         self._applied(changed)

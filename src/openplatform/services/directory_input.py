@@ -128,6 +128,20 @@ def expected_version(fields: Fields, if_match: str | None) -> int | None:
     return body if body is not None else header
 
 
+def customer_changes(fields: Fields, if_match: str | None) -> tuple[dict[str, str], int | None]:
+    """What an update of a customer asks for (Open API ``PUT /api/spe/customer/{id}``, SPEC §2.5; the
+    admin API's): the fields given among name, contact and status, checked (40001 otherwise, as for
+    any other field), and the version the writer last saw (``expected_version``; None: no precondition)."""
+    only(fields, ("name", "contact", "status", "version"))
+    changes = {
+        "name": text(fields, "name", NAME_MAX, required="name" in fields),
+        "contact": text(fields, "contact", CONTACT_MAX),
+        "status": choice(fields, "status", CUSTOMER_STATUSES),
+    }
+    given = {name: value for name, value in changes.items() if value is not None}
+    return given, expected_version(fields, if_match)
+
+
 def filter_text(value: str | None, field: str) -> str | None:
     if value is None or value == "":
         return None

@@ -199,14 +199,7 @@ class Manage:
     async def update_customer(self, customer_id: str, fields: Fields, if_match: str | None) -> Customer:
         """Only the fields given change; ``version`` or ``If-Match`` guard against lost updates (409)."""
         await self.customer(customer_id)
-        read.only(fields, ("name", "contact", "status", "version"))
-        changes = {
-            "name": read.text(fields, "name", NAME_MAX, required="name" in fields),
-            "contact": read.text(fields, "contact", CONTACT_MAX),
-            "status": read.choice(fields, "status", CUSTOMER_STATUSES),
-        }
-        expected = read.expected_version(fields, if_match)
-        given = {k: v for k, v in changes.items() if v is not None}
+        given, expected = read.customer_changes(fields, if_match)
         try:
             updated, changed = await self.directory.update_customer(customer_id, given, expected)
         except VersionConflict as exc:
