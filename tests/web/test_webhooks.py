@@ -1,4 +1,5 @@
-"""Install/uninstall notifications to a real HTTP receiver (SPEC §3), on SQLite and PostgreSQL."""
+"""Install/uninstall notifications to a real HTTP receiver (SPEC §3), on memory, SQLite and PostgreSQL
+(senders of several processes sharing one database: the last two only)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ from openplatform.runtime import build_admin
 from openplatform.services import webhooks
 from openplatform.services.admin import Admin
 from openplatform.services.webhooks import BACKOFF, MAX_ATTEMPTS, WebhookWorker
+from openplatform.storage.memory import MemoryStore
 from openplatform.storage.sql.changes import enqueue_webhook
 from openplatform.storage.sql.database import Conn
 from openplatform.storage.sql.schema import metadata
 from openplatform.storage.sql.webhooks import WebhookOutbox
 from tests.conftest import Harness, run_cli
 from tests.ui.receiver import ACK, Answer, Received, Receiver, serving
+from tests.web.manage_support import memory_snapshot
 
 
 @pytest.fixture
@@ -58,7 +61,7 @@ async def received(receiver: Receiver, url: str, count: int) -> list[Received]:
 
 
 async def rows(harness: Harness, app_id: str) -> list[dict[str, Any]]:
-    return list(reversed(await WebhookOutbox(harness.admin.db.database).list(app_id)))
+    return list(reversed(await harness.admin.stores.outbox.list(app_id)))
 
 
 async def settled(harness: Harness, app_id: str, attempts: int) -> dict[str, Any]:
@@ -109,6 +112,9 @@ def check_notification(request: Received, app_id: str, secret: str, now: float) 
 
 async def database_text(harness: Harness) -> str:
     """Every value of every table, as text."""
+    store = harness.platform.store.inner
+    if isinstance(store, MemoryStore):
+        return repr(memory_snapshot(store, skip=set()))  # bytes as b'...': text stored in them shows
     parts: list[str] = []
     for table in metadata.sorted_tables:
         for row in await harness.admin.db.database.read(select(table)):
@@ -262,6 +268,7 @@ def test_what_counts_as_acknowledged(status: int, answer: bytes | None, acknowle
     assert (webhooks.judge(status, answer) is None) is acknowledged
 
 
+@pytest.mark.sql  # senders of four processes on one database (memory's racing senders: test_contract_outbox.py)
 async def test_concurrent_claims_never_share_a_row(settings: Settings) -> None:
     admins = [build_admin(settings) for _ in range(4)]
     try:
@@ -290,6 +297,7 @@ async def test_concurrent_claims_never_share_a_row(settings: Settings) -> None:
             await admin.db.close()
 
 
+@pytest.mark.sql  # workers of other processes on the same database: each memory:// admin has its own
 async def test_several_workers_deliver_each_event_exactly_once(
     harness: Harness, receiver: Receiver, settings: Settings
 ) -> None:
@@ -336,13 +344,14 @@ async def test_stopping_lets_a_send_in_flight_finish(settings: Settings, receive
         worker.start()
         await received(receiver, url, 1)
         await worker.stop()  # while the receiver is still answering
-        [row] = await WebhookOutbox(admin.db.database).list(app.app_id)
+        [row] = await admin.stores.outbox.list(app.app_id)
         assert row["delivered_at"] is not None and row["attempts"] == 1
     finally:
         receiver.delay = 0.0
         await admin.db.close()
 
 
+@pytest.mark.sql  # a live server and the CLI sharing one database
 async def test_cli_install_is_delivered_by_a_running_server(
     settings: Settings, live_server: str, receiver: Receiver
 ) -> None:
