@@ -121,15 +121,18 @@ async def identify(
     if secret is None and not secret_required:
         return Client(app_id, app, verified=False)
     verified = secret is not None and secret_matches(platform, app, app_id, secret)
-    if secret is not None and (app is None or not verified or not (app.active or allow_suspended)):
-        # The cached app may predate a change made in another process that its invalidation poll
-        # has not brought yet: a new secret, a resumed or a new app. Read past the cache before
-        # refusing, so the app is not refused (and locked out) with the secret it was just given.
-        # Unknown app_ids and wrong secrets both pay this read: one timing (SPEC §9).
-        app = await platform.store.get_app(app_id, fresh=True)
-        verified = secret_matches(platform, app, app_id, secret)
     if app is None or not verified or not (app.active or allow_suspended):
-        await platform.limiter.record_bad_secret(ip, app_id)
+        # Counted towards the (IP, app_id) lock-out before the read below (42901 once it is spent):
+        # requests racing past check_request together cannot make a database read each.
+        await platform.limiter.charge_bad_secret(ip, app_id)
+        if secret is not None:
+            # The cached app may predate a change made in another process that its invalidation poll
+            # has not brought yet: a new secret, a resumed or a new app. Read past the cache (which
+            # refreshes it) before refusing, so the app is not refused with the secret it was just
+            # given. Unknown app_ids and wrong secrets both pay this read: one timing (SPEC §9).
+            app = await platform.store.get_app(app_id, fresh=True)
+            verified = secret_matches(platform, app, app_id, secret)
+    if app is None or not verified or not (app.active or allow_suspended):
         platform.audit(events.CLIENT_AUTH_FAILED, app_id=app_id if app is not None else None, ip=ip)
         headers = BASIC_CHALLENGE if request.basic_auth is not None else None
         raise OAuthError("invalid_client", FAILED, headers=headers)

@@ -103,7 +103,7 @@ class Limiter(Protocol):
 
     async def check_request(self, ip: str, app_id: str | None) -> None: ...
     async def charge_app(self, app_id: str) -> None: ...
-    async def record_bad_secret(self, ip: str, app_id: str) -> None: ...
+    async def charge_bad_secret(self, ip: str, app_id: str) -> None: ...
     async def take(self, name: str, key: str, spend: bool = True) -> int: ...
     async def forget(self, name: str, key: str, prefix: bool = False) -> None: ...
     async def close(self) -> None: ...
@@ -131,9 +131,11 @@ class RateLimiter:
         if self.enabled and (wait := self.limits["app"].take(app_id)):
             raise limited(wait)
 
-    async def record_bad_secret(self, ip: str, app_id: str) -> None:
-        if self.enabled:
-            self.limits["bad_secret"].take(f"{app_id}|{ip}")
+    async def charge_bad_secret(self, ip: str, app_id: str) -> None:
+        """A secret of the (IP, app_id) pair refused, counted towards its lock-out before anything
+        more is read for it (SPEC §9). Raises 42901 when the pair is locked out (nothing counted)."""
+        if self.enabled and (wait := self.limits["bad_secret"].take(f"{app_id}|{ip}")):
+            raise limited(wait)
 
     async def take(self, name: str, key: str, spend: bool = True) -> int:
         """One request on the bucket ``name``/``key``: 0 (spent, unless ``spend`` is false) or the

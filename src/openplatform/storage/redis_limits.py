@@ -78,9 +78,10 @@ class RedisRateLimiter:
         if self.enabled and (wait := await self._run([("app", app_id, 1)])):
             raise limited(wait)
 
-    async def record_bad_secret(self, ip: str, app_id: str) -> None:
-        if self.enabled:
-            await self._run([("bad_secret", f"{app_id}|{ip}", 1)])
+    async def charge_bad_secret(self, ip: str, app_id: str) -> None:
+        """Like ``RateLimiter.charge_bad_secret``: counted, or 42901 when the pair is locked out."""
+        if self.enabled and (wait := await self._run([("bad_secret", f"{app_id}|{ip}", 1)])):
+            raise limited(wait)
 
     async def take(self, name: str, key: str, spend: bool = True) -> int:
         """Like ``RateLimiter.take``: 0, or the whole seconds to wait."""
