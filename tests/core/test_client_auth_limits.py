@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from openplatform.config import Settings
 from openplatform.core.client_auth import identify
 from openplatform.core.context import Platform
@@ -56,21 +58,13 @@ async def answer(platform: Platform[ReadCountingStore], params: dict[str, str]) 
     return 0
 
 
-async def test_wrong_secrets_sent_together_read_the_app_only_as_often_as_the_lock_out_allows() -> None:
-    store = ReadCountingStore()
-    platform, app_id = platform_with_app(store)
-    wrong = {"app_id": app_id, "secret": "0" * 64}
-    codes = await asyncio.gather(*(answer(platform, wrong) for _ in range(RACING)))
-    assert sorted(codes) == [40101] * LOCK_OUT + [42901] * (RACING - LOCK_OUT)
-    assert store.fresh_reads == LOCK_OUT
-
-
-async def test_unknown_apps_sent_together_are_held_alike() -> None:
+@pytest.mark.parametrize("known", [True, False], ids=["wrong secret", "unknown app"])
+async def test_refusals_sent_together_read_the_app_only_as_often_as_the_lock_out_allows(known: bool) -> None:
     """An unknown app_id is counted and read as a wrong secret is: one answer, one timing (SPEC §9)."""
     store = ReadCountingStore()
-    platform, _app_id = platform_with_app(store)
-    unknown = {"app_id": "b" * 32, "secret": "0" * 64}
-    codes = await asyncio.gather(*(answer(platform, unknown) for _ in range(RACING)))
+    platform, app_id = platform_with_app(store)
+    refused = {"app_id": app_id if known else "b" * 32, "secret": "0" * 64}
+    codes = await asyncio.gather(*(answer(platform, refused) for _ in range(RACING)))
     assert sorted(codes) == [40101] * LOCK_OUT + [42901] * (RACING - LOCK_OUT)
     assert store.fresh_reads == LOCK_OUT
 
