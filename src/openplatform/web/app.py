@@ -17,6 +17,7 @@ from openplatform.config import Settings
 from openplatform.core.context import Platform
 from openplatform.errors import OAuthError
 from openplatform.runtime import build_admin, build_platform, make_database
+from openplatform.services.directory import Directory
 from openplatform.services.webhooks import WebhookWorker
 from openplatform.storage.cache import CachedStore
 from openplatform.web import api_sites, docs, health, manage_api, oauth, open_api, ui
@@ -102,6 +103,7 @@ class OpenPlatformApp(Starlette):
     answer_headers: Headers = []
     table = RouteTable([])
     platform: Platform  # also app.state.platform; an attribute, read once per API call, is cheaper
+    directory: Directory | None = None  # the Open APIs' service, built on first use (``open_api.directory_of``)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -30,6 +30,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -55,6 +56,7 @@ JSON_TYPE = (b"content-type", b"application/json")
 HTML_TYPE = (b"content-type", b"text/html; charset=utf-8")
 JSON_ANSWER: Headers = [JSON_TYPE]
 NO_HEADERS: Headers = []
+NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 
 # No identifier contains a control character, and PostgreSQL text cannot even
 # hold NUL: such a path segment must be a 40001, not a database error (50001).
@@ -70,14 +72,19 @@ class Call:
     """
 
     __slots__ = (
-        "scope", "receive", "platform", "content_type", "content_length", "authorization", "forwarded", "accept",
-        "_query", "_request",
+        "scope", "receive", "app", "platform", "query_string", "path_params", "content_type", "content_length",
+        "authorization", "forwarded", "accept", "_query", "_request",
     )  # fmt: skip
     _query: dict[str, list[str]]
     _request: Request
 
-    def __init__(self, scope: Scope, receive: Receive, platform: Platform) -> None:
-        self.scope, self.receive, self.platform = scope, receive, platform
+    def __init__(self, scope: Scope, receive: Receive, app: Any) -> None:
+        # Plain attributes, not properties: a property is a Python call per read on 3.11, and the
+        # token-checked GET reads these once each (about 2 % of its instructions, docs/benchmarks.md).
+        self.scope, self.receive, self.app, self.platform = scope, receive, app, app.platform
+        self.query_string: bytes = scope.get("query_string", b"")
+        # The ``{name}`` segments of the route's path, as matched (never containing a control character).
+        self.path_params: Mapping[str, str] = scope.get("path_params") or NO_PARAMS
         content_type = authorization = accept = ""
         content_length: str | None = None
         forwarded: list[str] = []
@@ -96,20 +103,6 @@ class Call:
         self.content_type, self.content_length, self.accept = content_type, content_length, accept
         self.authorization, self.forwarded = authorization or None, forwarded
         # _query and _request stay unset until asked for: most calls never ask.
-
-    @property
-    def app(self) -> Any:
-        """The Starlette app (``app.state`` holds the platform, the admin services, the directory)."""
-        return self.scope["app"]
-
-    @property
-    def query_string(self) -> bytes:
-        return self.scope.get("query_string", b"")  # type: ignore[no-any-return]
-
-    @property
-    def path_params(self) -> dict[str, str]:
-        """The ``{name}`` segments of the route's path, as matched (never containing a control character)."""
-        return self.scope.get("path_params") or {}
 
     def header(self, name: bytes) -> str | None:
         """The first line of the header ``name`` (lower-case bytes), or None."""
@@ -293,11 +286,10 @@ class Endpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, always: Headers = NO_HEADERS) -> None:
         started = time.perf_counter()
-        call = Call(scope, receive, scope["app"].platform)
+        call = Call(scope, receive, scope["app"])
         try:
-            params = scope.get("path_params")
-            if params:
-                for name, value in params.items():
+            if call.path_params:
+                for name, value in call.path_params.items():
                     if _CONTROL_CHARS.search(value):
                         raise OAuthError(
                             "invalid_request", f"The {name} in the path contains control characters.", field=name

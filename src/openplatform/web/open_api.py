@@ -39,14 +39,19 @@ async def access_of(call: Call) -> Access:
 
 
 def directory_of(app: Any) -> Directory:
-    state = app.state
-    directory: Directory | None = getattr(state, "directory", None)
+    """The app's directory service (``OpenPlatformApp.directory``), built on first use.
+
+    Kept on the app itself, not in ``app.state``: Starlette's ``State`` answers through a
+    Python ``__getattr__``, a call on every token-checked GET.
+    """
+    directory: Directory | None = app.directory
     if directory is None:  # built once per app: it only holds the database layer and the caches
+        state = app.state
         admin = state.admin  # the management path's queries, on the process's one driver
         store = state.platform.store
         if not isinstance(store, CachedStore):  # runtime.build_platform always wraps the SQL store
             raise TypeError("the Open APIs need the cached store, to drop changed customers from it")
-        directory = state.directory = Directory(admin.stores.directory, store, admin.db.audit)
+        directory = app.directory = Directory(admin.stores.directory, store, admin.db.audit)
     return directory
 
 
