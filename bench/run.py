@@ -347,7 +347,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--results", type=Path, default=report.RESULTS, help="directory for the table (default bench/results/)"
     )
     parser.add_argument("--only", choices=SCENARIOS, action="append", help="run only these scenarios (repeatable)")
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="also write the rows to FILE as JSON (bench/ab.py reads them)"
+    )
     return parser.parse_args(argv)
+
+
+def row_json(row: Row) -> dict[str, object]:
+    """One row as ``--json`` writes it: req/s, latency (ms) and server CPU (µs per request) of
+    openplatform and of each baseline loaded, and the ratios the tables print (0: not measured)."""
+
+    def measured(result: wrk.Result) -> dict[str, float]:
+        return {"rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "cpu_us": result.cpu_us,
+                "errors": result.errors}  # fmt: skip
+
+    return {
+        "scenario": row.key, "name": row.name, "workers": row.workers, "openplatform": measured(row.got),
+        "baselines": {name: measured(result) for name, result in row.baselines.items()},
+        "ratio_raw": row.ratio("raw"), "ratio_starlette": row.ratio("starlette"), "cpu_ratio_raw": row.cpu_ratio("raw"),
+        "cpu_ratio_starlette": row.cpu_ratio("starlette"), "batch_mean": row.batch_mean, "db_cpu_us": row.db_cpu_us,
+    }  # fmt: skip
 
 
 def run_scenarios(bench: Bench) -> None:
@@ -389,6 +408,8 @@ def main(argv: list[str] | None = None) -> Path:
                     finally:
                         rows += bench.rows
                         notes += bench.notes
+    if opts.json is not None:
+        opts.json.write_text(json.dumps({"rows": [row_json(row) for row in rows], "notes": notes}, indent=1))
     return report.write(rows, notes, opts, load_before, pinning)
 
 
