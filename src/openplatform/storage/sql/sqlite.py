@@ -28,8 +28,8 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 from prometheus_client import Counter
 
@@ -58,6 +58,13 @@ BUSY_RETRIES = Counter(
     "openplatform_db_busy_retries",
     "SQLite group commits retried because another connection held the write lock (SQLITE_BUSY)",
 )
+
+# None binds as NULL either way; but sqlite3 sends every parameter that is not an exact int, float,
+# str or bytearray through its adapter protocol, and for None, finding no adapter, it then looks up
+# ``__adapt__`` and ``__conform__`` (two failed attribute lookups, 3,300 instructions per None,
+# counted with callgrind). A token row binds three to eight of them. An adapter for NoneType that
+# answers None (``{}.get`` is a C function that does) makes it one dictionary lookup instead.
+sqlite3.register_adapter(type(None), cast("Callable[[None], None]", {}.get))
 
 LOCK_RETRY_SECONDS = 0.002  # wait before retrying a batch while another process writes
 LOCK_GIVE_UP_SECONDS = 30.0  # then answer temporarily_unavailable
