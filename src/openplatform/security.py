@@ -67,6 +67,16 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+def issue_stamp() -> bytes:
+    """The issue-time prefix of a value made now: ``ORDER_BYTES`` of milliseconds since the epoch."""
+    return (time.time_ns() // 1_000_000).to_bytes(ORDER_BYTES, "big")
+
+
+def stamp_of(digest: str) -> bytes:
+    """The issue-time prefix a stored key (``Keyring.token_digest``) starts with."""
+    return bytes.fromhex(digest[: 2 * ORDER_BYTES])
+
+
 def order_prefix(raw: str) -> bytes:
     """The issue-time bytes a bearer value starts with (zeros for anything else)."""
     try:
@@ -152,7 +162,7 @@ class Keyring:
 
     def mint(self) -> tuple[str, str]:
         """A new bearer token or code, and its stored key."""
-        stamp = (time.time_ns() // 1_000_000).to_bytes(ORDER_BYTES, "big")
+        stamp = issue_stamp()
         raw = _b64(stamp + token_entropy())
         return raw, self.token_digest(raw, stamp)
 
@@ -162,17 +172,21 @@ class Keyring:
         mac.update(app_id.encode() + b"\x00" + secret.encode())
         return mac.hexdigest()
 
-    def rotation_token(self, refresh_token: str, kind: str) -> str:
+    def rotation_token(self, refresh_token: str, kind: str, stamp: bytes) -> str:
         """The successor of a refresh token, derived rather than drawn at random.
 
         Deriving the new pair from the presented refresh token lets a retry within
         the leeway (SPEC §2.3) get the *same* pair again without the server ever
         storing a raw token: only someone holding the old refresh token and the
-        server key can compute it.
+        server key can compute it. ``stamp`` (``ORDER_BYTES``) is the issue-time
+        prefix: ``issue_stamp()`` for a new pair, so its keys append to the indexes
+        like every other new token's; for a retry, the one the first rotation used,
+        read from the successor it stored (``stamp_of``). Rotations before this
+        argument existed used the presented token's own prefix (``order_prefix``).
         """
         mac = self._rotation_mac.copy()  # pre-keyed, as the digests: 0.4 µs less each (two a rotation)
         mac.update(f"{kind}\x00{refresh_token}".encode())
-        return _b64(order_prefix(refresh_token) + mac.digest())  # the family's time: deterministic
+        return _b64(stamp + mac.digest())
 
     def encrypt(self, plaintext: str, associated: str) -> bytes:
         """AES-GCM under the current key: a 12-byte random nonce, then ciphertext and tag."""

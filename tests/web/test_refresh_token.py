@@ -7,11 +7,14 @@ within the 5 s leeway, which gets the same new pair again.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 import pytest
 
+from openplatform.core.tokens import user_pair
+from openplatform.security import order_prefix
 from tests.conftest import Harness, World
 
 PATH = "/oauth/refresh_token"
@@ -66,6 +69,34 @@ async def test_retry_within_leeway_returns_the_same_pair(harness: Harness) -> No
     assert await works(harness, world, second["access_token"])
     third = pair(await harness.refresh(world, second["refresh_token"]))
     assert await works(harness, world, third["access_token"])
+
+
+async def test_a_rotation_is_stamped_with_its_own_time(harness: Harness) -> None:
+    """The new pair starts with the rotation's time, not the family's: its stored keys append to the
+    tokens' index like every new token's instead of going back to the family's place in it."""
+    world = await harness.world()
+    first = await harness.user_tokens(world)
+    await asyncio.sleep(0.003)  # a later millisecond than the family's first tokens
+    second = pair(await harness.refresh(world, first["refresh_token"]))
+    for kind in ("access_token", "refresh_token"):
+        assert order_prefix(second[kind]) > order_prefix(first["refresh_token"])
+
+
+async def test_retry_of_a_rotation_stamped_with_the_familys_time(harness: Harness) -> None:
+    """A rotation made the earlier way (the pair stamped with the presented token's prefix: an earlier
+    version, or a node not yet upgraded) gets that very pair on its retry here."""
+    world = await harness.world()
+    first = await harness.user_tokens(world)
+    platform, raw = harness.platform, first["refresh_token"]
+    record = await platform.store.get_token(platform.keyring.token_digest(raw))
+    assert record is not None
+    derive, stamp = platform.keyring.rotation_token, order_prefix(raw)
+    issued, access, refresh = user_pair(platform, record, derive(raw, "access", stamp), derive(raw, "refresh", stamp))
+    assert await platform.store.rotate_refresh(record, access, refresh) is None
+    harness.clock.advance(2)
+    again = pair(await harness.refresh(world, raw))
+    assert (again["access_token"], again["refresh_token"]) == (issued.access_token, issued.refresh_token)
+    assert await works(harness, world, again["access_token"])
 
 
 async def test_previous_token_after_the_leeway_is_theft(harness: Harness) -> None:

@@ -18,6 +18,7 @@ from openplatform.core.requests import TokenRequest
 from openplatform.core.store import BackingStorage, RotatedBefore, TokenStorage
 from openplatform.errors import OAuthError
 from openplatform.models import App, IssuedTokens, TokenRecord
+from openplatform.security import Keyring, issue_stamp, stamp_of
 
 
 class RefreshStorage(client_auth.ClientStorage, BackingStorage, TokenStorage, Protocol):
@@ -63,10 +64,10 @@ class RefreshTokenGrant:
     async def issue(
         self, platform: Platform[RefreshStorage], request: TokenRequest, valid: ValidRefresh
     ) -> IssuedTokens:
-        derive = platform.keyring.rotation_token
-        issued, access, refresh = tokens.user_pair(
-            platform, valid.record, derive(valid.raw, "access"), derive(valid.raw, "refresh")
-        )
+        # Stamped with this rotation's time, not the family's: the new keys then append to the
+        # tokens' primary key index instead of going back to the family's place in it (a random
+        # page per rotation; docs/benchmarks.md, "Refresh, introspection, two workers").
+        issued, access, refresh = self._pair(platform, platform.keyring, valid, issue_stamp())
         found = await platform.store.rotate_refresh(valid.record, access, refresh)
         fields = dict(app_id=valid.app.app_id, customer_id=valid.record.customer_id, ip=request.client_ip)
         if found is None:
@@ -74,10 +75,7 @@ class RefreshTokenGrant:
             return issued
         if found.revoked:
             raise OAuthError("invalid_grant", "The refresh token was revoked.")
-        # Derived from the same token: the very pair the first request got.
-        again = (
-            issued if self._is_retry(platform, found, refresh.digest) else self._old_key_pair(platform, found, valid)
-        )
+        again = self._first_pair(platform, found, valid)
         if again is not None:
             platform.audit(events.TOKEN_REFRESH_RETRIED, **fields)  # nothing issued: not a grant
             return again
@@ -86,20 +84,30 @@ class RefreshTokenGrant:
         platform.audit(events.REFRESH_REUSED, **fields)
         raise OAuthError("invalid_grant", "The refresh token was already used; its family is revoked.")
 
+    @staticmethod
+    def _pair(
+        platform: Platform[object], keyring: Keyring, valid: ValidRefresh, stamp: bytes
+    ) -> tuple[IssuedTokens, TokenRecord, TokenRecord]:
+        """The successor pair of ``valid`` under ``keyring``, stamped ``stamp`` (SPEC §2.3)."""
+        derive = keyring.rotation_token
+        return tokens.user_pair(
+            platform, valid.record, derive(valid.raw, "access", stamp), derive(valid.raw, "refresh", stamp)
+        )
+
     @classmethod
-    def _old_key_pair(
-        cls, platform: Platform[object], found: RotatedBefore, valid: ValidRefresh
-    ) -> IssuedTokens | None:
-        """The pair of a first rotation made under an old server key (SPEC §10), when this is
-        its retry: the first request reached a node not yet switched to the current key, or
-        came just before the restart that switched. Rare, so only then is it computed."""
-        for old in platform.keyring.old:
-            derive = old.rotation_token
-            issued = tokens.user_pair(
-                platform, valid.record, derive(valid.raw, "access"), derive(valid.raw, "refresh")
-            )[0]
+    def _first_pair(cls, platform: Platform[object], found: RotatedBefore, valid: ValidRefresh) -> IssuedTokens | None:
+        """The pair the first rotation of ``valid`` handed out, when this request is its retry
+        (``_is_retry``), else None. The pair is derived from the same token with the stamp the
+        first rotation used, read from the successor it stored; under the current server key or,
+        when the first request reached a node not yet switched to it or came just before the
+        restart that switched (SPEC §10), an old one. Only a lost race comes here: rare."""
+        if found.successor is None:
+            return None
+        stamp = stamp_of(found.successor)
+        for keyring in (platform.keyring, *platform.keyring.old):
+            issued = cls._pair(platform, keyring, valid, stamp)[0]
             assert issued.refresh_token is not None  # a user pair always has one
-            if cls._is_retry(platform, found, old.token_digest(issued.refresh_token)):
+            if cls._is_retry(platform, found, keyring.token_digest(issued.refresh_token)):
                 return issued
         return None
 
