@@ -91,7 +91,7 @@ class Settings(BaseSettings):
         "",
         description="server key for keyed hashes and secret encryption, at least 32 bytes (a bad setting "
         "otherwise); **set the same value on every node**",
-        json_schema_extra={"shown": f"generated into `{SECRET_KEY_FILE}` on first run"},
+        json_schema_extra={"shown": f"generated into `{SECRET_KEY_FILE}` on first run (`memory://`: kept nowhere)"},
     )
     old_secret_keys: str = Field(
         "",
@@ -220,6 +220,12 @@ class Settings(BaseSettings):
         parts = filter(None, (part.strip() for part in self.trusted_proxies.split(",")))
         return tuple(ipaddress.ip_network(part, strict=False) for part in parts)
 
+    @cached_property
+    def _unkept_key(self) -> bytes:
+        """A random server key of these settings (``memory://`` without a configured key): the
+        same for every part built from them (the token side and the admin services share it)."""
+        return secrets.token_urlsafe(48).encode()
+
     @property
     def is_memory(self) -> bool:
         """The in-memory backend (``storage/memory/``): one process, nothing kept."""
@@ -244,9 +250,13 @@ class Settings(BaseSettings):
         return "postgresql://" + rest
 
     def resolved_secret_key(self) -> bytes:
-        """The server key; created once in SECRET_KEY_FILE when not configured."""
+        """The server key; created once in SECRET_KEY_FILE when not configured, except for
+        ``memory://``: then one made for these settings, kept nowhere (what it signs and seals
+        lives in the process's memory and ends with it, so nothing is written to disk)."""
         if self.secret_key:
             return self.secret_key.encode()
+        if self.is_memory:
+            return self._unkept_key
         path = Path(SECRET_KEY_FILE)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
