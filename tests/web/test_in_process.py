@@ -7,6 +7,7 @@ a database or a lifespan. The whole documented flow must work so, and nothing is
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -79,3 +80,17 @@ async def test_memory_without_a_server_key_writes_no_key_file(tmp_path: Path, mo
         listed = await client.get("/api/spe/customers", params={"access_token": token})
     assert listed.json()["result"]["total"] == 1  # one key for the token side and the admin services
     assert files_in(tmp_path) == []
+
+
+def recipe_of(guide: str) -> str:
+    """The Python block of docs/sdk.md's "Testing your app in-process" section."""
+    section = guide.split("## Testing your app in-process (Python)", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+async def test_the_sdk_recipe_of_the_guide_runs_as_written() -> None:
+    """docs/sdk.md's "Testing your app in-process", run as an app developer would paste it."""
+    guide = (Path(__file__).parents[2] / "docs" / "sdk.md").read_text()
+    namespace: dict[str, Any] = {}
+    exec(compile(recipe_of(guide), "docs/sdk.md", "exec"), namespace)  # noqa: S102 - the repository's own docs
+    await namespace["test_my_app_lists_customers"]()
