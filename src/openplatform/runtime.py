@@ -98,7 +98,7 @@ def make_limiter(settings: Settings) -> Limiter:
 
 def build_stores(database: Database | MemoryStore, announce: Announce | None = None) -> Stores:
     """The management side's stores (``services/stores.py``) on ``database``;
-    ``announce`` takes the changes they commit (see storage.sql.manage)."""
+    ``announce`` takes the changes they commit (``ManagementStore.announce``: SPEC §8)."""
     if isinstance(database, MemoryStore):
         return Stores(
             management=MemoryManagement(database, announce=announce), directory=MemoryDirectory(database),
@@ -117,7 +117,7 @@ def build_admin(
 ) -> Admin:
     """The management services, on ``database`` (the serving process's, shared with its token
     store; a new one when None, started on first use and closed by ``admin.stores.close()``);
-    ``announce`` takes the changes they commit (see storage.sql.manage)."""
+    ``announce`` takes the changes they commit (``ManagementStore.announce``: SPEC §8)."""
     return Admin(
         build_stores(database or make_database(settings), announce), make_keyring(settings),
         webhook_private_networks=settings.webhook_private_networks == "allow",

@@ -34,7 +34,7 @@ from openplatform.services.directory_input import (
 from openplatform.services.stores import DirectoryStore
 from openplatform.services.webhooks import UNINSTALL, notification
 
-Audit = Callable[..., Awaitable[None]]  # Management.audit(event, **fields)
+Audit = Callable[..., Awaitable[None]]  # ManagementStore.audit(event, **fields) (services/stores.py)
 
 
 def uninstall_notice(installation: Installation, at: float) -> dict[str, object]:

@@ -154,11 +154,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={HTTPException: http_error},
     )
     app.table = table
-    database = make_database(settings)  # one driver (pool, writer) for the token store and management
+    # One database layer for the token store and management: a driver (pool, writer), or the
+    # process's one MemoryStore for memory://.
+    database = make_database(settings)
     platform = app.state.platform = app.platform = build_platform(settings, database)
     app.answer_headers = [HSTS] if settings.issuer.startswith("https://") else []
     store = platform.store
-    if not isinstance(store, CachedStore):  # runtime.build_platform always wraps the SQL store
+    if not isinstance(store, CachedStore):  # runtime.build_platform wraps every backend's store
         raise TypeError("the server needs the cached store")
     # What the screens and the admin services change is dropped from this process's
     # caches at once and published to the other nodes (SPEC §8).

@@ -11,7 +11,7 @@ Uses are audited (``admin_key.used``, with the key id, the operation and the
 answer's code; never the key): every write, and a read at most once a minute per
 key and operation in each process. Every change a key makes is audited by the
 service that makes it with ``key_id`` and ``via: admin_api``
-(``storage.sql.manage.audit_actor``).
+(``records.audit_actor``, which every backend's ``ManagementStore.audit`` merges in).
 
 The paths, bodies and the reach of a key bound to an SPE are in docs/api.md
 ("Admin API") and ``/openapi.json``.

@@ -49,7 +49,7 @@ def directory_of(app: Any) -> Directory:
         state = app.state
         admin = state.admin  # the management path's queries, on the process's one driver
         store = state.platform.store
-        if not isinstance(store, CachedStore):  # runtime.build_platform always wraps the SQL store
+        if not isinstance(store, CachedStore):  # runtime.build_platform wraps every backend's store
             raise TypeError("the Open APIs need the cached store, to drop changed customers from it")
         directory = app.directory = Directory(admin.stores.directory, store, admin.db.audit)
     return directory

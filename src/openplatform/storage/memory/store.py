@@ -5,18 +5,21 @@ runs the same tests on both): a code is consumed once however many calls race
 for it, a refresh token is rotated once and every other attempt gets what the
 winner left (``RotatedBefore``), ``revoke_family`` ends every token of a family,
 every revoking write appends its invalidation record in the same step, and the
-cleanup deletes expired rows only. Nothing survives the process, so it serves
-tests of the core's rules (``tests/core/test_grants_memory.py``) and nothing else.
+cleanup deletes expired rows only. Nothing survives the process: it serves the
+core's fast tests (``tests/core/test_grants_memory.py``), the whole suite's memory
+case, and ``memory://``, the whole platform inside one process (``runtime.make_database``).
 
 Atomicity: every operation first yields to the event loop once, as a database
 round trip would (so racing callers interleave as they do against a database),
 then reads and writes without awaiting anything: on one event loop that step is
 atomic, as the SQL backend's conditional UPDATE is.
 
-Apps, customers, SPEs and installations belong to the management side, which
-this backend does not have: ``put_spe``, ``put_customer``, ``put_app`` and
-``put_installation`` stand in for it, writing the invalidation records the
-management queries (``storage/sql/manage.py``) write for the same change.
+It also holds the tables of the management side, which the twins of the SQL
+management modules (``storage/memory/manage.py`` and its siblings) read and write
+through ``invalidate``, ``next_id``, ``enqueue_webhook`` and ``sync_secrets``. A test
+of the core alone seeds it with ``put_spe``, ``put_customer``, ``put_app`` and
+``put_installation`` instead, which write the invalidation records the management
+side writes for the same change.
 """
 
 from __future__ import annotations
