@@ -249,6 +249,25 @@ async def test_a_rotated_secret_keeps_one_previous_secret_for_its_grace_period(t
     assert await twin.secret_rows() == [("app_1", "hash-4", b"enc-4", None)]
 
 
+async def test_the_cleanup_ends_a_previous_secret_once_its_grace_period_is_over(twin: Twin) -> None:
+    """SPEC §8: the cleanup deletes a rotated-out secret past its grace period (on SQL its row of
+    app_secrets; in memory the row and the verifier the hot path reads), not before, not the current one."""
+    db = twin.management
+    await db.create_app(an_app("app_1"), "hash-1", b"enc-1")
+    await db.rotate_secret("app_1", "hash-2", b"enc-2", grace=60)
+    twin.clock.now = T0 + 60  # the last second of the grace period: kept
+    assert await twin.store.cleanup(rest=0) == {"codes": 0, "tokens": 0, "invalidations": 0, "audit_events": 0}
+    assert [row[1] for row in await twin.secret_rows()] == ["hash-1", "hash-2"]
+    twin.clock.now = T0 + 61
+    await twin.store.cleanup(rest=0)
+    assert await twin.secret_rows() == [("app_1", "hash-2", b"enc-2", None)]
+    current = (AppSecret("hash-2", None),)
+    app = await db.get_app("app_1")
+    assert app is not None and app.secrets == current
+    stored = await twin.store.get_app("app_1")
+    assert stored is not None and stored.secrets == current
+
+
 async def test_rekeying_reseals_in_one_go_or_not_at_all(twin: Twin) -> None:
     db = twin.management
     await db.create_app(an_app("app_b"), "hash-b1", b"enc-b1")
