@@ -5,8 +5,8 @@ runs the same tests on both): customer search and paging, app edits (with their
 invalidation record), installations with names, token activity and audit events. The
 activity comes from ``MemoryStore.audit_events``, where every event is one row: the SQL
 twin sums ``occurrences`` (identical events of one group commit are one row there),
-which gives the same counts. Audit rows read back with ``detail`` as the JSON text the
-SQL backend stores (``storage/sql/rows.py`` ``audit_values``).
+which gives the same counts. Audit rows read back as the SQL backend stores them
+(``AuditEvent.row``: ``detail`` a JSON text).
 
 Atomicity: each method yields to the event loop once (a round trip), then reads and
 writes without awaiting, so it is one step as the SQL transaction is.
@@ -21,8 +21,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-import orjson
-
 from openplatform import events
 from openplatform.models import App, Customer
 from openplatform.records import InstallRow, TokenCounts
@@ -32,22 +30,9 @@ from openplatform.storage.memory.store import AuditEvent, MemoryStore
 # Audit events that issue an access token (a refresh retried within the leeway, token.refresh_retried,
 # gets the pair already issued: not counted).
 ISSUING_EVENTS = (events.TOKEN_ISSUED, events.TOKEN_REFRESHED)
-# The fields an audit row keeps in columns (and the row's own detail): the rest is its detail.
-AUDIT_COLUMNS = ("event", "app_id", "xspe", "customer_id", "ip", "detail")
 # The apps columns update_app may set, and how a column's value becomes the App field.
 APP_LISTS = ("scopes", "ip_whitelist")  # space-separated in the column, tuples on App
 APP_COLUMNS = ("name", "host_url", "webhook_url", "status", "owner_id", *APP_LISTS)
-
-
-def detail_text(event: AuditEvent) -> str:
-    """The event's ``detail`` column as the SQL backend writes it: the fields without a column, as JSON."""
-    detail = {k: v for k, v in event.fields.items() if k not in AUDIT_COLUMNS}
-    return orjson.dumps(detail, default=str).decode()
-
-
-def audit_row(event: AuditEvent) -> dict[str, object]:
-    """The event as an ``audit_events`` row: its columns by name, ``detail`` a JSON text."""
-    return {**event.row(), "detail": detail_text(event)}
 
 
 class MemoryConsole:
@@ -166,7 +151,7 @@ class MemoryConsole:
         await asyncio.sleep(0)
         found = [e for e in self._events(app_id) if event is None or e.event == event]
         found.sort(key=lambda e: (e.at, e.id), reverse=True)
-        return [audit_row(e) for e in found[:limit]]
+        return [e.row() for e in found[:limit]]
 
     async def grants_per_bucket(self, app_id: str, ranges: Sequence[tuple[float, float]]) -> list[int]:
         """Access tokens issued (``ISSUING_EVENTS``) in each ``[start, end)`` of ``ranges`` (UNIX
@@ -183,7 +168,7 @@ class MemoryConsole:
         counts: dict[tuple[int, str], int] = {}
         for e in self._events(app_id):
             if e.event == events.TOKEN_DENIED and e.at >= since:
-                key = (math.floor(e.at / int(width)), detail_text(e))
+                key = (math.floor(e.at / int(width)), e.detail_text())
                 counts[key] = counts.get(key, 0) + 1
         return [(bucket, detail, n) for (bucket, detail), n in sorted(counts.items())]
 

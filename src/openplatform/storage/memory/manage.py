@@ -30,10 +30,6 @@ from openplatform.storage.memory.store import AuditEvent, MemoryStore, SecretRow
 
 _Item = TypeVar("_Item")
 
-# The audit log's columns besides id, at, event and occurrences (``storage/sql/schema.py``);
-# every other field goes to ``detail``. A field named ``detail`` is dropped, as there.
-_AUDIT_COLUMNS = ("app_id", "xspe", "customer_id", "ip")
-
 
 class MemoryManagement:
     """``storage.sql.manage.Management`` in memory; ``clock`` gives UNIX seconds (a test's FakeClock)."""
@@ -329,7 +325,7 @@ class MemoryManagement:
         text) and ``occurrences``."""
         await asyncio.sleep(0)
         events = [e for e in self._newest_first() if app_id is None or e.fields.get("app_id") == app_id]
-        return [_audit_row(e) for e in events[: max(limit, 0)]]
+        return [e.row() for e in events[: max(limit, 0)]]
 
     async def audit_page(self, spec: AuditFilter, limit: int, offset: int) -> tuple[list[dict[str, object]], int]:
         """Audit events matching ``spec``, newest first, and how many match in all.
@@ -342,7 +338,7 @@ class MemoryManagement:
         page, total = _page(matching, limit, offset)
         events = []
         for event in page:
-            row = _audit_row(event)
+            row = event.row()
             detail = orjson.loads(str(row.pop("detail")))
             events.append({**row, "detail": detail})
         return events, total
@@ -367,14 +363,3 @@ def _matches(event: AuditEvent, spec: AuditFilter) -> bool:
         and (spec.since is None or event.at >= spec.since)
         and (spec.until is None or event.at <= spec.until)
     )
-
-
-def _audit_row(event: AuditEvent) -> dict[str, object]:
-    """The event as a row of ``audit_events``, in its column order: ``detail`` holds the fields
-    without a column as JSON text, a value JSON has no type for written as ``str()`` (as on SQL)."""
-    detail = {k: v for k, v in event.fields.items() if k not in (*_AUDIT_COLUMNS, "detail")}
-    return {
-        "id": event.id, "at": event.at, "event": event.event,
-        **{column: event.fields.get(column) for column in _AUDIT_COLUMNS},
-        "detail": orjson.dumps(detail, default=str).decode(), "occurrences": 1,
-    }  # fmt: skip

@@ -31,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+import orjson
+
 from openplatform.config import Settings
 from openplatform.core.store import RotatedBefore
 from openplatform.models import (
@@ -51,6 +53,8 @@ if TYPE_CHECKING:
     from openplatform.core.store import Backend
 
 BATCH_SIZE: int = Settings.model_fields["cleanup_batch_size"].default
+# The audit log's columns for fields (``storage/sql/schema.py``); every other field is its detail.
+_AUDIT_COLUMNS = ("app_id", "xspe", "customer_id", "ip")
 _Key = TypeVar("_Key")
 _Row = TypeVar("_Row")
 
@@ -104,15 +108,20 @@ class AuditEvent:
     fields: dict[str, object]
     id: int = 0
 
+    def detail_text(self) -> str:
+        """The ``detail`` column as the SQL backend writes it (``storage/sql/rows.py`` ``audit_values``):
+        the fields without a column of their own, as JSON, a value JSON has no type for as ``str()``;
+        a field named ``detail`` is dropped, as there."""
+        detail = {k: v for k, v in self.fields.items() if k not in _AUDIT_COLUMNS and k != "detail"}
+        return orjson.dumps(detail, default=str).decode()
+
     def row(self) -> dict[str, object]:
-        """The event as the SQL backend's audit listings give it: ``id``, ``at``, ``event``,
-        ``app_id``, ``xspe``, ``customer_id``, ``ip``, ``occurrences`` (always 1 here: nothing is
-        coalesced) and ``detail`` (the other fields, as a dict)."""
-        columns = ("app_id", "xspe", "customer_id", "ip")
-        detail = {k: v for k, v in self.fields.items() if k not in columns}
+        """The event as a row of ``audit_events``, its columns in table order: ``id``, ``at``,
+        ``event``, ``app_id``, ``xspe``, ``customer_id``, ``ip``, ``detail`` (JSON text,
+        ``detail_text``) and ``occurrences`` (always 1 here: nothing is coalesced)."""
         return {
-            "id": self.id, "at": self.at, "event": self.event, **{c: self.fields.get(c) for c in columns},
-            "occurrences": 1, "detail": detail,
+            "id": self.id, "at": self.at, "event": self.event, **{c: self.fields.get(c) for c in _AUDIT_COLUMNS},
+            "detail": self.detail_text(), "occurrences": 1,
         }  # fmt: skip
 
 
