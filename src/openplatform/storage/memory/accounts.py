@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 
 from openplatform.records import ACTIVE, DISABLED, DuplicateEmail, User, WebSession
-from openplatform.storage.memory.store import MemoryStore, SessionRow
+from openplatform.storage.memory.store import MemoryStore, SessionRow, page
 
 
 class MemoryAccounts:
@@ -66,7 +66,7 @@ class MemoryAccounts:
         await asyncio.sleep(0)
         matching = [u for u in self.store.users.values() if xspe is None or u.xspe == xspe]
         matching.sort(key=lambda u: (u.created_at, u.user_id))
-        return matching[offset : offset + limit], len(matching)
+        return page(matching, limit, offset)
 
     async def emails(self, user_ids: set[str]) -> dict[str, str]:
         """user_id -> e-mail address of those of ``user_ids`` that exist."""

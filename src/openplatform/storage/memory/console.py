@@ -24,8 +24,8 @@ from typing import Any
 from openplatform import events
 from openplatform.models import App, Customer
 from openplatform.records import InstallRow, TokenCounts
-from openplatform.storage.memory.directory import contains, page_of
-from openplatform.storage.memory.store import AuditEvent, MemoryStore
+from openplatform.storage.memory.directory import contains
+from openplatform.storage.memory.store import AuditEvent, MemoryStore, page
 
 # Audit events that issue an access token (a refresh retried within the leeway, token.refresh_retried,
 # gets the pair already issued: not counted).
@@ -55,7 +55,7 @@ class MemoryConsole:
             if c.xspe == xspe and (not text or any(contains(v, text) for v in (c.name, c.contact, c.customer_id)))
         ]  # fmt: skip
         found.sort(key=lambda c: (c.name, c.customer_id))
-        return page_of(found, limit, offset)
+        return page(found, limit, offset)
 
     # ----------------------------------------------------------------------- apps
 

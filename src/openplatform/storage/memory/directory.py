@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from openplatform.models import ACTIVE, Customer, Installation, Site
 from openplatform.records import CustomerFilter, Invalidation, Notify, VersionConflict
 from openplatform.security import new_id
-from openplatform.storage.memory.store import MemoryStore
+from openplatform.storage.memory.store import MemoryStore, page
 
 _Versioned = TypeVar("_Versioned", Customer, Site)
 _Row = TypeVar("_Row")
@@ -35,11 +35,6 @@ _Row = TypeVar("_Row")
 def contains(value: str, text: str) -> bool:
     """SQL's ``icontains``: ``text`` (taken literally, no wildcards) anywhere in ``value``, any case."""
     return text.lower() in value.lower()
-
-
-def page_of(rows: list[_Versioned], limit: int, offset: int) -> tuple[list[_Versioned], int]:
-    """``limit`` rows from ``offset`` of the ordered ``rows``, and how many there are in all."""
-    return rows[offset : offset + limit], len(rows)
 
 
 class MemoryDirectory:
@@ -76,7 +71,7 @@ class MemoryDirectory:
         await asyncio.sleep(0)
         found = [c for c in self.store.customers.values() if self._matches(c, spec)]
         found.sort(key=lambda c: (c.created_at, c.customer_id))
-        return page_of(found, limit, offset)
+        return page(found, limit, offset)
 
     async def create_customers(self, xspe: str, entries: Iterable[Mapping[str, str]]) -> list[Customer]:
         """Insert customers (``name``, ``contact`` default "", ``status`` default active), all made
@@ -164,7 +159,7 @@ class MemoryDirectory:
             if s.customer_id == customer_id and (status is None or s.status == status)
         ]  # fmt: skip
         found.sort(key=lambda s: (s.created_at, s.site_id))
-        return page_of(found, limit, offset)
+        return page(found, limit, offset)
 
     async def get_site(self, site_id: str) -> Site | None:
         await asyncio.sleep(0)

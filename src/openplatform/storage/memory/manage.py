@@ -19,16 +19,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Iterable
 
 import orjson
 
 from openplatform.models import ACTIVE, App, AppSecret, Customer, Installation, Spe
 from openplatform.records import Announce, AuditFilter, audit_actor
-from openplatform.storage.memory.store import AuditEvent, MemoryStore, SecretRow
-
-_Item = TypeVar("_Item")
+from openplatform.storage.memory.store import AuditEvent, MemoryStore, SecretRow, page
 
 
 class MemoryManagement:
@@ -75,7 +72,7 @@ class MemoryManagement:
     async def spes_page(self, xspe: str | None, limit: int, offset: int) -> tuple[list[Spe], int]:
         """SPEs (only ``xspe`` if given), oldest first: one page and the total (the admin API)."""
         await asyncio.sleep(0)
-        return _page(self._spes(xspe), limit, offset)
+        return page(self._spes(xspe), limit, offset)
 
     async def create_customer(self, customer_id: str, xspe: str, name: str, contact: str = "") -> Customer:
         """ValueError when ``customer_id`` is taken or no SPE ``xspe`` exists."""
@@ -135,7 +132,7 @@ class MemoryManagement:
     async def apps_page(self, owner_id: str | None, limit: int, offset: int) -> tuple[list[App], int]:
         """Apps (of one owner if given), oldest first: one page and the total (the admin API)."""
         await asyncio.sleep(0)
-        return _page(self._apps(owner_id), limit, offset)
+        return page(self._apps(owner_id), limit, offset)
 
     def _secret_rows(self, app_id: str) -> list[SecretRow]:
         """The app's secret rows, newest first."""
@@ -300,7 +297,7 @@ class MemoryManagement:
     ) -> tuple[list[Installation], int]:
         """Installations (of one app, in one SPE, or both), oldest first: one page and the total."""
         await asyncio.sleep(0)
-        return _page(self._installations(app_id, xspe), limit, offset)
+        return page(self._installations(app_id, xspe), limit, offset)
 
     async def get_installation(self, installation_id: str) -> Installation | None:
         await asyncio.sleep(0)
@@ -335,19 +332,13 @@ class MemoryManagement:
         """
         await asyncio.sleep(0)
         matching = [e for e in self._newest_first() if _matches(e, spec)]
-        page, total = _page(matching, limit, offset)
+        found, total = page(matching, limit, offset)
         events = []
-        for event in page:
+        for event in found:
             row = event.row()
             detail = orjson.loads(str(row.pop("detail")))
             events.append({**row, "detail": detail})
         return events, total
-
-
-def _page(items: Sequence[_Item], limit: int, offset: int) -> tuple[list[_Item], int]:
-    """``limit`` items from ``offset`` (as SQL's LIMIT/OFFSET) and how many there are in all."""
-    offset = max(offset, 0)
-    return list(items[offset : offset + max(limit, 0)]), len(items)
 
 
 def _words(values: Iterable[str]) -> tuple[str, ...]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -394,6 +394,14 @@ class MemoryStore:
         secrets = tuple(AppSecret(r.secret_hash, r.expires_at) for r in rows)
         if secrets != app.secrets:
             self.apps[app_id] = dataclasses.replace(app, secrets=secrets)
+
+
+def page(items: Sequence[_Row], limit: int, offset: int) -> tuple[list[_Row], int]:
+    """``limit`` items of the ordered ``items`` from ``offset`` (as SQL's LIMIT/OFFSET: a negative one
+    counts as 0) and how many there are in all: what every ``*_page`` and paged list of the
+    management twins returns."""
+    offset = max(offset, 0)
+    return list(items[offset : offset + max(limit, 0)]), len(items)
 
 
 def _drop(rows: dict[_Key, _Row], expired: Callable[[_Row], bool]) -> int:
