@@ -166,10 +166,10 @@ class AuditRows(InsertsOnly):
     the next one. It keeps its rows, so a replayed batch writes the same again.
     """
 
-    __slots__ = ("store", "rows")
+    __slots__ = ("ran", "rows")
 
-    def __init__(self, store: SqlStore) -> None:
-        self.store = store
+    def __init__(self, ran: Callable[[AuditRows], None]) -> None:
+        self.ran = ran  # told when the batch runs: its owner then opens the next one for new events
         self.rows: dict[tuple[object, ...], list[float]] = {}  # key -> [first at, count]
 
     def add(self, key: tuple[object, ...], at: float) -> None:
@@ -180,8 +180,7 @@ class AuditRows(InsertsOnly):
             entry[1] += 1
 
     async def __call__(self, tx: Tx) -> None:
-        if self.store._audits is self:  # from now on, events go to the next batch
-            self.store._audits = None
+        self.ran(self)
         rows = [
             (at, event, app_id, xspe, customer_id, ip, detail, int(count))
             for (event, app_id, xspe, customer_id, ip, detail), (at, count) in self.rows.items()
@@ -314,10 +313,14 @@ class SqlStore:
         key = audit_values(event, fields)
         rows = self._audits
         if rows is None:
-            rows = AuditRows(self)
+            rows = AuditRows(self._audit_batch_ran)
             self.driver.write_later(rows)
             self._audits = rows
         rows.add(key, self.clock())
+
+    def _audit_batch_ran(self, rows: AuditRows) -> None:
+        if self._audits is rows:  # from now on, events go to the next batch
+            self._audits = None
 
     async def cleanup(
         self,
