@@ -39,8 +39,8 @@ def user_pair(
     and ``expires_in`` says so. A family from before migration 0004 (no end yet)
     starts its lifetime at its first rotation.
     """
-    access_raw = access_raw or platform.keyring.mint()[0]
-    refresh_raw = refresh_raw or platform.keyring.mint()[0]
+    access_raw, access_key = _minted_or_given(platform.keyring, access_raw)
+    refresh_raw, refresh_key = _minted_or_given(platform.keyring, refresh_raw)
     now = platform.clock()
     settings = platform.settings
     family: str | None
@@ -56,17 +56,26 @@ def user_pair(
     )  # fmt: skip
     access_expires = min(now + settings.access_token_ttl, family_ends)
     access = TokenRecord(
-        digest=platform.keyring.token_digest(access_raw), kind="access",
+        digest=access_key, kind="access",
         expires_at=access_expires, **common,  # type: ignore[arg-type]
     )  # fmt: skip
     refresh = TokenRecord(
-        digest=platform.keyring.token_digest(refresh_raw), kind="refresh",
+        digest=refresh_key, kind="refresh",
         expires_at=min(now + settings.refresh_token_ttl, family_ends), **common,  # type: ignore[arg-type]
     )  # fmt: skip
     capped = family_ends < now + settings.access_token_ttl
     expires_in = max(0, int(family_ends - now)) if capped else settings.access_token_ttl
     issued = IssuedTokens(access_raw, expires_in, refresh_raw, base.scope)
     return issued, access, refresh
+
+
+def _minted_or_given(keyring: Keyring, raw: str | None) -> tuple[str, str]:
+    """A new token and its stored key (``Keyring.mint``), or ``raw`` (a rotation's derived successor)
+    with its key. A minted token's key comes with it: digesting it again cost an HMAC and a base64
+    decode of its prefix per token, two per code exchange (docs/benchmarks.md)."""
+    if raw is None:
+        return keyring.mint()
+    return raw, keyring.token_digest(raw)
 
 
 # Tokens issued before migration 0003 were stored under a plain HMAC of their
