@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/inprocess.py [app-token|open-api|customer-list|code-exchange|refresh|introspect]
                                         [--requests 40000] [--warmup 200] [--mint N] [--database-url URL]
-                                        [--access-log text|json]
+                                        [--access-log text|json] [--callgrind]
 
 Seeds a fresh SQLite file (or the given, empty, database) through openplatform's services, then
 drives the app with 32 concurrent tasks sending ASGI messages directly (uvloop, group commit and
@@ -21,6 +21,10 @@ work, as the instruction counts of docs/benchmarks.md need), ``refresh`` (``POST
 each task starts a family through the real flow, untimed, then rotates the refresh token each answer
 carries, so every request rotates a distinct live refresh token) and ``introspect``
 (``POST /oauth/introspect`` of 1,000 live app tokens in turn, by the app that owns them).
+
+``--callgrind``, under ``valgrind --tool=callgrind --instr-atstart=no``, counts the instructions of
+the timed part alone and prints them per request, with the group commits it made
+(``bench/callgrind.py``; docs/benchmarks.md, "Recovering the consolidation's cost").
 """
 
 from __future__ import annotations
@@ -33,12 +37,14 @@ import time
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import callgrind
 import orjson
 import uvloop
 from seed import SECRET_KEY, _seed
 
 from openplatform import logs
 from openplatform.config import Settings
+from openplatform.storage.sql.driver import BATCH_OPERATIONS
 from openplatform.storage.sql.migrate import upgrade
 from openplatform.web.access_log import AccessLog
 from openplatform.web.app import create_app
@@ -106,7 +112,9 @@ async def measure(
     access_log: str | None = None,
     mint: int | None = None,
     warmup: int = 200,
+    counting: Any = None,
 ) -> None:
+    """``counting``: ``callgrind.marks()``, to count the instructions of the timed part alone."""
     seeded = await _seed(settings)
     starlette = create_app(settings)
     app: Any = starlette
@@ -160,13 +168,34 @@ async def measure(
                 statuses[status] = statuses.get(status, 0) + 1
 
         await asyncio.gather(*(worker(task, warmup) for task in range(CONCURRENCY)))
+        commits = group_commits()
+        if counting is not None:
+            counting.start()
         started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker(task, per_task) for task in range(CONCURRENCY)))
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if counting is not None:
+            counting.stop()
         done = per_task * CONCURRENCY
         assert not inactive, f"{inactive} introspections answered active=false"
         print(f"{scenario}: {done} requests, {1e6 * cpu / done:.1f} µs CPU and {1e6 * wall / done:.1f} µs wall "
               f"per request; statuses {statuses}")  # fmt: skip
+        batches, operations = (after - before for after, before in zip(group_commits(), commits, strict=True))
+        if counting is not None:
+            # Per request, the writer's work depends on how many operations share a group commit: compare
+            # two versions' counts at the same batching (valgrind's pace changes it on PostgreSQL).
+            instructions = callgrind.dumped_instructions(os.getpid())
+            counted = f"{instructions / done:,.0f}" if instructions else "none (not under valgrind --tool=callgrind?)"
+            print(f"instructions per request (timed part): {counted}; {batches:.0f} group commits of "
+                  f"{operations / batches if batches else 0:.1f} operations")  # fmt: skip
+
+
+def group_commits() -> tuple[float, float]:
+    """Group commits so far in this process, and the write operations they carried."""
+    samples = {sample.name: sample.value for metric in BATCH_OPERATIONS.collect() for sample in metric.samples}
+    return samples.get("openplatform_db_batch_operations_count", 0.0), samples.get(
+        "openplatform_db_batch_operations_sum", 0.0
+    )
 
 
 def main() -> None:
@@ -177,14 +206,18 @@ def main() -> None:
     parser.add_argument("--mint", type=int, help="code-exchange: codes to mint before the clock starts")
     parser.add_argument("--database-url", help="an empty database to use instead of a fresh SQLite file")
     parser.add_argument("--access-log", choices=["text", "json"], help="log a line per request (to stderr)")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="under valgrind --tool=callgrind --instr-atstart=no: count the timed part only "
+                        "(bench/callgrind.py)")  # fmt: skip
     opts = parser.parse_args()
+    counting = callgrind.marks() if opts.callgrind else None
     url = opts.database_url or f"sqlite:///{tempfile.mkdtemp(prefix='op-inprocess-')}/bench.db"
     os.environ.update(OPENPLATFORM_DATABASE_URL=url, OPENPLATFORM_SECRET_KEY=SECRET_KEY,
                       OPENPLATFORM_RATE_LIMITS="off", OPENPLATFORM_LOG_LEVEL="warning",
                       OPENPLATFORM_CODE_TTL="600")  # codes are minted before the clock starts  # fmt: skip
     settings = Settings()
     upgrade(settings)  # Alembic runs its own event loop: before ours starts
-    uvloop.run(measure(opts.scenario, opts.requests, settings, opts.access_log, opts.mint, opts.warmup))
+    uvloop.run(measure(opts.scenario, opts.requests, settings, opts.access_log, opts.mint, opts.warmup, counting))
 
 
 if __name__ == "__main__":
