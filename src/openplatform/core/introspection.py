@@ -36,14 +36,18 @@ async def _own_token(platform: Platform[RevocationStorage], request: TokenReques
 
 
 async def introspect(platform: Platform[IntrospectionStorage], request: TokenRequest) -> dict[str, object]:
-    """RFC 7662 §2.2 response members for an active token, else only active=false."""
+    """RFC 7662 §2.2 response members for an active token, else only active=false.
+
+    Members without a value are left out (RFC 7662 §2.2: all but ``active`` are optional).
+    """
     app, record = await _own_token(platform, request)
     now = platform.clock()
     if record is None or record.revoked_at is not None or record.expires_at <= now:
         return {"active": False}
     if record.kind == "refresh" and record.rotated_at is not None:
         return {"active": False}
-    if await lifecycle.unbacked(platform, record, fresh=False) is not None:  # SPEC §8
+    # SPEC §8; an app token stands on its app alone, which client authentication has just read.
+    if not record.is_app_token and await lifecycle.unbacked(platform, record, fresh=False) is not None:
         return {"active": False}
     body: dict[str, object] = {
         "active": True,
@@ -52,11 +56,15 @@ async def introspect(platform: Platform[IntrospectionStorage], request: TokenReq
         "token_type": "Bearer" if record.kind == "access" else "refresh_token",
         "exp": int(record.expires_at),
         "iat": int(record.created_at),
-        "iss": platform.settings.issuer.rstrip("/") or None,  # the same issuer as the RFC 8414 metadata
     }
+    issuer = platform.settings.issuer.rstrip("/")  # the same issuer as the RFC 8414 metadata
+    if issuer:
+        body["iss"] = issuer
     if record.customer_id:
-        body.update(sub=record.customer_id, customer_id=record.customer_id, xspe=record.xspe)
-    return {k: v for k, v in body.items() if v is not None}
+        body.update(sub=record.customer_id, customer_id=record.customer_id)
+        if record.xspe is not None:
+            body["xspe"] = record.xspe
+    return body
 
 
 async def revoke(platform: Platform[RevocationStorage], request: TokenRequest) -> None:
