@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from openplatform.config import MEMORY_URL, Settings
+from openplatform.records import AuditFilter
 from openplatform.storage.sql import migrate
 from openplatform.storage.sql.schema import metadata
 from openplatform.web.app import create_app
@@ -255,6 +256,11 @@ class Harness:
         )
         assert response.status_code == 200, response.text
         return response.json()["result"]["access_token"]  # type: ignore[no-any-return]
+
+    async def audit(self, app_id: str | None = None, limit: int = 50) -> list[dict[str, object]]:
+        """The newest ``limit`` audit events (of one app if given), newest first, ``detail`` a dict."""
+        events, _total = await self.admin.db.audit_page(AuditFilter(app_id=app_id), limit, 0)
+        return events
 
     async def wait_for_invalidation(self) -> None:
         """Let the poller pick up changes made outside this process (CLI, other nodes)."""

@@ -269,7 +269,7 @@ async def test_delete_cascades_sites_installations_and_tokens(harness: Harness) 
     queued = await harness.admin.stores.outbox.list(limit=1000)
     notices = [(q["app_id"], q["event"], json.loads(q["payload"])["customer_id"]) for q in queued]
     assert (other_app.app_id, "uninstall", world.customer_id) in notices  # the app is told it is gone
-    events = [e["event"] for e in await harness.admin.db.recent_audit(app_id=world.app_id)]
+    events = [e["event"] for e in await harness.audit(world.app_id)]
     assert {"customer.deleted", "site.created"} <= set(events)
 
 

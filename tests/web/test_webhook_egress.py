@@ -389,7 +389,7 @@ async def test_a_refused_delivery_is_a_failed_attempt(
     assert row["delivered_at"] is None and row["attempts"] == 1
     assert float(str(row["next_attempt_at"])) > harness.clock() + 5  # the usual backoff, not at once
     assert receiver.requests() == []
-    events = [e for e in await harness.admin.db.recent_audit(app.app_id) if e["event"].startswith("webhook.")]
+    events = [e for e in await harness.audit(app.app_id) if e["event"].startswith("webhook.")]
     assert [e["event"] for e in events] == ["webhook.failed"]
     assert all("hunter2" not in record.getMessage() for record in caplog.records)
 

@@ -76,7 +76,7 @@ async def settled(harness: Harness, app_id: str, attempts: int) -> dict[str, Any
 
 
 async def audit_events(harness: Harness, app_id: str) -> list[str]:
-    return [str(row["event"]) for row in reversed(await harness.admin.db.recent_audit(app_id))]
+    return [str(row["event"]) for row in reversed(await harness.audit(app_id))]
 
 
 async def setup(harness: Harness, webhook_url: str) -> tuple[str, str, str, str]:
@@ -142,6 +142,11 @@ async def test_install_and_uninstall_are_notified(harness: Harness, receiver: Re
     assert uninstall["event_id"] != install["event_id"]
 
     await wait_for(lambda: _all_delivered(harness, app_id))
+
+    async def both_audited() -> bool:  # the sender audits a delivery after it marks the row delivered
+        return (await audit_events(harness, app_id)).count("webhook.delivered") >= 2
+
+    await wait_for(both_audited)
     assert (await audit_events(harness, app_id)).count("webhook.delivered") == 2
     sent = receiver.requests(url)
     assert len(sent) == 2

@@ -83,7 +83,6 @@ class ManagementStore(Protocol):
     async def audit(self, event: str, **fields: object) -> None:
         """Record an event of ``events.py`` (with ``records.audit_actor`` merged in)."""
 
-    async def recent_audit(self, app_id: str | None = None, limit: int = 50) -> list[dict[str, object]]: ...
     async def audit_page(self, spec: AuditFilter, limit: int, offset: int) -> tuple[list[dict[str, object]], int]:
         """Newest first: ``id``, ``at``, ``event``, ``app_id``, ``xspe``, ``customer_id``, ``ip``,
         ``occurrences`` and ``detail`` (a dict)."""

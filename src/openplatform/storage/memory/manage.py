@@ -316,14 +316,6 @@ class MemoryManagement:
     def _newest_first(self) -> list[AuditEvent]:
         return sorted(self.store.audit_events, key=lambda e: -e.id)
 
-    async def recent_audit(self, app_id: str | None = None, limit: int = 50) -> list[dict[str, object]]:
-        """The newest ``limit`` events (of one app if given), newest first, as rows of the table:
-        ``id``, ``at``, ``event``, ``app_id``, ``xspe``, ``customer_id``, ``ip``, ``detail`` (JSON
-        text) and ``occurrences``."""
-        await asyncio.sleep(0)
-        events = [e for e in self._newest_first() if app_id is None or e.fields.get("app_id") == app_id]
-        return [e.row() for e in events[: max(limit, 0)]]
-
     async def audit_page(self, spec: AuditFilter, limit: int, offset: int) -> tuple[list[dict[str, object]], int]:
         """Audit events matching ``spec``, newest first, and how many match in all.
 

@@ -360,12 +360,6 @@ class Management:
         values = dict(zip(AUDIT_COLUMNS, audit_values(event, fields), strict=True))
         await self.database.execute(insert(audit_events).values(at=self.clock(), **values))
 
-    async def recent_audit(self, app_id: str | None = None, limit: int = 50) -> list[dict[str, object]]:
-        query = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
-        if app_id is not None:
-            query = query.where(audit_events.c.app_id == app_id)
-        return [dict(r) for r in await self.database.read(query)]
-
     async def audit_page(self, spec: AuditFilter, limit: int, offset: int) -> tuple[list[dict[str, object]], int]:
         """Audit events matching ``spec``, newest first, and how many match in all.
 
