@@ -18,7 +18,6 @@ from openplatform.client import (
     ValidationError,
 )
 from openplatform.services.admin import Admin
-from openplatform.storage.sql.directory import DirectoryDb
 from tests.client.conftest import Partner, alogin, code_from, seed_partner
 
 # A live `openplatform serve` on the database this process seeds: memory:// cannot be shared by two processes.
@@ -30,7 +29,7 @@ BY_API = 200
 
 async def create_many(client: AsyncAppClient, admin: Admin, xspe: str) -> set[str]:
     """BY_API customers through the Open API (POST /api/spe/customers, 50 in flight at a time),
-    the rest in one transaction of the directory SQL, which is what the API writes to."""
+    the rest in one transaction of the directory store, which is what the API writes to."""
     made: set[str] = set()
     for start in range(0, BY_API, 50):
         batch = range(start, min(start + 50, BY_API))
@@ -39,7 +38,7 @@ async def create_many(client: AsyncAppClient, admin: Admin, xspe: str) -> set[st
         )
         made.update(c.customer_id for c in created)
     rest = [{"name": f"Bulk {n:04d}", "contact": f"b{n}@example.com"} for n in range(BY_API, MANY)]
-    made.update(c.customer_id for c in await DirectoryDb(admin.db.database).create_customers(xspe, rest))
+    made.update(c.customer_id for c in await admin.stores.directory.create_customers(xspe, rest))
     return made
 
 
