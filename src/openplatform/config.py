@@ -267,6 +267,13 @@ class Settings(BaseSettings):
         return path.read_text().strip().encode()
 
 
+# The cleanup's defaults (SPEC §8) for a caller without settings (`openplatform db cleanup` and the
+# servers pass their settings'), the one source both backends read.
+CLEANUP_KEEP_SECONDS = 3600.0  # expired codes, tokens and invalidation records stay this long (seconds)
+CLEANUP_BATCH_SIZE: int = Settings.model_fields["cleanup_batch_size"].default
+AUDIT_RETENTION_SECONDS: float = Settings.model_fields["audit_retention_days"].default * 86400.0
+
+
 # OPENPLATFORM_ names read outside Settings, so no "unknown setting" warning for them (grep the code for
 # os.environ and process.env before adding one here).
 OTHER_VARIABLES = {

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import orjson
 
-from openplatform.config import Settings
+from openplatform.config import AUDIT_RETENTION_SECONDS, CLEANUP_BATCH_SIZE, CLEANUP_KEEP_SECONDS
 from openplatform.core.store import RotatedBefore
 from openplatform.models import (
     App,
@@ -52,7 +52,6 @@ from openplatform.records import AdminKey, User, audit_actor
 if TYPE_CHECKING:
     from openplatform.core.store import Backend
 
-BATCH_SIZE: int = Settings.model_fields["cleanup_batch_size"].default
 # The audit log's columns for fields (``storage/sql/schema.py``); every other field is its detail.
 _AUDIT_COLUMNS = ("app_id", "xspe", "customer_id", "ip")
 _Key = TypeVar("_Key")
@@ -316,9 +315,9 @@ class MemoryStore:
 
     async def cleanup(
         self,
-        keep_seconds: float = 3600.0,
-        audit_retention_seconds: float = 180 * 86400.0,
-        batch_size: int = BATCH_SIZE,
+        keep_seconds: float = CLEANUP_KEEP_SECONDS,
+        audit_retention_seconds: float = AUDIT_RETENTION_SECONDS,
+        batch_size: int = CLEANUP_BATCH_SIZE,
         rest: float = 1.0,
     ) -> dict[str, int]:
         """One cleanup pass (SPEC §8), as ``SqlStore.cleanup``: codes and tokens expired more

@@ -33,14 +33,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-from openplatform.config import Settings
+from openplatform.config import AUDIT_RETENTION_SECONDS, CLEANUP_BATCH_SIZE, CLEANUP_KEEP_SECONDS
 from openplatform.storage.sql.driver import Driver, Tx
 
 log = logging.getLogger("openplatform.storage")
-
-# Rows per DELETE (OPENPLATFORM_CLEANUP_BATCH_SIZE); its default, for callers without settings.
-BATCH_SIZE: int = Settings.model_fields["cleanup_batch_size"].default
-DAY_SECONDS = 86400.0
 
 
 @dataclass(frozen=True)
@@ -125,9 +121,9 @@ async def sweep(driver: Driver, table: Sweep, horizon: float, batch_size: int, r
 async def cleanup_pass(
     driver: Driver,
     now: float,
-    keep_seconds: float = 3600.0,
-    audit_retention_seconds: float = 180 * DAY_SECONDS,
-    batch_size: int = BATCH_SIZE,
+    keep_seconds: float = CLEANUP_KEEP_SECONDS,
+    audit_retention_seconds: float = AUDIT_RETENTION_SECONDS,
+    batch_size: int = CLEANUP_BATCH_SIZE,
     rest: float = 1.0,
 ) -> dict[str, int]:
     """One pass of the cleanup (SPEC §8); times in epoch seconds and seconds.

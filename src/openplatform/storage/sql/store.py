@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from openplatform.config import AUDIT_RETENTION_SECONDS, CLEANUP_BATCH_SIZE, CLEANUP_KEEP_SECONDS
 from openplatform.core.store import RotatedBefore
 from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, TokenRecord, read_backing
-from openplatform.storage.sql.cleanup import BATCH_SIZE, cleanup_pass
+from openplatform.storage.sql.cleanup import cleanup_pass
 from openplatform.storage.sql.driver import Claim, Driver, Insert, InsertsOnly, InsertSpec, Sql, Tx
 from openplatform.storage.sql.rows import (
     TOKEN_COLUMNS,
@@ -324,9 +325,9 @@ class SqlStore:
 
     async def cleanup(
         self,
-        keep_seconds: float = 3600.0,
-        audit_retention_seconds: float = 180 * 86400.0,
-        batch_size: int = BATCH_SIZE,
+        keep_seconds: float = CLEANUP_KEEP_SECONDS,
+        audit_retention_seconds: float = AUDIT_RETENTION_SECONDS,
+        batch_size: int = CLEANUP_BATCH_SIZE,
         rest: float = 1.0,
     ) -> dict[str, int]:
         """One cleanup pass (SPEC §8), in batches of ``batch_size`` rows that never hold serving up.
