@@ -46,7 +46,6 @@ from openplatform import logs
 from openplatform.config import Settings
 from openplatform.storage.sql.driver import BATCH_OPERATIONS
 from openplatform.storage.sql.migrate import upgrade
-from openplatform.web.access_log import AccessLog
 from openplatform.web.app import create_app
 from openplatform.web.serve import tune_gc
 
@@ -119,6 +118,9 @@ async def measure(
     starlette = create_app(settings)
     app: Any = starlette
     if access_log is not None:  # as `openplatform serve` does with OPENPLATFORM_ACCESS_LOG=true
+        # Imported here: code from before the access line (a worktree of an older commit) runs without it.
+        from openplatform.web.access_log import AccessLog
+
         logs.configure("info", "json" if access_log == "json" else "text")
         app = AccessLog(starlette)
     tune_gc()
