@@ -34,8 +34,8 @@ from openplatform import events
 from openplatform.config import Settings
 from openplatform.services.accounts import build_accounts
 from openplatform.services.console import Console
-from openplatform.storage.sql.console import ConsoleQueries
-from openplatform.storage.sql.directory import DirectoryDb
+from openplatform.storage.sql.console import SqlConsole
+from openplatform.storage.sql.directory import SqlDirectory
 from openplatform.storage.sql.migrate import upgrade
 from openplatform.storage.sql.schema import audit_events, webhook_deliveries
 from openplatform.web.app import create_app
@@ -135,7 +135,7 @@ async def run(settings: Settings, rows: int, renders: int) -> None:
                 line("GET /console/apps/{id}?event=token.denied", await timed(lambda: page("?event=token.denied"),
                                                                                   renders)),
             ]  # fmt: skip
-        service = Console(admin, ConsoleQueries(database, admin.db.clock), DirectoryDb(database, admin.db.clock))
+        service = Console(admin, SqlConsole(database, admin.db.clock), SqlDirectory(database, admin.db.clock))
         results += [
             line("charts: both (two statements)", await timed(lambda: service.activity(app_id, time.time()), renders)),
             line("recent events, every type", await timed(lambda: service.app_events(app_id), renders)),

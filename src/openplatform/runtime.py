@@ -26,17 +26,17 @@ from openplatform.storage.memory.console import MemoryConsole
 from openplatform.storage.memory.directory import MemoryDirectory
 from openplatform.storage.memory.manage import MemoryManagement
 from openplatform.storage.memory.webhooks import MemoryOutbox
-from openplatform.storage.sql.accounts import AccountStore
-from openplatform.storage.sql.admin_keys import AdminKeyStore
-from openplatform.storage.sql.console import ConsoleQueries
+from openplatform.storage.sql.accounts import SqlAccounts
+from openplatform.storage.sql.admin_keys import SqlAdminKeys
+from openplatform.storage.sql.console import SqlConsole
 from openplatform.storage.sql.database import Database
-from openplatform.storage.sql.directory import DirectoryDb
+from openplatform.storage.sql.directory import SqlDirectory
 from openplatform.storage.sql.driver import Driver
-from openplatform.storage.sql.manage import Management
+from openplatform.storage.sql.manage import SqlManagement
 from openplatform.storage.sql.postgres import PostgresDriver
 from openplatform.storage.sql.sqlite import SqliteDriver
 from openplatform.storage.sql.store import SqlStore
-from openplatform.storage.sql.webhooks import WebhookOutbox
+from openplatform.storage.sql.webhooks import SqlOutbox
 
 if TYPE_CHECKING:
     from openplatform.storage.redis_fanout import RedisFanout
@@ -106,9 +106,9 @@ def build_stores(database: Database | MemoryStore, announce: Announce | None = N
             admin_keys=MemoryAdminKeys(database), outbox=MemoryOutbox(database),
         )  # fmt: skip
     return Stores(
-        management=Management(database, announce=announce), directory=DirectoryDb(database),
-        console=ConsoleQueries(database), accounts=AccountStore(database), admin_keys=AdminKeyStore(database),
-        outbox=WebhookOutbox(database),
+        management=SqlManagement(database, announce=announce), directory=SqlDirectory(database),
+        console=SqlConsole(database), accounts=SqlAccounts(database), admin_keys=SqlAdminKeys(database),
+        outbox=SqlOutbox(database),
     )  # fmt: skip
 
 

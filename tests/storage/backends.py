@@ -20,8 +20,8 @@ from typing import Protocol
 import pytest
 
 from openplatform.config import Settings
-from openplatform.core.store import Backend
-from openplatform.models import ACTIVE, SUSPENDED, App, Customer, Installation, Spe, TokenRecord
+from openplatform.core.store import Backend, CodeStorage
+from openplatform.models import ACTIVE, SUSPENDED, App, AuthorizationCode, Customer, Installation, Spe, TokenRecord
 from openplatform.runtime import build_admin, make_driver
 from openplatform.services.admin import Admin
 from openplatform.storage.memory import MemoryStore
@@ -29,6 +29,12 @@ from openplatform.storage.sql.store import SqlStore
 from tests.conftest import TEST_SECRET_KEY, FakeClock, _truncate
 
 BACKENDS = ("memory", "sqlite", "postgres")
+
+
+async def code_of(store: CodeStorage, digest: str) -> AuthorizationCode | None:
+    """The stored code, whatever it stands on (a backend reads a code only with its backing)."""
+    found = await store.get_code_backed(digest)
+    return found[0] if found is not None else None
 
 
 @dataclass(frozen=True)

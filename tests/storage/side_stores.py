@@ -21,13 +21,13 @@ from openplatform.storage.memory import MemoryStore
 from openplatform.storage.memory.accounts import MemoryAccounts
 from openplatform.storage.memory.admin_keys import MemoryAdminKeys
 from openplatform.storage.memory.webhooks import MemoryOutbox
-from openplatform.storage.sql.accounts import AccountStore
-from openplatform.storage.sql.admin_keys import AdminKeyStore
+from openplatform.storage.sql.accounts import SqlAccounts
+from openplatform.storage.sql.admin_keys import SqlAdminKeys
 from openplatform.storage.sql.changes import enqueue_webhook
 from openplatform.storage.sql.database import Conn, Database
 from openplatform.storage.sql.driver import IntegrityError
 from openplatform.storage.sql.schema import spes
-from openplatform.storage.sql.webhooks import WebhookOutbox
+from openplatform.storage.sql.webhooks import SqlOutbox
 from tests.conftest import TEST_SECRET_KEY
 
 START = 1_700_000_000.0
@@ -51,9 +51,9 @@ class Clock:
 class Side:
     name: str
     clock: Clock
-    accounts: Any  # MemoryAccounts | AccountStore
-    admin_keys: Any  # MemoryAdminKeys | AdminKeyStore
-    outbox: Any  # MemoryOutbox | WebhookOutbox
+    accounts: Any  # MemoryAccounts | SqlAccounts
+    admin_keys: Any  # MemoryAdminKeys | SqlAdminKeys
+    outbox: Any  # MemoryOutbox | SqlOutbox
     memory: MemoryStore | None = None
     database: Database | None = None
 
@@ -88,7 +88,7 @@ async def open_side(name: str, database_url: str) -> AsyncIterator[Side]:
         return
     database = Database(make_driver(Settings(database_url=database_url, secret_key=TEST_SECRET_KEY)))
     try:
-        accounts, keys, outbox = AccountStore(database, clock), AdminKeyStore(database, clock), WebhookOutbox(database)
+        accounts, keys, outbox = SqlAccounts(database, clock), SqlAdminKeys(database, clock), SqlOutbox(database)
         yield Side(name, clock, accounts, keys, outbox, database=database)
     finally:
         await database.close()

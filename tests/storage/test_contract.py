@@ -20,7 +20,7 @@ import pytest
 
 from openplatform.core.store import RotatedBefore
 from openplatform.models import ACTIVE, SUSPENDED, AuthorizationCode, Backing
-from tests.storage.backends import BACKENDS, Adapter, Seeded, backend_location, open_backend, token
+from tests.storage.backends import BACKENDS, Adapter, Seeded, backend_location, code_of, open_backend, token
 
 RACERS = 20  # concurrent calls in the race tests: on SQL they share group commits
 
@@ -79,7 +79,7 @@ async def test_a_code_is_consumed_once_however_many_race_for_it(backend: Adapter
     for pair, won in zip(pairs, outcomes, strict=True):  # only the winner's tokens are stored
         for record in pair:
             assert (await backend.store.get_token(record.digest) == record) is won
-    used = await backend.store.get_code(code.digest)
+    used = await code_of(backend.store, code.digest)
     assert used is not None and used.used_at is not None
     assert not await backend.store.consume_code(code.digest, *winner)  # and never again
 
@@ -93,7 +93,7 @@ async def test_an_expired_or_unknown_code_is_not_consumed(backend: Adapter) -> N
     assert not await backend.store.consume_code(expired.digest, record)
     assert not await backend.store.consume_code(secrets.token_hex(32), record)
     assert await backend.store.get_token(record.digest) is None
-    found = await backend.store.get_code(expired.digest)
+    found = await code_of(backend.store, expired.digest)
     assert found is not None and found.used_at is None
 
 
@@ -195,8 +195,8 @@ async def test_the_cleanup_deletes_expired_rows_only(backend: Adapter) -> None:
     assert await backend.store.get_token(long_expired.digest) is None
     assert await backend.store.get_token(just_expired.digest) == just_expired
     assert await backend.store.get_token(live.digest) == live
-    assert await backend.store.get_code(old_code.digest) is None
-    assert await backend.store.get_code(fresh_code.digest) == fresh_code
+    assert await code_of(backend.store, old_code.digest) is None
+    assert await code_of(backend.store, fresh_code.digest) == fresh_code
 
     await backend.store.revoke_token(live)
     assert await backend.store.invalidations_after(0, 1000) != []

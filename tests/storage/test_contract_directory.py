@@ -1,7 +1,7 @@
 """The directory and the console's queries, written once and run on memory, SQLite and PostgreSQL.
 
 ``MemoryDirectory``/``MemoryConsole`` (``storage/memory``) against their SQL twins
-``DirectoryDb``/``ConsoleQueries`` (``storage/sql``): the same orderings and paging
+``SqlDirectory``/``SqlConsole`` (``storage/sql``): the same orderings and paging
 totals, filters (the name filter takes ``%`` and ``_`` literally), optimistic updates
 (``VersionConflict`` changes nothing), the invalidation records and outbox rows each
 change writes, deleting a customer with everything that hangs on it, and the activity
@@ -33,14 +33,14 @@ from openplatform.storage.memory import MemoryStore
 from openplatform.storage.memory.console import MemoryConsole
 from openplatform.storage.memory.directory import MemoryDirectory
 from openplatform.storage.memory.store import SecretRow
-from openplatform.storage.sql.console import ConsoleQueries
+from openplatform.storage.sql.console import SqlConsole
 from openplatform.storage.sql.database import Database
-from openplatform.storage.sql.directory import DirectoryDb
-from openplatform.storage.sql.manage import Management
+from openplatform.storage.sql.directory import SqlDirectory
+from openplatform.storage.sql.manage import SqlManagement
 from openplatform.storage.sql.schema import webhook_deliveries
 from openplatform.storage.sql.store import SqlStore
 from tests.conftest import TEST_SECRET_KEY
-from tests.storage.backends import BACKENDS, backend_location
+from tests.storage.backends import BACKENDS, backend_location, code_of
 
 START = 1_699_999_200.0  # an hour boundary (UNIX seconds)
 HOUR = 3600
@@ -67,13 +67,13 @@ def notice(installation: Installation, at: float) -> dict[str, object]:
 
 class World(ABC):
     """The directory and console of one backend, and what other domains write, seeded as that
-    backend is fed: memory through ``MemoryStore``, SQL through ``Management`` and ``SqlStore``."""
+    backend is fed: memory through ``MemoryStore``, SQL through ``SqlManagement`` and ``SqlStore``."""
 
     def __init__(self, name: str, clock: Clock, directory: Any, console: Any, tokens: Backend) -> None:
         self.name = name
         self.clock = clock
-        self.directory = directory  # MemoryDirectory | DirectoryDb
-        self.console = console  # MemoryConsole | ConsoleQueries
+        self.directory = directory  # MemoryDirectory | SqlDirectory
+        self.console = console  # MemoryConsole | SqlConsole
         self.tokens = tokens  # MemoryStore | SqlStore: tokens, codes, the invalidation log
 
     @abstractmethod
@@ -155,7 +155,7 @@ class MemoryWorld(World):
         self.memory.sync_secrets(app_id)
 
     async def rotate(self, app_id: str, grace: float) -> None:
-        """As ``Management.rotate_secret``: one previous secret kept for ``grace`` seconds."""
+        """As ``SqlManagement.rotate_secret``: one previous secret kept for ``grace`` seconds."""
         rows = self.memory.secret_rows
         for row_id, row in list(rows.items()):
             if row.app_id == app_id and (row.expires_at is not None or grace <= 0):
@@ -199,9 +199,9 @@ class MemoryWorld(World):
 class SqlWorld(World):
     def __init__(self, name: str, database_url: str, clock: Clock) -> None:
         self.database = Database(make_driver(Settings(database_url=database_url, secret_key=TEST_SECRET_KEY)))
-        self.manage = Management(self.database, clock)
+        self.manage = SqlManagement(self.database, clock)
         self.sql = SqlStore(self.database.driver, clock)
-        super().__init__(name, clock, DirectoryDb(self.database, clock), ConsoleQueries(self.database, clock),
+        super().__init__(name, clock, SqlDirectory(self.database, clock), SqlConsole(self.database, clock),
                          self.sql)  # fmt: skip
 
     async def add_spe(self, name: str = "Acme SPE") -> str:
@@ -422,7 +422,7 @@ async def test_deleting_a_customer_takes_its_sites_installations_and_tokens(worl
     assert await world.tokens.get_token(live_token.digest) == dataclasses.replace(live_token, revoked_at=now)
     assert await world.tokens.get_token(revoked.digest) == revoked
     assert [await world.tokens.get_token(t.digest) for t in untouched] == untouched
-    assert await world.tokens.get_code(code.digest) == code  # refused by what it stands on (SPEC §8)
+    assert await code_of(world.tokens, code.digest) == code  # refused by what it stands on (SPEC §8)
     items, total = await world.directory.list_customers(CustomerFilter(xspe), 10, 0)
     assert (ids(items), total) == ([kept.customer_id], 1)
 

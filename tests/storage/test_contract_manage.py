@@ -1,6 +1,6 @@
 """The management store's contract, written once and run on memory, SQLite and PostgreSQL.
 
-``storage.memory.manage.MemoryManagement`` is the twin of ``storage.sql.manage.Management``:
+``storage.memory.manage.MemoryManagement`` is the twin of ``storage.sql.manage.SqlManagement``:
 the same orderings and paging totals, the same refusals (a key taken, a reference to
 nothing), the same invalidation records, outbox rows and ``announce`` calls for a change,
 one live installation however many installs race, one uninstall however many race (its
@@ -28,7 +28,7 @@ from openplatform.storage.memory import MemoryStore
 from openplatform.storage.memory.manage import MemoryManagement
 from openplatform.storage.sql.database import Database
 from openplatform.storage.sql.driver import IntegrityError
-from openplatform.storage.sql.manage import Management
+from openplatform.storage.sql.manage import SqlManagement
 from openplatform.storage.sql.schema import app_secrets, webhook_deliveries
 from openplatform.storage.sql.store import SqlStore
 from tests.conftest import TEST_SECRET_KEY
@@ -58,7 +58,7 @@ class Twin:
         self.announced: list[list[tuple[str, str]]] = []
         self.database: Database | None = None
         self.memory: MemoryStore | None = None
-        self.management: Management | MemoryManagement
+        self.management: SqlManagement | MemoryManagement
         self.store: Backend
         if name == "memory":
             self.memory = MemoryStore(self.clock)
@@ -69,7 +69,7 @@ class Twin:
             driver = make_driver(Settings(database_url=database_url, secret_key=TEST_SECRET_KEY))
             self.database = Database(driver)
             self.store = SqlStore(driver, self.clock)
-            self.management = Management(self.database, self.clock, self._announce)
+            self.management = SqlManagement(self.database, self.clock, self._announce)
             self.refused = IntegrityError
 
     async def _announce(self, changes: Sequence[tuple[str, str]]) -> None:

@@ -339,7 +339,11 @@ async def test_send_again_delivers_an_abandoned_notification(
     assert len(audit) == 1
     detail = audit[0]["detail"]
     assert isinstance(detail, dict)
-    assert (detail["delivery_id"], detail["previous_attempts"], detail["was"]) == (int(delivery_id), MAX_ATTEMPTS, "failed")
+    assert (detail["delivery_id"], detail["previous_attempts"], detail["was"]) == (
+        int(delivery_id),
+        MAX_ATTEMPTS,
+        "failed",
+    )
     assert detail["user_id"] == dev.user.user_id
 
 

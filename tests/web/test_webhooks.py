@@ -23,7 +23,7 @@ from openplatform.storage.memory import MemoryStore
 from openplatform.storage.sql.changes import enqueue_webhook
 from openplatform.storage.sql.database import Conn
 from openplatform.storage.sql.schema import metadata
-from openplatform.storage.sql.webhooks import WebhookOutbox
+from openplatform.storage.sql.webhooks import SqlOutbox
 from tests.conftest import Harness, run_cli
 from tests.ui.receiver import ACK, Answer, Received, Receiver, serving
 from tests.web.manage_support import memory_snapshot
@@ -284,9 +284,9 @@ async def test_concurrent_claims_never_share_a_row(settings: Settings) -> None:
                 await enqueue_webhook(conn, "a" * 32, "install", {"type": 1, "n": n}, now)
 
         await admins[0].db.database.transaction(queue)
-        outboxes = [WebhookOutbox(admin.db.database) for admin in admins]
+        outboxes = [SqlOutbox(admin.db.database) for admin in admins]
 
-        async def drain(outbox: WebhookOutbox) -> list[int]:
+        async def drain(outbox: SqlOutbox) -> list[int]:
             claimed = []
             while (delivery := await outbox.claim(time.time(), 60, MAX_ATTEMPTS)) is not None:
                 claimed.append(delivery.id)

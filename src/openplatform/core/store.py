@@ -75,10 +75,9 @@ class BackingStorage(Protocol):
 
 
 class CodeStorage(Protocol):
-    async def get_code(self, digest: str) -> AuthorizationCode | None: ...
     async def get_code_backed(self, digest: str) -> tuple[AuthorizationCode, Backing] | None:
         """The code and what it stands on (SPEC §8), read together from the backend past any cache:
-        the exchange's one read, where ``get_code`` and then ``backing(fresh=True)`` were two."""
+        the exchange's one read (a code is read for nothing else)."""
         ...
 
     async def save_code(self, code: AuthorizationCode) -> None: ...

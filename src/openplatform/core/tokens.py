@@ -109,11 +109,7 @@ async def _elsewhere(keyring: Keyring, fetch: Callable[[str], Awaitable[T | None
     return found
 
 
-async def find_code(platform: Platform[CodeStorage], raw: str) -> AuthorizationCode | None:
-    """An authorization code's record, under the current server key or else an old one (SPEC §10)."""
-    return await platform.keyring.find(platform.store.get_code, Keyring.token_digest, raw)
-
-
 async def find_code_backed(platform: Platform[CodeStorage], raw: str) -> tuple[AuthorizationCode, Backing] | None:
-    """``find_code`` with what the code stands on (SPEC §8), read fresh in the same statement."""
+    """An authorization code's record, under the current server key or else an old one (SPEC §10),
+    with what the code stands on (SPEC §8), read fresh in the same statement."""
     return await platform.keyring.find(platform.store.get_code_backed, Keyring.token_digest, raw)

@@ -172,9 +172,6 @@ class CachedStore:
     async def ping(self) -> None:
         await self.inner.ping()
 
-    async def get_code(self, digest: str) -> AuthorizationCode | None:
-        return await self.inner.get_code(digest)
-
     async def get_code_backed(self, digest: str) -> tuple[AuthorizationCode, Backing] | None:
         """Read from the backend, as ``backing(fresh=True)`` is, and its ``Backing`` cached as that does."""
         found = await self.inner.get_code_backed(digest)

@@ -1,6 +1,6 @@
 """Accounts of the web screens in memory: users and their sessions, as ``storage/sql/accounts.py``.
 
-The twin of the SQL ``AccountStore`` (``tests/storage/test_contract_accounts.py`` runs
+The twin of the SQL ``SqlAccounts`` (``tests/storage/test_contract_accounts.py`` runs
 the same tests on both). Rows live on the shared ``MemoryStore``: ``users`` (User by
 user_id) and ``sessions`` (SessionRow by the keyed digest of the cookie). What the
 database's constraints refuse is refused here too: a taken e-mail address or user_id,

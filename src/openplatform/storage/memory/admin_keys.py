@@ -1,6 +1,6 @@
 """Admin keys in memory (SPEC §10), as ``storage/sql/admin_keys.py``: stored only as a keyed digest.
 
-The twin of the SQL ``AdminKeyStore`` (``tests/storage/test_contract_accounts.py`` runs
+The twin of the SQL ``SqlAdminKeys`` (``tests/storage/test_contract_accounts.py`` runs
 the same tests on both). Rows live on the shared ``MemoryStore``: ``admin_keys`` maps a
 key_id to ``(AdminKey, digest)``. What the table's keys refuse is refused here with
 ValueError (the memory backend's stand-in for the driver's IntegrityError): a taken

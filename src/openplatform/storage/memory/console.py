@@ -1,6 +1,6 @@
 """The management screens' reads and app edits in memory, as ``storage/sql/console.py``.
 
-The twin of the SQL ``ConsoleQueries`` (``tests/storage/test_contract_directory.py``
+The twin of the SQL ``SqlConsole`` (``tests/storage/test_contract_directory.py``
 runs the same tests on both): customer search and paging, app edits (with their
 invalidation record), installations with names, token activity and audit events. The
 activity comes from ``MemoryStore.audit_events``, where every event is one row: the SQL

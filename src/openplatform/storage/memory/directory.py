@@ -1,6 +1,6 @@
 """Customers and sites for the Open APIs (SPEC §2.5) in memory, as ``storage/sql/directory.py``.
 
-The twin of the SQL ``DirectoryDb`` (``tests/storage/test_contract_directory.py`` runs
+The twin of the SQL ``SqlDirectory`` (``tests/storage/test_contract_directory.py`` runs
 the same tests on both): the same orderings (oldest first, ties by id), paging totals,
 optimistic updates (``expected_version`` raises ``VersionConflict``), invalidation
 records and outbox rows. Rows live on the shared ``MemoryStore``: ``customers``,

@@ -1,6 +1,6 @@
 """The management path in memory: SPEs, customers, apps and their secrets, installations, the audit log.
 
-The twin of ``storage/sql/manage.py`` (``Management``) on the tables of the shared
+The twin of ``storage/sql/manage.py`` (``SqlManagement``) on the tables of the shared
 ``MemoryStore``: the same methods, orderings, paging totals, invalidation records,
 outbox rows, ``announce`` calls and audit rows (``tests/storage/test_contract_manage.py``
 runs the same tests on both). Each method is one step: it yields to the event loop
@@ -29,7 +29,7 @@ from openplatform.storage.memory.store import AuditEvent, MemoryStore, SecretRow
 
 
 class MemoryManagement:
-    """``storage.sql.manage.Management`` in memory; ``clock`` gives UNIX seconds (a test's FakeClock)."""
+    """``storage.sql.manage.SqlManagement`` in memory; ``clock`` gives UNIX seconds (a test's FakeClock)."""
 
     def __init__(
         self, store: MemoryStore, clock: Callable[[], float] = time.time, announce: Announce | None = None

@@ -213,10 +213,6 @@ class MemoryStore:
             "spe_exists": xspe is not None and xspe in self.spes,
         })  # fmt: skip
 
-    async def get_code(self, digest: str) -> AuthorizationCode | None:
-        await asyncio.sleep(0)
-        return self.codes.get(digest)
-
     async def get_token(self, digest: str) -> TokenRecord | None:
         await asyncio.sleep(0)
         return self.tokens.get(digest)

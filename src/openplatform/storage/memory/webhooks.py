@@ -1,6 +1,6 @@
 """The webhook outbox in memory (SPEC §3), as ``storage/sql/webhooks.py``: a row is claimed by one sender at a time.
 
-The twin of the SQL ``WebhookOutbox`` (``tests/storage/test_contract_outbox.py`` runs
+The twin of the SQL ``SqlOutbox`` (``tests/storage/test_contract_outbox.py`` runs
 the same tests on both). Rows are the shared ``MemoryStore``'s ``deliveries``
 (DeliveryRow by id), queued by ``MemoryStore.enqueue_webhook`` in the same step as the
 install or uninstall they report.

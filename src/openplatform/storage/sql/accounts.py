@@ -30,7 +30,7 @@ def _user(row: object) -> User:
     )  # fmt: skip
 
 
-class AccountStore:
+class SqlAccounts:
     def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
         self.database = database
         self.clock = clock

@@ -19,7 +19,7 @@ def _key(row: Mapping[str, Any]) -> AdminKey:
     )
 
 
-class AdminKeyStore:
+class SqlAdminKeys:
     def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
         self.database = database
         self.clock = clock

@@ -38,7 +38,7 @@ def _like(column: ColumnElement[str], text: str) -> ColumnElement[bool]:
     return column.icontains(text, autoescape=True)
 
 
-class ConsoleQueries:
+class SqlConsole:
     def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
         self.database = database
         self.clock = clock

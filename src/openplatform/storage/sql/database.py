@@ -1,6 +1,6 @@
 """The management path's database layer: SQLAlchemy Core statements run through the process's driver.
 
-Management, the directory, the console, accounts, admin keys and the webhook
+SqlManagement, the directory, the console, accounts, admin keys and the webhook
 outbox write their queries with SQLAlchemy Core (``schema.py``'s tables), but
 there is one database layer per process: their statements are compiled for
 the driver's dialect and run on the same driver, connections and PRAGMAs as the

@@ -53,7 +53,7 @@ def _customer_where(spec: CustomerFilter) -> list[Any]:
     return where
 
 
-class DirectoryDb:
+class SqlDirectory:
     def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
         self.database = database
         self.clock = clock

@@ -43,7 +43,7 @@ from openplatform.storage.sql.schema import (
 )
 
 
-class Management:
+class SqlManagement:
     def __init__(
         self, database: Database, clock: Callable[[], float] = time.time, announce: Announce | None = None
     ) -> None:

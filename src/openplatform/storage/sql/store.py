@@ -223,10 +223,6 @@ class SqlStore:
         )
         return [installation_from_row(r) for r in rows]
 
-    async def get_code(self, digest: str) -> AuthorizationCode | None:
-        row = await self.driver.fetchrow("SELECT * FROM auth_codes WHERE digest = ?", digest)
-        return code_from_row(row) if row else None
-
     async def get_token(self, digest: str) -> TokenRecord | None:
         row = await self.driver.fetchrow(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE digest = ?", digest)
         return token_from_row(row) if row else None

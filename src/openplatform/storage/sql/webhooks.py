@@ -40,7 +40,7 @@ def _due(now: float, max_attempts: int) -> list[ColumnElement[bool]]:
     return [wd.c.delivered_at.is_(None), wd.c.attempts < max_attempts, wd.c.next_attempt_at <= now]
 
 
-class WebhookOutbox:
+class SqlOutbox:
     """Notifications are queued by the transactions that cause them (``changes.enqueue_webhook``)."""
 
     def __init__(self, database: Database) -> None:
