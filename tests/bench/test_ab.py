@@ -62,3 +62,22 @@ def test_the_table_gives_medians_and_the_verdict() -> None:
     assert cells[:5] == ["sqlite", "the app-token", "0.510 (0.50, 0.52, 0.51)", "0.500 (0.50, 0.50, 0.52)", "0.980"]
     assert cells[8:11] == ["49 (50, 48, 49)", "49 (49, 50, 48)", "1.000"] and cells[-1] == "yes"  # 2 % lower: within
     assert open_api.split("|")[5].strip() == "0.950" and open_api.rstrip(" |").endswith("NO")  # 5 % lower
+
+
+def test_the_documented_ab_command_runs(tmp_path: Path) -> None:
+    """The A/B command of docs/benchmarks.md ("The wall-clock A/B"), as printed, shortened: one round,
+    one-second runs, the GET on SQLite; both commits checked out and run, the table written."""
+    import re
+    import shutil
+    import subprocess
+
+    assert shutil.which("wrk"), "wrk is needed (apt-get install -y wrk; .ci/run installs it)"
+    section = (ROOT / "docs" / "benchmarks.md").read_text().split("### The wall-clock A/B", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert block is not None
+    [command] = block.group(1).strip().splitlines()
+    short = f" --rounds 1 --duration 1 --warmup 0 --only open-api --database sqlite --results {tmp_path}"
+    done = subprocess.run(["bash", "-c", command + short], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [written] = list(tmp_path.glob("ab-*.md"))
+    assert "| sqlite | GET /api/spe/customer/{id} (token checked) |" in written.read_text()
