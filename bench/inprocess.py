@@ -40,7 +40,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import callgrind
 import orjson
 import uvloop
-from seed import SECRET_KEY, _seed
+from procs import cpu_seconds
+from seed import SECRET_KEY, _backends, _seed
 
 from openplatform import logs
 from openplatform.config import Settings
@@ -171,6 +172,7 @@ async def measure(
 
         await asyncio.gather(*(worker(task, warmup) for task in range(CONCURRENCY)))
         commits = group_commits()
+        database = await database_cpu(settings)
         if counting is not None:
             counting.start()
         started, cpu = time.perf_counter(), time.process_time()
@@ -178,10 +180,14 @@ async def measure(
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         if counting is not None:
             counting.stop()
+        database_after = await database_cpu(settings)
         done = per_task * CONCURRENCY
         assert not inactive, f"{inactive} introspections answered active=false"
         print(f"{scenario}: {done} requests, {1e6 * cpu / done:.1f} µs CPU and {1e6 * wall / done:.1f} µs wall "
               f"per request; statuses {statuses}")  # fmt: skip
+        if database_after:  # a backend that came up meanwhile counts from 0
+            used = sum(seconds - database.get(pid, 0.0) for pid, seconds in database_after.items())
+            print(f"database CPU (PostgreSQL backends, timed part): {1e6 * used / done:.1f} µs per request")
         batches, operations = (after - before for after, before in zip(group_commits(), commits, strict=True))
         if counting is not None:
             # Per request, the writer's work depends on how many operations share a group commit: compare
@@ -190,6 +196,15 @@ async def measure(
             counted = f"{instructions / done:,.0f}" if instructions else "none (not under valgrind --tool=callgrind?)"
             print(f"instructions per request (timed part): {counted}; {batches:.0f} group commits of "
                   f"{operations / batches if batches else 0:.1f} operations")  # fmt: skip
+
+
+async def database_cpu(settings: Settings) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to the bench's database (the app's
+    pool and writer: this machine's 127.0.0.1), by pid; empty on SQLite. As bench/run.py's
+    database CPU, but around the timed part alone: the codes minted before it are not counted."""
+    if settings.is_sqlite:
+        return {}
+    return {pid: cpu_seconds(pid) for pid in await _backends(settings.postgres_dsn)}
 
 
 def group_commits() -> tuple[float, float]:
