@@ -15,7 +15,7 @@ import pytest
 from openplatform import events
 from openplatform.config import Settings
 from openplatform.demo import port_problem, seed_and_describe
-from openplatform.records import CustomerFilter
+from openplatform.records import AuditFilter, CustomerFilter
 from openplatform.runtime import build_admin
 from openplatform.services.accounts import build_accounts
 from tests.conftest import cli_env
@@ -155,8 +155,8 @@ async def test_the_demo_app_gets_the_example_apps_webhook_once(settings: Setting
     admin = build_admin(demo)
     try:
         app = await admin.db.get_app(str(first["app_id"]))
-        audited = await admin.db.recent_audit(str(first["app_id"]))
-        updates = [json.loads(str(e["detail"])) for e in audited if e["event"] == events.APP_UPDATED]
+        audited, _total = await admin.db.audit_page(AuditFilter(str(first["app_id"]), event=events.APP_UPDATED), 50, 0)
+        updates = [e["detail"] for e in audited]
         await admin.stores.console.update_app(str(first["app_id"]), webhook_url="https://hooks.example.com/in")
     finally:
         await admin.db.close()

@@ -24,6 +24,7 @@ import pytest
 from openplatform.client import AppClient
 from openplatform.client.signing import sign_launch
 from openplatform.config import Settings
+from openplatform.records import AuditFilter
 from openplatform.runtime import build_admin
 from tests.client.conftest import ALL_SCOPES
 from tests.conftest import cli_env, free_port, run_cli
@@ -165,7 +166,7 @@ async def delivered_webhooks(settings: Settings, app_id: str, count: int) -> int
     admin = build_admin(settings)
     try:
         for _ in range(100):
-            events = [e for e in await admin.db.recent_audit(app_id, 200) if e["event"] == "webhook.delivered"]
+            events, _total = await admin.db.audit_page(AuditFilter(app_id, event="webhook.delivered"), 200, 0)
             if len(events) >= count:
                 break
             await asyncio.sleep(0.1)
