@@ -26,6 +26,7 @@ import pytest
 
 from openplatform.client import AppClient, AsyncAppClient
 from openplatform.config import Settings
+from openplatform.records import AuditFilter
 from openplatform.runtime import build_admin
 from tests.client.conftest import Partner, alogin, login, requests_at_server, revoke_at_server
 
@@ -63,7 +64,7 @@ async def audited_refreshes(settings: Settings, app_id: str) -> int:
     admin = build_admin(settings)
     try:
         for _ in range(50):  # audit rows ride on the server's next group commit
-            events = [e for e in await admin.db.recent_audit(app_id, 500) if e["event"] == "token.refreshed"]
+            events, _total = await admin.db.audit_page(AuditFilter(app_id, event="token.refreshed"), 500, 0)
             refreshes = sum(int(e["occurrences"]) for e in events)  # one row may count several
             if refreshes >= len(MODES):
                 break
