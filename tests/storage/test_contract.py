@@ -14,20 +14,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from openplatform.core.store import RotatedBefore
 from openplatform.models import ACTIVE, SUSPENDED, AuthorizationCode, Backing
-from tests.storage.backends import BACKENDS, Adapter, Seeded, backend_location, code_of, open_backend, token
+from tests.storage.backends import Adapter, Seeded, code_of, open_backend, token
 
 RACERS = 20  # concurrent calls in the race tests: on SQL they share group commits
-
-
-@pytest.fixture(params=BACKENDS)
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    return backend_location(request, tmp_path)
 
 
 @pytest.fixture

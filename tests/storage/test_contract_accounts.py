@@ -12,28 +12,14 @@ revoking it takes effect once, and ``touch`` never moves ``last_used_at`` back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from openplatform.records import ACTIVE, DISABLED, METRICS, AdminKey, DuplicateEmail, User, WebSession
-from tests.storage.backends import BACKENDS, backend_location
-from tests.storage.side_stores import REFUSED, START, Side, open_side
+from tests.storage.side_stores import REFUSED, START, Side
 
 HOUR = 3600.0
 DAY = 86400.0
-
-
-@pytest.fixture(params=BACKENDS)
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    return backend_location(request, tmp_path)
-
-
-@pytest.fixture
-async def side(location: tuple[str, str]) -> AsyncIterator[Side]:
-    async for opened in open_side(*location):
-        yield opened
 
 
 def draft(user_id: str, email: str, role: str = "developer", xspe: str | None = None) -> User:

@@ -15,7 +15,6 @@ import dataclasses
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -40,7 +39,7 @@ from openplatform.storage.sql.manage import SqlManagement
 from openplatform.storage.sql.schema import webhook_deliveries
 from openplatform.storage.sql.store import SqlStore
 from tests.conftest import TEST_SECRET_KEY
-from tests.storage.backends import BACKENDS, backend_location, code_of
+from tests.storage.backends import code_of
 
 START = 1_699_999_200.0  # an hour boundary (UNIX seconds)
 HOUR = 3600
@@ -249,11 +248,6 @@ class SqlWorld(World):
 
 async def _nothing(_tx: object) -> None:
     return None
-
-
-@pytest.fixture(params=BACKENDS)
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    return backend_location(request, tmp_path)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
-from pathlib import Path
 
 import orjson
 import pytest
@@ -32,7 +31,7 @@ from openplatform.storage.sql.manage import SqlManagement
 from openplatform.storage.sql.schema import app_secrets, webhook_deliveries
 from openplatform.storage.sql.store import SqlStore
 from tests.conftest import TEST_SECRET_KEY
-from tests.storage.backends import BACKENDS, Seeded, backend_location, token
+from tests.storage.backends import Seeded, token
 
 RACERS = 10
 T0 = 1_700_000_000.0
@@ -105,11 +104,6 @@ class Twin:
     async def close(self) -> None:
         await self.management.close()
         await self.store.close()  # the same driver on SQL: closing twice is harmless
-
-
-@pytest.fixture(params=BACKENDS)
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    return backend_location(request, tmp_path)
 
 
 @pytest.fixture

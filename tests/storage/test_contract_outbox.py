@@ -11,15 +11,11 @@ as it was; ``list`` gives the rows newest first with the SQL columns (payload as
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import orjson
-import pytest
 
 from openplatform.records import Delivery
-from tests.storage.backends import BACKENDS, backend_location
-from tests.storage.side_stores import START, Side, open_side
+from tests.storage.side_stores import START, Side
 
 LEASE = 60.0
 MAX = 3  # attempts
@@ -35,17 +31,6 @@ COLUMNS = [
     "last_error",
     "created_at",
 ]
-
-
-@pytest.fixture(params=BACKENDS)
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    return backend_location(request, tmp_path)
-
-
-@pytest.fixture
-async def side(location: tuple[str, str]) -> AsyncIterator[Side]:
-    async for opened in open_side(*location):
-        yield opened
 
 
 def body(n: int) -> dict[str, object]:
