@@ -106,12 +106,11 @@ def new_id(prefix: str) -> str:
 
 
 def constant_time_equals(left: str | bytes, right: str | bytes) -> bool:
-    try:  # two ASCII strings (hex digests: the usual case) or two bytes: compared as they are
-        return hmac.compare_digest(left, right)
-    except TypeError:  # a str and bytes, or non-ASCII text: compared as UTF-8
-        a = left.encode() if isinstance(left, str) else left
-        b = right.encode() if isinstance(right, str) else right
-        return hmac.compare_digest(a, b)
+    if isinstance(left, str) and isinstance(right, str) and left.isascii() and right.isascii():
+        return hmac.compare_digest(left, right)  # hex digests, the usual case: nothing to encode
+    a = left.encode() if isinstance(left, str) else left
+    b = right.encode() if isinstance(right, str) else right
+    return hmac.compare_digest(a, b)
 
 
 _IPAD = bytes(x ^ 0x36 for x in range(256))  # RFC 2104's ipad and opad, as translate() tables
