@@ -61,3 +61,19 @@ def test_too_many_fields_is_refused_like_parse_qsl() -> None:
 def test_invalid_utf8_is_refused() -> None:
     with pytest.raises(OAuthError, match="UTF-8"):
         parse_params(b"", b"a=\xff", "")
+
+
+@pytest.mark.parametrize("char", [chr(code) for code in range(0x80)] + ["é", "\x85", "\xa0", "\u2028", "\U0001f600"])
+@pytest.mark.parametrize("as_bytes", [True, False])
+def test_control_characters_are_refused_as_the_regex_finds_them(char: str, as_bytes: bool) -> None:
+    """The shortcut's byte-table scan refuses exactly the C0 controls and DEL, in names and values,
+    from bytes (a body) and from text (a query string); other characters pass as parse_qsl reads them."""
+    for text in (f"a=x{char}y&b=1", f"a{char}=1"):
+        if char in "%+&=":
+            continue  # not a control character, and not the shortcut's text
+        source: bytes | str = text.encode() if as_bytes else text
+        try:
+            got: dict[str, str] | None = parse_params(source, b"", "")
+        except OAuthError:
+            got = None
+        assert got == reference(text.replace(char, "\x01") if char < " " or char == "\x7f" else text)

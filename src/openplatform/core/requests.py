@@ -12,7 +12,7 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import parse_qsl, unquote_plus
 
 import orjson
@@ -27,11 +27,19 @@ LONG_VALUES = {"redirect_uri": 2048, "state": 1024}
 SHORT_VALUE_LENGTH = 512
 # C0 controls and DEL; one regex scan is ~50x cheaper than a per-character loop on the hot path.
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# The same characters as a bytes.translate() table: each control byte becomes 0, every other byte 1.
+# In UTF-8 a control character is that one byte, and no other character has a byte below 0x80, so
+# "no 0 after translating the encoded text" is the regex's "no match", at a quarter of its cost.
+_CONTROL_BYTES = bytes(0 if byte < 0x20 or byte == 0x7F else 1 for byte in range(256))
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 
 
-@dataclass(frozen=True, slots=True)
-class TokenRequest:
-    """Everything a token-endpoint decision needs; built by the HTTP layer."""
+class TokenRequest(NamedTuple):
+    """Everything a token-endpoint decision needs; built by the HTTP layer.
+
+    A named tuple: immutable like the frozen dataclass it was, built for under half the
+    instructions (a frozen dataclass sets each field through ``object.__setattr__``).
+    """
 
     params: Mapping[str, str]
     client_ip: str
@@ -82,11 +90,20 @@ def _add_urlencoded(params: dict[str, str], raw: bytes | str, where: str) -> Non
         return
     if text.count("&") >= MAX_PARAMS * 2:  # what parse_qsl's max_num_fields refuses
         raise OAuthError("invalid_request", f"The {where} is not valid UTF-8 form encoding.")
-    checked = _CONTROL_CHARS.search(text) is None
+    encoded = raw if isinstance(raw, bytes) else text.encode("utf-8", "surrogatepass")
+    checked = 0 not in encoded.translate(_CONTROL_BYTES)
     for piece in text.split("&"):
         if piece:
             name, _sep, value = piece.partition("=")
-            _add(params, name, value, checked)
+            # _add's checks inline, for the pair that passes them all (a call less per pair);
+            # anything else goes through _add, which refuses it with its own message.
+            if (
+                checked and 0 < len(name) <= MAX_NAME_LENGTH and name not in params and len(params) < MAX_PARAMS
+                and len(value) <= LONG_VALUES.get(name, SHORT_VALUE_LENGTH)
+            ):  # fmt: skip
+                params[name] = value
+            else:
+                _add(params, name, value, checked)
 
 
 def _pairs_from_urlencoded(text: str, where: str) -> list[tuple[str, str]]:
@@ -124,12 +141,12 @@ def parse_params(query: bytes | str, body: bytes, content_type: str) -> dict[str
     if query:
         _add_urlencoded(params, query, "query string")
     if body:
-        media = content_type.split(";", 1)[0].strip().lower()
-        if media == "application/json" or media.endswith("+json"):
+        media = content_type if content_type == FORM_MEDIA_TYPE else content_type.split(";", 1)[0].strip().lower()
+        if media == FORM_MEDIA_TYPE or not media:
+            _add_urlencoded(params, body, "request body")
+        elif media == "application/json" or media.endswith("+json"):
             for name, value in _pairs_from_json(body):
                 _add(params, name, value)
-        elif media in ("application/x-www-form-urlencoded", ""):
-            _add_urlencoded(params, body, "request body")
         else:
             raise OAuthError("invalid_request", "The body must be form-encoded or JSON.")
     return params

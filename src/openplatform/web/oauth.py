@@ -30,7 +30,7 @@ async def connect(call: Call) -> Answer:
 async def token_request(call: Call) -> TokenRequest:
     """Parameters from the query string and a form or JSON body; app credentials also as Basic auth."""
     params = parse_params(call.query_string, await call.body(), call.content_type)
-    return TokenRequest(params=params, client_ip=call.client_ip(), basic_auth=parse_basic_auth(call.authorization))
+    return TokenRequest(params, call.client_ip(), parse_basic_auth(call.authorization))  # by position: cheaper
 
 
 def token_endpoint(name: str) -> Handler:
