@@ -163,3 +163,27 @@ def test_a_template_matches_whole_non_empty_segments() -> None:
     for path in ("/api/spe/customer//sites/s1", "/api/spe/customer/c1/sites/", "/api/spe/customer/c1/site/s1",
                  "/api/spe/customer/c1/sites/s1/x", "/api/spe/customer/c1/sites"):  # fmt: skip
         assert template.match(path) is None, path
+
+
+@pytest.mark.parametrize(
+    ("segment", "refused"),
+    [
+        ("cus_1", False), ("a b~", False),  # printable ASCII: settled without the regex
+        ("a\x00b", True), ("\x1f", True), ("a\x7f", True), ("a\nb", True),  # C0 controls and DEL
+        ("é\x01", True),  # a control beside non-ASCII: the regex still sees it
+        ("é", False), ("\u0085", False), ("\u00a0", False),  # not ASCII controls: looked up (404), never 40001
+    ],
+)  # fmt: skip
+async def test_only_ascii_control_characters_in_a_path_segment_are_refused(
+    harness: Harness, segment: str, refused: bool
+) -> None:
+    """The kernel's check of path parameters (printable ASCII passes in C, the rest meets the regex)."""
+    world = await harness.world()
+    token = await harness.app_token(world)
+    headers = [(b"authorization", f"Bearer {token}".encode())]
+    sent = await call(harness, {"method": "GET", "path": f"/api/spe/customer/{segment}", "headers": headers}, [])
+    body = sent[1]["body"]
+    if refused:
+        assert sent[0]["status"] == 400 and b"contains control characters" in body, body
+    else:
+        assert sent[0]["status"] == 404 and b"control" not in body, body

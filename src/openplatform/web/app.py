@@ -112,7 +112,8 @@ class OpenPlatformApp(Starlette):
         if header_bytes(scope["headers"]) > MAX_HEADER_BYTES:
             await self.refuse_headers(send)
             return
-        ascii_query_string(scope)
+        if not scope.get("query_string", b"").isascii():  # the usual query string needs no call
+            ascii_query_string(scope)
         endpoint = self.table.dispatch(scope) if not scope.get("root_path") else None
         if endpoint is not None:
             scope["app"] = self
