@@ -12,8 +12,8 @@ spend an app's budget or learn its whitelist.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping
+from typing import NamedTuple, Protocol
 
 from openplatform import events
 from openplatform.core.context import Platform
@@ -21,7 +21,7 @@ from openplatform.core.ip_policy import enforce_whitelist
 from openplatform.core.requests import TokenRequest
 from openplatform.core.store import AppStorage, AuditLog
 from openplatform.errors import OAuthError
-from openplatform.models import App
+from openplatform.models import App, AppSecret
 from openplatform.security import constant_time_equals
 
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="openplatform"'}
@@ -33,8 +33,9 @@ _DUMMY_HASH = "0" * 64
 def credentials(request: TokenRequest) -> tuple[str, str | None]:
     """app_id and secret, from the body (``app_id``/``secret``, or RFC 6749's ``client_id``/
     ``client_secret``) or Basic auth, but not conflicting ones."""
-    app_id = _one_of(request, "app_id", "client_id")
-    secret = _one_of(request, "secret", "client_secret")
+    params = request.params
+    app_id = _one_of(params, "app_id", "client_id")
+    secret = _one_of(params, "secret", "client_secret")
     if request.basic_auth is not None:
         basic_id, basic_secret = request.basic_auth
         if (app_id and app_id != basic_id) or secret:
@@ -45,9 +46,9 @@ def credentials(request: TokenRequest) -> tuple[str, str | None]:
     return app_id, secret or None
 
 
-def _one_of(request: TokenRequest, name: str, standard: str) -> str | None:
+def _one_of(params: Mapping[str, str], name: str, standard: str) -> str | None:
     """The documented parameter or its RFC 6749 name (a standard client sends that): one value."""
-    value, other = request.get(name), request.get(standard)
+    value, other = params.get(name), params.get(standard)
     if value and other and value != other:
         raise OAuthError("invalid_request", f"{name} and {standard} differ.", field=name)
     return value or other
@@ -68,19 +69,20 @@ def secret_matches(platform: Platform[object], app: App | None, app_id: str, sec
             constant_time_equals(old.secret_hash(app_id, secret), _DUMMY_HASH)
         return False
     now = platform.clock()
-    live = [stored.secret_hash for stored in app.secrets if stored.expires_at is None or stored.expires_at > now]
-    matched = _matches_any(presented, live)
+    matched = _matches_any(presented, app.secrets, now)
     for old in keyring.old if not matched else ():
-        matched = _matches_any(old.secret_hash(app_id, secret), live)
+        matched = _matches_any(old.secret_hash(app_id, secret), app.secrets, now)
         if matched:
             break
     return matched
 
 
-def _matches_any(presented: str, live: list[str]) -> bool:
+def _matches_any(presented: str, secrets: tuple[AppSecret, ...], now: float) -> bool:
+    """Whether ``presented`` is the verifier of one of the secrets live at ``now``."""
     matched = False
-    for stored in live:  # every live secret, so the timing does not tell which matched
-        matched |= constant_time_equals(presented, stored)
+    for stored in secrets:  # every live secret, so the timing does not tell which matched
+        if stored.expires_at is None or stored.expires_at > now:
+            matched |= constant_time_equals(presented, stored.secret_hash)
     return matched
 
 
@@ -88,10 +90,10 @@ class ClientStorage(AppStorage, AuditLog, Protocol):
     """What client authentication reads (the app) and writes (the audit of a failure)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Client:
+class Client(NamedTuple):
     """Who a token request says it comes from. ``verified``: its secret was checked; otherwise
-    (a documented refresh without a secret) the grant's own credential must vouch for it."""
+    (a documented refresh without a secret) the grant's own credential must vouch for it.
+    (A named tuple: immutable, and half the instructions of a frozen dataclass to build.)"""
 
     app_id: str
     app: App | None
