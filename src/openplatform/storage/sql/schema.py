@@ -85,6 +85,19 @@ installations = Table(
     Index("ix_installations_app", "app_id", "xspe", "customer_id"),
 )
 
+# Room for updates in place (PostgreSQL's fillfactor, migration 0008; SQLite has none). An UPDATE
+# that changes no indexed column is HOT (heap-only) when the row's page has room for the new
+# version: it writes no index entry. Otherwise the new version goes to another page and enters
+# every index of the table again (five for a user token). The hot path updates a code once (its
+# claim sets used_at) and a refresh token once (its rotation sets rotated_at and successor, ~75
+# bytes more than the row had), and claims them in batches of rows issued together, side by
+# side on the same pages: a code's page keeps room for a new version of each of its codes, a
+# token's page for about three quarters of its refresh tokens at once (more as the old versions
+# are pruned). An app token, never updated, pays for the emptier pages: docs/benchmarks.md
+# ("PostgreSQL's exchange and rotation, database side") has the measurements.
+CODES_FILLFACTOR = 45
+TOKENS_FILLFACTOR = 70
+
 auth_codes = Table(
     "auth_codes",
     metadata,
@@ -98,6 +111,7 @@ auth_codes = Table(
     Column("code_challenge", String(128)),
     Column("expires_at", Float, nullable=False, index=True),
     Column("used_at", Float),
+    postgresql_with={"fillfactor": CODES_FILLFACTOR},
 )
 
 # Access and refresh tokens. family_id is the digest of the code a user token
@@ -128,6 +142,7 @@ tokens = Table(
     # The end of the refresh family's absolute lifetime (SPEC §8), copied to every
     # token of the family; NULL for app tokens and tokens issued before 0004.
     Column("family_expires_at", Float),
+    postgresql_with={"fillfactor": TOKENS_FILLFACTOR},
 )
 for _column in ("installation_id", "customer_id", "family_id"):
     _only_set = text(f"{_column} IS NOT NULL")
