@@ -195,7 +195,11 @@ class Keyring:
         """A new bearer token or code, and its stored key."""
         stamp = issue_stamp()
         raw = _b64(stamp + token_entropy())
-        return raw, self.token_digest(raw, stamp)
+        # token_digest(raw, stamp), inlined: a Python call less per token (a test compares them)
+        inner, outer = self._digest_mac.inner.copy(), self._digest_mac.outer.copy()
+        inner.update(raw.encode())
+        outer.update(inner.digest())
+        return raw, (stamp + outer.digest()[:MAC_BYTES]).hex()
 
     def secret_hash(self, app_id: str, secret: str) -> str:
         """The stored verifier of an app secret, bound to its app."""

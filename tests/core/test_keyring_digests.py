@@ -52,6 +52,14 @@ def test_every_digest_is_hmac_sha256_under_its_sub_key(server_key: bytes, value:
         assert keyring.rotation_token(value, "access", STAMP) == _b64(STAMP + rotation)
 
 
+def test_a_minted_tokens_key_is_its_token_digest() -> None:
+    for keyring in (Keyring(SERVER_KEY), Keyring(b"another server key")):
+        for _ in range(3):
+            raw, key = keyring.mint()
+            assert key == keyring.token_digest(raw) == keyring.token_digest(raw, order_prefix(raw))
+            assert order_prefix(raw) != bytes(6)
+
+
 @pytest.mark.parametrize(
     "raw", ["", "short", "AZN0bXJz", "AZN0+/Jz", "AZN0bX-_rest", "AZN0bXé=", "====____", "AZN0bX\x00z", "AZN0 bXJzz"]
 )

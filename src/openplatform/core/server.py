@@ -44,7 +44,7 @@ def select_grant(endpoint: str, grant_type: str | None) -> AnyGrant:
 
 async def token_response(platform: Platform[GrantStorage], endpoint: str, request: TokenRequest) -> IssuedTokens:
     try:
-        grant = select_grant(endpoint, request.get("grant_type"))
+        grant = select_grant(endpoint, request.params.get("grant_type"))
         validated = await grant.validate(platform, request)
         return await grant.issue(platform, request, validated)
     except OAuthError as exc:
