@@ -60,6 +60,16 @@ def test_a_minted_tokens_key_is_its_token_digest() -> None:
             assert order_prefix(raw) != bytes(6)
 
 
+@pytest.mark.parametrize("stamp", [STAMP, bytes(6), b"\xff" * 6])
+def test_a_derived_successors_key_is_the_same_given_its_stamp(stamp: bytes) -> None:
+    """A rotation passes the stamp its successors start with (tokens.user_pair), sparing the decode."""
+    keyring = Keyring(SERVER_KEY)
+    for kind in ("access", "refresh"):
+        successor = keyring.rotation_token(RAW, kind, stamp)
+        assert order_prefix(successor) == stamp
+        assert keyring.token_digest(successor, stamp) == keyring.token_digest(successor)
+
+
 @pytest.mark.parametrize(
     "raw", ["", "short", "AZN0bXJz", "AZN0+/Jz", "AZN0bX-_rest", "AZN0bXé=", "====____", "AZN0bX\x00z", "AZN0 bXJzz"]
 )

@@ -30,6 +30,7 @@ def user_pair(
     base: AuthorizationCode | TokenRecord,
     access_raw: str | None = None,
     refresh_raw: str | None = None,
+    stamp: bytes | None = None,
 ) -> tuple[IssuedTokens, TokenRecord, TokenRecord]:
     """An access + refresh pair for one customer's installation (SPEC §2.2, §2.3).
 
@@ -37,10 +38,11 @@ def user_pair(
     starts at the code exchange and is copied on every rotation, never renewed:
     both tokens expire at the earlier of their own lifetime and the family's end,
     and ``expires_in`` says so. A family from before migration 0004 (no end yet)
-    starts its lifetime at its first rotation.
+    starts its lifetime at its first rotation. ``stamp``: the issue-time prefix the given
+    values start with (``Keyring.rotation_token``'s), so their keys need not decode it again.
     """
-    access_raw, access_key = _minted_or_given(platform.keyring, access_raw)
-    refresh_raw, refresh_key = _minted_or_given(platform.keyring, refresh_raw)
+    access_raw, access_key = _minted_or_given(platform.keyring, access_raw, stamp)
+    refresh_raw, refresh_key = _minted_or_given(platform.keyring, refresh_raw, stamp)
     now = platform.clock()
     settings = platform.settings
     family: str | None
@@ -67,13 +69,13 @@ def user_pair(
     return issued, access, refresh
 
 
-def _minted_or_given(keyring: Keyring, raw: str | None) -> tuple[str, str]:
+def _minted_or_given(keyring: Keyring, raw: str | None, stamp: bytes | None) -> tuple[str, str]:
     """A new token and its stored key (``Keyring.mint``), or ``raw`` (a rotation's derived successor)
     with its key. A minted token's key comes with it: digesting it again cost an HMAC and a base64
     decode of its prefix per token, two per code exchange (docs/benchmarks.md)."""
     if raw is None:
         return keyring.mint()
-    return raw, keyring.token_digest(raw)
+    return raw, keyring.token_digest(raw, stamp)
 
 
 # Tokens issued before migration 0003 were stored under a plain HMAC of their

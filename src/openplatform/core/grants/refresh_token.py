@@ -89,7 +89,7 @@ class RefreshTokenGrant:
         """The successor pair of ``valid`` under ``keyring``, stamped ``stamp`` (SPEC §2.3)."""
         derive = keyring.rotation_token
         return tokens.user_pair(
-            platform, valid.record, derive(valid.raw, "access", stamp), derive(valid.raw, "refresh", stamp)
+            platform, valid.record, derive(valid.raw, "access", stamp), derive(valid.raw, "refresh", stamp), stamp
         )
 
     @classmethod
