@@ -9,6 +9,7 @@ in ``If-Match`` (RFC 9110 §13.1.1).
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,8 +27,12 @@ MAX_PAGE = 1_000_000
 MAX_FIELDS = 32
 
 
-async def access_of(call: Call) -> Access:
-    """The bearer token of the call (header, or ``access_token`` in the query), checked (SPEC §2.5, §3)."""
+def access_of(call: Call) -> Coroutine[Any, Any, Access]:
+    """The bearer token of the call (header, or ``access_token`` in the query), checked (SPEC §2.5, §3).
+
+    A plain function returning the check's coroutine, for ``await access_of(call)``: one coroutine
+    fewer per call than an ``async def`` awaiting it (a malformed token still raises at the await).
+    """
     query_token: list[str] = []
     query = call.query_string
     if query:  # callers sending the header mostly have no query to parse
@@ -35,7 +40,7 @@ async def access_of(call: Call) -> Access:
     if len(query_token) > 1:
         raise OAuthError("invalid_request", "The access_token parameter is repeated.")
     raw = bearer_from(call.authorization, query_token[0] if query_token else None)
-    return await authenticate_bearer(call.platform, raw, call.client_ip())
+    return authenticate_bearer(call.platform, raw, call.client_ip)
 
 
 def directory_of(app: Any) -> Directory:

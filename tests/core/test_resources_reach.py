@@ -1,0 +1,71 @@
+"""What an Open API token may reach (core/resources.py): ``can_see`` and the scope checks answer as
+the reach sets and the token's scope set define them, for every kind of token and installation."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from openplatform.core.resources import Access, granted
+from openplatform.errors import OAuthError
+from openplatform.models import App, Customer, Installation, TokenRecord
+
+INSTALLS = [
+    Installation("i1", "app", "spe_a", None, 0.0),  # SPE-wide
+    Installation("i2", "app", "spe_b", "cus_b1", 0.0),  # one customer
+    Installation("i3", "app", "spe_c", "cus_c1", 0.0),
+]
+CUSTOMERS = [Customer(cid, xspe, "n") for cid in ("cus_a1", "cus_b1", "cus_b2", "cus_c1", "") for xspe in
+             ("spe_a", "spe_b", "spe_c", "spe_z")]  # fmt: skip
+TOKENS = [
+    TokenRecord("d1", "access", "app", "customer:read", 9e9),  # an app token
+    TokenRecord("d2", "access", "app", "install_login", 9e9, "i2", "cus_b1", "spe_b"),  # a user token
+    TokenRecord("d3", "access", "app", "install_login customer:read", 9e9, "i2", None, "spe_b"),  # no customer
+    TokenRecord("d4", "access", "app", "install_login", 9e9, "i2", "", "spe_b"),  # an empty customer
+]
+APP = App("app", "App", "https://app.example", "active", ("customer:read",), ())
+
+
+def reference_can_see(access: Access, customer: Customer) -> bool:
+    """The definition: the SPE in ``spe_reach()`` or the customer in ``customer_reach()``."""
+    return customer.xspe in access.spe_reach() or customer.customer_id in access.customer_reach()
+
+
+@pytest.mark.parametrize("token", TOKENS, ids=lambda t: t.digest)
+def test_can_see_is_the_reach_sets(token: TokenRecord) -> None:
+    for count in range(len(INSTALLS) + 1):
+        for installs in itertools.permutations(INSTALLS, count):
+            access = Access(token, APP, installs)
+            for customer in CUSTOMERS:
+                assert access.can_see(customer) is reference_can_see(access, customer), (installs, customer)
+
+
+@pytest.mark.parametrize(
+    ("scope", "token_scope", "app_scopes", "expected"),
+    [
+        ("customer:read", "customer:read", ("customer:read",), True),
+        ("customer:read", "customer:read", (), False),  # withdrawn from the app
+        ("customer:read", "customer:readx customer:write", ("customer:read",), False),  # whole words only
+        ("customer:read", "  customer:read\tinstall_login ", ("customer:read",), True),  # any whitespace
+        ("install_login", "install_login", (), True),  # implied by the installation
+        ("install_login", "customer:read", (), False),
+    ],
+)  # fmt: skip
+def test_granted_is_the_token_scope_set(
+    scope: str, token_scope: str, app_scopes: tuple[str, ...], expected: bool
+) -> None:
+    token = TokenRecord("d", "access", "app", token_scope, 9e9)
+    app = App("app", "App", "https://app.example", "active", app_scopes, ())
+    assert granted(token, app, scope) is expected
+    assert (scope in token.scopes and (scope == "install_login" or scope in app.scopes)) is expected
+
+
+def test_a_user_token_reads_its_own_customer_by_install_login_alone() -> None:
+    own = Customer("cus_b1", "spe_b", "n")
+    Access(TOKENS[1], APP, tuple(INSTALLS)).require_read(own, "customer:read")  # no customer:read needed
+    with pytest.raises(OAuthError) as refused:
+        Access(TOKENS[0], App("app", "App", "h", "active", (), ()), tuple(INSTALLS)).require_read(
+            Customer("cus_a1", "spe_a", "n"), "customer:read"
+        )
+    assert refused.value.error == "insufficient_scope"
