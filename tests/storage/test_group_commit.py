@@ -380,107 +380,14 @@ def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _plan_nodes(child)
 
 
-class _Recording:
-    """The SQLite writer's connection, recording each statement it is sent (one per executemany:
-    ``set_trace_callback`` reports every row of an executemany as a statement of its own)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.sent: list[str] = []
-
-    def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
-        self.sent.append(sql)
-        return self.conn.execute(sql, args)
-
-    def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
-        self.sent.append(sql)
-        return self.conn.executemany(sql, rows)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.conn, name)
-
-    def count(self, head: str) -> int:
-        return sum(sql.startswith(head) for sql in self.sent)
-
-
-async def _recorded_sqlite(tmp_path: Path, sqlite_template: Path) -> tuple[SqliteDriver, _Recording]:
-    path = tmp_path / "recorded.db"
-    shutil.copy(sqlite_template, path)
-    driver = SqliteDriver(str(path))
-    await driver.start()
-    assert driver._writer is not None
-    recording = _Recording(driver._writer)
-    driver._writer = recording  # type: ignore[assignment]
-    return driver, recording
-
-
 def _pair_of(key: str, now: float, family: str = "") -> tuple[TokenRecord, TokenRecord]:
     """An access and a refresh token whose digests end ``key``'s last 60 characters."""
     family = family or key
     return (_refresh(f"acc0{key[4:]}", family, now, "access"), _refresh(f"ref0{key[4:]}", family, now))
 
 
-async def test_sqlite_sends_the_tokens_of_a_batchs_exchanges_with_one_statement(
-    tmp_path: Path, sqlite_template: Path
-) -> None:
-    """Eight codes exchanged in one batch, with app tokens issued around them: one UPDATE per
-    code, and every token of the batch in one executemany (before, one per exchange, issue 14)."""
-    driver, recording = await _recorded_sqlite(tmp_path, sqlite_template)
-    store = SqlStore(driver)
-    try:
-        now = time.time()
-        codes = [f"{i:064x}" for i in range(1, 9)]
-        for digest in codes:
-            await store.save_code(AuthorizationCode(digest, "a" * 32, "ins_x", "cus_x", "spe_x", "https://a/", "s",
-                                                    now + 300))  # fmt: skip
-        app_tokens = [_refresh(f"{i:064x}", "", now, "access") for i in range(100, 104)]
-        recording.sent.clear()
-        outcomes = await asyncio.gather(
-            store.save_tokens(app_tokens[0]),
-            *(store.consume_code(code, *_pair_of(code, now)) for code in codes[:4]),
-            store.save_tokens(app_tokens[1]), store.save_tokens(app_tokens[2]),
-            *(store.consume_code(code, *_pair_of(code, now)) for code in codes[4:]),
-            store.save_tokens(app_tokens[3]),
-        )  # fmt: skip
-        assert [o for o in outcomes if o is not None] == [True] * 8
-        assert recording.count("UPDATE auth_codes") == 8
-        assert recording.count("INSERT INTO tokens") == 1, recording.sent
-        stored = await driver.fetch("SELECT digest FROM tokens")
-        assert len(stored) == 8 * 2 + 4
-    finally:
-        await driver.close()
-
-
-async def test_sqlite_sends_the_pairs_of_a_batchs_rotations_with_one_statement(
-    tmp_path: Path, sqlite_template: Path
-) -> None:
-    """Eight refresh tokens rotated in one batch: one UPDATE each, claimed ahead of the batch, and
-    the sixteen new tokens in one executemany (before, each rotation's UPDATE of the tokens table
-    first sent the rows held so far, and its pair went alone: one executemany per rotation)."""
-    driver, recording = await _recorded_sqlite(tmp_path, sqlite_template)
-    store = SqlStore(driver)
-    try:
-        now = time.time()
-        olds = [_refresh(f"{i:064x}", f"f{i}", now) for i in range(1, 9)]
-        await store.save_tokens(*olds)
-        recording.sent.clear()
-        outcomes = await asyncio.gather(
-            *(
-                store.rotate_refresh(old, *_pair_of(f"{100 + i:064x}", now, old.family_id or ""))
-                for i, old in enumerate(olds)
-            )
-        )
-        assert outcomes == [None] * 8
-        assert recording.count("UPDATE tokens") == 8
-        assert recording.count("INSERT INTO tokens") == 1, recording.sent
-        rotated = await driver.fetch("SELECT successor FROM tokens WHERE rotated_at IS NOT NULL")
-        assert len(rotated) == 8 and all(row["successor"] for row in rotated)
-    finally:
-        await driver.close()
-
-
 async def test_a_claim_replayed_after_a_batch_mate_failed_claims_its_row_again(settings: Settings) -> None:
-    """A batch whose claims were taken ahead of it, then rolled back because an operation failed:
+    """A batch rolled back because an operation failed (its claims taken ahead of it on PostgreSQL):
     replayed, each claim takes its row again (the first of two claims of one code wins), and the
     winners' tokens are stored, once."""
     driver = make_driver(settings)

@@ -13,7 +13,6 @@ from openplatform.storage.sql import store
 from openplatform.storage.sql.driver import Claim, Insert, InsertsOnly, Sql, Tx
 
 CLAIM_MANY = Sql("UPDATE t SET at = v.at FROM unnest(?::text[], ?::float8[]) AS v(key, at) RETURNING t.key", "t")
-CLAIM_ONE = Sql("UPDATE t SET at = ? WHERE key = ? AND at IS NULL", "t")
 
 
 def test_a_claim_without_its_batch_statement_is_refused_where_it_is_defined() -> None:
@@ -26,16 +25,12 @@ def test_a_claim_without_its_batch_statement_is_refused_where_it_is_defined() ->
             def claim_args(self) -> tuple[object, ...]:
                 return ("key", 1.0)
 
-            @property
-            def claim_one(self) -> tuple[str, tuple[object, ...]]:
-                return CLAIM_ONE, (1.0, "key")
-
             async def __call__(self, tx: Tx) -> bool:
                 return True
 
 
 def test_a_claim_without_its_arguments_or_its_run_is_refused_where_it_is_defined() -> None:
-    with pytest.raises(TypeError, match="claim_args, claim_one, __call__"):
+    with pytest.raises(TypeError, match="claim_args, __call__"):
 
         class NothingButTheStatement(Claim):
             __slots__ = ()
@@ -54,17 +49,12 @@ def test_a_complete_claim_is_a_claim() -> None:
         def claim_args(self) -> tuple[object, ...]:
             return (self.key, 1.0)
 
-        @property
-        def claim_one(self) -> tuple[str, tuple[object, ...]]:
-            return CLAIM_ONE, (1.0, self.key)
-
         async def __call__(self, tx: Tx) -> bool:
             return True
 
     operation = Complete("k")
     assert isinstance(operation, Claim)
     assert operation.claim_args == ("k", 1.0)
-    assert operation.claim_one == (CLAIM_ONE, (1.0, "k"))
 
 
 def operations() -> list[Any]:

@@ -141,14 +141,10 @@ class Claim:
     ``claim_many`` claims the rows of several such operations in one statement (arrays of
     ``claim_args``, the row's key first; it returns the claimed keys): the PostgreSQL writer runs
     it once for the batch and sets ``tx.claimed[op]`` for each operation it covered, which then
-    skips its own UPDATE. The SQLite writer runs each one's ``claim_one`` up front instead (one
-    UPDATE … FROM (VALUES …) measured no cheaper there), so that what the claims then insert
-    waits and goes with the batch's other rows. Both cover the claims that come before any
-    operation that may change their rows (anything but a ``Claim`` or ``InsertsOnly``: a family's
-    revocation), so the outcome is the one of running the batch one operation at a time: of two
-    claims of one row, the first gets it; a claim after a revocation finds the row revoked. (An
-    ``InsertsOnly`` is taken not to insert a row that a claim of its batch claims: a code or a
-    refresh token reaches its client only after the commit that stored it.)
+    skips its own UPDATE. It covers the claims that come before any operation that may change
+    their rows (anything but a ``Claim`` or ``InsertsOnly``: a family's revocation), so the
+    outcome is the one of running the batch one operation at a time: of two claims of one row,
+    the first gets it; a claim after a revocation finds the row revoked.
 
     A subclass must give ``claim_many``, ``claim_args`` and ``__call__``: one lacking any is
     refused when it is defined (TypeError), and mypy refuses to instantiate it (``abstractmethod``).
@@ -171,18 +167,12 @@ class Claim:
     def claim_args(self) -> tuple[object, ...]:
         """This operation's arguments of ``claim_many``, the claimed row's key first."""
 
-    @property
-    @abstractmethod
-    def claim_one(self) -> tuple[str, tuple[object, ...]]:
-        """The statement claiming this operation's row alone, with its arguments: it changes
-        one row (``rowcount`` 1) when the claim gets it."""
-
     @abstractmethod
     async def __call__(self, tx: Tx) -> Any:
         """Claim the row unless ``tx.claimed`` already says whether it got it, then write."""
 
 
-_CLAIM_MEMBERS = ("claim_many", "claim_args", "claim_one", "__call__")
+_CLAIM_MEMBERS = ("claim_many", "claim_args", "__call__")
 
 
 def _undefined(member: object) -> bool:

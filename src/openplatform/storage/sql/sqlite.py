@@ -37,16 +37,13 @@ from openplatform.errors import StorageUnavailable
 from openplatform.storage.sql.driver import (
     Claim,
     Insert,
-    InsertsOnly,
     InsertSpec,
     IntegrityError,
     Operation,
     Outcome,
     Pending,
     Row,
-    Sql,
     T,
-    leading_claims,
     run_sync,
     settle,
 )
@@ -86,66 +83,24 @@ def sqlite_connect(path: str, synchronous: str, busy_timeout_ms: int = 30000) ->
 
 
 class _SqliteTx:
-    """Statements of one batch on the writer's connection.
-
-    While ``holding`` (the writer sets it around the operations that only insert or claim,
-    ``_run_optimistic``), inserted rows wait in ``held`` and each spec's rows go with one
-    executemany, before the next statement that touches their table (an ``Sql`` names its
-    tables; any other statement sends everything held) and at the end of the batch.
-    """
-
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.claimed: dict[Claim, bool] = {}  # the leading claims' outcomes, claimed up front
-        self.holding = False
-        self.held: dict[InsertSpec, list[tuple[object, ...]]] = {}
+        self.claimed: dict[Claim, bool] = {}  # statements are cheap calls here: each operation claims its own
 
     async def execute(self, sql: str, *args: object) -> int:
-        if self.held:
-            self._send_held_for(sql)
         return self.conn.execute(sql, args).rowcount
 
     async def fetchrow(self, sql: str, *args: object) -> Row | None:
-        if self.held:
-            self._send_held_for(sql)
         return self.conn.execute(sql, args).fetchone()
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
-        if self.held:
-            self._send_held_for(sql)
         return self.conn.execute(sql, args).fetchall()
 
     async def insert(self, spec: InsertSpec, *rows: tuple[object, ...]) -> None:
-        if self.holding:
-            self.held.setdefault(spec, []).extend(rows)
-        elif len(rows) == 1:
+        if len(rows) == 1:
             self.conn.execute(spec.sql, rows[0])
         else:
             self.conn.executemany(spec.sql, rows)
-
-    def _send_held_for(self, sql: str) -> None:
-        """The rows held for the tables a statement touches go first, so it sees what earlier
-        operations of the batch inserted (a failed rotation reading its winner's successor)."""
-        if not isinstance(sql, Sql) or any(spec.table in sql.tables for spec in self.held):
-            self.send_held()
-
-    def send_held(self) -> None:
-        for spec, rows in self.held.items():
-            self.conn.executemany(spec.sql, rows)
-        self.held.clear()
-
-    def claim_together(self, batch: list[Pending]) -> None:
-        """Claim the rows of the batch's leading claims (``leading_claims``) before it runs, each
-        with its own UPDATE, in the batch's order (of two claims of one row the first gets it).
-        The operations then only insert, and their rows wait with the batch's others; a rotation
-        claiming its own would send them first (its UPDATE reads the tokens table they go to).
-        One ``UPDATE … FROM (VALUES …) RETURNING`` for all of them measured no cheaper: its
-        ephemeral tables cost about four claims' UPDATEs, and each claim saved about a fifth of one.
-        """
-        conn, claimed = self.conn, self.claimed
-        for claim in leading_claims(batch):
-            sql, args = claim.claim_one
-            claimed[claim] = conn.execute(sql, args).rowcount == 1
 
 
 def _is_locked(exc: sqlite3.Error) -> bool:
@@ -159,14 +114,14 @@ def run_batch(conn: sqlite3.Connection, batch: list[Pending]) -> list[Outcome]:
     about to change to a sub-journal first, which measured here as a third of
     the cost of a token INSERT.
     """
+    tx = _SqliteTx(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
         try:
-            outcomes = _run_optimistic(_SqliteTx(conn), batch)
-        except Exception:  # one operation failed: start over, one savepoint each, nothing held or claimed ahead
+            outcomes = _run_optimistic(conn, tx, batch)
+        except Exception:  # one operation failed: start over, one savepoint each
             conn.execute("ROLLBACK")
             conn.execute("BEGIN IMMEDIATE")
-            tx = _SqliteTx(conn)
             outcomes = [_run_isolated(conn, tx, op) for op, _future in batch]
         conn.execute("COMMIT")
     except BaseException:
@@ -179,29 +134,29 @@ def run_batch(conn: sqlite3.Connection, batch: list[Pending]) -> list[Outcome]:
 _INSERTED: Outcome = (True, None)
 
 
-def _run_optimistic(tx: _SqliteTx, batch: list[Pending]) -> list[Outcome]:
-    """The batch in order, except that the leading claims are claimed first and inserted rows
-    wait: the rows of ``Insert``, ``InsertsOnly`` and ``Claim`` operations go with one
-    executemany per statement, before the next other operation (which may read them) and at
-    the end. Measured: a third less CPU for a token and its audit row than one execute each."""
-    tx.claim_together(batch)
+def _run_optimistic(conn: sqlite3.Connection, tx: _SqliteTx, batch: list[Pending]) -> list[Outcome]:
+    """The batch in order, except that ``Insert`` rows wait and go with one executemany per
+    statement, before the next other operation (which may read them) and at the end.
+    Measured: a third less CPU for a token and its audit row than one execute each."""
     outcomes: list[Outcome] = []
-    held = tx.held
+    held: dict[str, list[tuple[object, ...]]] = {}
     for op, _future in batch:
         if type(op) is Insert:
-            held.setdefault(op.spec, []).extend(op.rows)
+            held.setdefault(op.spec.sql, []).extend(op.rows)
             outcomes.append(_INSERTED)
             continue
-        if isinstance(op, (Claim, InsertsOnly)):
-            tx.holding = True
-        else:
-            tx.holding = False
-            if tx.held:
-                tx.send_held()
+        if held:
+            _send_held(conn, held)
         outcomes.append((True, run_sync(op(tx))))
-    if tx.held:
-        tx.send_held()
+    if held:
+        _send_held(conn, held)
     return outcomes
+
+
+def _send_held(conn: sqlite3.Connection, held: dict[str, list[tuple[object, ...]]]) -> None:
+    for sql, rows in held.items():
+        conn.executemany(sql, rows)
+    held.clear()
 
 
 def _run_isolated(conn: sqlite3.Connection, tx: _SqliteTx, op: Operation[Any]) -> Outcome:

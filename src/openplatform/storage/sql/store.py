@@ -93,8 +93,6 @@ class ConsumeCode(Claim):
     all ``ConsumeCode`` operations of a batch with one ``claim_many`` statement
     first (in the order of the batch, duplicates included, exactly as one at a
     time would) and each operation finds its answer in ``tx.claimed`` (``driver.Claim``).
-    The SQLite writer runs each one's ``claim_one`` ahead of the batch instead, and the
-    tokens of all its exchanges go with one executemany.
     """
 
     claim_many = Sql(
@@ -111,15 +109,10 @@ class ConsumeCode(Claim):
     def claim_args(self) -> tuple[str, float]:
         return self.digest, self.now
 
-    @property
-    def claim_one(self) -> tuple[str, tuple[object, ...]]:
-        return CLAIM_CODE, (self.now, self.digest, self.now)
-
     async def __call__(self, tx: Tx) -> bool:
         consumed = tx.claimed.get(self)  # the writer claimed the batch's codes together
         if consumed is None:
-            statement, args = self.claim_one
-            consumed = await tx.execute(statement, *args) == 1
+            consumed = await tx.execute(CLAIM_CODE, self.now, self.digest, self.now) == 1
         if consumed and self.records:
             await tx.insert(INSERT_TOKEN, *map(token_params, self.records))
         return consumed
@@ -132,9 +125,7 @@ class RotateRefresh(Claim):
     (``RotatedBefore``). As with ``ConsumeCode``, the PostgreSQL writer claims the
     tokens of all the batch's rotations with one ``claim_many`` statement first:
     one UPDATE round trip per rotation was the refresh grant's extra cost there
-    (issue 14), and the new pairs then go as one INSERT with the batch's other rows. The
-    SQLite writer runs each rotation's ``claim_one`` ahead of the batch: a rotation's own
-    UPDATE of the tokens table would first send the rows held for it, one executemany each.
+    (issue 14), and the new pairs then go as one INSERT with the batch's other rows.
     """
 
     claim_many = Sql(
@@ -152,15 +143,10 @@ class RotateRefresh(Claim):
     def claim_args(self) -> tuple[str, float, str]:
         return self.digest, self.now, self.refresh.digest
 
-    @property
-    def claim_one(self) -> tuple[str, tuple[object, ...]]:
-        return ROTATE, (self.now, self.refresh.digest, self.digest)
-
     async def __call__(self, tx: Tx) -> RotatedBefore | None:
         rotated = tx.claimed.get(self)  # the writer rotated the batch's tokens together
         if rotated is None:
-            statement, args = self.claim_one
-            rotated = await tx.execute(statement, *args) == 1
+            rotated = await tx.execute(ROTATE, self.now, self.refresh.digest, self.digest) == 1
         if rotated:
             await tx.insert(INSERT_TOKEN, token_params(self.access), token_params(self.refresh))
             return None
