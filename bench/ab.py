@@ -14,7 +14,8 @@ A then B, round 2 B then A, and so on, so a drift of the machine's load hits bot
 
 Printed at the end (and written to ``bench/results/ab-<time>.md``): for each database and scenario
 the median over the rounds of each side's ratio to the raw ASGI ceiling, to Starlette, and of its
-server CPU µs per request, then B over A. Issue 11 asks B's ratios within 3 % of A's, or better.
+server CPU µs per request, then B over A, and each side's median p99 (ms). Issue 11 asks B's ratios
+within 3 % of A's, or better.
 With the defaults (two rounds, three scenarios, two databases, 5 s timed after 2 s of warm-up) it
 takes about 11 minutes; the estimate is printed first. Run it on a quiet machine: it pins the servers
 to CPU 0 and wrk to CPU 1 (``bench/run.py``'s defaults).
@@ -118,8 +119,8 @@ def summary(results: dict[tuple[str, str], list[dict[str, Any]]], opts: argparse
     ``results`` maps (database, side) to every row its runs gave."""
     lines = [
         "| database | scenario | A ratio to raw | B ratio to raw | B / A | A ratio to Starlette | B ratio to Starlette "
-        "| B / A | A server CPU µs/req | B server CPU µs/req | B / A | within 3 % |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| B / A | A server CPU µs/req | B server CPU µs/req | B / A | A p99 ms | B p99 ms | within 3 % |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for database in opts.database:
         for scenario in opts.only:
@@ -134,13 +135,16 @@ def summary(results: dict[tuple[str, str], list[dict[str, Any]]], opts: argparse
                 cells += [_fmt(va, key, a), _fmt(vb, key, b), f"{change:.3f}" if change else "–"]
                 if change:
                     verdicts.append(change >= 1 - TOLERANCE if better_high else change <= 1 + TOLERANCE)
+            cells += [_fmt(_median(a, "p99_ms"), "p99_ms", a), _fmt(_median(b, "p99_ms"), "p99_ms", b)]  # no verdict
             verdict = ("yes" if all(verdicts) else "NO") if verdicts else "–"
             lines.append(f"| {database} | {a[0]['name']} | {' | '.join(cells)} | {verdict} |")
     return lines
 
 
 def _value(row: dict[str, Any], key: str) -> float:
-    return float(row["openplatform"]["cpu_us"] if key == "cpu_us" else row[key])
+    if key in ("cpu_us", "p99_ms"):
+        return float(row["openplatform"].get(key) or 0.0)
+    return float(row[key])
 
 
 def _median(rows: list[dict[str, Any]], key: str) -> float:
@@ -152,6 +156,8 @@ def _fmt(median: float, key: str, rows: list[dict[str, Any]]) -> str:
     """The median, then every run's value: ``0.512 (0.50, 0.52)``."""
     if not median:
         return "–"
+    if key == "p99_ms":
+        return f"{median:.1f} ({', '.join(f'{_value(r, key):.1f}' for r in rows)})"
     each = ", ".join(f"{_value(r, key):.0f}" if key == "cpu_us" else f"{_value(r, key):.2f}" for r in rows)
     return f"{median:.0f} ({each})" if key == "cpu_us" else f"{median:.3f} ({each})"
 

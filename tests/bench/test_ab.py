@@ -25,9 +25,9 @@ def load_ab() -> ModuleType:
 ab = load_ab()
 
 
-def row(scenario: str, ratio_raw: float, ratio_starlette: float, cpu_us: float) -> dict[str, Any]:
+def row(scenario: str, ratio_raw: float, ratio_starlette: float, cpu_us: float, p99_ms: float = 0.0) -> dict[str, Any]:
     return {"scenario": scenario, "name": f"the {scenario}", "ratio_raw": ratio_raw,
-            "ratio_starlette": ratio_starlette, "openplatform": {"cpu_us": cpu_us}}  # fmt: skip
+            "ratio_starlette": ratio_starlette, "openplatform": {"cpu_us": cpu_us, "p99_ms": p99_ms}}  # fmt: skip
 
 
 def test_sides_alternate_round_by_round_on_each_database() -> None:
@@ -51,8 +51,8 @@ def test_other_options_go_to_run_py() -> None:
 def test_the_table_gives_medians_and_the_verdict() -> None:
     opts = ab.parse_args(["A", "B", "--database", "sqlite", "--only", "app-token", "--only", "open-api"])
     results = {
-        ("sqlite", "A"): [row("app-token", 0.50, 0.60, 50), row("app-token", 0.52, 0.62, 48),
-                          row("app-token", 0.51, 0.61, 49), row("open-api", 0.60, 0.80, 30)],
+        ("sqlite", "A"): [row("app-token", 0.50, 0.60, 50, 9.5), row("app-token", 0.52, 0.62, 48, 12.25),
+                          row("app-token", 0.51, 0.61, 49, 8.0), row("open-api", 0.60, 0.80, 30)],
         ("sqlite", "B"): [row("app-token", 0.50, 0.61, 49), row("app-token", 0.50, 0.60, 50),
                           row("app-token", 0.52, 0.62, 48), row("open-api", 0.57, 0.80, 30)],
     }  # fmt: skip
@@ -61,6 +61,7 @@ def test_the_table_gives_medians_and_the_verdict() -> None:
     cells = [cell.strip() for cell in app_token.strip("|").split("|")]
     assert cells[:5] == ["sqlite", "the app-token", "0.510 (0.50, 0.52, 0.51)", "0.500 (0.50, 0.50, 0.52)", "0.980"]
     assert cells[8:11] == ["49 (50, 48, 49)", "49 (49, 50, 48)", "1.000"] and cells[-1] == "yes"  # 2 % lower: within
+    assert cells[11:13] == ["9.5 (9.5, 12.2, 8.0)", "–"]  # each side's median p99, no verdict (B ran none here)
     assert open_api.split("|")[5].strip() == "0.950" and open_api.rstrip(" |").endswith("NO")  # 5 % lower
 
 
