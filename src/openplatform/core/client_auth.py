@@ -93,7 +93,7 @@ class ClientStorage(AppStorage, AuditLog, Protocol):
 class Client(NamedTuple):
     """Who a token request says it comes from. ``verified``: its secret was checked; otherwise
     (a documented refresh without a secret) the grant's own credential must vouch for it.
-    (A named tuple: immutable, and half the instructions of a frozen dataclass to build.)"""
+    (A named tuple: immutable, and cheaper to build than a frozen dataclass.)"""
 
     app_id: str
     app: App | None
