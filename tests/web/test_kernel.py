@@ -157,6 +157,24 @@ def test_a_table_refuses_what_the_two_ways_would_answer_differently() -> None:
             Template(path)
 
 
+@pytest.mark.parametrize("several_first", [True, False])
+def test_templates_that_take_the_same_path_go_by_declaration_order(several_first: bool) -> None:
+    """/a/b/b fits both templates: the first declared takes it, as in Starlette's router, whether or
+    not the one-parameter template has the one-lookup way (``RouteTable.single``)."""
+    several, one = ApiRoute("GET", "/a/{x}/b", _nothing, "several"), ApiRoute("GET", "/a/b/{y}", _nothing, "one")
+    routes = [several, one] if several_first else [one, several]
+    table = RouteTable(routes)
+    for path in ("/a/b/b", "/a/b/c", "/a/c/b", "/a/b/", "/a/b", "/a/b/b/"):
+        scope = {"type": "http", "method": "GET", "path": path, "root_path": "", "headers": []}
+        fast = table.dispatch(scope)
+        full = next(
+            ((r, child) for r in table.starlette_routes for m, child in [r.matches(scope)] if m == Match.FULL), None
+        )
+        assert (fast.name if fast else None) == (full[0].name if full else None), path
+        assert scope.get("path_params", {}) == (full[1].get("path_params", {}) if full else {}), path
+    assert table.dispatch({"method": "GET", "path": "/a/b/b"}).name == routes[0].name  # type: ignore[union-attr]
+
+
 def test_a_template_matches_whole_non_empty_segments() -> None:
     template = Template("/api/spe/customer/{customer_id}/sites/{site_id}")
     assert template.match("/api/spe/customer/c1/sites/s1") == {"customer_id": "c1", "site_id": "s1"}

@@ -118,7 +118,7 @@ class OpenPlatformApp(Starlette):
         if endpoint is not None:
             scope["app"] = self
             # Its __call__ named: a Python-to-Python call, where calling the instance goes through
-            # the type's C call slot into a new interpreter frame (about 1,200 instructions a request).
+            # the type's C call slot into a new interpreter frame (760 instructions a request, callgrind).
             await endpoint.__call__(scope, receive, send, self.answer_headers)
         elif self.answer_headers:
             await super().__call__(scope, receive, self.with_answer_headers(send))

@@ -402,6 +402,15 @@ class RouteTable:
             else:
                 self.exact[key] = handler
         self.templated = {key: found for key, found in self.templated.items() if found}
+        # (method, prefix) -> the single-parameter template's parameter and endpoint, for one dict
+        # lookup instead of the walk below: only where no earlier template of that method and shape
+        # could take the same path (a template of several parameters), so the order still decides.
+        self.single: dict[tuple[str, str], tuple[str, Endpoint]] = {}
+        for (method, _shape), found in self.templated.items():
+            for prefix, single, _template, handler in found:
+                if single is None:
+                    break
+                self.single.setdefault((method, prefix), (single, handler))
         self._shapes = [(route.method, route.path, Template(route.path) if "{" in route.path else None)
                         for route in self.routes]  # fmt: skip
         self.starlette_routes = [
@@ -425,6 +434,11 @@ class RouteTable:
         found = self.exact.get((method, path))
         if found is not None:
             return found
+        cut = path.rfind("/") + 1
+        single = self.single.get((method, path[:cut]))
+        if single is not None and cut < len(path):
+            scope["path_params"] = {single[0]: path[cut:]}
+            return single[1]
         candidates = self.templated.get((method, path.count("/")))
         if candidates is not None:
             for prefix, single, template, handler in candidates:
