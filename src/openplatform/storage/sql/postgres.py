@@ -30,18 +30,21 @@ from openplatform.storage.sql.driver import (
 )
 
 MAX_BATCH = 512
-# A batch claim joins an unnest() of keys to its table. Its plan must come from the table's size
-# now: a prepared statement's cached generic plan, made while the table was small (a fresh
-# database, before autovacuum has analyzed it), scans the whole table for every batch once it
-# has grown (measured: 21 ms per batch of 31 rotations on 16,000 tokens, against 0.3 ms for one
-# rotation's own UPDATE by its primary key). Only batches that claim together pay the planning.
-# A custom plan is not enough where the statistics are stale or absent: a table never analyzed (a
-# fresh database), or analyzed when most codes were already used, makes ``used_at IS NULL`` look
-# like a row or two, and the planner scans the table once and runs the unnest() against each of
-# its rows (measured: 8.4 ms a batch of about 10 exchanges on 1,500 codes, most of the code exchange's
-# database CPU, issue 14). Every claim goes by its table's primary key (``digest``): the writer's
-# batch never needs a sequential scan where an index applies, so the batch forbids them.
-CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL enable_seqscan = off"
+# A batch claim joins an unnest() of keys to its table. Its plan must not depend on the table's size
+# or statistics when it was made: a plan made while the table was small (a fresh database), or
+# never analyzed, or analyzed when most codes were used (``used_at IS NULL`` then looks like a row
+# or two), scanned the whole table for every batch once it had grown (measured: 21 ms per batch of
+# 31 rotations on 16,000 tokens; 8.4 ms a batch of about 10 exchanges on 1,500 codes, most of the
+# code exchange's database CPU, issue 14). Each claim therefore also says ``digest = ANY(keys)``
+# (store.ConsumeCode, store.RotateRefresh), and a batch that claims together forbids sequential
+# scans (every statement of the writer goes by a key; one with no usable index still scans) and
+# nested loops (one would rescan the unnest() for each claimed row: quadratic in the batch): every
+# plan left finds the rows through the primary key by the batch's keys, whatever the table's size
+# when it was made. So the claim runs on one generic plan, cached with the prepared statement,
+# instead of being planned for each batch (force_custom_plan was 85-100 µs a batch, against 13-19).
+CLAIM_SETTINGS = (
+    "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off; SET LOCAL enable_nestloop = off"
+)
 DEADLOCK_RETRIES = 3
 
 
@@ -86,7 +89,7 @@ class _PgTx:
             for op in ops:
                 first.setdefault(op.claim_args[0], op.claim_args)
             columns = zip(*first.values(), strict=True)
-            await self._begin(CUSTOM_PLANS)
+            await self._begin(CLAIM_SETTINGS)
             won = {row[0] for row in await self.fetch(sql, *map(list, columns))}
             for op in ops:  # a repeat of a key in the batch finds it taken, as it would one at a time
                 key = op.claim_args[0]

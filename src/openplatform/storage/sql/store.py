@@ -95,9 +95,13 @@ class ConsumeCode(Claim):
     time would) and each operation finds its answer in ``tx.claimed`` (``driver.Claim``).
     """
 
+    # PostgreSQL's alone, so its parameters are written $n: $1 (the keys) twice. ``c.digest = ANY($1)``
+    # repeats the join's condition so that any plan, even one made for an empty table, finds the rows
+    # by their keys: the writer runs it on one cached generic plan (postgres.CLAIM_SETTINGS).
     claim_many = Sql(
-        "UPDATE auth_codes AS c SET used_at = v.at FROM unnest(?::text[], ?::float8[]) AS v(digest, at) "
-        "WHERE c.digest = v.digest AND c.used_at IS NULL AND c.expires_at > v.at RETURNING c.digest",
+        "UPDATE auth_codes AS c SET used_at = v.at FROM unnest($1::text[], $2::float8[]) AS v(digest, at) "
+        "WHERE c.digest = ANY($1::text[]) AND c.digest = v.digest AND c.used_at IS NULL AND c.expires_at > v.at "
+        "RETURNING c.digest",
         "auth_codes",
     )
     __slots__ = ("digest", "now", "records")
@@ -128,10 +132,11 @@ class RotateRefresh(Claim):
     (issue 14), and the new pairs then go as one INSERT with the batch's other rows.
     """
 
-    claim_many = Sql(
+    claim_many = Sql(  # as ConsumeCode's: $1, the keys, bounds every plan
         "UPDATE tokens AS t SET rotated_at = v.at, successor = v.successor "
-        "FROM unnest(?::text[], ?::float8[], ?::text[]) AS v(digest, at, successor) "
-        "WHERE t.digest = v.digest AND t.rotated_at IS NULL AND t.revoked_at IS NULL RETURNING t.digest",
+        "FROM unnest($1::text[], $2::float8[], $3::text[]) AS v(digest, at, successor) "
+        "WHERE t.digest = ANY($1::text[]) AND t.digest = v.digest AND t.rotated_at IS NULL AND t.revoked_at IS NULL "
+        "RETURNING t.digest",
         "tokens",
     )
     __slots__ = ("digest", "now", "access", "refresh")
