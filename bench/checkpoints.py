@@ -9,7 +9,8 @@ frames checkpointed). At the end it prints the WAL frames written over the group
 (``openplatform_db_batch_operations``): a count, which the machine's load changes only through the batch
 sizes, also printed. ``RESTART`` holds the write lock while it copies the frames written since its
 ``PASSIVE`` and fsyncs; every group commit waits meanwhile (docs/benchmarks.md, "Refresh,
-introspection, two workers").
+introspection, two workers"), so it runs only once the WAL holds ``RESTART_AT_FRAMES`` ("RESTART -":
+a round without it; docs/benchmarks.md, "The checkpoint's pause").
 """
 
 from __future__ import annotations
@@ -24,27 +25,24 @@ from pathlib import Path
 from openplatform.storage.sql import sqlite as driver
 from openplatform.storage.sql.driver import BATCH_OPERATIONS
 
-Round = tuple[float, tuple[int, int, int], float, tuple[int, int, int]]  # ms, PASSIVE's answer, ms, RESTART's
+# ms and PASSIVE's answer (busy, frames in the WAL, frames copied); ms and RESTART's answer, or None when
+# the round did not restart the WAL (below ``RESTART_AT_FRAMES``)
+Round = tuple[float, tuple[int, int, int], float | None, tuple[int, int, int] | None]
 rounds: list[Round] = []
 
 
-def timed_run(self: driver._Checkpointer) -> None:
-    """``_Checkpointer.run`` with each checkpoint timed and its answer kept."""
-    conn = driver.sqlite_connect(self.path, self.synchronous, busy_timeout_ms=driver.CHECKPOINT_BUSY_TIMEOUT_MS)
-    try:
-        while not self.stopping.wait(driver.CHECKPOINT_EVERY_SECONDS):
-            try:
-                started = time.perf_counter()
-                passive = tuple(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
-                between = time.perf_counter()
-                restart = tuple(conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone())
-                ended = time.perf_counter()
-            except sqlite3.Error as exc:
-                print(f"checkpoint failed: {exc}", file=sys.stderr)
-                continue
-            rounds.append((1e3 * (between - started), passive, 1e3 * (ended - between), restart))
-    finally:
-        conn.close()
+def timed_checkpoint(conn: sqlite3.Connection) -> bool:
+    """``_Checkpointer.checkpoint`` with each PRAGMA timed and its answer kept (the same policy)."""
+    started = time.perf_counter()
+    passive = tuple(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+    between = time.perf_counter()
+    if passive[1] < driver.RESTART_AT_FRAMES:
+        rounds.append((1e3 * (between - started), passive, None, None))  # type: ignore[arg-type]
+        return False
+    restart = tuple(conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone())
+    ended = time.perf_counter()
+    rounds.append((1e3 * (between - started), passive, 1e3 * (ended - between), restart))  # type: ignore[arg-type]
+    return True
 
 
 def report() -> None:
@@ -55,19 +53,25 @@ def report() -> None:
                 commits = sample.value
             elif sample.name.endswith("_sum"):
                 operations = sample.value
-    frames = sum(restart[1] for *_rest, restart in rounds)  # the WAL starts over after each RESTART
+    # The WAL starts over after each RESTART: the frames written are each RESTART's, and the last round's
+    # PASSIVE after the last RESTART (SQLite may also start it over by itself when a round copied it all).
+    frames = sum(restart[1] for *_rest, restart in rounds if restart is not None)
+    if rounds and rounds[-1][3] is None:
+        frames += rounds[-1][1][1]
     for passive_ms, passive, restart_ms, restart in rounds:
-        print(f"PASSIVE {passive_ms:6.1f} ms {passive}   RESTART {restart_ms:6.1f} ms {restart}")
-    holds = sorted(restart_ms for _p, _a, restart_ms, _r in rounds) or [0.0]
+        held = f"RESTART {restart_ms:6.1f} ms {restart}" if restart_ms is not None else "RESTART -"
+        print(f"PASSIVE {passive_ms:6.1f} ms {passive}   {held}")
+    holds = sorted(restart_ms for _p, _a, restart_ms, _r in rounds if restart_ms is not None) or [0.0]
     print(
         f"{len(rounds)} checkpoints, {frames} WAL frames, {commits:.0f} group commits of "
         f"{operations / max(commits, 1):.1f} operations: {frames / max(commits, 1):.1f} frames per commit; "
-        f"RESTART median {holds[len(holds) // 2]:.1f} ms, longest {holds[-1]:.1f} ms"
+        f"{sum(r[3] is not None for r in rounds)} RESTARTs (at {driver.RESTART_AT_FRAMES} frames), "
+        f"median {holds[len(holds) // 2]:.1f} ms, longest {holds[-1]:.1f} ms"
     )
 
 
 if __name__ == "__main__":
-    driver._Checkpointer.run = timed_run  # type: ignore[method-assign]
+    driver._Checkpointer.checkpoint = staticmethod(timed_checkpoint)  # type: ignore[method-assign,assignment]
     atexit.register(report)
     sys.argv = ["inprocess.py", *sys.argv[1:]]
     runpy.run_path(str(Path(__file__).with_name("inprocess.py")), run_name="__main__")

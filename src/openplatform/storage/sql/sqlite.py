@@ -14,7 +14,9 @@ Nothing here may block the loop for long:
   moment later instead of stalling every request;
 - copying the WAL into the database file (a checkpoint, with fsync) runs on a
   background thread with its own connection once a second; the writer never
-  checkpoints, and the WAL stays bounded by about a second of writes.
+  checkpoints. The WAL starts over (``RESTART``, which holds writes back) only
+  once it holds ``RESTART_AT_FRAMES`` frames, so that pause comes every few
+  seconds of sustained writing instead of every second.
 
 Durability: a request is answered after its batch's COMMIT. With
 ``synchronous=NORMAL`` that commit survives a crash of the process; the last
@@ -70,6 +72,11 @@ LOCK_RETRY_SECONDS = 0.002  # wait before retrying a batch while another process
 LOCK_GIVE_UP_SECONDS = 30.0  # then answer temporarily_unavailable
 CHECKPOINT_EVERY_SECONDS = 1.0
 CHECKPOINT_BUSY_TIMEOUT_MS = 100
+# The WAL size (in frames: pages with a 24-byte header) at which the checkpointer starts it over:
+# 32,768 frames, 128 MiB of 4 KiB pages, a few seconds of the heaviest grant (docs/benchmarks.md,
+# "The checkpoint's pause"). Below it, frames already copied cost readers nothing: a reader only
+# searches the WAL index past the last checkpoint (SQLite's ``minFrame``).
+RESTART_AT_FRAMES = 32768
 
 
 def sqlite_connect(path: str, synchronous: str, busy_timeout_ms: int = 30000) -> sqlite3.Connection:
@@ -174,14 +181,18 @@ def _run_isolated(conn: sqlite3.Connection, tx: _SqliteTx, op: Operation[Any]) -
 class _Checkpointer(threading.Thread):
     """Copies committed WAL frames into the database file, off the event loop.
 
-    PASSIVE copies the bulk without blocking anyone. It alone is not enough:
-    under a steady write load a checkpoint never catches up with the last
-    commit, so SQLite never starts the WAL over and it grows without bound
-    (measured: 340 MB in 12 s of app-token grants), making every page lookup
-    slower. RESTART then copies the few frames left, holding writes back for
-    that moment (the loop retries them), so the next commit starts the WAL from
-    the beginning. Its short busy timeout makes it give up, until the next
-    round, rather than hold writes back while a long read is in the way.
+    PASSIVE copies the bulk without blocking anyone, and fsyncs the database file.
+    Under a steady write load it never catches up with the last commit, so SQLite
+    never starts the WAL over on its own and the file grows without bound
+    (measured: 340 MB in 12 s of app-token grants). RESTART makes the next commit
+    start from the beginning, but it holds writes back while it copies the frames
+    left and fsyncs the WAL and the database file (two fsyncs: 5-10 ms each on this
+    machine's disk); the loop retries them meanwhile, which was the write
+    scenarios' p99 when it ran every second. So it runs only once the WAL holds
+    ``RESTART_AT_FRAMES``: every few seconds under the heaviest load, never under a
+    light one (a WAL fully copied starts over by itself at the next commit). Its
+    short busy timeout makes it give up, until the next round, rather than hold
+    writes back while a long read is in the way.
     """
 
     def __init__(self, path: str, synchronous: str) -> None:
@@ -194,12 +205,22 @@ class _Checkpointer(threading.Thread):
         try:
             while not self.stopping.wait(CHECKPOINT_EVERY_SECONDS):
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # the bulk, without blocking the writer
-                    conn.execute("PRAGMA wal_checkpoint(RESTART)")  # the rest; the WAL starts over
+                    self.checkpoint(conn)
                 except sqlite3.Error as exc:
                     log.warning("WAL checkpoint failed: %s", exc)
         finally:
             conn.close()
+
+    @staticmethod
+    def checkpoint(conn: sqlite3.Connection) -> bool:
+        """One round: PASSIVE, then RESTART when the WAL holds ``RESTART_AT_FRAMES`` or more.
+        Answers whether it ran the RESTART. Raises ``sqlite3.Error`` as the PRAGMAs do."""
+        # (busy, frames in the WAL, frames copied): the bulk, without blocking the writer
+        _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames < RESTART_AT_FRAMES:
+            return False
+        conn.execute("PRAGMA wal_checkpoint(RESTART)")  # the rest; the next commit starts the WAL over
+        return True
 
 
 class SqliteDriver:
