@@ -435,10 +435,10 @@ class RouteTable:
         if found is not None:
             return found
         cut = path.rfind("/") + 1
-        single = self.single.get((method, path[:cut]))
-        if single is not None and cut < len(path):
-            scope["path_params"] = {single[0]: path[cut:]}
-            return single[1]
+        fits = self.single.get((method, path[:cut]))
+        if fits is not None and cut < len(path):
+            scope["path_params"] = {fits[0]: path[cut:]}
+            return fits[1]
         candidates = self.templated.get((method, path.count("/")))
         if candidates is not None:
             for prefix, single, template, handler in candidates:
