@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 # Scopes an app may register (SPEC §2.5). install_login is implied by installation.
 INSTALL_LOGIN = "install_login"
@@ -14,13 +15,54 @@ KNOWN_SCOPES = (INSTALL_LOGIN, *REGISTRABLE_SCOPES)
 ACTIVE = "active"
 SUSPENDED = "suspended"
 
+_Record = TypeVar("_Record", bound=type)
 
+
+def slot_init(cls: _Record) -> _Record:
+    """Give a frozen, slotted dataclass an ``__init__`` of the same signature that sets each slot
+    through its member descriptor (``TokenRecord.digest.__set__``), bound once here.
+
+    Frozen, dataclass's own ``__init__`` calls ``object.__setattr__(self, name, value)`` per field,
+    which looks the name up on the type each time: building a ``TokenRecord`` took about 23,800
+    instructions, and 14,300 this way (callgrind; docs/benchmarks.md, "Records and limits
+    (issue 14)"). The token endpoints build several records per request. Everything else stays
+    dataclass's: assignment still raises ``FrozenInstanceError``, and ``__eq__``, ``__hash__``,
+    ``__repr__``, ``dataclasses.replace`` and mypy's view of the constructor are unchanged.
+    Apply it over ``@dataclass(frozen=True, slots=True)``; fields with a ``default_factory``, a
+    ``kw_only`` or ``init=False`` field, or a ``__post_init__``, are not handled (refused here).
+    """
+    fields = dataclasses.fields(cls)
+    if "__slots__" not in cls.__dict__ or hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__}: slot_init needs a slotted dataclass without __post_init__")
+    namespace: dict[str, Any] = {}
+    params, body = ["self"], []
+    for f in fields:
+        if f.default_factory is not dataclasses.MISSING or f.kw_only or not f.init:
+            raise TypeError(f"{cls.__name__}.{f.name}: slot_init takes plain fields with plain defaults")
+        namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        body.append(f"    _set_{f.name}(self, {f.name})\n")
+    source = f"def __init__({', '.join(params)}) -> None:\n" + "".join(body)
+    exec(source, namespace)  # noqa: S102 - from the class's own field names, as dataclasses makes its __init__
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = dict(cls.__init__.__annotations__)  # type: ignore[misc]
+    cls.__init__ = init  # type: ignore[misc]
+    return cls
+
+
+@slot_init
 @dataclass(frozen=True, slots=True)
 class AppSecret:
     secret_hash: str
     expires_at: float | None  # None: current secret; a time: old secret in its grace period
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class App:
     app_id: str
@@ -98,6 +140,7 @@ class Site:
         }
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Installation:
     installation_id: str
@@ -112,6 +155,7 @@ class Installation:
         return self.uninstalled_at is None
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class AuthorizationCode:
     digest: str
@@ -126,6 +170,7 @@ class AuthorizationCode:
     used_at: float | None = None
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class TokenRecord:
     """What the server knows about an access or refresh token (never the value)."""
@@ -154,6 +199,7 @@ class TokenRecord:
         return frozenset(self.scope.split())
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Backing:
     """What a user token or code stands on (SPEC §8), as read from the database.
@@ -170,6 +216,9 @@ class Backing:
     spe_exists: bool
 
 
+NO_BACKING = Backing(app_status=None, installed=False, customer_status=None, spe_exists=False)
+
+
 def read_backing(states: Mapping[str, Any] | None) -> Backing:
     """The ``Backing`` of the four states a backend read for a user token or code (SPEC §8), by name;
     every backend builds it here, from a row of its query or from what it looked up.
@@ -180,15 +229,14 @@ def read_backing(states: Mapping[str, Any] | None) -> Backing:
     the SPE is there. ``states`` None (nothing read) backs nothing.
     """
     if states is None:
-        return Backing(app_status=None, installed=False, customer_status=None, spe_exists=False)
+        return NO_BACKING
+    # By position (app_status, installed, customer_status, spe_exists): keywords cost a dict per call.
     return Backing(
-        app_status=states["app_status"],
-        installed=bool(states["installed"]),
-        customer_status=states["customer_status"],
-        spe_exists=bool(states["spe_exists"]),
+        states["app_status"], bool(states["installed"]), states["customer_status"], bool(states["spe_exists"])
     )
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class IssuedTokens:
     """Raw values handed to the client once; only their digests are stored."""
@@ -197,7 +245,6 @@ class IssuedTokens:
     expires_in: int
     refresh_token: str | None = None
     scope: str | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
     def result(self) -> dict[str, object]:
         body: dict[str, object] = {"access_token": self.access_token, "expires_in": self.expires_in}

@@ -14,7 +14,7 @@ import asyncio
 import pytest
 
 from openplatform.config import Settings
-from openplatform.core.client_auth import identify
+from openplatform.core.client_auth import authenticate, identify
 from openplatform.core.context import Platform
 from openplatform.core.ratelimit import RateLimiter
 from openplatform.core.requests import TokenRequest
@@ -78,3 +78,40 @@ async def test_the_right_secret_reads_nothing_past_the_cache_and_counts_nothing(
     assert store.fresh_reads == 0
     wrong = {"app_id": app_id, "secret": "0" * 64}
     assert [await answer(platform, wrong) for _ in range(LOCK_OUT + 1)] == [40101] * LOCK_OUT + [42901]
+
+
+class CallCountingLimiter(RateLimiter):
+    """The in-process limiter, counting the token endpoints' calls on it."""
+
+    def __init__(self, spec: str, clock: FakeClock) -> None:
+        super().__init__(spec, clock=clock)
+        self.calls: list[str] = []
+
+    async def check_request(self, ip: str, app_id: str | None) -> None:
+        self.calls.append("check_request")
+        await super().check_request(ip, app_id)
+
+    async def charge_app(self, app_id: str) -> None:
+        self.calls.append("charge_app")
+        await super().charge_app(app_id)
+
+    async def charge_bad_secret(self, ip: str, app_id: str) -> None:
+        self.calls.append("charge_bad_secret")
+        await super().charge_bad_secret(ip, app_id)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("off", []),  # nothing awaited on the hot path (issue 14)
+        ("default", ["check_request", "charge_app", "check_request", "charge_bad_secret"]),
+    ],
+)
+async def test_the_limiter_is_asked_only_when_the_limits_are_on(spec: str, expected: list[str]) -> None:
+    store = ReadCountingStore()
+    platform, app_id = platform_with_app(store)
+    platform.limiter = limiter = CallCountingLimiter(spec, FakeClock())
+    request = TokenRequest({"app_id": app_id, "secret": "5" * 64}, IP)
+    await authenticate(platform, request)
+    assert await answer(platform, {"app_id": app_id, "secret": "0" * 64}) == 40101
+    assert limiter.calls == expected

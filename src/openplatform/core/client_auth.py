@@ -118,7 +118,11 @@ async def identify(
     """
     app_id, secret = credentials(request)
     ip = request.client_ip
-    await platform.limiter.check_request(ip, app_id)  # per IP, and the (IP, app_id) lock-out
+    limiter = platform.limiter
+    # With the request limits off, nothing is awaited for them: each await of a limiter's coroutine
+    # costs its frame even when it returns at once (docs/benchmarks.md, "Records and limits (issue 14)").
+    if limiter.enabled:
+        await limiter.check_request(ip, app_id)  # per IP, and the (IP, app_id) lock-out
     app = await platform.store.get_app(app_id)
     if secret is None and not secret_required:
         return Client(app_id, app, verified=False)
@@ -126,7 +130,8 @@ async def identify(
     if app is None or not verified or not (app.active or allow_suspended):
         # Counted towards the (IP, app_id) lock-out before the read below (42901 once it is spent):
         # requests racing past check_request together cannot make a database read each.
-        await platform.limiter.charge_bad_secret(ip, app_id)
+        if limiter.enabled:
+            await limiter.charge_bad_secret(ip, app_id)
         if secret is not None:
             # The cached app may predate a change made in another process that its invalidation poll
             # has not brought yet: a new secret, a resumed or a new app. Read past the cache (which
@@ -145,7 +150,8 @@ async def admit(platform: Platform[object], request: TokenRequest, app: App) -> 
     """Once the client is verified (by its secret, or by the grant's credential): the IP
     whitelist (40302), then the app's own request budget (42901) — never before (SPEC §9)."""
     enforce_whitelist(request.client_ip, app.ip_whitelist)
-    await platform.limiter.charge_app(app.app_id)
+    if platform.limiter.enabled:  # off: nothing awaited, as in identify
+        await platform.limiter.charge_app(app.app_id)
 
 
 async def authenticate(

@@ -99,6 +99,9 @@ def limited(wait: int) -> OAuthError:
 
 
 class Limiter(Protocol):
+    # False with the request limits off: check_request, charge_app and charge_bad_secret then do
+    # nothing, and core.client_auth does not await them at all (the token endpoints' hot path).
+    # ``take`` and ``forget`` still answer for the limits kept on (``ALWAYS_ON``).
     enabled: bool
 
     async def check_request(self, ip: str, app_id: str | None) -> None: ...
