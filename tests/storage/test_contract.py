@@ -57,6 +57,21 @@ async def test_a_saved_token_is_found_as_saved(backend: Adapter) -> None:
     assert await backend.store.get_token(secrets.token_hex(32)) is None
 
 
+async def test_app_and_user_tokens_saved_in_one_batch_are_found_as_saved(backend: Adapter) -> None:
+    """An app token's row names only its own columns (``store.INSERT_APP_TOKEN``); saved in the same
+    group commit as user tokens (on PostgreSQL two unnest() INSERTs into one table in one statement),
+    each reads back as it was saved, the app token's other columns NULL."""
+    seeded = await backend.seed()
+    now = backend.clock()
+    access = token(seeded=seeded, family_id="e" * 64, expires_at=now + 3600, at=now)
+    refresh = token("refresh", seeded=seeded, family_id="e" * 64, expires_at=now + 86400, at=now)
+    app_tokens = [token(expires_at=now + 7200, at=now) for _ in range(3)]
+    await asyncio.gather(backend.store.save_tokens(app_tokens[0]), backend.store.save_tokens(access, refresh),
+                         *(backend.store.save_tokens(t) for t in app_tokens[1:]))  # fmt: skip
+    for saved in (access, refresh, *app_tokens):
+        assert await backend.store.get_token(saved.digest) == saved
+
+
 async def test_a_code_is_consumed_once_however_many_race_for_it(backend: Adapter) -> None:
     seeded = await backend.seed()
     now = backend.clock()
