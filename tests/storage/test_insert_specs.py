@@ -28,7 +28,14 @@ def pg_type(column_type: object) -> str:
 
 
 def test_the_hot_path_declares_its_inserts() -> None:
-    assert set(SPECS) == {"INSERT_TOKEN", "INSERT_APP_TOKEN", "INSERT_CODE", "INSERT_AUDIT", "INSERT_INVALIDATION"}
+    assert set(SPECS) == {
+        "INSERT_TOKEN",
+        "INSERT_APP_TOKEN",
+        "INSERT_ISSUED_TOKEN",
+        "INSERT_CODE",
+        "INSERT_AUDIT",
+        "INSERT_INVALIDATION",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
