@@ -34,7 +34,12 @@ def slot_init(cls: _Record) -> _Record:
     fields = dataclasses.fields(cls)
     if "__slots__" not in cls.__dict__ or hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__}: slot_init needs a slotted dataclass without __post_init__")
-    namespace: dict[str, Any] = {}
+    # dataclasses.fields() leaves InitVar (and ClassVar) pseudo-fields out; __dataclass_fields__ has them.
+    if set(vars(cls)["__dataclass_fields__"]) != {f.name for f in fields} or any(
+        f.name not in cls.__dict__ for f in fields
+    ):
+        raise TypeError(f"{cls.__name__}: slot_init takes the class's own fields only, no InitVar or inherited field")
+    namespace: dict[str, Any] = {"__name__": cls.__module__}
     params, body = ["self"], []
     for f in fields:
         if f.default_factory is not dataclasses.MISSING or f.kw_only or not f.init:

@@ -113,6 +113,29 @@ def test_slot_init_refuses_what_it_does_not_build() -> None:
         class NotSlotted:
             a: str
 
+    with pytest.raises(TypeError, match="InitVar"):  # the review: it was left out of the signature
+
+        @slot_init
+        @dataclasses.dataclass(frozen=True, slots=True)
+        class WithInitVar:
+            a: str
+            b: dataclasses.InitVar[int] = 0
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Base:
+        a: str
+
+    with pytest.raises(TypeError, match="inherited"):  # the review: a KeyError before
+
+        @slot_init
+        @dataclasses.dataclass(frozen=True, slots=True)
+        class Derived(Base):
+            b: str = ""
+
+
+def test_slot_inits_are_the_models_module() -> None:
+    assert TokenRecord.__init__.__module__ == "openplatform.models"  # the review: None before
+
 
 ROW_READERS = [
     (token_from_row, TokenRecord),

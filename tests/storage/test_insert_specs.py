@@ -5,12 +5,15 @@ schema the migrations build (``schema.py``), which the drivers do not import."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import BigInteger, Float, Integer, LargeBinary, String, Text
 
+from openplatform.models import TokenRecord
 from openplatform.storage.sql import store
 from openplatform.storage.sql.driver import InsertSpec, Sql
 from openplatform.storage.sql.schema import metadata
@@ -84,3 +87,28 @@ def test_each_hot_path_statement_names_the_tables_it_touches() -> None:
     for statement in statements:
         named = {t for t in metadata.tables if re.search(rf"\b{t}\b", statement)}
         assert statement.tables == named, statement
+
+
+def _with(field: dataclasses.Field[Any], record: TokenRecord) -> TokenRecord:
+    value: object = 1.5 if "float" in str(field.type) else "x"
+    return dataclasses.replace(record, **{field.name: value})
+
+
+def test_every_token_field_an_app_token_row_leaves_out_is_checked() -> None:
+    """``INSERT_APP_TOKEN`` names six columns; an app token with any other field of ``TokenRecord`` set
+    (a field added later included) must go through the full INSERT, never lose the value (the review)."""
+    app_token = TokenRecord("d" * 64, "access", "a" * 32, "s", 2.0, created_at=1.0)
+    assert store._only_app_columns(app_token)
+    for field in dataclasses.fields(TokenRecord):
+        if field.name not in store.INSERT_APP_TOKEN.columns:
+            assert not store._only_app_columns(_with(field, app_token)), field.name
+
+
+def test_every_token_field_an_issued_row_leaves_out_is_checked() -> None:
+    user_token = TokenRecord("d" * 64, "access", "a" * 32, "s", 2.0, installation_id="i", customer_id="c",
+                             xspe="x", family_id="f", created_at=1.0, family_expires_at=3.0)  # fmt: skip
+    assert store.token_rows((user_token,))[0] is store.INSERT_ISSUED_TOKEN
+    for field in dataclasses.fields(TokenRecord):
+        if field.name not in store.INSERT_ISSUED_TOKEN.columns:
+            assert store.token_rows((_with(field, user_token),))[0] is store.INSERT_TOKEN, field.name
+    assert set(store.INSERT_TOKEN.columns) == {f.name for f in dataclasses.fields(TokenRecord)}

@@ -31,7 +31,8 @@ def access_of(call: Call) -> Coroutine[Any, Any, Access]:
     """The bearer token of the call (header, or ``access_token`` in the query), checked (SPEC §2.5, §3).
 
     A plain function returning the check's coroutine, for ``await access_of(call)``: one coroutine
-    fewer per call than an ``async def`` awaiting it (a malformed token still raises at the await).
+    fewer per call than an ``async def`` awaiting it. A malformed or repeated token raises here, when
+    ``access_of(call)`` is called (every caller awaits it at once), the rest of the check at the await.
     """
     query_token: list[str] = []
     query = call.query_string

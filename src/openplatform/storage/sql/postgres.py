@@ -43,6 +43,10 @@ MAX_BATCH = 512
 # when it was made. So the claim runs on one generic plan, cached with the prepared statement,
 # instead of being planned for each batch (force_custom_plan was 85-100 µs a batch, against 13-19).
 # The settings last to the batch's COMMIT: its other statements each read or write one table by key.
+# A statement the writer's connection prepares for the first time inside such a batch also keeps the
+# generic plan made under these settings after the COMMIT (PostgreSQL does not re-plan when they
+# change): harmless while every writer statement is a one-table lookup by key, but a writer statement
+# with a join or a scan added later must be checked (EXPLAIN) under these settings too.
 CLAIM_SETTINGS = (
     "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off; SET LOCAL enable_nestloop = off"
 )
