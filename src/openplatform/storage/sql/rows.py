@@ -15,7 +15,7 @@ Row = Any
 # The hot path's records are built positionally, in their fields' order: called with keywords, a
 # class takes them through a dict (type.__call__ to __init__), which cost a TokenRecord's read about
 # 6,000 instructions more than these positions (callgrind; docs/benchmarks.md, "Records and limits
-# (issue 14)"). tests/storage/test_rows.py checks every field lands in its own place.
+# (issue 14)"). tests/core/test_records.py checks every field lands in its own place.
 
 
 def app_from_row(row: Row, secret_rows: Iterable[Row]) -> App:
