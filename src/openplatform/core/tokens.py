@@ -18,9 +18,11 @@ def app_token(platform: Platform[object], app: App) -> tuple[IssuedTokens, Token
     raw, digest = platform.keyring.mint()
     now = platform.clock()
     ttl = platform.settings.access_token_ttl
+    # By position, in TokenRecord's field order (tests/core/test_records.py): called with keywords, a
+    # class takes them through a dict (docs/benchmarks.md, "Records and limits (issue 14)").
     record = TokenRecord(
-        digest=digest, kind="access", app_id=app.app_id,
-        scope=" ".join(app.scopes), expires_at=now + ttl, created_at=now,
+        digest, "access", app.app_id, " ".join(app.scopes), now + ttl,
+        None, None, None, None, None, None, None, now,  # installation .. successor: an app token has none
     )  # fmt: skip
     return IssuedTokens(access_token=raw, expires_in=ttl), record
 
@@ -51,21 +53,24 @@ def user_pair(
     else:
         family = base.family_id
         family_ends = base.family_expires_at or now + settings.refresh_family_max_age
-    # The fields both records share, spelled out twice: a dict of them passed as ** cost more
-    # instructions (callgrind), and mypy could not check its values.
+    # By position, in TokenRecord's field order (digest, kind, app_id, scope, expires_at, installation_id,
+    # customer_id, xspe, family_id, revoked_at, rotated_at, successor, created_at, family_expires_at):
+    # eleven keywords cost each record about 4,700 instructions more (callgrind; docs/benchmarks.md,
+    # "The exchange's and the rotation's own work"). tests/core/test_tokens_records.py checks each field.
+    app_id, scope, installation_id, customer_id, xspe = (
+        base.app_id, base.scope, base.installation_id, base.customer_id, base.xspe
+    )  # fmt: skip
     access = TokenRecord(
-        digest=access_key, kind="access", expires_at=min(now + settings.access_token_ttl, family_ends),
-        app_id=base.app_id, scope=base.scope, installation_id=base.installation_id, customer_id=base.customer_id,
-        xspe=base.xspe, family_id=family, created_at=now, family_expires_at=family_ends,
+        access_key, "access", app_id, scope, min(now + settings.access_token_ttl, family_ends),
+        installation_id, customer_id, xspe, family, None, None, None, now, family_ends,
     )  # fmt: skip
     refresh = TokenRecord(
-        digest=refresh_key, kind="refresh", expires_at=min(now + settings.refresh_token_ttl, family_ends),
-        app_id=base.app_id, scope=base.scope, installation_id=base.installation_id, customer_id=base.customer_id,
-        xspe=base.xspe, family_id=family, created_at=now, family_expires_at=family_ends,
+        refresh_key, "refresh", app_id, scope, min(now + settings.refresh_token_ttl, family_ends),
+        installation_id, customer_id, xspe, family, None, None, None, now, family_ends,
     )  # fmt: skip
     capped = family_ends < now + settings.access_token_ttl
     expires_in = max(0, int(family_ends - now)) if capped else settings.access_token_ttl
-    issued = IssuedTokens(access_raw, expires_in, refresh_raw, base.scope)
+    issued = IssuedTokens(access_raw, expires_in, refresh_raw, scope)
     return issued, access, refresh
 
 
