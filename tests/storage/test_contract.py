@@ -12,13 +12,14 @@ these before the core may use it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from collections.abc import AsyncIterator
 
 import pytest
 
 from openplatform.core.store import RotatedBefore
-from openplatform.models import ACTIVE, SUSPENDED, AuthorizationCode, Backing
+from openplatform.models import ACTIVE, SUSPENDED, AuthorizationCode, Backing, TokenRecord
 from tests.storage.backends import Adapter, Seeded, code_of, open_backend, token
 
 RACERS = 20  # concurrent calls in the race tests: on SQL they share group commits
@@ -70,6 +71,29 @@ async def test_app_and_user_tokens_saved_in_one_batch_are_found_as_saved(backend
                          *(backend.store.save_tokens(t) for t in app_tokens[1:]))  # fmt: skip
     for saved in (access, refresh, *app_tokens):
         assert await backend.store.get_token(saved.digest) == saved
+
+
+async def test_the_backed_reads_give_every_field_its_own_value(backend: Adapter) -> None:
+    """``get_token_backed`` and ``get_code_backed`` read a record's columns by position (issue 14):
+    a token and a code whose every field differs from the others read back whole, as saved."""
+    seeded = await backend.seed()
+    now = backend.clock()
+    record = TokenRecord(
+        digest=secrets.token_hex(32), kind="refresh", app_id=seeded.app_id, scope="install_login customer:read",
+        expires_at=now + 86400, installation_id=seeded.installation_id, customer_id=seeded.customer_id,
+        xspe=seeded.xspe, family_id="b" * 64, revoked_at=now + 1, rotated_at=now + 2, successor="c" * 64,
+        created_at=now + 3, family_expires_at=now + 4,
+    )  # fmt: skip
+    await backend.store.save_tokens(record)
+    live = Backing(app_status=ACTIVE, installed=True, customer_status=ACTIVE, spe_exists=True)
+    assert await backend.store.get_token_backed(record.digest) == (record, live)
+    code = dataclasses.replace(code_for(seeded, now), code_challenge="a-challenge-of-43-characters-abcdefghijklmno")
+    await backend.store.save_code(code)
+    assert await backend.store.get_code_backed(code.digest) == (code, live)
+    assert await backend.store.consume_code(code.digest)
+    found = await backend.store.get_code_backed(code.digest)
+    assert found is not None and found[0].used_at is not None
+    assert found == (dataclasses.replace(code, used_at=found[0].used_at), live)
 
 
 async def test_a_code_is_consumed_once_however_many_race_for_it(backend: Adapter) -> None:
