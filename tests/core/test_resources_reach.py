@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from openplatform.core.resources import Access, granted
+from openplatform.core.resources import Access, effective_scope, granted
 from openplatform.errors import OAuthError
 from openplatform.models import App, Customer, Installation, TokenRecord
 
@@ -32,11 +32,28 @@ def reference_can_see(access: Access, customer: Customer) -> bool:
     return customer.xspe in access.spe_reach() or customer.customer_id in access.customer_reach()
 
 
+def reference_spe_reach(access: Access) -> set[str]:
+    """The SPEs of an app token's SPE-wide installations (what ``spe_reach`` was, as sets, before it was
+    derived from ``can_see``)."""
+    if not access.is_app_token:
+        return set()
+    return {i.xspe for i in access.installations if i.customer_id is None}
+
+
+def reference_customer_reach(access: Access) -> set[str]:
+    """A user token's own customer; an app token's one-customer installations' customers."""
+    if not access.is_app_token:
+        return {access.token.customer_id} if access.token.customer_id else set()
+    return {i.customer_id for i in access.installations if i.customer_id is not None}
+
+
 @pytest.mark.parametrize("token", TOKENS, ids=lambda t: t.digest)
 def test_can_see_is_the_reach_sets(token: TokenRecord) -> None:
     for count in range(len(INSTALLS) + 1):
         for installs in itertools.permutations(INSTALLS, count):
             access = Access(token, APP, installs)
+            assert access.spe_reach() == reference_spe_reach(access), installs
+            assert access.customer_reach() == reference_customer_reach(access), installs
             for customer in CUSTOMERS:
                 assert access.can_see(customer) is reference_can_see(access, customer), (installs, customer)
 
@@ -69,3 +86,16 @@ def test_a_user_token_reads_its_own_customer_by_install_login_alone() -> None:
             Customer("cus_a1", "spe_a", "n"), "customer:read"
         )
     assert refused.value.error == "insufficient_scope"
+
+
+@pytest.mark.parametrize(
+    "token_scope",
+    ["", "customer:read", "install_login customer:read", "customer:write customer:read install_login",
+     "  customer:read\tsite:read ", "site:read site:read customer:write"],
+)  # fmt: skip
+@pytest.mark.parametrize("app_scopes", [(), ("customer:read",), ("customer:read", "site:read", "customer:write")])
+def test_effective_scope_is_the_granted_scopes_in_order(token_scope: str, app_scopes: tuple[str, ...]) -> None:
+    token = TokenRecord("d", "access", "app", token_scope, 9e9)
+    app = App("app", "App", "https://app.example", "active", app_scopes, ())
+    expected = " ".join(scope for scope in token_scope.split() if granted(token, app, scope))
+    assert effective_scope(token, app) == expected

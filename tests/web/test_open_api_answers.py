@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from openplatform.models import Customer
+from openplatform.storage.cache import BoundedCache
 from openplatform.web import kernel, open_api
 from tests.conftest import Harness
 from tests.web.open_api_support import call
@@ -57,10 +58,12 @@ async def test_the_get_answers_a_change_at_once(harness: Harness) -> None:
 
 
 async def test_content_length_is_right_once_the_sizes_kept_are_full(harness: Harness, monkeypatch: Any) -> None:
-    full = {n: (b"content-length", b"%d" % n) for n in range(100_000, 100_000 + 4096)}
+    full = BoundedCache(4096)
+    for n in range(100_000, 100_000 + 4096):
+        full.put(n, (b"content-length", b"%d" % n))
     monkeypatch.setattr(kernel, "_LENGTHS", full)
     world = await harness.world(spe_wide=True)
     token = await harness.app_token(world)
     answer = await call(harness, "GET", f"/api/spe/customer/{world.customer_id}", token)
     assert answer.status_code == 200 and int(answer.headers["content-length"]) == len(answer.content)
-    assert len(full) == 4096  # not grown
+    assert len(full) == 4096  # not grown: the oldest size made room

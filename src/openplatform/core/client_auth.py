@@ -34,8 +34,11 @@ def credentials(request: TokenRequest) -> tuple[str, str | None]:
     """app_id and secret, from the body (``app_id``/``secret``, or RFC 6749's ``client_id``/
     ``client_secret``) or Basic auth, but not conflicting ones."""
     params = request.params
-    app_id = _one_of(params, "app_id", "client_id")
-    secret = _one_of(params, "secret", "client_secret")
+    if "client_id" in params or "client_secret" in params:
+        app_id = _one_of(params, "app_id", "client_id")
+        secret = _one_of(params, "secret", "client_secret")
+    else:  # the documented names alone, the usual request: nothing to reconcile (two calls fewer)
+        app_id, secret = params.get("app_id"), params.get("secret")
     if request.basic_auth is not None:
         basic_id, basic_secret = request.basic_auth
         if (app_id and app_id != basic_id) or secret:
@@ -158,7 +161,10 @@ async def authenticate(
     platform: Platform[ClientStorage], request: TokenRequest, *, allow_suspended: bool = False
 ) -> App:
     """``identify`` with a required secret, then ``admit``: the app making the request."""
-    client = await identify(platform, request, allow_suspended=allow_suspended)
-    assert client.app is not None  # a verified client has an app
-    await admit(platform, request, client.app)
-    return client.app
+    app = (await identify(platform, request, allow_suspended=allow_suspended)).app
+    assert app is not None  # a verified client has an app
+    # ``admit``, inline: its coroutine made and awaited cost about 1,000 instructions a request.
+    enforce_whitelist(request.client_ip, app.ip_whitelist)
+    if platform.limiter.enabled:
+        await platform.limiter.charge_app(app.app_id)
+    return app

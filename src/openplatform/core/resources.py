@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from openplatform.core import lifecycle, tokens
 from openplatform.core.context import Platform
@@ -32,13 +32,37 @@ def granted(token: TokenRecord, app: App, scope: str) -> bool:
 
 def effective_scope(token: TokenRecord, app: App) -> str:
     """The token's scopes that still count (``granted``), in its order: what introspection reports."""
-    return " ".join(scope for scope in token.scope.split() if granted(token, app, scope))
+    # ``granted`` for each of the token's own scopes, inline: its first half holds for them all, and a
+    # call per scope splitting the scope again measured 6,600 instructions for one scope, this 2,300.
+    scopes = token.scope.split()
+    registered = app.scopes
+    for scope in scopes:
+        if scope != INSTALL_LOGIN and scope not in registered:  # one withdrawn: leave it (and its like) out
+            return " ".join([kept for kept in scopes if kept == INSTALL_LOGIN or kept in registered])
+    return " ".join(scopes)
 
 
 def _invalid_token(message: str) -> OAuthError:
     return OAuthError(
         "invalid_token", message, headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_token"'}
     )
+
+
+class Placed(Protocol):
+    """Where a customer is: what ``Access.can_see`` reads (a ``Customer``, or a probe of the reach sets)."""
+
+    @property
+    def customer_id(self) -> str | None: ...
+
+    @property
+    def xspe(self) -> str | None: ...
+
+
+class _Placed(NamedTuple):
+    """A customer's place without the customer: ``customer_id`` None for one no installation names."""
+
+    customer_id: str | None
+    xspe: str | None
 
 
 @dataclass(slots=True)  # not frozen: see the docstring
@@ -69,26 +93,27 @@ class Access:
             )
 
     def spe_reach(self) -> set[str]:
-        """SPEs whose every customer this token may see (app tokens of SPE-wide installs)."""
-        if not self.is_app_token:
-            return set()
-        return {i.xspe for i in self.installations if i.customer_id is None}
+        """SPEs whose every customer this token may see (app tokens of SPE-wide installs): those where
+        ``can_see`` admits a customer that no installation names (derived from it, the one rule)."""
+        return {i.xspe for i in self.installations if self.can_see(_Placed(None, i.xspe))}
 
     def customer_reach(self) -> set[str]:
-        """Customers this token may see one by one."""
-        if not self.is_app_token:
-            return {self.token.customer_id} if self.token.customer_id else set()
-        return {i.customer_id for i in self.installations if i.customer_id is not None}
+        """Customers this token may see one by one: of those the token or an installation names, the ones
+        ``can_see`` admits in an SPE of its own (so not through ``spe_reach``)."""
+        named = (self.token.customer_id, *(i.customer_id for i in self.installations))
+        return {c for c in named if c is not None and self.can_see(_Placed(c, None))}
 
     def xspes(self) -> list[str]:
         """Every SPE the token touches, in a stable order."""
         found = {i.xspe for i in self.installations} if self.is_app_token else {self.token.xspe or ""}
         return sorted(x for x in found if x)
 
-    def can_see(self, customer: Customer) -> bool:
-        """``customer.xspe in spe_reach() or customer.customer_id in customer_reach()``, without
-        building the two sets: the token-checked GET asks this twice per call (and reads
-        ``installation_id`` rather than the ``is_app_token`` properties, a Python call each)."""
+    def can_see(self, customer: Placed) -> bool:
+        """Whether ``customer`` is within the token's reach: the one rule, which ``spe_reach`` and
+        ``customer_reach`` are derived from. A user token sees its own customer; an app token the
+        customers of its SPE-wide installations' SPEs and those of its one-customer installations.
+        A walk, not two sets built and searched: the token-checked GET asks this twice per call
+        (and reads ``installation_id`` rather than the ``is_app_token`` properties, a Python call each)."""
         if self.token.installation_id is not None:  # a user token
             own = self.token.customer_id
             return bool(own) and customer.customer_id == own

@@ -18,7 +18,7 @@ from openplatform.core.resources import Access, authenticate_bearer, bearer_from
 from openplatform.errors import OAuthError
 from openplatform.models import Customer, Site
 from openplatform.services.directory import Directory, Page
-from openplatform.storage.cache import CachedStore
+from openplatform.storage.cache import BoundedCache, CachedStore
 from openplatform.web.kernel import JSON_TYPE, Answer, ApiRoute, Call, ok
 from openplatform.web.responses import API_NO_STORE, encode_success
 
@@ -113,21 +113,19 @@ def one(obj: Customer | Site) -> Answer:
 # Customer object the store's cache holds (storage/cache.py) until that customer changes, and a
 # change is a new object (models are frozen): its public dict, the envelope, orjson and the ETag
 # measured 11,000 instructions a GET (callgrind, bench/inprocess.py open-api). Each entry holds its
-# object, so no id is reused while the entry lives; the memo is emptied when full. Only that GET
-# uses it: the other answers are of objects just read or written, never answered twice.
-_ANSWERED: dict[int, tuple[Customer, Answer]] = {}
+# object, so no id is reused while the entry lives; beyond ANSWER_MEMO_SIZE the oldest entry goes.
+# Only that GET uses it: the other answers are of objects just read or written, never answered twice.
 ANSWER_MEMO_SIZE = 4096
+_ANSWERED = BoundedCache(ANSWER_MEMO_SIZE)  # id(customer) -> (customer, its answer)
 
 
 def one_cached(customer: Customer) -> Answer:
     """``one`` for a customer from the store's cache: the answer made for that same object, if any."""
-    found = _ANSWERED.get(id(customer))
+    found: tuple[Customer, Answer] | None = _ANSWERED.get(id(customer))
     if found is not None and found[0] is customer:
         return found[1]
     answer = one(customer)
-    if len(_ANSWERED) >= ANSWER_MEMO_SIZE:
-        _ANSWERED.clear()
-    _ANSWERED[id(customer)] = (customer, answer)
+    _ANSWERED.put(id(customer), (customer, answer))
     return answer
 
 
