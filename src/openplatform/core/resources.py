@@ -9,7 +9,7 @@ whitelist; for a user token, everything behind it still there (SPEC §8,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -76,7 +76,8 @@ class Access:
 
     token: TokenRecord
     app: App
-    installations: tuple[Installation, ...]
+    # The store's list as it caches it (shared by every request: nothing modifies it), not a copy.
+    installations: Sequence[Installation]
 
     @property
     def is_app_token(self) -> bool:
@@ -154,8 +155,8 @@ def bearer_from(authorization: str | None, query_token: str | None) -> str:
     header_token = None
     if authorization:
         scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            header_token = value.strip()
+        if scheme.lower() == "bearer":
+            header_token = value.strip() or None
     if header_token and query_token:
         raise OAuthError("invalid_request", "Send the access token once: header or query, not both.")
     token = header_token or query_token
@@ -191,4 +192,4 @@ async def authenticate_bearer(platform: Platform[BearerStorage], raw: str, clien
         reason = await lifecycle.unbacked(platform, record, fresh=False)
         if reason is not None:
             raise _invalid_token(f"The token no longer works: {reason}.")
-    return Access(record, app, tuple(await store.active_installations(app.app_id)))
+    return Access(record, app, await store.active_installations(app.app_id))
