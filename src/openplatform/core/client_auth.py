@@ -164,7 +164,8 @@ async def authenticate(
     app = (await identify(platform, request, allow_suspended=allow_suspended)).app
     assert app is not None  # a verified client has an app
     # ``admit``, inline: its coroutine made and awaited cost about 1,000 instructions a request.
-    enforce_whitelist(request.client_ip, app.ip_whitelist)
+    if app.ip_whitelist:  # an empty one lets every address in: two calls fewer
+        enforce_whitelist(request.client_ip, app.ip_whitelist)
     if platform.limiter.enabled:
         await platform.limiter.charge_app(app.app_id)
     return app

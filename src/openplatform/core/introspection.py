@@ -42,7 +42,11 @@ async def introspect(platform: Platform[IntrospectionStorage], request: TokenReq
     """
     # ``_own_token``, inline: its coroutine made and awaited cost about 1,000 instructions a request.
     app = await client_auth.authenticate(platform, request)
-    record = await tokens.find_token(platform, request.require("token"))
+    raw = request.require("token")
+    # ``tokens.find_token``, inline as in ``resources.authenticate_bearer``: a coroutine less.
+    record = await platform.store.get_token(platform.keyring.token_digest(raw))
+    if record is None:
+        record = await tokens.find_token_elsewhere(platform, raw)
     now = platform.clock()
     if record is None or record.app_id != app.app_id or record.revoked_at is not None or record.expires_at <= now:
         return {"active": False}

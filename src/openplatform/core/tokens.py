@@ -98,6 +98,13 @@ async def find_token(platform: Platform[TokenStorage], raw: str) -> TokenRecord 
     return found if found is not None else await _elsewhere(platform.keyring, platform.store.get_token, raw)
 
 
+def find_token_elsewhere(platform: Platform[TokenStorage], raw: str) -> Awaitable[TokenRecord | None]:
+    """``find_token``'s fallbacks alone, for a caller that looked the current key's digest up itself
+    (``store.get_token(keyring.token_digest(raw))``) and missed: the token-checked GET and
+    introspection do, which saves them ``find_token``'s coroutine (about 1,000 instructions)."""
+    return _elsewhere(platform.keyring, platform.store.get_token, raw)
+
+
 async def find_token_backed(platform: Platform[TokenStorage], raw: str) -> tuple[TokenRecord, Backing] | None:
     """``find_token`` with what the token stands on (SPEC §8), read fresh in the same statement."""
     found = await platform.store.get_token_backed(platform.keyring.token_digest(raw))
