@@ -27,9 +27,11 @@ async def connect(call: Call) -> Answer:
     return 302, b"", [(b"location", quote(location, safe=":/%#?=@[]!$&'()*+,;").encode("latin-1"))]
 
 
-async def token_request(call: Call) -> TokenRequest:
-    """Parameters from the query string and a form or JSON body; app credentials also as Basic auth."""
-    params = parse_params(call.query_string, await call.body(), call.content_type)
+def token_request(call: Call, body: bytes) -> TokenRequest:
+    """Parameters from the query string and a form or JSON ``body`` (``await call.body()``, read by
+    the handler: a function, not a coroutine awaiting it, is about 1,000 instructions fewer a request);
+    app credentials also as Basic auth."""
+    params = parse_params(call.query_string, body, call.content_type)
     authorization = call.authorization  # mostly absent: then no call to parse it
     basic = parse_basic_auth(authorization) if authorization is not None else None
     return TokenRequest(params, call.client_ip(), basic)  # by position: cheaper
@@ -39,7 +41,7 @@ def token_endpoint(name: str) -> Handler:
     """POST /oauth/credit/token, /oauth/access_token, /oauth/refresh_token (SPEC §2.2–2.4)."""
 
     async def handle(call: Call) -> Answer:
-        request = await token_request(call)
+        request = token_request(call, await call.body())
         result = (await server.token_response(call.platform, name, request)).result()
         if "client_id" in request.params or "application/json" in call.accept:
             # A standard OAuth client (RFC 6749 names, or asking for JSON as Authlib and
@@ -54,14 +56,14 @@ def token_endpoint(name: str) -> Handler:
 
 async def introspect(call: Call) -> Answer:
     """POST /oauth/introspect (RFC 7662)."""
-    body = await introspection.introspect(call.platform, await token_request(call))
+    body = await introspection.introspect(call.platform, token_request(call, await call.body()))
     # RFC 7662 clients read the members at the top level; envelope clients read result.
     return 200, orjson.dumps({"code": 0, "msg": "success", "result": body, **body}), JSON_ANSWER
 
 
 async def revoke(call: Call) -> Answer:
     """POST /oauth/revoke (RFC 7009)."""
-    await introspection.revoke(call.platform, await token_request(call))
+    await introspection.revoke(call.platform, token_request(call, await call.body()))
     return ok({})
 
 
