@@ -89,6 +89,21 @@ class Sql(str):
         return statement
 
 
+class KeyedRead(str):
+    """A read of at most one row by its key (``?``, the statement's only parameter) that the
+    PostgreSQL driver may send together with the same read of other keys: ``many`` is the
+    statement for an array of keys (``$1::text[]``), ``key`` the result column that holds a row's
+    key. SQLite runs the text as it is."""
+
+    many: str
+    key: str
+
+    def __new__(cls, text: str, many: str, key: str) -> KeyedRead:
+        statement = super().__new__(cls, text)
+        statement.many, statement.key = many, key
+        return statement
+
+
 class Tx(Protocol):
     # The batch's ``Claim`` operations whose rows the writer already claimed together, each with
     # whether it got its row (see ``Claim``); an operation not in it claims its own.

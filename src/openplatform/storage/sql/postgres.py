@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
+
+from prometheus_client import Histogram
 
 from openplatform.errors import StorageUnavailable
 from openplatform.storage.sql.driver import (
     Claim,
     InsertSpec,
     IntegrityError,
+    KeyedRead,
     Operation,
     Outcome,
     Pending,
@@ -246,9 +249,112 @@ async def _nothing_to_reset(_conn: Any) -> None:
     """
 
 
+# The keyed reads' connections (KeyedReads) keep one generic plan per statement, made at its first
+# execution: a read for an array of keys is otherwise planned afresh at every execution (its custom
+# plan, for the batch's few keys, looks cheaper than the generic one, made for ten), 60-90 µs of the
+# backend's CPU a statement. Without sequential scans a plan made while the table was empty or never
+# analyzed still looks the keys up in the primary key (as the claims', CLAIM_SETTINGS; these
+# statements read the table by key and its backing by key, nothing else). Session settings, sent
+# in the connection's startup packet: no round trip.
+READER_SETTINGS = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"}
+MAX_IN_FLIGHT = 2  # statements of one KeyedRead out at once: docs/benchmarks.md has the 1, 2, 8 measured
+KEYED_READS = Histogram(
+    "openplatform_db_keyed_reads",
+    "Keys read per keyed read statement (PostgreSQL: the codes or tokens read with their backing)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+_Waiting = dict[object, list["asyncio.Future[Row | None]"]]  # key -> the reads waiting for its row
+
+
+class KeyedReads:
+    """The keyed reads (``driver.KeyedRead``) of several requests as one statement for all their
+    keys (``KeyedRead.many``), on connections of their own pool (``READER_SETTINGS``).
+
+    Each read of a code or token with its backing (SPEC §8) was a round trip, a Bind that starts
+    the executor's five index scans and an Execute on the database's side, and a call of asyncpg's
+    on the server's; under load the grants ask for them together, and one statement serves them
+    all. The reads asked for in one turn of the event loop go together; while ``max_in_flight``
+    statements of one read are out, the next reads gather and go as one when a statement is back
+    (as the writer's batches do). Each read is still a read of the database when it is asked for.
+    """
+
+    def __init__(self, max_in_flight: int = MAX_IN_FLIGHT) -> None:
+        self.pool: Any = None
+        self.max_in_flight = max_in_flight
+        self._waiting: dict[KeyedRead, _Waiting] = {}
+        self._in_flight: dict[KeyedRead, int] = {}
+        self._running: set[asyncio.Task[None]] = set()
+
+    def read(self, sql: KeyedRead, key: object) -> asyncio.Future[Row | None]:
+        """The row of ``key`` (None when there is none) once the statement that reads it is back;
+        StorageUnavailable when the database cannot be reached."""
+        loop = asyncio.get_running_loop()
+        waiting = self._waiting.get(sql)
+        if waiting is None:
+            waiting = self._waiting[sql] = {}
+            loop.call_soon(self._send, sql)  # after this turn's other requests have asked
+        future: asyncio.Future[Row | None] = loop.create_future()
+        waiting.setdefault(key, []).append(future)
+        return future
+
+    async def stop(self) -> None:
+        """Cancel the statements out; their reads fail with StorageUnavailable."""
+        while self._running:  # a statement cancelled sends what gathered meanwhile: cancel that too
+            for task in list(self._running):
+                task.cancel()
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    def _send(self, sql: KeyedRead) -> None:
+        in_flight = self._in_flight.get(sql, 0)
+        if in_flight >= self.max_in_flight or sql not in self._waiting:
+            return  # they go when a statement is back (or they went already)
+        self._in_flight[sql] = in_flight + 1
+        task = asyncio.get_running_loop().create_task(self._run(sql, self._waiting.pop(sql)))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, sql: KeyedRead, waiting: _Waiting) -> None:
+        KEYED_READS.observe(len(waiting))
+        try:
+            if self.pool is None:
+                raise StorageUnavailable("the database driver is closed")
+            rows = await self.pool.fetch(sql.many, list(waiting))
+        except BaseException as exc:  # CancelledError too: no read may wait forever
+            for futures in waiting.values():
+                _settle(futures, None, _read_error(exc))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        finally:
+            self._in_flight[sql] -= 1
+            self._send(sql)  # what gathered meanwhile
+        key = sql.key
+        for row in rows:
+            _settle(waiting.pop(row[key], ()), row, None)
+        for futures in waiting.values():  # no such row
+            _settle(futures, None, None)
+
+
+def _read_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, asyncio.CancelledError):
+        return StorageUnavailable("the database driver closed")
+    return StorageUnavailable(str(exc)) if isinstance(exc, unavailable_errors()) else exc
+
+
+def _settle(futures: Iterable[asyncio.Future[Row | None]], row: Row | None, error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():  # its request was cancelled
+            continue
+        if error is None:
+            future.set_result(row)
+        else:
+            future.set_exception(error)
+
+
 class PostgresDriver:
     """asyncpg pool for reads and the management path's transactions; one writer task on its
-    own connection for the hot path's group commits.
+    own connection for the hot path's group commits; a pool of its own for the keyed reads
+    (``KeyedReads``: a code or token with its backing, several keys a statement).
 
     The writer keeps its connection rather than taking one from the pool per
     batch: giving it back runs asyncpg's reset query, a round trip and about a
@@ -264,6 +370,7 @@ class PostgresDriver:
         self._pending: list[Pending] = []
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._reads = KeyedReads()
 
     dialect = "postgresql"
 
@@ -273,14 +380,21 @@ class PostgresDriver:
         if self._pool is not None:  # already started (the store and the management path share it)
             return
         try:
-            self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=1, max_size=self.pool_size, reset=_nothing_to_reset
+            readers = await asyncpg.create_pool(
+                self.dsn, min_size=1, max_size=self.pool_size, reset=_nothing_to_reset, server_settings=READER_SETTINGS
             )
+            try:
+                pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size, reset=_nothing_to_reset)
+            except BaseException:
+                await readers.close()
+                raise
         except (OSError, asyncpg.PostgresError) as exc:
             raise StorageUnavailable(str(exc)) from exc
+        self._reads.pool, self._pool = readers, pool
         self._writer = asyncio.create_task(self._writer_loop())
 
     async def close(self) -> None:
+        await self._reads.stop()
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -290,6 +404,9 @@ class PostgresDriver:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+        if self._reads.pool is not None:
+            await self._reads.pool.close()
+            self._reads.pool = None
 
     async def _connection(self) -> Any:
         if self._conn is None or self._conn.is_closed():
@@ -304,6 +421,8 @@ class PostgresDriver:
             conn.terminate()  # no goodbye round trip: it may be broken
 
     async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        if type(sql) is KeyedRead:
+            return await self._reads.read(sql, args[0])
         try:
             return await self._pool.fetchrow(_pg_sql(sql), *args)
         except unavailable_errors() as exc:

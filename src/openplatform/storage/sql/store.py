@@ -13,7 +13,7 @@ from openplatform.config import AUDIT_RETENTION_SECONDS, CLEANUP_BATCH_SIZE, CLE
 from openplatform.core.store import RotatedBefore
 from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, TokenRecord, read_backing
 from openplatform.storage.sql.cleanup import cleanup_pass
-from openplatform.storage.sql.driver import Claim, Driver, Insert, InsertsOnly, InsertSpec, Sql, Tx
+from openplatform.storage.sql.driver import Claim, Driver, Insert, InsertsOnly, InsertSpec, KeyedRead, Sql, Tx
 from openplatform.storage.sql.rows import (
     TOKEN_COLUMNS,
     app_from_row,
@@ -69,11 +69,16 @@ CODE_COLUMNS = ", ".join(f"auth_codes.{name}" for name in (
     "digest", "app_id", "installation_id", "customer_id", "xspe", "redirect_uri", "scope", "expires_at",
     "code_challenge", "used_at",
 ))  # fmt: skip
-CODE_BACKED = f"SELECT {CODE_COLUMNS}, {_BACKING_OF.format(t='auth_codes')} FROM auth_codes WHERE digest = ?"
-TOKEN_BACKED = (
+# Keyed: the PostgreSQL driver sends the reads of the codes (or tokens) asked for together as one
+# statement for an array of digests (postgres.KeyedReads; docs/benchmarks.md, "PostgreSQL's read of
+# a code or token with its backing").
+_CODE_BACKED = f"SELECT {CODE_COLUMNS}, {_BACKING_OF.format(t='auth_codes')} FROM auth_codes WHERE digest "
+CODE_BACKED = KeyedRead(_CODE_BACKED + "= ?", _CODE_BACKED + "= ANY($1::text[])", "digest")
+_TOKEN_BACKED = (
     f"SELECT {', '.join(f'tokens.{c}' for c in TOKEN_COLUMNS.split(', '))}, {_BACKING_OF.format(t='tokens')} "
-    "FROM tokens WHERE digest = ?"
+    "FROM tokens WHERE digest "
 )
+TOKEN_BACKED = KeyedRead(_TOKEN_BACKED + "= ?", _TOKEN_BACKED + "= ANY($1::text[])", "digest")
 
 
 REVOKE_FAMILY = Sql("UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL", "tokens")
