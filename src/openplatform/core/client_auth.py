@@ -128,7 +128,7 @@ async def identify(
         await limiter.check_request(ip, app_id)  # per IP, and the (IP, app_id) lock-out
     app = await platform.store.get_app(app_id)
     if secret is None and not secret_required:
-        return Client(app_id, app, verified=False)
+        return Client(app_id, app, False)  # not verified
     verified = secret is not None and secret_matches(platform, app, app_id, secret)
     if app is None or not verified or not (app.active or allow_suspended):
         # Counted towards the (IP, app_id) lock-out before the read below (42901 once it is spent):
@@ -142,11 +142,12 @@ async def identify(
             # given. Unknown app_ids and wrong secrets both pay this read: one timing (SPEC §9).
             app = await platform.store.get_app(app_id, fresh=True)
             verified = secret_matches(platform, app, app_id, secret)
-    if app is None or not verified or not (app.active or allow_suspended):
-        platform.audit(events.CLIENT_AUTH_FAILED, app_id=app_id if app is not None else None, ip=ip)
-        headers = BASIC_CHALLENGE if request.basic_auth is not None else None
-        raise OAuthError("invalid_client", FAILED, headers=headers)
-    return Client(app_id, app, verified=True)
+        # Asked again only here: the app verified at once is not asked twice (``active`` is a property).
+        if app is None or not verified or not (app.active or allow_suspended):
+            platform.audit(events.CLIENT_AUTH_FAILED, app_id=app_id if app is not None else None, ip=ip)
+            headers = BASIC_CHALLENGE if request.basic_auth is not None else None
+            raise OAuthError("invalid_client", FAILED, headers=headers)
+    return Client(app_id, app, True)  # verified; by position: no keyword dict
 
 
 async def admit(platform: Platform[object], request: TokenRequest, app: App) -> None:
