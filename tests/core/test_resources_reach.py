@@ -99,3 +99,23 @@ def test_effective_scope_is_the_granted_scopes_in_order(token_scope: str, app_sc
     app = App("app", "App", "https://app.example", "active", app_scopes, ())
     expected = " ".join(scope for scope in token_scope.split() if granted(token, app, scope))
     assert effective_scope(token, app) == expected
+
+
+def test_require_read_walks_the_reach_again_only_for_another_customer(monkeypatch: pytest.MonkeyPatch) -> None:
+    access = Access(TOKENS[0], APP, (INSTALLS[1],))  # an app token reaching cus_b1 alone
+    walks: list[str] = []
+    can_see = Access.can_see
+
+    def counted(self: Access, customer: Customer) -> bool:
+        walks.append(customer.customer_id)
+        return can_see(self, customer)
+
+    monkeypatch.setattr(Access, "can_see", counted)
+    visible = access.require_visible(Customer("cus_b1", "spe_b", "n"))
+    access.require_read(visible, "customer:read")  # the object just let through: not walked again
+    assert walks == ["cus_b1"]
+    access.require_read(Customer("cus_b1", "spe_b", "n"), "customer:read")  # an equal object: walked
+    assert walks == ["cus_b1", "cus_b1"]
+    with pytest.raises(OAuthError) as hidden:
+        access.require_read(Customer("cus_a1", "spe_a", "n"), "customer:read")  # another customer: refused
+    assert hidden.value.error == "not_found" and walks[-1] == "cus_a1"
