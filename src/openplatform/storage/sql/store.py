@@ -226,12 +226,15 @@ INSERT_ISSUED_TOKEN = InsertSpec("tokens", tuple(
 def token_rows(records: tuple[TokenRecord, ...]) -> tuple[InsertSpec, list[tuple[object, ...]]]:
     """The INSERT for ``records`` and their rows: ``INSERT_ISSUED_TOKEN`` for tokens as issued (the
     hot path's), else every column (``INSERT_TOKEN``)."""
-    if all(t.revoked_at is None and t.rotated_at is None and t.successor is None for t in records):
-        return INSERT_ISSUED_TOKEN, [
-            (t.digest, t.kind, t.app_id, t.installation_id, t.customer_id, t.xspe, t.scope, t.family_id,
-             t.created_at, t.expires_at, t.family_expires_at)
-            for t in records
-        ]  # fmt: skip
+    # One comprehension that keeps the tokens as issued: an all() over a generator first cost about
+    # 2,000 instructions more for a pair (callgrind).
+    issued = [
+        (t.digest, t.kind, t.app_id, t.installation_id, t.customer_id, t.xspe, t.scope, t.family_id,
+         t.created_at, t.expires_at, t.family_expires_at)
+        for t in records if t.revoked_at is None and t.rotated_at is None and t.successor is None
+    ]  # fmt: skip
+    if len(issued) == len(records):
+        return INSERT_ISSUED_TOKEN, issued
     return INSERT_TOKEN, [token_params(t) for t in records]
 
 
