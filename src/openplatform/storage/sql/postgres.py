@@ -254,9 +254,11 @@ async def _nothing_to_reset(_conn: Any) -> None:
 # plan, for the batch's few keys, looks cheaper than the generic one, made for ten), 60-90 µs of the
 # backend's CPU a statement. Without sequential scans a plan made while the table was empty or never
 # analyzed still looks the keys up in the primary key (as the claims', CLAIM_SETTINGS; these
-# statements read the table by key and its backing by key, nothing else). Session settings, sent
-# in the connection's startup packet: no round trip.
-READER_SETTINGS = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"}
+# statements read the table by key and its backing by key, nothing else); without bitmap scans it
+# walks the primary key for the keys instead of building a bitmap first (the generic plan's choice
+# for ten keys; 5-15 % of the backend's CPU a statement of one to four keys, the usual sizes).
+# Session settings, sent in the connection's startup packet: no round trip.
+READER_SETTINGS = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off", "enable_bitmapscan": "off"}
 MAX_IN_FLIGHT = 2  # statements of one KeyedRead out at once: docs/benchmarks.md has the 1, 2, 8 measured
 KEYED_READS = Histogram(
     "openplatform_db_keyed_reads",
