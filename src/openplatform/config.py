@@ -123,7 +123,8 @@ class Settings(BaseSettings):
     postgres_pool_size: int = Field(
         8, ge=1, le=200,
         description="PostgreSQL connections each server process (each worker) keeps for reads and management "
-        "transactions (one pool for both); its group-commit writer holds one more",
+        "transactions (one pool for both); its group-commit writer holds one more, and the batched reads of "
+        "codes and tokens up to four more (no more than this number)",
     )  # fmt: skip
     invalidation_poll_seconds: float = Field(
         0.5, gt=0, le=5,

@@ -199,3 +199,15 @@ def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield node
     for child in node.get("Plans", ()):
         yield from _plan_nodes(child)
+
+
+@pytest.mark.parametrize(("pool_size", "readers"), [(1, 1), (3, 3), (8, 4)])
+async def test_the_keyed_reads_take_four_connections_at_most(pg_database: str, pool_size: int, readers: int) -> None:
+    """Two keyed reads (a code's, a token's), two statements out each: the pool of the keyed reads
+    is no larger, nor larger than ``postgres_pool_size`` (README's settings table says so)."""
+    driver = make_driver(Settings(database_url=pg_database, secret_key="k" * 32, postgres_pool_size=pool_size))
+    await driver.start()
+    try:
+        assert driver._reads.pool.get_max_size() == readers  # type: ignore[attr-defined]
+    finally:
+        await driver.close()

@@ -260,6 +260,7 @@ async def _nothing_to_reset(_conn: Any) -> None:
 # Session settings, sent in the connection's startup packet: no round trip.
 READER_SETTINGS = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off", "enable_bitmapscan": "off"}
 MAX_IN_FLIGHT = 2  # statements of one KeyedRead out at once: docs/benchmarks.md has the 1, 2, 8 measured
+READERS = 2 * MAX_IN_FLIGHT  # the keyed reads' connections at most: two reads (a code's, a token's)
 KEYED_READS = Histogram(
     "openplatform_db_keyed_reads",
     "Keys read per keyed read statement (PostgreSQL: the codes or tokens read with their backing)",
@@ -383,8 +384,9 @@ class PostgresDriver:
             return
         try:
             readers = await asyncpg.create_pool(
-                self.dsn, min_size=1, max_size=self.pool_size, reset=_nothing_to_reset, server_settings=READER_SETTINGS
-            )
+                self.dsn, min_size=1, max_size=min(self.pool_size, READERS), reset=_nothing_to_reset,
+                server_settings=READER_SETTINGS,
+            )  # fmt: skip
             try:
                 pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size, reset=_nothing_to_reset)
             except BaseException:
