@@ -62,9 +62,10 @@ class AuthorizationCodeGrant:
         if not valid.presented_before:
             issued, access, refresh = tokens.user_pair(platform, valid.code)
             if await platform.store.consume_code(valid.code.digest, access, refresh):
-                # Keywords, not a dict of them passed on with **: 3,300 instructions fewer (callgrind).
-                platform.audit(events.TOKEN_ISSUED, grant="authorization_code", app_id=valid.app.app_id,
-                               customer_id=valid.code.customer_id, ip=request.client_ip)  # fmt: skip
+                # Straight to the store, with keywords: each ** forwarding (Platform.audit, a dict of the
+                # fields) rebuilt the fields' dict, 8,000 instructions for both (callgrind).
+                platform.store.audit(events.TOKEN_ISSUED, grant="authorization_code", app_id=valid.app.app_id,
+                                     customer_id=valid.code.customer_id, ip=request.client_ip)  # fmt: skip
                 return issued
         # Presented before, or consumed by a racing request first: RFC 6749 §4.1.2.
         fields = dict(app_id=valid.app.app_id, customer_id=valid.code.customer_id, ip=request.client_ip)

@@ -67,9 +67,9 @@ class RefreshTokenGrant:
         # page per rotation; docs/benchmarks.md, "Refresh, introspection, two workers").
         issued, access, refresh = self._pair(platform, platform.keyring, valid, issue_stamp())
         found = await platform.store.rotate_refresh(valid.record, access, refresh)
-        if found is None:  # keywords, not a dict passed on with ** (as the code exchange's)
-            platform.audit(events.TOKEN_REFRESHED, app_id=valid.app.app_id, customer_id=valid.record.customer_id,
-                           ip=request.client_ip)  # fmt: skip
+        if found is None:  # straight to the store, with keywords (as the code exchange's)
+            platform.store.audit(events.TOKEN_REFRESHED, app_id=valid.app.app_id, customer_id=valid.record.customer_id,
+                                 ip=request.client_ip)  # fmt: skip
             return issued
         fields = dict(app_id=valid.app.app_id, customer_id=valid.record.customer_id, ip=request.client_ip)
         if found.revoked:
