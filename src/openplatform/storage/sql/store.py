@@ -290,7 +290,7 @@ class SqlStore:
         if row is None:
             return None
         # By position, as get_token_backed (below): by name it cost 30,400 instructions an exchange,
-        # unpacked about 14,000 (callgrind; docs/benchmarks.md, "The exchange's and the rotation's own work").
+        # unpacked 15,200 (callgrind; docs/benchmarks.md, "The exchange's and the rotation's own work").
         (digest, app_id, installation_id, customer_id, xspe, redirect_uri, scope, expires_at, code_challenge,
          used_at, app_status, installed, customer_status, spe_exists) = row  # fmt: skip
         code = AuthorizationCode(
