@@ -38,6 +38,7 @@ SCENARIOS = ("app-token", "exchange", "open-api", "refresh", "introspect")
 Load = Callable[[float], wrk.Result]  # one wrk run of the given seconds against openplatform
 Shape = Callable[[procs.Server, float], wrk.Result]  # the same request shape against a baseline
 Prepare = Callable[[float], None]  # untimed work before a run of the given seconds
+LOPSIDED = 0.8  # a worker's share of the workers' CPU above which a --workers N row is flagged as such
 
 
 @dataclass
@@ -52,6 +53,11 @@ class Row:
     batch_mean: float = 0.0  # write operations per group commit during the timed part
     busy_share: float = 0.0  # SQLite: group commits retried for the write lock, per group commit
     db_cpu_us: float = 0.0  # PostgreSQL: CPU of the database's backends per request, timed part
+    # --workers N: each worker's share of the workers' CPU, timed part, largest first. uvicorn's workers
+    # accept from one shared socket and wrk opens its connections at once: in 3 of 12 two-worker rows
+    # one worker took nearly all of them, and the row measured one worker (docs/benchmarks.md, "SQLite
+    # writers across workers").
+    worker_shares: list[float] = field(default_factory=list)
 
     def ratio(self, baseline: str = "raw") -> float:
         """openplatform's req/s over the baseline's in the adjacent run (0: not measured)."""
@@ -117,8 +123,10 @@ class Bench:
             prepare(duration)
         ops, commits, busy = self.op.group_commits(self.seeded.metrics_key)
         db_before = {pid: procs.cpu_seconds(pid) for pid in backends(self.settings)}
+        workers_before = self.worker_cpu()
         with procs.profiled(self.op, self.opts.profile, f"{name}-w{self.servers.workers}", duration):
             got = target(duration)
+        workers_after = self.worker_cpu()
         db_after = {pid: procs.cpu_seconds(pid) for pid in backends(self.settings)}
         ops_after, commits_after, busy_after = self.op.group_commits(self.seeded.metrics_key)
         row = Row(key, name, self.servers.workers, got, bases, got.answered + (warm.answered if warm else 0))
@@ -127,6 +135,7 @@ class Bench:
         if commits_after > commits:
             row.batch_mean = (ops_after - ops) / (commits_after - commits)
             row.busy_share = (busy_after - busy) / (commits_after - commits)
+        row.worker_shares = cpu_shares(workers_before, workers_after)
         self.rows.append(row)
         raw = bases.get("raw")
         print(
@@ -137,10 +146,19 @@ class Bench:
             + (f" (raw {raw.cpu_us:.0f})" if raw else "")
             + (f"; database CPU {row.db_cpu_us:.0f} µs/request" if row.db_cpu_us else "")
             + (f"; {row.batch_mean:.1f} writes per group commit" if row.batch_mean else "")
-            + (f", {row.busy_share:.1%} retried for the SQLite write lock" if row.busy_share else ""),
+            + (f", {row.busy_share:.1%} retried for the SQLite write lock" if row.busy_share else "")
+            + (f"; workers' CPU shares {'/'.join(f'{x:.0%}' for x in row.worker_shares)}" if row.worker_shares else "")
+            + (" (LOPSIDED: about one worker measured)" if row.worker_shares[:1] > [LOPSIDED] else ""),
             flush=True,
         )
         return row
+
+    def worker_cpu(self) -> dict[int, float]:
+        """CPU seconds so far of each process under uvicorn's supervisor (``--workers N``: the workers,
+        and helpers that use none), by pid; empty with one worker (no supervisor)."""
+        if self.servers.workers < 2:
+            return {}
+        return {pid: procs.cpu_seconds(pid) for pid in procs.process_tree(self.op.pid) if pid != self.op.pid}
 
     def credentials(self) -> str:
         return urlencode({"app_id": self.seeded.app_id, "secret": self.seeded.secret})
@@ -369,6 +387,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def cpu_shares(before: dict[int, float], after: dict[int, float]) -> list[float]:
+    """Each process's share of the CPU the processes used between two readings (CPU seconds by pid),
+    largest first; processes that used none (uvicorn's helpers) left out; empty unless two used some."""
+    used = [spent for pid, cpu in after.items() if (spent := cpu - before.get(pid, 0.0)) > 0]
+    return sorted((spent / sum(used) for spent in used), reverse=True) if len(used) > 1 else []
+
+
 def row_json(row: Row) -> dict[str, object]:
     """One row as ``--json`` writes it: req/s, latency (ms) and server CPU (µs per request) of
     openplatform and of each baseline loaded, and the ratios the tables print (0: not measured)."""
@@ -382,6 +407,7 @@ def row_json(row: Row) -> dict[str, object]:
         "baselines": {name: measured(result) for name, result in row.baselines.items()},
         "ratio_raw": row.ratio("raw"), "ratio_starlette": row.ratio("starlette"), "cpu_ratio_raw": row.cpu_ratio("raw"),
         "cpu_ratio_starlette": row.cpu_ratio("starlette"), "batch_mean": row.batch_mean, "db_cpu_us": row.db_cpu_us,
+        "busy_share": row.busy_share, "worker_shares": row.worker_shares,
     }  # fmt: skip
 
 
