@@ -228,7 +228,7 @@ def token_rows(records: tuple[TokenRecord, ...]) -> tuple[InsertSpec, list[tuple
     hot path's), else every column (``INSERT_TOKEN``)."""
     # One comprehension that keeps the tokens as issued: an all() over a generator first cost about
     # 2,000 instructions more for a pair (callgrind).
-    issued = [
+    issued: list[tuple[object, ...]] = [
         (t.digest, t.kind, t.app_id, t.installation_id, t.customer_id, t.xspe, t.scope, t.family_id,
          t.created_at, t.expires_at, t.family_expires_at)
         for t in records if t.revoked_at is None and t.rotated_at is None and t.successor is None
