@@ -54,7 +54,7 @@ class Row:
     busy_share: float = 0.0  # SQLite: group commits retried for the write lock, per group commit
     db_cpu_us: float = 0.0  # PostgreSQL: CPU of the database's backends per request, timed part
     # --workers N: each worker's share of the workers' CPU, timed part, largest first. uvicorn's workers
-    # accept from one shared socket and wrk opens its connections at once: in 3 of 12 two-worker rows
+    # accept from one shared socket and wrk opens its connections at once: in 3 of 14 two-worker rows
     # one worker took nearly all of them, and the row measured one worker (docs/benchmarks.md, "SQLite
     # writers across workers").
     worker_shares: list[float] = field(default_factory=list)
