@@ -4,6 +4,7 @@ the reach sets and the token's scope set define them, for every kind of token an
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import pytest
 
@@ -28,13 +29,12 @@ APP = App("app", "App", "https://app.example", "active", ("customer:read",), ())
 
 
 def reference_can_see(access: Access, customer: Customer) -> bool:
-    """The definition: the SPE in ``spe_reach()`` or the customer in ``customer_reach()``."""
-    return customer.xspe in access.spe_reach() or customer.customer_id in access.customer_reach()
+    """The definition: the SPE in the SPE-wide reach or the customer in the one-by-one reach."""
+    return customer.xspe in reference_spe_reach(access) or customer.customer_id in reference_customer_reach(access)
 
 
 def reference_spe_reach(access: Access) -> set[str]:
-    """The SPEs of an app token's SPE-wide installations (what ``spe_reach`` was, as sets, before it was
-    derived from ``can_see``)."""
+    """The SPEs of an app token's SPE-wide installations."""
     if not access.is_app_token:
         return set()
     return {i.xspe for i in access.installations if i.customer_id is None}
@@ -53,7 +53,6 @@ def test_can_see_is_the_reach_sets(token: TokenRecord) -> None:
         for installs in itertools.permutations(INSTALLS, count):
             access = Access(token, APP, installs)
             assert access.spe_reach() == reference_spe_reach(access), installs
-            assert access.customer_reach() == reference_customer_reach(access), installs
             for customer in CUSTOMERS:
                 assert access.can_see(customer) is reference_can_see(access, customer), (installs, customer)
 
@@ -119,3 +118,26 @@ def test_require_read_walks_the_reach_again_only_for_another_customer(monkeypatc
     with pytest.raises(OAuthError) as hidden:
         access.require_read(Customer("cus_a1", "spe_a", "n"), "customer:read")  # another customer: refused
     assert hidden.value.error == "not_found" and walks[-1] == "cus_a1"
+
+
+class CountedInstallations(tuple[Installation, ...]):
+    """The installations, counting how many of them are walked over."""
+
+    walked = 0
+
+    def __iter__(self) -> Iterator[Installation]:
+        for installation in super().__iter__():
+            CountedInstallations.walked += 1
+            yield installation
+
+
+def test_the_spe_reach_is_one_walk_of_the_installations() -> None:
+    """An app installed for many customers one by one: ``spe_reach`` (every customer list, every
+    customer created) walks its installations once, not once per installation (it asked
+    ``can_see`` for each, which walks them all again: 2.6 s for 10,000 installations)."""
+    installs = [Installation(f"i{n}", "app", "spe_b", f"cus_{n}", 0.0) for n in range(2000)]
+    installs.append(Installation("iw", "app", "spe_a", None, 0.0))
+    access = Access(TOKENS[0], APP, CountedInstallations(installs))
+    CountedInstallations.walked = 0
+    assert access.spe_reach() == {"spe_a"}
+    assert CountedInstallations.walked <= len(installs)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from openplatform.core import lifecycle, tokens
 from openplatform.core.context import Platform
@@ -49,20 +49,13 @@ def _invalid_token(message: str) -> OAuthError:
 
 
 class Placed(Protocol):
-    """Where a customer is: what ``Access.can_see`` reads (a ``Customer``, or a probe of the reach sets)."""
+    """Where a customer is: what ``Access.can_see`` reads (a ``Customer``; tests probe with others)."""
 
     @property
     def customer_id(self) -> str | None: ...
 
     @property
     def xspe(self) -> str | None: ...
-
-
-class _Placed(NamedTuple):
-    """A customer's place without the customer: ``customer_id`` None for one no installation names."""
-
-    customer_id: str | None
-    xspe: str | None
 
 
 @dataclass(slots=True)  # not frozen: see the docstring
@@ -99,15 +92,13 @@ class Access:
             )
 
     def spe_reach(self) -> set[str]:
-        """SPEs whose every customer this token may see (app tokens of SPE-wide installs): those where
-        ``can_see`` admits a customer that no installation names (derived from it, the one rule)."""
-        return {i.xspe for i in self.installations if self.can_see(_Placed(None, i.xspe))}
-
-    def customer_reach(self) -> set[str]:
-        """Customers this token may see one by one: of those the token or an installation names, the ones
-        ``can_see`` admits in an SPE of its own (so not through ``spe_reach``)."""
-        named = (self.token.customer_id, *(i.customer_id for i in self.installations))
-        return {c for c in named if c is not None and self.can_see(_Placed(c, None))}
+        """SPEs whose every customer this token may see: those of an app token's SPE-wide
+        installations (``can_see``'s first case), none for a user token. One walk of the
+        installations: asking ``can_see`` for each SPE walked them again per installation, seconds
+        for an app installed for 10,000 customers one by one (tests/core/test_resources_reach.py)."""
+        if self.token.installation_id is not None:  # a user token: its own customer only
+            return set()
+        return {i.xspe for i in self.installations if i.customer_id is None}
 
     def xspes(self) -> list[str]:
         """Every SPE the token touches, in a stable order."""
@@ -115,9 +106,8 @@ class Access:
         return sorted(x for x in found if x)
 
     def can_see(self, customer: Placed) -> bool:
-        """Whether ``customer`` is within the token's reach: the one rule, which ``spe_reach`` and
-        ``customer_reach`` are derived from. A user token sees its own customer; an app token the
-        customers of its SPE-wide installations' SPEs and those of its one-customer installations.
+        """Whether ``customer`` is within the token's reach. A user token sees its own customer; an app
+        token the customers of its SPE-wide installations' SPEs and those of its one-customer installations.
         A walk, not two sets built and searched: the token-checked GET asks this twice per call
         (and reads ``installation_id`` rather than the ``is_app_token`` properties, a Python call each)."""
         if self.token.installation_id is not None:  # a user token
