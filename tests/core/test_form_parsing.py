@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from urllib.parse import parse_qsl
 
 import pytest
@@ -56,6 +57,20 @@ def test_too_many_fields_is_refused_like_parse_qsl() -> None:
     with pytest.raises(OAuthError):
         parse_params(b"", b"&" * (MAX_PARAMS * 2), "")
     assert parse_params(b"", b"&" * (MAX_PARAMS * 2 - 1) + b"a=1", "") == {"a": "1"}
+
+
+def test_a_body_of_separators_alone_is_refused_without_splitting_it_all() -> None:
+    """Refusing too many fields costs about the body's own size, not a string per "&" (a 10 MiB body
+    of them, max_body_bytes' ceiling, peaked at 99.8 MB when it was split whole)."""
+    body = b"&" * (4 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(OAuthError):
+            parse_params(b"", body, "")
+        _size, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * len(body), peak
 
 
 def test_invalid_utf8_is_refused() -> None:

@@ -88,9 +88,11 @@ def _add_urlencoded(params: dict[str, str], raw: bytes | str, where: str) -> Non
         for name, value in _pairs_from_urlencoded(text, where):
             _add(params, name, value)
         return
-    pieces = text.split("&")
     # What parse_qsl's max_num_fields refuses (1 + the count of "&" over it): told by the pieces
-    # rather than a count("&") scan of its own (1,800 instructions for an introspection's body).
+    # rather than a count("&") scan of its own (1,800 instructions for an introspection's body). The
+    # split stops past the limit: a body of "&"s alone (up to max_body_bytes) is not made into
+    # millions of strings only to be refused.
+    pieces = text.split("&", MAX_PARAMS * 2)
     if len(pieces) > MAX_PARAMS * 2:
         raise OAuthError("invalid_request", f"The {where} is not valid UTF-8 form encoding.")
     encoded = raw if isinstance(raw, bytes) else text.encode("utf-8", "surrogatepass")
