@@ -225,8 +225,9 @@ NO_BACKING = Backing(app_status=None, installed=False, customer_status=None, spe
 
 
 def read_backing(states: Mapping[str, Any] | None) -> Backing:
-    """The ``Backing`` of the four states a backend read for a user token or code (SPEC §8), by name;
-    every backend builds it here, from a row of its query or from what it looked up.
+    """The ``Backing`` of the four states a backend read for a user token or code (SPEC §8), by name:
+    the memory backend's lookups and the SQL store's backing read alone; the SQL store's reads of a
+    code or token with its backing unpack their rows by position instead (``SqlStore.get_*_backed``).
 
     ``app_status``: the app's status, None when there is no such app; ``installed``: truthy when that
     installation is the app's and not uninstalled (SQL's ``1`` or NULL); ``customer_status``: the

@@ -21,7 +21,7 @@ from openplatform.models import (
     read_backing,
     slot_init,
 )
-from openplatform.storage.sql.rows import app_from_row, code_from_row, installation_from_row, token_from_row
+from openplatform.storage.sql.rows import app_from_row, installation_from_row, token_from_row
 
 RECORDS: list[type[Any]] = [App, AppSecret, AuthorizationCode, Backing, Installation, IssuedTokens, TokenRecord]
 
@@ -139,7 +139,6 @@ def test_slot_inits_are_the_models_module() -> None:
 
 ROW_READERS = [
     (token_from_row, TokenRecord),
-    (code_from_row, AuthorizationCode),
     (installation_from_row, Installation),
 ]
 

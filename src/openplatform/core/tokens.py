@@ -18,7 +18,7 @@ def app_token(platform: Platform[object], app: App) -> tuple[IssuedTokens, Token
     raw, digest = platform.keyring.mint()
     now = platform.clock()
     ttl = platform.settings.access_token_ttl
-    # By position, in TokenRecord's field order (tests/core/test_records.py): called with keywords, a
+    # By position, in TokenRecord's field order (tests/core/test_tokens_records.py): called with keywords, a
     # class takes them through a dict (docs/benchmarks.md, "Records and limits (issue 14)").
     record = TokenRecord(
         digest, "access", app.app_id, " ".join(app.scopes), now + ttl,
@@ -92,8 +92,8 @@ LEGACY_TOKEN_LENGTH = 43
 async def find_token(platform: Platform[TokenStorage], raw: str) -> TokenRecord | None:
     """The record of a bearer or refresh token, wherever it is stored: under the current
     server key, else (a token from before migration 0003) its plain digest, else under
-    an old server key (SPEC §10). Only a miss pays for the fallbacks: the hot path is one lookup
-    (and one await: the token-checked GET and introspection come through here)."""
+    an old server key (SPEC §10). Only a miss pays for the fallbacks (``find_token_elsewhere``,
+    which the token-checked GET and introspection call themselves after their own lookup)."""
     found = await platform.store.get_token(platform.keyring.token_digest(raw))
     return found if found is not None else await _elsewhere(platform.keyring, platform.store.get_token, raw)
 

@@ -10,6 +10,8 @@ queries each of them; ``tests/web/test_metrics_dashboard.py`` keeps that true):
 - ``openplatform_db_batch_operations``: write operations per group commit (``storage/sql/driver.py``).
 - ``openplatform_db_busy_retries_total``: SQLite group commits retried because another connection
   held the write lock (``storage/sql/sqlite.py``).
+- ``openplatform_db_keyed_reads``: PostgreSQL: codes or tokens read with their backing by each
+  statement of the keyed reads (``storage/sql/postgres.py``).
 - ``openplatform_cache_lookups_total{cache, result}``: hits and misses of the in-process caches
   (``storage/cache.py``).
 - ``openplatform_revocation_lag_seconds{path}``: from an invalidation record's creation to its

@@ -1,4 +1,6 @@
-"""PostgreSQL through asyncpg: a pool for reads, one writer task with group commit.
+"""PostgreSQL through asyncpg: a pool for reads, one writer task with group commit, and a small
+pool of its own for the keyed reads (a code or token with its backing, several keys a statement:
+``KeyedReads``).
 
 The writer takes everything queued, runs it in one transaction and commits;
 while that batch is in flight (its statements are network round trips) the
@@ -339,9 +341,15 @@ class KeyedReads:
 
 
 def _read_error(exc: BaseException) -> BaseException:
+    """What a read waiting on a failed statement raises, with the statement's error as its cause."""
     if isinstance(exc, asyncio.CancelledError):
-        return StorageUnavailable("the database driver closed")
-    return StorageUnavailable(str(exc)) if isinstance(exc, unavailable_errors()) else exc
+        error = StorageUnavailable("the database driver closed")
+    elif isinstance(exc, unavailable_errors()):
+        error = StorageUnavailable(str(exc))
+    else:
+        return exc
+    error.__cause__ = exc
+    return error
 
 
 def _settle(futures: Iterable[asyncio.Future[Row | None]], row: Row | None, error: BaseException | None) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from openplatform.models import App, AppSecret, AuthorizationCode, Customer, Installation, TokenRecord
+from openplatform.models import App, AppSecret, Customer, Installation, TokenRecord
 
 Row = Any
 
@@ -54,21 +54,6 @@ def installation_from_row(row: Row) -> Installation:
         row["customer_id"],
         row["installed_at"],
         row["uninstalled_at"],
-    )
-
-
-def code_from_row(row: Row) -> AuthorizationCode:
-    return AuthorizationCode(
-        row["digest"],
-        row["app_id"],
-        row["installation_id"],
-        row["customer_id"],
-        row["xspe"],
-        row["redirect_uri"],
-        row["scope"],
-        row["expires_at"],
-        row["code_challenge"],
-        row["used_at"],
     )
 
 
