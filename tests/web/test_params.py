@@ -10,8 +10,11 @@ import random
 from collections.abc import AsyncIterator
 
 import httpx
+import orjson
 import pytest
 
+from openplatform.core.requests import json_object
+from openplatform.errors import OAuthError
 from tests.conftest import Harness, World
 
 TOKEN_PATHS = ["/oauth/access_token", "/oauth/refresh_token", "/oauth/credit/token", "/oauth/introspect",
@@ -121,6 +124,29 @@ async def test_bad_json_bodies(harness: Harness, subtests: pytest.Subtests) -> N
             assert_envelope(await post(harness, body, "application/json"), 40001)
     good = f'{{"app_id": "{world.app_id}", "secret": "{world.secret}", "grant_type": "client_credential"}}'
     assert (await post(harness, good, "application/json; charset=utf-8")).status_code == 200
+    # A repeated name is refused even where its last value would pass (orjson keeps the last one).
+    repeated = good.replace('"secret"', '"secret": "wrong", "secret"')
+    answer = await post(harness, repeated, "application/json")
+    assert_envelope(answer, 40001)
+    assert "secret field twice" in answer.json()["msg"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"a": 1, "a": 1}', b'{"a": {"b": 1, "b": 2}}', b'{"a": [{"b": 1}, {"b": 2, "c": 3, "b": 4}]}'],
+)
+def test_a_json_object_naming_a_field_twice_is_refused(body: bytes) -> None:
+    with pytest.raises(OAuthError) as refused:
+        json_object(body)
+    assert refused.value.error == "invalid_request" and "twice" in refused.value.message
+
+
+def test_json_objects_without_repeats_read_as_orjson_reads_them() -> None:
+    body = b'{"a": {"b": 1, "c": [{"b": 2}, {"b": 3}]}, "b": "\\u00e9", "c": 12345678901234567890}'
+    assert json_object(body) == orjson.loads(body)
+    deep = b'{"a": ' * 1000 + b"1" + b"}" * 1000  # within orjson's depth, past the interpreter's
+    with pytest.raises(OAuthError):
+        json_object(deep)
 
 
 UNKNOWN_TYPES = ["text/plain", "multipart/form-data; boundary=x", "application/xml", "application/octet-stream", "json"]

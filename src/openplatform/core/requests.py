@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -120,14 +121,42 @@ def _pairs_from_urlencoded(text: str, where: str) -> list[tuple[str, str]]:
 
 
 def json_object(raw: bytes) -> dict[str, object]:
-    """A JSON body that must be an object (token endpoints and Open API writes)."""
+    """A JSON body that must be an object (token endpoints, Open API and admin API writes).
+
+    Raises OAuthError ``invalid_request`` (40001) when it is malformed, not an object, or names a
+    field twice in any of its objects (SPEC §2: a parameter given twice is refused; RFC 8259 §4
+    leaves repeated names to the reader, and orjson keeps the last, so ``{"secret": "wrong",
+    "secret": "right"}`` was read as the second)."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise OAuthError("invalid_request", "The JSON body is malformed.") from exc
     if not isinstance(data, dict):
         raise OAuthError("invalid_request", "The JSON body must be an object.")
+    _refuse_repeated_names(raw)
     return data
+
+
+def _refuse_repeated_names(raw: bytes) -> None:
+    """Read the document orjson accepted once more, with the standard library's parser (its only
+    way to see every name of an object, ``object_pairs_hook``), refusing a name given twice. Only
+    JSON bodies pay for it: the token endpoints' forms, the hot path, do not come here."""
+    try:
+        json.loads(raw.decode("utf-8"), object_pairs_hook=_unrepeated)
+    except RecursionError as exc:  # nested deeper than the interpreter's limit, within orjson's
+        raise OAuthError("invalid_request", "The JSON body is nested too deeply.") from exc
+
+
+def _unrepeated(pairs: list[tuple[str, object]]) -> None:
+    seen: set[str] = set()
+    for name, _value in pairs:
+        if name in seen:
+            raise OAuthError(
+                "invalid_request",
+                f"The JSON body gives the {name[:MAX_NAME_LENGTH]} field twice.",
+                field=name[:MAX_NAME_LENGTH],
+            )
+        seen.add(name)
 
 
 def _pairs_from_json(raw: bytes) -> list[tuple[str, str]]:
