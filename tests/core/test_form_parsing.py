@@ -54,8 +54,9 @@ def test_escaped_and_plain_spellings_agree(text: str) -> None:
 
 
 def test_too_many_fields_is_refused_like_parse_qsl() -> None:
-    with pytest.raises(OAuthError):
-        parse_params(b"", b"&" * (MAX_PARAMS * 2), "")
+    for query, body in ((b"", b"&" * (MAX_PARAMS * 2)), (b"&" * (MAX_PARAMS * 2) + b"%41=1", b"")):  # both paths
+        with pytest.raises(OAuthError, match="too many fields"):  # not "not valid UTF-8"
+            parse_params(query, body, "")
     assert parse_params(b"", b"&" * (MAX_PARAMS * 2 - 1) + b"a=1", "") == {"a": "1"}
 
 

@@ -95,7 +95,7 @@ def _add_urlencoded(params: dict[str, str], raw: bytes | str, where: str) -> Non
     # millions of strings only to be refused.
     pieces = text.split("&", MAX_PARAMS * 2)
     if len(pieces) > MAX_PARAMS * 2:
-        raise OAuthError("invalid_request", f"The {where} is not valid UTF-8 form encoding.")
+        raise _too_many_fields(where)
     encoded = raw if isinstance(raw, bytes) else text.encode("utf-8", "surrogatepass")
     checked = 0 not in encoded.translate(_CONTROL_BYTES)
     for piece in pieces:
@@ -116,8 +116,17 @@ def _pairs_from_urlencoded(text: str, where: str) -> list[tuple[str, str]]:
     try:
         return parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict",
                          max_num_fields=MAX_PARAMS * 2)  # fmt: skip
-    except (UnicodeDecodeError, ValueError) as exc:
+    except UnicodeDecodeError as exc:
         raise OAuthError("invalid_request", f"The {where} is not valid UTF-8 form encoding.") from exc
+    except ValueError as exc:  # parse_qsl's max_num_fields: the only ValueError without strict_parsing
+        raise _too_many_fields(where) from exc
+
+
+def _too_many_fields(where: str) -> OAuthError:
+    """parse_qsl's ``max_num_fields``: the pieces between "&"s, empty ones included."""
+    return OAuthError(
+        "invalid_request", f"The {where} has too many fields (at most {MAX_PARAMS * 2}, empty ones included)."
+    )
 
 
 def json_object(raw: bytes) -> dict[str, object]:
