@@ -37,7 +37,7 @@ def code() -> AuthorizationCode:
 def test_a_code_exchange_pair_carries_the_code_and_the_family() -> None:
     p = platform()
     settings = p.settings
-    issued, access, refresh = tokens.user_pair(p, code())
+    issued, access, refresh = tokens.user_pair(p, code(), ("customer:read",))
     family_ends = NOW + settings.refresh_family_max_age
     assert p.keyring.token_digest(issued.access_token) == access.digest
     assert issued.refresh_token is not None and p.keyring.token_digest(issued.refresh_token) == refresh.digest
@@ -65,7 +65,7 @@ def test_a_rotation_pair_keeps_the_family_and_its_end() -> None:
         customer_id=None, xspe="spe-2", family_id="fam-2", rotated_at=None, created_at=NOW - 50,
         family_expires_at=ends,
     )  # fmt: skip
-    issued, access, refresh = tokens.user_pair(p, old, "access-raw", "refresh-raw", b"\x00" * 6)
+    issued, access, refresh = tokens.user_pair(p, old, ("s1", "s2"), "access-raw", "refresh-raw", b"\x00" * 6)
     shared: dict[str, Any] = dict(
         app_id="app-2", scope="s1 s2", installation_id="ins-2", customer_id=None, xspe="spe-2", family_id="fam-2",
         created_at=NOW, family_expires_at=ends, expires_at=ends,

@@ -91,7 +91,9 @@ async def test_retry_of_a_rotation_stamped_with_the_familys_time(harness: Harnes
     record = await platform.store.get_token(platform.keyring.token_digest(raw))
     assert record is not None
     derive, stamp = platform.keyring.rotation_token, order_prefix(raw)
-    issued, access, refresh = user_pair(platform, record, derive(raw, "access", stamp), derive(raw, "refresh", stamp))
+    issued, access, refresh = user_pair(
+        platform, record, (), derive(raw, "access", stamp), derive(raw, "refresh", stamp)
+    )
     assert await platform.store.rotate_refresh(record, access, refresh) is None
     harness.clock.advance(2)
     again = pair(await harness.refresh(world, raw))

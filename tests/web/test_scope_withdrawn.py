@@ -34,6 +34,7 @@ async def test_a_withdrawn_scope_stops_working_in_tokens_already_issued(harness:
 
     await manage(harness, key, "PUT", f"/apps/{world.app_id}", json={"scopes": []})
     refreshed = (await harness.refresh(world, user["refresh_token"])).json()["result"]
+    assert user["scope"] == "install_login site:read" and refreshed["scope"] == "install_login"  # what counts now
     for token in (user["access_token"], refreshed["access_token"]):
         refused = await harness.client.get(sites, params={"access_token": token})
         assert refused.status_code == 403 and refused.json()["code"] == 40303, refused.text
@@ -47,3 +48,18 @@ async def test_a_withdrawn_scope_stops_working_in_tokens_already_issued(harness:
         "/oauth/introspect", data={"token": app_token, "app_id": world.app_id, "secret": world.secret}
     )
     assert seen.json()["result"]["active"] is True and seen.json()["result"]["scope"] == ""
+
+
+async def test_a_code_exchanged_after_a_withdrawal_answers_the_scope_that_counts(harness: Harness) -> None:
+    """The exchange's ``scope`` is what the tokens may do now (as introspection reports it), not the
+    code's: the app is not told of a scope withdrawn since the code was issued; registered again,
+    it counts again in the tokens, which keep the code's scope."""
+    world = await harness.world(scopes=("customer:read", "site:read"))
+    code = await harness.code(world, scope="install_login customer:read site:read")
+    _key_id, key = await admin_key(harness)
+    await manage(harness, key, "PUT", f"/apps/{world.app_id}", json={"scopes": ["site:read"]})
+    user = (await harness.exchange(world, code)).json()["result"]
+    assert user["scope"] == "install_login site:read"
+    await manage(harness, key, "PUT", f"/apps/{world.app_id}", json={"scopes": ["customer:read", "site:read"]})
+    refreshed = (await harness.refresh(world, user["refresh_token"])).json()["result"]
+    assert refreshed["scope"] == "install_login customer:read site:read"

@@ -32,14 +32,7 @@ def granted(token: TokenRecord, app: App, scope: str) -> bool:
 
 def effective_scope(token: TokenRecord, app: App) -> str:
     """The token's scopes that still count (``granted``), in its order: what introspection reports."""
-    # ``granted`` for each of the token's own scopes, inline: its first half holds for them all, and a
-    # call per scope splitting the scope again measured 6,600 instructions for one scope, this 2,300.
-    scopes = token.scope.split()
-    registered = app.scopes
-    for scope in scopes:
-        if scope != INSTALL_LOGIN and scope not in registered:  # one withdrawn: leave it (and its like) out
-            return " ".join([kept for kept in scopes if kept == INSTALL_LOGIN or kept in registered])
-    return " ".join(scopes)
+    return tokens.still_granted(token.scope, app.scopes)
 
 
 def _invalid_token(message: str) -> OAuthError:

@@ -60,7 +60,7 @@ class AuthorizationCodeGrant:
         self, platform: Platform[CodeExchangeStorage], request: TokenRequest, valid: ValidCode
     ) -> IssuedTokens:
         if not valid.presented_before:
-            issued, access, refresh = tokens.user_pair(platform, valid.code)
+            issued, access, refresh = tokens.user_pair(platform, valid.code, valid.app.scopes)
             if await platform.store.consume_code(valid.code.digest, access, refresh):
                 # Straight to the store, with keywords: each ** forwarding (Platform.audit, a dict of the
                 # fields) rebuilt the fields' dict, 8,000 instructions for both (callgrind).

@@ -90,8 +90,9 @@ class RefreshTokenGrant:
         """The successor pair of ``valid`` under ``keyring``, stamped ``stamp`` (SPEC §2.3)."""
         derive = keyring.rotation_token
         return tokens.user_pair(
-            platform, valid.record, derive(valid.raw, "access", stamp), derive(valid.raw, "refresh", stamp), stamp
-        )
+            platform, valid.record, valid.app.scopes, derive(valid.raw, "access", stamp),
+            derive(valid.raw, "refresh", stamp), stamp,
+        )  # fmt: skip
 
     @classmethod
     def _first_pair(cls, platform: Platform[object], found: RotatedBefore, valid: ValidRefresh) -> IssuedTokens | None:
