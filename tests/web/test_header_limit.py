@@ -15,7 +15,6 @@ import httpx
 import orjson
 import pytest
 
-from openplatform.web.serve import BoundedHttpToolsProtocol
 from tests.conftest import Harness, LiveServer, World, seed_world
 from tests.web.test_kernel import FORM, call, form
 
@@ -98,31 +97,3 @@ def test_a_real_server_refuses_oversized_headers(live_server: LiveServer, settin
         form = {"app_id": world.app_id, "secret": world.secret, "grant_type": "client_credential"}
         assert client.post("/oauth/credit/token", data=form).json()["code"] == 0  # still serving
         assert client.post("/oauth/credit/token", data=form, headers={"x-big": "a" * 17_000}).status_code == 431
-
-
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_only_the_head_counts_towards_what_the_server_reads_of_it(live_server: LiveServer, settings: Any) -> None:
-    """A body, or requests pipelined behind the first, sent in the same write as a small head are not
-    part of that head: they were counted as if they were, and got the 431 (a valid 40 KB body sent in
-    one write was refused, in two writes answered)."""
-    body = b"a=" + b"b" * 40_000
-    head = b"POST /oauth/credit/token HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n"
-    answer = raw_request(live_server, head + b"content-length: %d\r\n" % len(body)
-                         + b"content-type: application/x-www-form-urlencoded\r\n\r\n" + body)  # fmt: skip
-    status, _, envelope = answer.partition(b"\r\n\r\n")
-    assert not status.startswith(b"HTTP/1.1 431 "), status[:200]
-    assert orjson.loads(envelope)["code"] == 40001  # the body is over max_body_bytes: its own answer
-    one = b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
-    last = b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
-    answers = raw_request(live_server, one * 1200 + last)  # 40 KB of heads, each 34 bytes, in one write
-    assert answers.count(b"HTTP/1.1 200 ") == 1201 and b" 431 " not in answers
-
-
-def test_a_head_end_split_between_two_reads_is_found() -> None:
-    protocol = BoundedHttpToolsProtocol.__new__(BoundedHttpToolsProtocol)
-    protocol.head_tail = b""
-    first = b"GET / HTTP/1.1\r\nhost: x\r\n\r"
-    assert protocol.head_part(first) == len(first)  # no end yet: all of it
-    assert protocol.head_part(b"\n" + b"body" * 10_000) == 1  # the end's last byte, not the body
-    whole = b"GET / HTTP/1.1\r\n\r\n"
-    assert protocol.head_part(whole + b"next") == len(whole)

@@ -61,35 +61,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.head_bytes = 0  # of the request head being read; -1 while a body is read
-        self.head_tail = b""  # the last bytes of a head read so far: its end may straddle two reads
         self.refused = False
 
     def data_received(self, data: bytes) -> None:
         if self.refused:
             return
         if self.head_bytes >= 0:
-            self.head_bytes += self.head_part(data)
+            self.head_bytes += len(data)
             if self.head_bytes > HEAD_READ_LIMIT:
                 self.refuse_head()
                 return
         super().data_received(data)
-
-    def head_part(self, data: bytes) -> int:
-        """How many bytes of ``data`` belong to the head being read: up to its blank line.
-
-        One read may also hold the body and requests pipelined after this one. Counting all of it
-        refused valid requests by how TCP had split them (a 40 KB body sent in one write got the
-        431, in two writes its answer). The heads of the requests pipelined behind this one in the
-        same read are not counted here: a read is bounded (uvloop's buffer), and the app still
-        measures every head it gets (``web.limits``).
-        """
-        seen = self.head_tail + data if self.head_tail else data
-        end = seen.find(b"\r\n\r\n")
-        if end < 0:
-            self.head_tail = seen[-3:]
-            return len(data)
-        self.head_tail = b""
-        return max(0, end + 4 - (len(seen) - len(data)))
 
     def on_headers_complete(self) -> None:
         self.head_bytes = -1
@@ -97,7 +79,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self.head_bytes = 0
-        self.head_tail = b""
         super().on_message_complete()
 
     def refuse_head(self) -> None:
