@@ -13,6 +13,7 @@ import dataclasses
 import secrets
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -25,10 +26,31 @@ from openplatform.models import ACTIVE, SUSPENDED, App, AuthorizationCode, Custo
 from openplatform.runtime import build_admin, make_driver
 from openplatform.services.admin import Admin
 from openplatform.storage.memory import MemoryStore
+from openplatform.storage.sql.driver import Driver
 from openplatform.storage.sql.store import SqlStore
 from tests.conftest import TEST_SECRET_KEY, FakeClock, _truncate
 
 BACKENDS = ("memory", "sqlite", "postgres")
+
+
+@asynccontextmanager
+async def pg_store(pg_database: str, *setup: str) -> AsyncIterator[tuple[Driver, SqlStore]]:
+    """A started PostgreSQL driver and its token store on ``pg_database``, after ``setup`` (SQL
+    statements run first on a connection of their own); the driver is closed on the way out."""
+    import asyncpg
+
+    admin = await asyncpg.connect(pg_database)
+    try:
+        for statement in setup:
+            await admin.execute(statement)
+    finally:
+        await admin.close()
+    driver = make_driver(Settings(database_url=pg_database, secret_key="k" * 32))
+    await driver.start()
+    try:
+        yield driver, SqlStore(driver)
+    finally:
+        await driver.close()
 
 
 async def code_of(store: CodeStorage, digest: str) -> AuthorizationCode | None:

@@ -35,6 +35,7 @@ from openplatform.storage.sql.driver import (
 from openplatform.storage.sql.postgres import CLAIM_SETTINGS, _chained_inserts
 from openplatform.storage.sql.sqlite import SqliteDriver
 from openplatform.storage.sql.store import INSERT_CODE, INSERT_TOKEN, ConsumeCode, RotateRefresh, SqlStore
+from tests.storage.backends import pg_store
 
 # The SQL backends' group-commit writer itself.
 pytestmark = pytest.mark.sql
@@ -257,18 +258,8 @@ async def test_batch_claims_run_on_one_generic_plan(pg_database: str) -> None:
     """A batch claim is planned once per connection and its plan kept (postgres.CLAIM_SETTINGS):
     planning it for each batch was 85-100 µs a batch (issue 14). The next test shows that plan
     is fit for any size of table."""
-    import asyncpg
-
-    admin = await asyncpg.connect(pg_database)
-    try:
-        await admin.execute("DELETE FROM tokens")
-        await admin.execute("ANALYZE tokens")  # a fresh database: the table small, as its statistics say
-    finally:
-        await admin.close()
-    driver = make_driver(Settings(database_url=pg_database, secret_key="k" * 32))
-    await driver.start()
-    store = SqlStore(driver)
-    try:
+    # A fresh database: the table small, as its statistics say.
+    async with pg_store(pg_database, "DELETE FROM tokens", "ANALYZE tokens") as (driver, store):
         now = time.time()
         for batch in range(8):
             olds = [_refresh(f"{batch:032x}{n:032x}", f"f{batch}-{n}", now) for n in range(3)]
@@ -281,8 +272,6 @@ async def test_batch_claims_run_on_one_generic_plan(pg_database: str) -> None:
             "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'UPDATE tokens AS t%'"
         )
         assert [(row["generic_plans"], row["custom_plans"]) for row in plans] == [(8, 0)]
-    finally:
-        await driver.close()
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,8 @@ from openplatform.runtime import make_driver
 from openplatform.storage.sql.driver import KeyedRead
 from openplatform.storage.sql.postgres import KEYED_READS, READER_SETTINGS, KeyedReads
 from openplatform.storage.sql.rows import token_from_row
-from openplatform.storage.sql.store import CODE_BACKED, TOKEN_BACKED, SqlStore
+from openplatform.storage.sql.store import CODE_BACKED, TOKEN_BACKED
+from tests.storage.backends import pg_store
 
 pytestmark = pytest.mark.sql
 
@@ -127,17 +128,7 @@ async def test_tokens_read_together_are_one_statement_and_read_as_one_at_a_time(
     event loop, are one statement (one round trip, one executor start: docs/benchmarks.md,
     "PostgreSQL's read of a code or token with its backing"), and each gets what the statement for
     its key alone gives."""
-    import asyncpg
-
-    admin = await asyncpg.connect(pg_database)
-    try:
-        await admin.execute("DELETE FROM tokens")
-    finally:
-        await admin.close()
-    driver = make_driver(Settings(database_url=pg_database, secret_key="k" * 32))
-    await driver.start()
-    store = SqlStore(driver)
-    try:
+    async with pg_store(pg_database, "DELETE FROM tokens") as (driver, store):
         now = time.time()
         tokens = [_token(n, now) for n in range(6)]
         await store.save_tokens(*tokens)
@@ -153,8 +144,6 @@ async def test_tokens_read_together_are_one_statement_and_read_as_one_at_a_time(
         assert together == alone
         assert together[0] is not None and together[0][0] == tokens[0]
         assert together[6] is None
-    finally:
-        await driver.close()
 
 
 @pytest.mark.parametrize(("read", "table"), [(CODE_BACKED, "auth_codes"), (TOKEN_BACKED, "tokens")])
