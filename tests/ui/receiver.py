@@ -110,7 +110,12 @@ def serving() -> Iterator[Receiver]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        # socketserver's default backlog of 5 overflows when several webhook workers send their
+        # batches at once under load; connections then fail (ReadError) and deliveries are retried
+        request_queue_size = 128
+
+    server = Server(("127.0.0.1", 0), Handler)
     state.base = f"http://127.0.0.1:{server.server_address[1]}"
     state.url = f"{state.base}/hook"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
