@@ -336,9 +336,10 @@ def run_cli(settings: Settings, *args: str, check: bool = True) -> subprocess.Co
 
 
 class LiveServer(str):
-    """The base URL of a live server (a str), with the file its output goes to."""
+    """The base URL of a live server (a str), with the file its output goes to and its process id."""
 
     log: Path
+    pid: int
 
 
 @pytest.fixture
@@ -365,6 +366,7 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
             raise RuntimeError("server did not start in 30 s")
         server = LiveServer(base)
         server.log = tmp_path / "server.log"
+        server.pid = process.pid
         yield server
     finally:
         process.terminate()

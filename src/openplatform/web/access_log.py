@@ -44,7 +44,7 @@ def logged_path(scope: Scope) -> str:
 class AccessLog:
     """ASGI middleware writing ``METHOD PATH STATUS MS ms`` for each HTTP request.
 
-    Other attributes (``headers_too_large``, ``state``…) are the wrapped app's, so
+    Other attributes (``refusal``, ``state``…) are the wrapped app's, so
     the server's protocol (``web.serve``) sees the app it expects. A request the
     app fails on without answering is logged as 500, as uvicorn then answers.
     """

@@ -22,7 +22,7 @@ from openplatform.services.webhooks import WebhookWorker
 from openplatform.storage.cache import CachedStore
 from openplatform.web import api_sites, docs, health, manage_api, oauth, open_api, ui
 from openplatform.web.kernel import Headers, RouteTable, error_response
-from openplatform.web.limits import MAX_HEADER_BYTES, header_bytes, headers_too_large
+from openplatform.web.limits import MAX_HEADER_BYTES, header_bytes, refusal
 from openplatform.web.responses import NO_STORE
 
 HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
@@ -135,12 +135,13 @@ class OpenPlatformApp(Starlette):
 
         return sending
 
-    def headers_too_large(self) -> tuple[int, Headers, bytes]:
-        status, headers, body = headers_too_large(self.state.platform.settings.error_status == "always-200")
+    def refusal(self, error: OAuthError) -> tuple[int, Headers, bytes]:
+        """``web.limits.refusal`` under this app's settings (``always-200``, HSTS)."""
+        status, headers, body = refusal(error, self.state.platform.settings.error_status == "always-200")
         return status, headers + self.answer_headers, body
 
     async def refuse_headers(self, send: Send) -> None:
-        status, headers, body = self.headers_too_large()
+        status, headers, body = self.refusal(OAuthError("request_headers_too_large"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

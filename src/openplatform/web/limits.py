@@ -29,9 +29,10 @@ def header_bytes(headers: Headers) -> int:
     return size
 
 
-def headers_too_large(always_200: bool) -> tuple[int, Headers, bytes]:
-    """Status, headers and body of the answer to an oversized request head."""
-    error = OAuthError("request_headers_too_large")
+def refusal(error: OAuthError, always_200: bool) -> tuple[int, Headers, bytes]:
+    """Status, headers and body of an answer that ends the connection: an oversized request head
+    (431 / 43101) or one that is not HTTP/1.1 at all (400 / 40001), written by the server itself
+    (``web.serve``) or by the app before any route."""
     body = orjson.dumps(error.envelope())
     headers = [
         (b"content-type", b"application/json"),

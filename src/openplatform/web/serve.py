@@ -6,7 +6,7 @@ own (``web.access_log``) logs paths only. uvicorn's
 proxy-headers middleware is off too: by default it believes X-Forwarded-For from
 127.0.0.1, which would let anyone on the host pass an IP whitelist; the app
 honours that header only from ``OPENPLATFORM_TRUSTED_PROXIES`` (``core.ip_policy``).
-A request head is read up to ``web.limits.HEAD_READ_LIMIT`` bytes and no further (SPEC §9).
+What a connection's input may hold in memory is bounded (``BoundedHttpToolsProtocol``, SPEC §9).
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ import gc
 import logging
 from typing import Any
 
+import httptools
 import uvicorn
 from starlette.applications import Starlette
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from openplatform import logs
 from openplatform.config import Settings
+from openplatform.errors import OAuthError
 from openplatform.web.access_log import AccessLog
 from openplatform.web.app import create_app
-from openplatform.web.limits import HEAD_READ_LIMIT, headers_too_large
+from openplatform.web.limits import HEAD_READ_LIMIT, refusal
 from openplatform.web.metrics import shared_directory
 
 # Collect the young generation every 20,000 net allocations instead of 700.
@@ -44,59 +46,174 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-# After refusing a request head, read and drop what the client still sends for this long, then
-# close: closing at once, with its data unread, would reset the connection before it reads the 431.
+# After refusing a request, read and drop what the client still sends for this long, then close:
+# closing at once, with its data unread, would reset the connection before it reads the answer.
 LINGER_SECONDS = 2.0
+# A read longer than this goes to the parser in slices of it, so what the parser did within each
+# slice is known: the head bytes of a read carrying a head and a large body are counted to within
+# one slice (the app answers heads over 16 KiB itself, so the slack does not show), and reading
+# stops within one slice of a pipelined request.
+SLICE_BYTES = 4096
+# Requests read ahead of the one being answered (HTTP/1.1 pipelining). One more ends the
+# connection after the answers to those ahead of it; the client retries the rest (RFC 9112 §9.3.2).
+MAX_PIPELINED = 16
+# Bytes received and held unparsed while a pipelined request waits for its turn; past it, the
+# connection closes. Reading pauses while requests wait, so only a read or two arrive meanwhile.
+MAX_HELD_BYTES = 1024 * 1024
+
+
+class PipelineFull(Exception):
+    """Raised from a parser callback to stop parsing: MAX_PIPELINED requests already wait."""
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, reading at most ``HEAD_READ_LIMIT`` bytes of a request head.
+    """uvicorn's httptools protocol, holding a bounded amount of each connection's input (SPEC §9).
 
-    httptools has no limit of its own: an 8 MB header would be held in memory,
-    then handed to the app. Past the limit the answer is the app's 431
-    (``web.limits``, the same the app gives to smaller oversized heads), and the
-    connection closes.
+    httptools and uvicorn bound nothing themselves: a request head (or a chunked body's trailer)
+    of any size would be held in memory, and pipelined requests would be queued without end, each
+    with its body. So:
+
+    - a request head is read up to ``HEAD_READ_LIMIT`` bytes (request line and headers, counted
+      to within ``SLICE_BYTES``); past it the answer is the app's 431 / 43101 and the connection
+      closes. Chunked trailers count the same way and are dropped, not added to the headers;
+    - input that is not HTTP/1.1 gets 400 / 40001 with the envelope, not uvicorn's plain text;
+    - while a pipelined request waits for its turn, reading pauses and what was already received
+      is held unparsed (at most ``MAX_HELD_BYTES``); at most ``MAX_PIPELINED`` requests wait.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.head_bytes = 0  # of the request head being read; -1 while a body is read
-        self.refused = False
+        self.head_bytes = 0  # read since the parser last ended a head or a message or gave body
+        self.passed = False  # the parser did one of those within the slice being fed
+        self.body_bytes = 0  # body bytes the parser gave within the slice being fed
+        self.held = bytearray()  # received and not yet parsed: a pipelined request waits
+        self.ending = False  # no more requests are read on this connection
+
+    # ------------------------------------------------------------------ reading
 
     def data_received(self, data: bytes) -> None:
-        if self.refused:
+        if self.ending:
             return
-        if self.head_bytes >= 0:
-            self.head_bytes += len(data)
-            if self.head_bytes > HEAD_READ_LIMIT:
-                self.refuse_head()
-                return
-        super().data_received(data)
+        if self.held:  # what came first is parsed first
+            self.hold(data)
+            return
+        self._unset_keepalive_if_required()
+        if len(data) <= SLICE_BYTES:
+            self.feed(data)
+        else:
+            view = memoryview(data)
+            for start in range(0, len(data), SLICE_BYTES):
+                if self.pipeline:  # a request waits for its turn: parse no further until then
+                    self.hold(view[start:])
+                    return
+                if not self.feed(view[start : start + SLICE_BYTES]):
+                    return
+        if self.pipeline:  # uvicorn paused reading when it queued one; stay paused
+            self.flow.pause_reading()
+
+    def feed(self, piece: bytes | memoryview) -> bool:
+        """Parse one slice; False when the connection is done with (refused or ending)."""
+        if self.pipeline:
+            self.hold(piece)
+            return False
+        self.passed = False
+        self.body_bytes = 0
+        try:
+            self.parser.feed_data(piece)
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, PipelineFull):  # httptools wraps what a callback raises
+                self.end_after_pipeline()
+                return False
+            self.refuse(OAuthError("invalid_request", "The request is not valid HTTP/1.1."))
+            return False
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return False
+        not_body = len(piece) - self.body_bytes
+        self.head_bytes = not_body if self.passed else self.head_bytes + not_body
+        if self.head_bytes > HEAD_READ_LIMIT:
+            self.refuse(OAuthError("request_headers_too_large"))
+            return False
+        return True
+
+    def hold(self, data: bytes | memoryview) -> None:
+        self.held += data
+        self.flow.pause_reading()
+        if len(self.held) > MAX_HELD_BYTES:
+            self.transport.close()
+
+    def feed_held(self) -> None:
+        if self.parser is None or self.ending or self.transport.is_closing() or not self.held:
+            return  # the connection is gone, or data_received has fed it since
+        held, self.held = bytes(self.held), bytearray()
+        self.flow.resume_reading()
+        self.data_received(held)
+
+    def end_after_pipeline(self) -> None:
+        """Read nothing more; the last waiting request's answer closes the connection."""
+        self.ending = True
+        self.held = bytearray()
+        self.flow.pause_reading()
+        self.pipeline[0][0].keep_alive = False  # appendleft: [0] is the last one queued
+
+    # ------------------------------------------------------------------ parser callbacks
 
     def on_headers_complete(self) -> None:
-        self.head_bytes = -1
+        self.passed = True
+        if len(self.pipeline) >= MAX_PIPELINED:
+            raise PipelineFull
         super().on_headers_complete()
+        # uvicorn appends header lines to the list the request's scope holds, chunked trailers too,
+        # while the app already runs: they go to a list nobody reads instead (RFC 9110 §6.5.1 lets
+        # a recipient drop trailers; the next message's start makes a new list).
+        self.headers = []
+
+    def on_body(self, body: bytes) -> None:
+        self.passed = True
+        self.body_bytes += len(body)
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self.head_bytes = 0
+        self.passed = True
         super().on_message_complete()
 
-    def refuse_head(self) -> None:
-        self.refused = True
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.transport.close()  # a pipelined request is still being answered: no room for a 431
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # starts the next waiting request and resumes reading
+        if self.ending or self.transport.is_closing():
+            return
+        if self.pipeline:
+            self.flow.pause_reading()
+        elif self.held:
+            self.loop.call_soon(self.feed_held)
+
+    # ------------------------------------------------------------------ refusing
+
+    def send_400_response(self, msg: str) -> None:
+        self.refuse(OAuthError("invalid_request", "The request is not valid HTTP/1.1."))
+
+    def refuse(self, error: OAuthError) -> None:
+        """Answer ``error`` with the envelope and end the connection (just close it when a response
+        is already being written: there is no room for another)."""
+        self.ending = True
+        self.held = bytearray()
+        if self.pipeline or (self.cycle is not None and not self.cycle.response_complete):
+            self.transport.close()
             return
         app = self.app
-        if hasattr(app, "headers_too_large"):
-            status, headers, body = app.headers_too_large()
+        if hasattr(app, "refusal"):
+            status, headers, body = app.refusal(error)
         else:  # pragma: no cover - the app is always an OpenPlatformApp
-            status, headers, body = headers_too_large(always_200=False)
+            status, headers, body = refusal(error, always_200=False)
         lines = [STATUS_LINE[status]]
         for name, value in [*self.server_state.default_headers, *headers]:
             lines.extend([name, b": ", value, b"\r\n"])
         self.transport.write(b"".join([*lines, b"\r\n", body]))
         if self.transport.can_write_eof():
             self.transport.write_eof()
+        self.flow.resume_reading()  # read and drop what still comes, until the linger ends
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
