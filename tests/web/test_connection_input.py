@@ -185,7 +185,7 @@ def test_input_that_is_not_http_gets_the_envelope(live_server: LiveServer) -> No
         sock.sendall(b"HELLO THERE\r\n\r\n")
         [(head, envelope)] = answers(read_until_closed(sock))
     assert head.startswith(b"HTTP/1.1 400 ") and b"content-type: application/json" in head.lower()
-    assert envelope == {"code": 40001, "msg": "The request is not valid HTTP/1.1.", "error": "invalid_request",
+    assert envelope == {"code": 40001, "msg": "The request is not valid HTTP.", "error": "invalid_request",
                         "result": None}  # fmt: skip
 
 
@@ -193,3 +193,36 @@ def test_an_oversized_head_still_gets_431(live_server: LiveServer) -> None:
     with connect(live_server) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-big: " + b"a" * 40_000 + b"\r\n\r\n")
         assert_refused(read_until_closed(sock))
+
+
+@pytest.mark.parametrize(
+    ("bad", "status"),
+    [(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-big: " + b"a" * 40_000 + b"\r\n\r\n", b"431"),
+     (b"xyz\r\n\r\n", b"400")],
+)  # fmt: skip
+def test_requests_read_before_a_refused_one_are_answered_first(
+    live_server: LiveServer, settings: Any, bad: bytes, status: bytes
+) -> None:
+    world = seed_world(settings)
+    with connect(live_server) as sock:
+        sock.sendall(token_request(world.app_id, world.secret) + HEALTH + bad)
+        found = answers(read_until_closed(sock))
+    assert [head.split(b" ")[1] for head, _ in found] == [b"200", b"200", status]
+    assert found[0][1]["code"] == 0 and found[1][1]["result"] == {"status": "ok"}
+    assert found[2][1]["code"] == int(status) * 100 + 1
+
+
+def test_an_upgrade_request_on_a_kept_alive_connection_is_answered(live_server: LiveServer) -> None:
+    """The app has no WebSocket route: uvicorn refuses the upgrade (403), on a fresh connection
+    and after another request alike; the connection never hangs."""
+    upgrade = (
+        b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: Upgrade\r\nupgrade: websocket\r\n"
+        b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+    )
+    for before in (b"", HEALTH):
+        with connect(live_server) as sock:
+            sock.settimeout(10)
+            sock.sendall(before + upgrade)
+            raw = read_until_closed(sock)
+        assert raw.count(b"HTTP/1.1 ") == (2 if before else 1)
+        assert raw.rpartition(b"HTTP/1.1 ")[2].startswith(b"403 ")
