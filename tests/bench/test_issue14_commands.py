@@ -1,7 +1,8 @@
 """Every command block of docs/benchmarks.md from "SQLite claims batched (issue 14)" on, run as printed
 but short, so the commands of issue 14's sections do not rot: ``bench/inprocess.py`` without valgrind
 and with few requests, ``bench/run.py`` and ``bench/ab.py`` with one-second runs of one scenario,
-``bench/checkpoints.py`` with few requests. No count or speed is asserted: figures live in the docs."""
+``bench/checkpoints.py`` with few requests, ``bench/proto.py`` without valgrind. No count or speed is
+asserted: figures live in the docs."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def blocks() -> list[list[str]]:
 def shortened(line: str) -> str:
     """The line as the test runs it: fewer requests, one-second runs of one scenario, no valgrind."""
     line = line.split("  #", 1)[0].strip().removeprefix(VALGRIND)
+    if "bench/proto.py" in line:  # valgrind with its own output file; the request count last
+        return re.sub(r"^valgrind( --\S+)* ", "", line).rsplit(" ", 1)[0] + " 50"
     if "bench/inprocess.py" in line or "bench/checkpoints.py" in line:
         return line + " --requests 64 --warmup 2"  # argparse keeps the last --requests
     if "bench/run.py" in line or "bench/ab.py" in line:
