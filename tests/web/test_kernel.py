@@ -189,10 +189,11 @@ def test_a_template_matches_whole_non_empty_segments() -> None:
         ("cus_1", False), ("a b~", False),  # printable ASCII: settled without the regex
         ("a\x00b", True), ("\x1f", True), ("a\x7f", True), ("a\nb", True),  # C0 controls and DEL
         ("é\x01", True),  # a control beside non-ASCII: the regex still sees it
-        ("é", False), ("\u0085", False), ("\u00a0", False),  # not ASCII controls: looked up (404), never 40001
+        ("\u0085", True), ("\u2028", True),  # a C1 control, a line separator (core.text)
+        ("é", False), ("\u00a0", False), ("\u200f", False),  # not control characters: looked up (404), never 40001
     ],
 )  # fmt: skip
-async def test_only_ascii_control_characters_in_a_path_segment_are_refused(
+async def test_only_control_characters_in_a_path_segment_are_refused(
     harness: Harness, segment: str, refused: bool
 ) -> None:
     """The kernel's check of path parameters (printable ASCII passes in C, the rest meets the regex)."""

@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 
 import idna
 
+from openplatform.core.text import has_control_chars
 from openplatform.errors import MAX_ECHO, OAuthError
 from openplatform.services import validation as check
 from openplatform.services.validation import ValidationError
@@ -75,7 +76,7 @@ def hostname(value: str | None, field: str = "domain") -> str:
     raw = (value or "").strip()
     if not raw:
         raise invalid(field, "is required")
-    if len(raw) > 4 * DOMAIN_MAX or NOT_IN_HOSTNAME.search(raw) or any(ord(c) < 0x20 for c in raw):
+    if len(raw) > 4 * DOMAIN_MAX or NOT_IN_HOSTNAME.search(raw) or has_control_chars(raw):
         raise invalid(field, "must be a bare hostname such as shop.example.com (no scheme, path or port)")
     raw = raw[:-1] if raw.endswith(".") else raw  # the root label is implied
     try:
@@ -145,6 +146,6 @@ def customer_changes(fields: Fields, if_match: str | None) -> tuple[dict[str, st
 def filter_text(value: str | None, field: str) -> str | None:
     if value is None or value == "":
         return None
-    if len(value) > FILTER_MAX or any(ord(c) < 0x20 for c in value):
+    if len(value) > FILTER_MAX or has_control_chars(value):
         raise invalid(field, f"must be at most {FILTER_MAX} characters without control characters")
     return value

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from openplatform.core.egress import host_refusal
 from openplatform.core.ip_policy import parse_whitelist_entry
 from openplatform.core.redirect_uri import RedirectUriError, ascii_url, parse_origin
+from openplatform.core.text import has_control_chars
 from openplatform.errors import echo
 from openplatform.models import REGISTRABLE_SCOPES
 
@@ -33,7 +34,7 @@ def text(field: str, value: str, max_length: int = 200, required: bool = True) -
         raise ValidationError(field, "is required")
     if len(value) > max_length:
         raise ValidationError(field, f"must be at most {max_length} characters")
-    if any(ord(ch) < 0x20 for ch in value):
+    if has_control_chars(value):
         raise ValidationError(field, "must not contain control characters")
     return value
 

@@ -20,11 +20,11 @@ The paths, bodies and the reach of a key bound to an SPE are in docs/api.md
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Awaitable, Callable
 from functools import wraps
 
 from openplatform.core.requests import json_object
+from openplatform.core.text import CONTROL_CHARS
 from openplatform.errors import OAuthError
 from openplatform.models import ACTIVE, SUSPENDED, Customer
 from openplatform.records import AdminKey, AuditFilter, audit_actor
@@ -50,7 +50,6 @@ MAX_FIELDS = 32
 MAX_STRING = 4096  # the longest field (a URL) is 2048, a password 1024
 MAX_FILTER = 200
 MAX_TIME = 10**11  # UNIX seconds: year 5138
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CHALLENGE = 'Bearer realm="openplatform"'
 READS = ("GET", "HEAD")  # audited at most once a minute per key and operation (services.admin_keys)
 
@@ -134,7 +133,7 @@ def _checked(value: object, name: str) -> object:
     if isinstance(value, str):
         if len(value) > MAX_STRING:
             raise invalid(name, f"must be at most {MAX_STRING} characters")
-        if CONTROL.search(value):
+        if CONTROL_CHARS.search(value):
             raise invalid(name, "must not contain control characters")
     elif isinstance(value, list):
         for item in value:
@@ -164,7 +163,7 @@ def query_text(call: Call, name: str) -> str | None:
     value = call.query(name)
     if value is None or value == "":
         return None
-    if len(value) > MAX_FILTER or CONTROL.search(value):
+    if len(value) > MAX_FILTER or CONTROL_CHARS.search(value):
         raise invalid(name, f"must be at most {MAX_FILTER} characters without control characters")
     return value
 
