@@ -66,6 +66,23 @@ async def test_success_keeps_the_redirect_uri_query(harness: Harness) -> None:
     assert exchanged.status_code == 200, exchanged.text
 
 
+@pytest.mark.parametrize("own", ["code=stale&state=old&x=1", "co%64e=stale&x=1&error=e&error_description=d"])
+async def test_the_redirect_uri_query_never_doubles_what_the_server_adds(harness: Harness, own: str) -> None:
+    """A redirect_uri's own ``code``/``state``/``error``/``error_description`` are left out of the
+    redirect: the app gets exactly one of each, the server's (its other pairs kept as they are)."""
+    world = await harness.world()
+    world.redirect_uri = f"https://app.example.com/callback?{own}"
+    response = await harness.connect(world)
+    query = redirect_query(response)
+    assert query["x"] == ["1"] and query["state"] == ["st-123"] and len(query["code"]) == 1, query
+    assert query["code"] != ["stale"] and "error" not in query and "error_description" not in query
+    exchanged = await harness.exchange(world, query["code"][0], redirect_uri=world.redirect_uri)
+    assert exchanged.status_code == 200, exchanged.text
+    # an error redirect too: one error, no stale code
+    failed = redirect_query(await harness.connect(world, response_type="token"))
+    assert failed["error"] == ["unsupported_response_type"] and "code" not in failed, failed
+
+
 ODD_STATES = [
     "plain", "with  spaces", "ünïcödé 日本語 🚀", "a&b=c&code=forged", "=", "&", "a+b%20c%41",
     "?#/;:@!$'()*,", '"quoted" <tag>', "", "x" * 1024,

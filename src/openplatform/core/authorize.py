@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from openplatform import events
 from openplatform.core import lifecycle, pkce
@@ -40,10 +40,22 @@ class RedirectError(Exception):
     state: str | None
 
 
+# What the server appends to a redirect_uri (RFC 6749 §4.1.2, §4.1.2.1).
+ADDED_PARAMS = frozenset({"code", "state", "error", "error_description"})
+
+
 def with_query(url: str, extra: list[tuple[str, str]]) -> str:
-    """Append parameters, keeping the URL's own query (SPEC §2.1); the host as IDNA A-labels (SPEC §9)."""
+    """Append parameters, keeping the URL's own query (SPEC §2.1); the host as IDNA A-labels (SPEC §9).
+
+    Any query is allowed in a redirect_uri, but a pair of its own named like one the server appends
+    (``ADDED_PARAMS``, however percent-encoded) is left out: the app would otherwise get ``code`` or
+    ``state`` twice, and which of the two it reads depends on its framework.
+    """
     parts = urlsplit(ascii_url(url))
-    query = parts.query + ("&" if parts.query else "") + urlencode(extra, quote_via=quote)
+    own = parts.query
+    if own:
+        own = "&".join(pair for pair in own.split("&") if unquote_plus(pair.split("=", 1)[0]) not in ADDED_PARAMS)
+    query = own + ("&" if own else "") + urlencode(extra, quote_via=quote)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
