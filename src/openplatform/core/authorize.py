@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import quote, unquote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from openplatform import events
 from openplatform.core import lifecycle, pkce
 from openplatform.core.context import Platform
-from openplatform.core.redirect_uri import RedirectUriError, ascii_url, check_redirect_uri
+from openplatform.core.redirect_uri import RedirectUriError, ascii_url, check_redirect_uri, without_params
 from openplatform.core.store import AppStorage, AuditLog, BackingStorage, CodeStorage, CustomerStorage
 from openplatform.errors import OAuthError, echo
 from openplatform.models import ACTIVE, INSTALL_LOGIN, App, AuthorizationCode, Installation
@@ -52,9 +52,7 @@ def with_query(url: str, extra: list[tuple[str, str]]) -> str:
     ``state`` twice, and which of the two it reads depends on its framework.
     """
     parts = urlsplit(ascii_url(url))
-    own = parts.query
-    if own:
-        own = "&".join(pair for pair in own.split("&") if unquote_plus(pair.split("=", 1)[0]) not in ADDED_PARAMS)
+    own = without_params(parts.query, ADDED_PARAMS)
     query = own + ("&" if own else "") + urlencode(extra, quote_via=quote)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 

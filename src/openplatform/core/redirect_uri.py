@@ -12,8 +12,9 @@ from __future__ import annotations
 import ipaddress
 import re
 import string
+from collections.abc import Collection
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 import idna
 
@@ -106,6 +107,16 @@ def check_redirect_uri(redirect_uri: str, host_url: str) -> None:
         raise RedirectUriError("The host must be the host of the app's host_url.")
     if target.port != home.port:
         raise RedirectUriError("The port must be the port of the app's host_url.")
+
+
+def without_params(query: str, names: Collection[str]) -> str:
+    """``query`` without its pairs named like one of ``names`` (however percent-encoded), the others
+    as they are: the server appends those itself (a code to a redirect_uri, the signed launch
+    parameters to a host_url), and a URL naming one already would send it twice, the app reading
+    whichever its framework picks."""
+    if not query:
+        return query
+    return "&".join(pair for pair in query.split("&") if unquote_plus(pair.split("=", 1)[0]) not in names)
 
 
 def ascii_url(url: str) -> str:

@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import orjson
 
 from openplatform import events
-from openplatform.core.redirect_uri import ascii_url
+from openplatform.core.redirect_uri import ascii_url, without_params
 from openplatform.core.signing import sign_launch
 from openplatform.errors import ERRORS
 from openplatform.models import ACTIVE, App, Customer, Installation
@@ -231,9 +231,10 @@ def customer_checks(name: str, contact: str) -> dict[str, Callable[[], Any]]:
 
 
 def launch_url(host_url: str, params: dict[str, str]) -> str:
-    """host_url with the signed launch parameters added to its query (an ASCII URL: SPEC §9)."""
+    """host_url with the signed launch parameters added to its query (an ASCII URL: SPEC §9), in
+    place of any of its own pairs of the same names (``core.redirect_uri.without_params``)."""
     parts = urlsplit(ascii_url(host_url))
-    query = "&".join(filter(None, (parts.query, urlencode(params))))
+    query = "&".join(filter(None, (without_params(parts.query, params.keys()), urlencode(params))))
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, ""))
 
 
