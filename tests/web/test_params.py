@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from openplatform.core.requests import json_object
+from openplatform.core.requests import MAX_JSON_DEPTH, json_object
 from openplatform.errors import OAuthError
 from tests.conftest import Harness, World
 
@@ -148,6 +148,19 @@ def test_json_objects_without_repeats_read_as_orjson_reads_them() -> None:
     orjson.loads(deep)
     with pytest.raises(OAuthError, match="nested too deeply"):
         json_object(deep)
+
+
+def test_json_nests_at_most_max_json_depth_levels() -> None:
+    """A fixed bound, whatever the caller's own stack depth (it was the interpreter's recursion limit)."""
+    for levels, refused in ((MAX_JSON_DEPTH, False), (MAX_JSON_DEPTH + 1, True)):
+        objects = b'{"a": ' * levels + b"1" + b"}" * levels
+        arrays = b'{"a": ' + b"[" * (levels - 1) + b"1" + b"]" * (levels - 1) + b"}"
+        for body in (objects, arrays):
+            if refused:
+                with pytest.raises(OAuthError, match=f"more than {MAX_JSON_DEPTH} levels"):
+                    json_object(body)
+            else:
+                assert json_object(body) == orjson.loads(body)
 
 
 UNKNOWN_TYPES = ["text/plain", "multipart/form-data; boundary=x", "application/xml", "application/octet-stream", "json"]
