@@ -113,8 +113,9 @@ WEBHOOK_ABANDONED: Final = "webhook.abandoned"
 """A notification failed its last attempt and is given up."""
 
 WEBHOOK_RESENT: Final = "webhook.resent"
-"""The app's developer pressed "Send again" in the console: notification ``delivery_id`` is due at once, with
-fresh attempts (``previous_attempts``; ``was``: delivered, pending or failed) and the same ``event_id``."""
+"""The app's developer pressed "Send again" in the console: notification ``delivery_id`` is due at once (a
+pending one at its own time), with fresh attempts (``previous_attempts``; ``was``: delivered, pending or
+failed) and the same ``event_id``."""
 
 # ---------------------------------------------------------------- admin keys (SPEC §10)
 

@@ -138,11 +138,11 @@ async def test_requeue_gives_a_row_of_that_app_fresh_attempts_and_returns_it_as_
         await claim(side)
         await side.outbox.failed(only, "HTTP 500", side.clock())
     before = await row(side, only)
-    assert await side.outbox.requeue(only, "app_b", side.clock()) is None  # another app's row: untouched
+    assert await side.outbox.requeue(only, "app_b", side.clock(), MAX) is None  # another app's row: untouched
     assert await row(side, only) == before
-    assert await side.outbox.requeue(999_999, "app_a", side.clock()) is None
+    assert await side.outbox.requeue(999_999, "app_a", side.clock(), MAX) is None
     side.clock.advance(30)
-    assert await side.outbox.requeue(only, "app_a", side.clock()) == before
+    assert await side.outbox.requeue(only, "app_a", side.clock(), MAX) == before
     after = await row(side, only)
     assert after == {**before, "attempts": 0, "next_attempt_at": side.clock()}  # the last error stays
     assert await side.outbox.pending(MAX) == 1
@@ -153,9 +153,32 @@ async def test_requeue_makes_a_delivered_row_due_again(side: Side) -> None:
     (only,) = await queue(side, "app_a")
     await claim(side)
     await side.outbox.delivered(only, side.clock())
-    before = await side.outbox.requeue(only, "app_a", side.clock())
+    before = await side.outbox.requeue(only, "app_a", side.clock(), MAX)
     assert before is not None and before["delivered_at"] == side.clock() and before["attempts"] == 1
     assert (await row(side, only))["delivered_at"] is None
+    assert (await claim(side)).attempts == 1
+
+
+async def test_requeue_of_a_row_being_sent_waits_for_its_lease(side: Side) -> None:
+    """ "Send again" clicked while a sender has the row: no other sender gets it before the lease
+    ends (two copies at once, before); the fresh attempts count from there."""
+    (only,) = await queue(side, "app_a")
+    sending = await claim(side)
+    assert sending is not None
+    await side.outbox.requeue(only, "app_a", side.clock(), MAX)
+    assert await claim(side) is None  # still leased to the first sender
+    side.clock.advance(LEASE)
+    assert (await claim(side)).attempts == 1
+
+
+async def test_requeue_of_a_row_waiting_to_retry_keeps_its_time(side: Side) -> None:
+    (only,) = await queue(side, "app_a")
+    await claim(side)
+    await side.outbox.failed(only, "HTTP 500", side.clock() + 30)
+    await side.outbox.requeue(only, "app_a", side.clock(), MAX)
+    assert (await row(side, only))["next_attempt_at"] == side.clock() + 30
+    assert await claim(side) is None
+    side.clock.advance(30)
     assert (await claim(side)).attempts == 1
 
 

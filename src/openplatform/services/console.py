@@ -326,7 +326,7 @@ class Console:
         sends it at its next poll, with a fresh set of attempts. Audited as ``webhook.resent``.
         Raises NotFound when the app is out of the user's reach or has no such notification."""
         await self.app_of(user, app_id)
-        before = await self.outbox().requeue(delivery_id, app_id, self.admin.db.clock())
+        before = await self.outbox().requeue(delivery_id, app_id, self.admin.db.clock(), MAX_ATTEMPTS)
         if before is None:
             raise NotFound("no such notification")
         was = delivery_row(before)

@@ -79,16 +79,19 @@ class MemoryOutbox:
         await asyncio.sleep(0)
         return sum(1 for r in self.store.deliveries.values() if r.delivered_at is None and r.attempts < max_attempts)
 
-    async def requeue(self, delivery_id: int, app_id: str, now: float) -> dict[str, object] | None:
-        """Make a notification of ``app_id`` due at ``now`` with a fresh set of attempts, whatever
-        its state (delivered, waiting to retry or abandoned); the row as it was before (``list``'s
-        shape), or None when ``app_id`` has no such delivery. Its payload and ``last_error`` stay."""
+    async def requeue(self, delivery_id: int, app_id: str, now: float, max_attempts: int) -> dict[str, object] | None:
+        """Give a notification of ``app_id`` a fresh set of attempts, due at ``now`` or, while it is
+        pending (neither delivered nor out of ``max_attempts``), at its own later due time (a lease
+        or a retry; ``SqlOutbox.requeue``); the row as it was before (``list``'s shape), or None
+        when ``app_id`` has no such delivery. Its payload and ``last_error`` stay."""
         await asyncio.sleep(0)
         row = self.store.deliveries.get(delivery_id)
         if row is None or row.app_id != app_id:
             return None
         before = _columns(row)
-        row.attempts, row.next_attempt_at, row.delivered_at = 0, now, None
+        pending = row.delivered_at is None and row.attempts < max_attempts
+        due = row.next_attempt_at if pending and row.next_attempt_at > now else now
+        row.attempts, row.next_attempt_at, row.delivered_at = 0, due, None
         return before
 
     async def list(self, app_id: str | None = None, limit: int = 100) -> list[dict[str, object]]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from functools import partial
 
 import orjson
-from sqlalchemy import ColumnElement, Update, and_, func, select, update
+from sqlalchemy import ColumnElement, Update, and_, case, func, select, update
 
 from openplatform.records import Delivery
 from openplatform.storage.sql.database import Conn, Database
@@ -98,16 +98,21 @@ class SqlOutbox:
         query = select(func.count()).select_from(wd).where(wd.c.delivered_at.is_(None), wd.c.attempts < max_attempts)
         return int(await self.database.scalar(query) or 0)
 
-    async def requeue(self, delivery_id: int, app_id: str, now: float) -> dict[str, object] | None:
-        """Make a notification of ``app_id`` due at ``now`` with a fresh set of attempts, whatever
-        its state (delivered, waiting to retry or abandoned); the row as it was before, or None
-        when ``app_id`` has no such delivery. Its payload (and ``event_id``) stays the same: it is
-        the same event, and a receiver that already has it can tell."""
+    async def requeue(self, delivery_id: int, app_id: str, now: float, max_attempts: int) -> dict[str, object] | None:
+        """Give a notification of ``app_id`` a fresh set of attempts, whatever its state (delivered,
+        waiting to retry, being sent or abandoned), due at ``now`` or, while it is pending (neither
+        delivered nor out of ``max_attempts``), at its own due time if that is later: a row being
+        sent stays leased, so no other sender takes it before this attempt ends (a second copy at
+        once), and a retry keeps its time. The row as it was before, or None when ``app_id`` has
+        no such delivery. Its payload (and ``event_id``) stays the same: it is the same event, and
+        a receiver that has it can tell."""
         found = await self.database.read_one(select(wd).where(wd.c.id == delivery_id, wd.c.app_id == app_id))
         if found is None:
             return None
+        pending_later = and_(*_due(now, max_attempts)[:2], wd.c.next_attempt_at > now)
+        due = case((pending_later, wd.c.next_attempt_at), else_=now)
         await self.database.execute(
-            update(wd).where(wd.c.id == delivery_id).values(attempts=0, next_attempt_at=now, delivered_at=None)
+            update(wd).where(wd.c.id == delivery_id).values(attempts=0, next_attempt_at=due, delivered_at=None)
         )
         return dict(found)
 
