@@ -17,6 +17,7 @@ from openplatform.client import (
     ReauthorizationRequired,
     ValidationError,
 )
+from openplatform.security import new_id
 from openplatform.services.admin import Admin
 from tests.client.conftest import Partner, alogin, code_from, seed_partner
 
@@ -37,7 +38,8 @@ async def create_many(client: AsyncAppClient, admin: Admin, xspe: str) -> set[st
             *(client.customers.create(f"Bulk {n:04d}", contact=f"b{n}@example.com", xspe=xspe) for n in batch)
         )
         made.update(c.customer_id for c in created)
-    rest = [{"name": f"Bulk {n:04d}", "contact": f"b{n}@example.com"} for n in range(BY_API, MANY)]
+    rest = [{"customer_id": new_id("cus_"), "name": f"Bulk {n:04d}", "contact": f"b{n}@example.com"}
+            for n in range(BY_API, MANY)]  # fmt: skip
     made.update(c.customer_id for c in await admin.stores.directory.create_customers(xspe, rest))
     return made
 

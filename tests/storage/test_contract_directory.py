@@ -59,6 +59,11 @@ class Clock:
         self.now += seconds
 
 
+def entry(name: str, **more: str) -> dict[str, str]:
+    """A customer to create, with the id the service would make."""
+    return {"customer_id": new_id("cus_"), "name": name, **more}
+
+
 def notice(installation: Installation, at: float) -> dict[str, object]:
     """A stand-in for ``services.directory.uninstall_notice``: the stored webhook payload."""
     return {"event": "uninstall", "installation_id": installation.installation_id, "at": at}
@@ -124,7 +129,7 @@ class World(ABC):
         """Close what the world opened."""
 
     async def add_customers(self, xspe: str, *names: str) -> list[Customer]:
-        return list(await self.directory.create_customers(xspe, [{"name": n} for n in names]))
+        return list(await self.directory.create_customers(xspe, [entry(n) for n in names]))
 
     async def log_after(self, after_id: int) -> list[tuple[str, str]]:
         return [(kind, key) for _id, kind, key, _at in await self.tokens.invalidations_after(after_id, 1000)]
@@ -294,7 +299,7 @@ async def test_customers_are_listed_oldest_first_a_page_at_a_time(world: World) 
 
 async def test_customers_are_created_active_at_version_one_with_an_empty_contact(world: World) -> None:
     xspe = await world.add_spe()
-    entries = [{"name": "One"}, {"name": "Two", "contact": "two@example.com", "status": "disabled"}]
+    entries = [entry("One"), entry("Two", contact="two@example.com", status="disabled")]
     one, two = await world.directory.create_customers(xspe, entries)
     now = world.clock()
     assert (one.name, one.contact, one.status, one.version, one.created_at, one.updated_at) == ("One", "", ACTIVE, 1,
@@ -302,7 +307,7 @@ async def test_customers_are_created_active_at_version_one_with_an_empty_contact
     assert (two.contact, two.status) == ("two@example.com", "disabled")
     assert await world.customer(one.customer_id) == one and await world.customer(two.customer_id) == two
     assert await world.directory.create_customers(xspe, []) == []
-    assert one.customer_id.startswith("cus_") and one.customer_id != two.customer_id
+    assert (one.customer_id, two.customer_id) == (entries[0]["customer_id"], entries[1]["customer_id"])
 
 
 async def test_the_customer_filters_narrow_the_list_and_its_total(world: World) -> None:
@@ -384,8 +389,8 @@ async def test_deleting_a_customer_takes_its_sites_installations_and_tokens(worl
     live = await world.install(hooked, xspe, gone.customer_id)
     unhooked = await world.install(quiet, xspe, gone.customer_id)
     others = [await world.install(hooked, xspe, kept.customer_id), await world.install(quiet, xspe, None)]
-    site = await world.directory.create_site(gone, "Shop", "shop.example.com", ACTIVE)
-    kept_site = await world.directory.create_site(kept, "Kept", "kept.example.com", ACTIVE)
+    site = await world.directory.create_site(new_id("site_"), gone, "Shop", "shop.example.com", ACTIVE)
+    kept_site = await world.directory.create_site(new_id("site_"), kept, "Kept", "kept.example.com", ACTIVE)
     earlier = world.clock()
     live_token, revoked = token_for(gone.customer_id, earlier), token_for(gone.customer_id, earlier, earlier)
     untouched = [token_for(kept.customer_id, earlier), token_for(None, earlier)]
@@ -432,10 +437,12 @@ async def test_deleting_a_customer_takes_its_sites_installations_and_tokens(worl
 async def test_sites_are_listed_oldest_first_and_updated_on_their_version(world: World) -> None:
     xspe = await world.add_spe()
     customer, other = await world.add_customers(xspe, "Owner", "Other")
-    made = [await world.directory.create_site(customer, n, f"{n}.example.com", ACTIVE) for n in ("b", "a")]
+    made = [
+        await world.directory.create_site(new_id("site_"), customer, n, f"{n}.example.com", ACTIVE) for n in ("b", "a")
+    ]
     world.clock.advance(1)
-    paused = await world.directory.create_site(customer, "c", "c.example.com", "disabled")
-    await world.directory.create_site(other, "d", "d.example.com", ACTIVE)
+    paused = await world.directory.create_site(new_id("site_"), customer, "c", "c.example.com", "disabled")
+    await world.directory.create_site(new_id("site_"), other, "d", "d.example.com", ACTIVE)
     assert None not in made and paused is not None
     everyone = sorted(s.site_id for s in made if s) + [paused.site_id]
     items, total = await world.directory.list_sites(customer.customer_id, None, 2, 1)
@@ -465,7 +472,7 @@ async def test_a_site_for_a_deleted_customer_is_not_made(world: World) -> None:
     xspe = await world.add_spe()
     (customer,) = await world.add_customers(xspe, "Owner")
     await world.directory.delete_customer(customer.customer_id)
-    assert await world.directory.create_site(customer, "Shop", "shop.example.com", ACTIVE) is None
+    assert await world.directory.create_site(new_id("site_"), customer, "Shop", "shop.example.com", ACTIVE) is None
     assert await world.directory.list_sites(customer.customer_id, None, 10, 0) == ([], 0)
 
 
@@ -474,7 +481,7 @@ async def test_a_site_for_a_deleted_customer_is_not_made(world: World) -> None:
 
 async def test_the_customer_search_matches_name_contact_or_id_by_name(world: World) -> None:
     xspe, other = await world.add_spe(), await world.add_spe()
-    entries = [{"name": "Zed", "contact": "ops@ACME.example"}, {"name": "Acme"}, {"name": "acme"}, {"name": "Bee"}]
+    entries = [entry("Zed", contact="ops@ACME.example"), entry("Acme"), entry("acme"), entry("Bee")]
     zed, acme, lower, bee = await world.directory.create_customers(xspe, entries)
     await world.add_customers(other, "Acme Elsewhere")
     # By name (code point order: capitals first), then id.

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from openplatform.records import CustomerFilter
+from openplatform.security import new_id
 from tests.conftest import Harness
 from tests.web.open_api_support import call, directory, error, result, user_token
 
@@ -275,7 +276,10 @@ async def test_delete_cascades_sites_installations_and_tokens(harness: Harness) 
 
 async def test_a_thousand_customers_page_by_page(harness: Harness) -> None:
     world, token = await spe_app(harness)
-    entries = [{"name": f"Bulk {i:04d}", "status": "disabled" if i % 10 == 0 else "active"} for i in range(1000)]
+    entries = [
+        {"customer_id": new_id("cus_"), "name": f"Bulk {i:04d}", "status": "disabled" if i % 10 == 0 else "active"}
+        for i in range(1000)
+    ]
     await directory(harness).create_customers(world.xspe, entries)
     seen: list[str] = []
     for page in range(1, 12):

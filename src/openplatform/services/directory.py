@@ -23,6 +23,7 @@ from openplatform.core.resources import Access
 from openplatform.errors import OAuthError
 from openplatform.models import ACTIVE, Customer, Installation, Site
 from openplatform.records import CustomerFilter, Invalidation, VersionConflict
+from openplatform.security import new_id
 from openplatform.services import directory_input as read
 from openplatform.services.directory_input import (
     CONTACT_MAX,
@@ -134,6 +135,7 @@ class Directory:
         if xspe is None or xspe not in access.spe_reach():
             raise OAuthError("access_denied", "Creating customers needs the app installed for the whole SPE.")
         entry = {
+            "customer_id": new_id("cus_"),
             "name": read.text(fields, "name", NAME_MAX, required=True) or "",
             "contact": read.text(fields, "contact", CONTACT_MAX) or "",
             "status": read.choice(fields, "status", CUSTOMER_STATUSES) or ACTIVE,
@@ -203,7 +205,7 @@ class Directory:
         name = read.text(fields, "name", NAME_MAX, required=True) or ""
         domain = read.hostname(read.string(fields, "domain"))
         status = read.choice(fields, "status", SITE_STATUSES) or ACTIVE
-        site = await self.db.create_site(customer, name, domain, status)
+        site = await self.db.create_site(new_id("site_"), customer, name, domain, status)
         if site is None:  # the customer was deleted meanwhile
             raise OAuthError("not_found", "No such customer.")
         await self._audit(

@@ -94,7 +94,11 @@ class DirectoryStore(Protocol):
     clock: Clock
 
     async def list_customers(self, spec: CustomerFilter, limit: int, offset: int) -> tuple[list[Customer], int]: ...
-    async def create_customers(self, xspe: str, entries: Iterable[Mapping[str, str]]) -> list[Customer]: ...
+    async def create_customers(self, xspe: str, entries: Iterable[Mapping[str, str]]) -> list[Customer]:
+        """Insert customers in one transaction, all or none: each entry's ``customer_id`` (made by
+        the service, as ``ManagementStore.create_customer`` takes it), ``name``, and optionally
+        ``contact`` ("") and ``status`` (active)."""
+
     async def update_customer(
         self, customer_id: str, changes: Mapping[str, object], expected_version: int | None
     ) -> tuple[Customer | None, list[Invalidation]]:
@@ -109,8 +113,8 @@ class DirectoryStore(Protocol):
         self, customer_id: str, status: str | None, limit: int, offset: int
     ) -> tuple[list[Site], int]: ...
     async def get_site(self, site_id: str) -> Site | None: ...
-    async def create_site(self, customer: Customer, name: str, domain: str, status: str) -> Site | None:
-        """None when the customer is gone (deleted meanwhile)."""
+    async def create_site(self, site_id: str, customer: Customer, name: str, domain: str, status: str) -> Site | None:
+        """None when the customer is gone (deleted meanwhile). ``site_id`` is the service's to make."""
 
     async def update_site(
         self, site_id: str, changes: Mapping[str, object], expected_version: int | None

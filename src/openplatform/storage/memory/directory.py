@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 
 from openplatform.models import ACTIVE, Customer, Installation, Site
 from openplatform.records import CustomerFilter, Invalidation, Notify, VersionConflict
-from openplatform.security import new_id
 from openplatform.storage.memory.store import MemoryStore, page
 
 _Versioned = TypeVar("_Versioned", Customer, Site)
@@ -74,7 +73,8 @@ class MemoryDirectory:
         return page(found, limit, offset)
 
     async def create_customers(self, xspe: str, entries: Iterable[Mapping[str, str]]) -> list[Customer]:
-        """Insert customers (``name``, ``contact`` default "", ``status`` default active), all made
+        """Insert customers (``customer_id``, ``name``, ``contact`` default "", ``status`` default
+        active), all made
         now, all or none. No invalidation: the caches never remember a missing customer.
         ValueError when ``xspe`` names no SPE (the column's foreign key)."""
         await asyncio.sleep(0)
@@ -165,14 +165,14 @@ class MemoryDirectory:
         await asyncio.sleep(0)
         return self.store.sites.get(site_id)
 
-    async def create_site(self, customer: Customer, name: str, domain: str, status: str) -> Site | None:
+    async def create_site(self, site_id: str, customer: Customer, name: str, domain: str, status: str) -> Site | None:
         """The new site (version 1, made now), or None when the customer was deleted meanwhile."""
         await asyncio.sleep(0)
         if customer.customer_id not in self.store.customers:
             return None
         now = self.clock()
         site = Site(
-            site_id=new_id("site_"), customer_id=customer.customer_id, xspe=customer.xspe, name=name,
+            site_id=site_id, customer_id=customer.customer_id, xspe=customer.xspe, name=name,
             domain=domain, status=status, created_at=now, updated_at=now, version=1,
         )  # fmt: skip
         self.store.sites[site.site_id] = site
@@ -193,7 +193,7 @@ class MemoryDirectory:
 
 def _new_customer(xspe: str, entry: Mapping[str, str], now: float) -> Customer:
     return Customer(
-        customer_id=new_id("cus_"), xspe=xspe, name=entry["name"], contact=entry.get("contact", ""),
+        customer_id=entry["customer_id"], xspe=xspe, name=entry["name"], contact=entry.get("contact", ""),
         status=entry.get("status", ACTIVE), created_at=now, updated_at=now, version=1,
     )  # fmt: skip
 

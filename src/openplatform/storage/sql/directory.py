@@ -18,7 +18,6 @@ from sqlalchemy import Table, delete, func, insert, select, update
 
 from openplatform.models import ACTIVE, Customer, Installation, Site
 from openplatform.records import CustomerFilter, Invalidation, Notify, VersionConflict
-from openplatform.security import new_id
 from openplatform.storage.sql.changes import enqueue_webhook, invalidate
 from openplatform.storage.sql.database import Conn, Database
 from openplatform.storage.sql.driver import IntegrityError
@@ -69,7 +68,7 @@ class SqlDirectory:
         return [customer_from_row(r) for r in rows], int(total)
 
     async def create_customers(self, xspe: str, entries: Iterable[Mapping[str, str]]) -> list[Customer]:
-        """Insert customers (``name``, ``contact``, ``status``) in one transaction.
+        """Insert customers (``customer_id``, ``name``, ``contact``, ``status``) in one transaction.
 
         No invalidation is needed: the caches never remember a missing customer.
         """
@@ -153,11 +152,11 @@ class SqlDirectory:
         row = await self.database.read_one(select(sites).where(sites.c.site_id == site_id))
         return site_from_row(row) if row else None
 
-    async def create_site(self, customer: Customer, name: str, domain: str, status: str) -> Site | None:
+    async def create_site(self, site_id: str, customer: Customer, name: str, domain: str, status: str) -> Site | None:
         """The new site, or None when the customer was deleted meanwhile."""
         now = self.clock()
         site = Site(
-            site_id=new_id("site_"), customer_id=customer.customer_id, xspe=customer.xspe, name=name,
+            site_id=site_id, customer_id=customer.customer_id, xspe=customer.xspe, name=name,
             domain=domain, status=status, created_at=now, updated_at=now, version=1,
         )  # fmt: skip
         try:
@@ -201,7 +200,7 @@ async def _revoke_customer(conn: Conn, customer_id: str, now: float) -> None:
 
 def _new_customer(xspe: str, entry: Mapping[str, str], now: float) -> Customer:
     return Customer(
-        customer_id=new_id("cus_"), xspe=xspe, name=entry["name"], contact=entry.get("contact", ""),
+        customer_id=entry["customer_id"], xspe=xspe, name=entry["name"], contact=entry.get("contact", ""),
         status=entry.get("status", ACTIVE), created_at=now, updated_at=now, version=1,
     )  # fmt: skip
 
