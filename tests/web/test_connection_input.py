@@ -226,3 +226,31 @@ def test_an_upgrade_request_on_a_kept_alive_connection_is_answered(live_server: 
             raw = read_until_closed(sock)
         assert raw.count(b"HTTP/1.1 ") == (2 if before else 1)
         assert raw.rpartition(b"HTTP/1.1 ")[2].startswith(b"403 ")
+
+
+def test_a_pipelined_body_held_while_the_request_before_is_answered_is_read_after(
+    live_server: LiveServer, settings: Any
+) -> None:
+    """The body of a request waiting behind another is held unparsed; the answer before it must
+    resume the parsing (a 5 KB body in the same write as a GET hung, once, with no answer)."""
+    world = seed_world(settings)
+    form = urlencode({"app_id": world.app_id, "secret": world.secret, "grant_type": "client_credential"})
+    body = (form + "&" + "&".join(f"p{n}={'v' * 480}" for n in range(10))).encode()  # 5 KB, 13 fields
+    assert 4096 < len(body) < 16384
+    with connect(live_server) as sock:
+        sock.settimeout(10)
+        sock.sendall(HEALTH + FORM_HEAD + b"content-length: %d\r\n\r\n" % len(body) + body)
+        found = read_answers(sock, 2)
+    assert found[0][1]["result"] == {"status": "ok"} and found[1][1]["code"] == 0
+
+
+def test_a_waiting_request_with_a_broken_body_is_refused_in_its_turn(live_server: LiveServer) -> None:
+    broken = (
+        b"POST /oauth/credit/token HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\nZZ\r\n"  # not a chunk size
+    )
+    with connect(live_server) as sock:
+        sock.sendall(HEALTH + broken)
+        found = answers(read_until_closed(sock))
+    assert [head.split(b" ")[1] for head, _ in found] == [b"200", b"400"]
+    assert found[1][1]["msg"] == "The request is not valid HTTP."

@@ -18,6 +18,7 @@ from typing import Any
 import httptools
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope  # what uvicorn queues
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from openplatform import logs
@@ -168,15 +169,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.flow.pause_reading()
         if len(self.held) > MAX_HELD_BYTES:
             self.transport.close()
-            return
-        # The answers still to come resume the parsing; only these cycles get the longer callback,
-        # so the usual answer does not pay for it (about 2,500 instructions, bench/proto.py).
-        for cycle in (self.cycle, *(waiting for waiting, _ in self.pipeline)):
-            if cycle.on_response == self.on_response_complete:
-                cycle.on_response = self.answered_while_holding
 
     def answered_while_holding(self) -> None:
-        """A cycle's ``on_response`` while input is held: uvicorn's callback (which starts the next
+        """The ``on_response`` of pipelined requests and of the one each waited behind (the only
+        ones whose answers can come while input is held; the usual answer keeps uvicorn's own,
+        about 2,500 instructions less, bench/proto.py): uvicorn's callback (which starts the next
         waiting request and resumes reading), then reading stays paused while requests still wait
         (uvicorn resumes it anyway), and the held input is parsed once none waits."""
         self.on_response_complete()
@@ -207,7 +204,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.passed = True
         if len(self.pipeline) >= MAX_PIPELINED:
             raise PipelineFull
+        previous = self.cycle
         HttpToolsProtocol.on_headers_complete(self)  # spares super(): about 150 instructions
+        if self.pipeline:  # this request waits behind ``previous``
+            for cycle in (previous, self.cycle):
+                if cycle is not None and cycle.on_response == self.on_response_complete:
+                    cycle.on_response = self.answered_while_holding
         # uvicorn appends header lines to the list the request's scope holds, chunked trailers too,
         # while the app already runs: they go to a list nobody reads instead (RFC 9110 §6.5.1 lets
         # a recipient drop trailers; the next message's start makes a new list). An upgrade request
@@ -228,16 +230,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def refuse(self, error: OAuthError) -> None:
         """Answer ``error`` with the envelope and end the connection.
 
-        Requests read before the bad input are answered first, then the refusal. Bad input within
-        a request still being read (its body's chunk lines or trailers) ends the connection with
-        no answer: that request's app is still reading it, so nothing else can be written.
+        Requests read before the bad input are answered first, then the refusal; so is a request
+        whose body turns out bad while it waits its turn (its own app never runs). Bad input within
+        the body of the request being answered (its chunk lines or trailers) ends the connection
+        with no answer: its app is still reading it, so nothing else can be written.
         """
         self.ending = True
         self.held = bytearray()
         self.flow.pause_reading()
         cycle = self.cycle
         if cycle is not None and cycle.more_body and not cycle.response_complete:
-            self.transport.close()
+            if self.pipeline and self.pipeline[0][0] is cycle:  # it waits its turn: answered then
+                self.pipeline[0] = (cycle, self.refusing_app(error))
+            else:
+                self.transport.close()
             return
         last = self.pipeline[0][0] if self.pipeline else cycle
         if last is None or last.response_complete:
@@ -251,12 +257,24 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
         last.on_response = answered_then_refuse
 
-    def write_refusal(self, error: OAuthError) -> None:
+    def refusal(self, error: OAuthError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         app = self.app
         if hasattr(app, "refusal"):
-            status, headers, body = app.refusal(error)
-        else:  # pragma: no cover - the app is always an OpenPlatformApp
-            status, headers, body = refusal(error, always_200=False)
+            return app.refusal(error)  # type: ignore[no-any-return]
+        return refusal(error, always_200=False)  # pragma: no cover - the app is always an OpenPlatformApp
+
+    def refusing_app(self, error: OAuthError) -> ASGI3Application:
+        """An app answering ``error`` (its ``connection: close`` ends the connection after it)."""
+        status, headers, body = self.refusal(error)
+
+        async def refuse(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        return refuse
+
+    def write_refusal(self, error: OAuthError) -> None:
+        status, headers, body = self.refusal(error)
         lines = [STATUS_LINE[status]]
         for name, value in [*self.server_state.default_headers, *headers]:
             lines.extend([name, b": ", value, b"\r\n"])
