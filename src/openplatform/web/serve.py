@@ -11,6 +11,7 @@ What a connection's input may hold in memory is bounded (``BoundedHttpToolsProto
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from typing import Any
@@ -19,6 +20,7 @@ import httptools
 import uvicorn
 from starlette.applications import Starlette
 from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope  # what uvicorn queues
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from openplatform import logs
@@ -59,8 +61,27 @@ SLICE_BYTES = 4096
 # connection after the answers to those ahead of it; the client retries the rest (RFC 9112 §9.3.2).
 MAX_PIPELINED = 16
 # Bytes received and held unparsed while a pipelined request waits for its turn; past it, the
-# connection closes. Reading pauses while requests wait, so only a read or two arrive meanwhile.
+# connection closes. Reading stays paused while input is held (``HoldingFlow``), so what is held is
+# the rest of the read that began it, at most uvloop's 256 KiB: the bound is only a backstop.
 MAX_HELD_BYTES = 1024 * 1024
+
+
+class HoldingFlow(FlowControl):
+    """uvicorn's flow control for one connection, except that reading stays paused while the
+    protocol holds input or requests wait: uvicorn resumes reading after each answer and whenever
+    an app awaits its body, and each read would land in the held input (a client pipelining small
+    requests before a large body grew it by a read per answer)."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: BoundedHttpToolsProtocol) -> None:
+        super().__init__(transport)
+        self.protocol = protocol
+
+    def resume_reading(self) -> None:
+        # FlowControl.resume_reading's own two lines, not a call to it: this runs twice a request
+        # (an app's receive(), each answer), and super() cost 3,700 instructions a request there.
+        if self.read_paused and not (self.protocol.held or self.protocol.pipeline):
+            self.read_paused = False
+            self._transport.resume_reading()
 
 
 class PipelineFull(Exception):
@@ -91,6 +112,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.body_bytes = 0  # body bytes the parser gave within the slice being fed
         self.held = bytearray()  # received and not yet parsed: a pipelined request waits
         self.ending = False  # no more requests are read on this connection
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.flow = HoldingFlow(transport, self)
 
     # ------------------------------------------------------------------ reading
 
@@ -159,10 +184,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.refuse(OAuthError("invalid_request", "The request is not valid HTTP."))
 
     def upgrade(self) -> None:
-        if self._should_upgrade():
+        if self._should_upgrade():  # pragma: no cover - serve runs uvicorn with ws="none"
             self.handle_websocket_upgrade()
-        else:
-            self._unsupported_upgrade_warning()
+
+    def _unsupported_upgrade_warning(self) -> None:
+        # uvicorn warns about a missing WebSocket library for every upgrade request; there is
+        # nothing to install (``run`` turns WebSockets off): the request was answered as HTTP.
+        self.logger.debug("upgrade request answered as plain HTTP")
 
     def hold(self, data: bytes | memoryview) -> None:
         self.held += data
@@ -174,22 +202,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """The ``on_response`` of pipelined requests and of the one each waited behind (the only
         ones whose answers can come while input is held; the usual answer keeps uvicorn's own,
         about 2,500 instructions less, bench/proto.py): uvicorn's callback (which starts the next
-        waiting request and resumes reading), then reading stays paused while requests still wait
-        (uvicorn resumes it anyway), and the held input is parsed once none waits."""
+        waiting request; reading stays paused meanwhile, ``HoldingFlow``), then the held input is
+        parsed once no request waits."""
         self.on_response_complete()
-        if self.ending or self.transport.is_closing():
-            return
-        if self.pipeline:
-            self.flow.pause_reading()
-        elif self.held:
+        if not (self.ending or self.transport.is_closing() or self.pipeline) and self.held:
             self.loop.call_soon(self.feed_held)
 
     def feed_held(self) -> None:
         if self.parser is None or self.ending or self.transport.is_closing() or not self.held:
             return  # the connection is gone, or data_received has fed it since
         held, self.held = bytes(self.held), bytearray()
-        self.flow.resume_reading()
         self.data_received(held)
+        self.flow.resume_reading()  # unless it was held again (HoldingFlow)
 
     def end_after_pipeline(self) -> None:
         """Read nothing more; the last waiting request's answer closes the connection."""
@@ -316,6 +340,7 @@ def run(host: str, port: int, workers: int, log_level: str = "info", log_format:
             workers=workers,
             loop="uvloop",
             http=BoundedHttpToolsProtocol,
+            ws="none",  # no WebSocket route: an upgrade request is answered as plain HTTP
             access_log=False,
             log_config=logs.configure(log_level, log_format),
             log_level=log_level.lower(),

@@ -1,0 +1,41 @@
+"""A test server: ``openplatform serve``'s HTTP protocol (``web.serve.BoundedHttpToolsProtocol``) in
+front of an app that reads the body and answers after ``?delay=`` seconds, for the connection tests
+that need a request to be slow (no route of the real app is slow on purpose).
+
+    python -m tests.web.echo_server PORT
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sys
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+import uvicorn
+
+from openplatform.web.serve import BoundedHttpToolsProtocol
+
+
+async def app(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    query = {name: values[0] for name, values in parse_qs(scope["query_string"].decode()).items()}
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message["type"] == "http.request" and message.get("more_body", False)
+    await asyncio.sleep(float(query.get("delay", 0)))
+    answer = orjson.dumps({"id": query.get("id"), "length": len(body), "sha1": hashlib.sha1(body).hexdigest()})
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(answer))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": answer})
+
+
+if __name__ == "__main__":
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http=BoundedHttpToolsProtocol,
+                ws="none", lifespan="off", access_log=False, log_level="warning")  # fmt: skip

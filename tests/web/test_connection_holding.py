@@ -1,0 +1,56 @@
+"""Pipelined input held while the request ahead is answered, against the server's protocol in its
+own process with a slow echo app (``tests.web.echo_server``): no route of the real app is slow on
+purpose, and these cases need a slow answer (docs/security.md, "What one connection can make the
+server hold")."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.web.test_connection_input import connect, read_answers
+
+
+@pytest.fixture
+def echo_server(tmp_path: Path) -> Iterator[str]:
+    """``tests.web.echo_server`` (the server's protocol, a slow echo app) in its own process."""
+    port = free_port()
+    log = (tmp_path / "echo.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "tests.web.echo_server", str(port)], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and process.poll() is None, (tmp_path / "echo.log").read_text()
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+def test_small_pipelined_requests_before_a_large_body_are_all_answered(echo_server: str) -> None:
+    """Reading stays paused while input is held: each answer used to let one more read (up to
+    256 KiB) into the held input, until 1 MiB closed the connection of an ordinary client."""
+    sent = b"GET /?id=first&delay=0.1 HTTP/1.1\r\nhost: a\r\n\r\n"
+    sent += b"".join(b"GET /?id=%d&delay=0.01 HTTP/1.1\r\nhost: a\r\n\r\n" % n for n in range(4))
+    large = b"x" * 1_500_000
+    sent += b"POST /?id=large HTTP/1.1\r\nhost: a\r\ncontent-length: %d\r\n\r\n" % len(large) + large
+    with connect(echo_server) as sock:
+        sock.settimeout(20)
+        sock.sendall(sent)
+        found = read_answers(sock, 6)
+    assert [envelope["id"] for _, envelope in found] == ["first", "0", "1", "2", "3", "large"]
+    assert found[5][1]["length"] == len(large) and found[5][1]["sha1"] == hashlib.sha1(large).hexdigest()
