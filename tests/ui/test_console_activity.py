@@ -268,7 +268,7 @@ async def test_the_event_filter_shows_one_type(harness: Harness, people: MakePer
     assert none.status_code == 200 and "No app.launched events." in none.text
 
 
-@pytest.mark.parametrize("value", ["nope", "user.signed_in", "token.denied' OR 1=1", "x" * 5000, "token.denied\x00"])
+@pytest.mark.parametrize("value", ["nope", "user.signed_in", "token.denied' OR 1=1", "x" * 5000])  # a NUL: test_portal
 async def test_a_bad_event_type_is_a_form_error_not_a_crash(harness: Harness, people: MakePerson, value: str) -> None:
     dev = await people("dev@example.com", "developer")
     world = await owned_world(harness, dev)

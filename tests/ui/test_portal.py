@@ -179,3 +179,24 @@ async def test_a_disabled_customer_is_confirmed_first_and_refused_an_install(
     assert await harness.admin.db.list_installations(app_id=app.app_id) == []
     again = await admin.get(f"/portal/customers/{customer_id}/status", status="disabled")
     assert again.status_code == 303  # already disabled: nothing to confirm
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "form"),
+    [
+        ("POST", "/portal/uninstall", {"app_id": "\x00"}),
+        ("POST", "/portal/launch", {"app_id": "a\x00b", "customer_id": ""}),
+        ("GET", "/portal/uninstall?app_id=%00", None),
+        ("GET", "/portal/customers/cus_%00", None),
+        ("GET", "/console/apps/x?event=token.denied%00", None),  # before any page's own checks
+    ],
+)
+async def test_a_nul_anywhere_in_a_page_request_is_a_400_page(
+    harness: Harness, people: MakePerson, method: str, path: str, form: dict[str, str] | None
+) -> None:
+    """PostgreSQL text cannot hold NUL: looked up as it came, a form's app_id of "%00" was a 500
+    (found by the fuzz of tests/web/test_fuzz_openapi.py with a new seed)."""
+    admin = await spe_admin(harness, people)
+    answer = await admin.post(path, form) if method == "POST" else await admin.get(path)
+    assert answer.status_code == 400, answer.text[:300]
+    assert "The request could not be read." in answer.text

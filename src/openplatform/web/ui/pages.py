@@ -11,6 +11,7 @@ pages show private data.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -215,9 +216,24 @@ async def screen_error(request: Request, status: int, headers: dict[str, str] | 
 async def read_form(request: Request) -> dict[str, list[str]]:
     body = await read_body(request, MAX_FORM_BYTES)
     form: dict[str, list[str]] = {}
-    for key, value in parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=500):
+    pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=500)
+    refuse_nul(pairs)
+    for key, value in pairs:
         form.setdefault(key, []).append(value)
     return form
+
+
+def refuse_nul(*pairs: Iterable[tuple[str, object]]) -> None:
+    """ValueError (a 400 page) for a NUL in any name or value of a page's query, path or form.
+
+    A page's fields are looked up as they come (ids) before any validation, and PostgreSQL text
+    cannot hold NUL: its driver's error was a 500 (``%00`` as a form's app_id, found by the fuzz
+    of tests/web/test_fuzz_openapi.py). Other control characters stay: a textarea's line breaks
+    are input, and services.validation refuses them where a name or text cannot have them.
+    """
+    for name, value in itertools.chain(*pairs):
+        if "\x00" in name or (isinstance(value, str) and "\x00" in value):
+            raise ValueError("a NUL character in the request")
 
 
 def check_origin(request: Request) -> None:
@@ -245,6 +261,7 @@ async def _prepare(request: Request, roles: tuple[str, ...], public: bool) -> Ct
     session = await accounts.session(read_cookie(request, SESSION_COOKIE))
     request.state.session = session  # for the error page, should a check below refuse the request
     ctx = Ctx(request, session, accounts, console)
+    refuse_nul(request.query_params.multi_items(), request.path_params.items())
     if request.method == "POST":
         ctx.form = await read_form(request)
         check_origin(request)
