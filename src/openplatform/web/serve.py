@@ -20,6 +20,7 @@ import httptools
 import uvicorn
 from starlette.applications import Starlette
 from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope  # what uvicorn queues
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
@@ -30,6 +31,7 @@ from openplatform.web.access_log import AccessLog
 from openplatform.web.app import create_app
 from openplatform.web.limits import HEAD_READ_LIMIT, refusal
 from openplatform.web.metrics import shared_directory
+from openplatform.web.workers import supervise
 
 # Collect the young generation every 20,000 net allocations instead of 700.
 GC_THRESHOLDS = (20_000, 10, 10)
@@ -330,20 +332,35 @@ def create_served_app() -> Starlette | AccessLog:
 
 
 def run(host: str, port: int, workers: int, log_level: str = "info", log_format: logs.LogFormat | None = None) -> None:
-    """Serve until stopped; ``log_format`` None: text on a terminal, JSON otherwise (``logs.configure``)."""
+    """Serve until stopped; ``log_format`` None: text on a terminal, JSON otherwise (``logs.configure``).
+
+    One worker: uvicorn in this process. Several: ``web.workers.supervise``, a listening socket for
+    each worker. Exits with status 3 when the server could not start (uvicorn's ``STARTUP_FAILURE``).
+    """
+    config = uvicorn.Config(
+        "openplatform.web.serve:create_served_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http=BoundedHttpToolsProtocol,
+        ws="none",  # no WebSocket route: an upgrade request is answered as plain HTTP
+        access_log=False,
+        log_config=logs.configure(log_level, log_format),
+        log_level=log_level.lower(),
+        server_header=False,
+        proxy_headers=False,
+    )
     with shared_directory(workers):  # several workers: /metrics sums them (web.metrics)
-        uvicorn.run(
-            "openplatform.web.serve:create_served_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            loop="uvloop",
-            http=BoundedHttpToolsProtocol,
-            ws="none",  # no WebSocket route: an upgrade request is answered as plain HTTP
-            access_log=False,
-            log_config=logs.configure(log_level, log_format),
-            log_level=log_level.lower(),
-            server_header=False,
-            proxy_headers=False,
-        )
+        if workers > 1:
+            status = supervise(config, workers)
+        else:
+            server = uvicorn.Server(config)
+            try:
+                server.run()
+            except KeyboardInterrupt:  # uvicorn raises the SIGINT it caught again once it has stopped
+                pass
+            status = 0 if server.started else STARTUP_FAILURE
+    if status:
+        raise SystemExit(status)
