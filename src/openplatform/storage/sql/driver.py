@@ -53,12 +53,12 @@ class InsertSpec:
     """One INSERT statement, described: table, columns with their PostgreSQL types, and what a
     conflicting row does (``conflict``: "" raises, or a clause such as ``"ON CONFLICT DO NOTHING"``).
 
-    ``sql`` is the statement for one row; the PostgreSQL writer builds from the same
+    ``sql`` is the statement for one row, ``sql_two`` for two; the PostgreSQL writer builds from the same
     description the ``INSERT … SELECT * FROM unnest($1::text[], …)`` that sends many rows at
     once. ``tests/storage/test_insert_specs.py`` checks every spec against ``schema.py``.
     """
 
-    __slots__ = ("table", "columns", "pg_types", "conflict", "sql", "head")
+    __slots__ = ("table", "columns", "pg_types", "conflict", "sql", "sql_two", "head")
 
     def __init__(self, table: str, columns: tuple[tuple[str, str], ...], conflict: str = "") -> None:
         self.table = table
@@ -67,7 +67,9 @@ class InsertSpec:
         self.conflict = conflict
         self.head = f"INSERT INTO {table} ({', '.join(self.columns)})"
         tail = f" {conflict}" if conflict else ""
-        self.sql = f"{self.head} VALUES ({', '.join('?' * len(self.columns))}){tail}"
+        row = f"({', '.join('?' * len(self.columns))})"
+        self.sql = f"{self.head} VALUES {row}{tail}"
+        self.sql_two = f"{self.head} VALUES {row}, {row}{tail}"  # two rows, as SQLite's writer sends a pair
 
     def unnest(self, first: int) -> str:
         """The statement inserting one row per element of arrays ``$first``, ``$first+1``, …"""

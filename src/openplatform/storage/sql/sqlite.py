@@ -106,6 +106,8 @@ class _SqliteTx:
     async def insert(self, spec: InsertSpec, *rows: tuple[object, ...]) -> None:
         if len(rows) == 1:
             self.conn.execute(spec.sql, rows[0])
+        elif len(rows) == 2:  # a token pair: one statement of two rows is about 7,000 instructions fewer
+            self.conn.execute(spec.sql_two, rows[0] + rows[1])  # than an executemany of two (callgrind)
         else:
             self.conn.executemany(spec.sql, rows)
 
