@@ -94,12 +94,20 @@ AUDIT_COLUMNS = ("event", "app_id", "xspe", "customer_id", "ip", "detail")
 
 def audit_values(event: str, fields: dict[str, object]) -> tuple[object, ...]:
     """An audit event's columns, in AUDIT_COLUMNS order: the fields without a column go to detail (JSON)."""
-    # The columns popped from a copy, not the rest picked by a comprehension: every grant writes an
-    # audit event, and this cost 9,100 instructions for a code exchange's, 6,300 now (callgrind).
+    # The columns popped from a copy, not the rest picked by a comprehension (callgrind).
     detail = fields.copy()
     pop = detail.pop
     app_id, xspe, customer_id, ip = pop("app_id", None), pop("xspe", None), pop("customer_id", None), pop("ip", None)
-    if "event" in detail or "detail" in detail:  # columns of their own too: a field so named is dropped
-        pop("event", None)
-        pop("detail", None)
-    return event, app_id, xspe, customer_id, ip, orjson.dumps(detail, default=str).decode() if detail else "{}"
+    return event, app_id, xspe, customer_id, ip, audit_detail(detail)
+
+
+def audit_detail(detail: dict[str, object]) -> str:
+    """The ``detail`` column: an event's fields without a column of their own (``detail``, the caller's
+    own dict, without ``app_id``, ``xspe``, ``customer_id`` and ``ip``) as JSON; a field named ``event``
+    or ``detail`` is dropped (columns of their own too)."""
+    if not detail:
+        return "{}"
+    if "event" in detail or "detail" in detail:
+        detail.pop("event", None)
+        detail.pop("detail", None)
+    return orjson.dumps(detail, default=str).decode()
