@@ -222,6 +222,17 @@ class Backing:
 
 
 NO_BACKING = Backing(app_status=None, installed=False, customer_status=None, spe_exists=False)
+LIVE_BACKING = Backing(app_status=ACTIVE, installed=True, customer_status=ACTIVE, spe_exists=True)
+
+
+def backing_of(app_status: str | None, installed: object, customer_status: str | None, spe_exists: object) -> Backing:
+    """The ``Backing`` of four states as read (``installed`` and ``spe_exists`` truthy or not, SQL's ``1`` or
+    NULL): ``LIVE_BACKING`` when all four are live, as nearly every code and token read finds them (a
+    record is immutable, so one serves every read: building one cost about 4,500 instructions, callgrind;
+    docs/benchmarks.md, "The exchange and the rotation, third pass"), else a record of its own."""
+    if app_status == ACTIVE and installed and customer_status == ACTIVE and spe_exists:
+        return LIVE_BACKING
+    return Backing(app_status, bool(installed), customer_status, bool(spe_exists))
 
 
 def read_backing(states: Mapping[str, Any] | None) -> Backing:
@@ -236,10 +247,7 @@ def read_backing(states: Mapping[str, Any] | None) -> Backing:
     """
     if states is None:
         return NO_BACKING
-    # By position (app_status, installed, customer_status, spe_exists): keywords cost a dict per call.
-    return Backing(
-        states["app_status"], bool(states["installed"]), states["customer_status"], bool(states["spe_exists"])
-    )
+    return backing_of(states["app_status"], states["installed"], states["customer_status"], states["spe_exists"])
 
 
 @slot_init

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from openplatform.models import (
+    LIVE_BACKING,
     App,
     AppSecret,
     AuthorizationCode,
@@ -18,6 +19,7 @@ from openplatform.models import (
     Installation,
     IssuedTokens,
     TokenRecord,
+    backing_of,
     read_backing,
     slot_init,
 )
@@ -165,3 +167,20 @@ def test_backing_is_read_by_name() -> None:
     states = {"spe_exists": 1, "customer_status": "c", "installed": None, "app_status": "a"}
     assert read_backing(states) == Backing(app_status="a", installed=False, customer_status="c", spe_exists=True)
     assert read_backing(None) == Backing(app_status=None, installed=False, customer_status=None, spe_exists=False)
+
+
+def test_a_live_backing_is_the_shared_record_any_other_its_own() -> None:
+    """``backing_of``: all four states live (SQL's 1 for the two flags) is ``LIVE_BACKING`` itself; any
+    state that is not gives a record of its own with exactly those states."""
+    assert backing_of("active", 1, "active", 1) is LIVE_BACKING
+    assert LIVE_BACKING == Backing(app_status="active", installed=True, customer_status="active", spe_exists=True)
+    live = ("active", 1, "active", 1)
+    for position, other in enumerate(("suspended", None, "disabled", None)):
+        states: list[Any] = list(live)
+        states[position] = other
+        found = backing_of(*states)
+        assert found is not LIVE_BACKING
+        assert found == Backing(states[0], bool(states[1]), states[2], bool(states[3]))
+    assert read_backing({"app_status": "active", "installed": 1, "customer_status": "active", "spe_exists": 1}) is (
+        LIVE_BACKING
+    )

@@ -11,7 +11,16 @@ from collections.abc import Callable
 
 from openplatform.config import AUDIT_RETENTION_SECONDS, CLEANUP_BATCH_SIZE, CLEANUP_KEEP_SECONDS
 from openplatform.core.store import RotatedBefore
-from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, TokenRecord, read_backing
+from openplatform.models import (
+    App,
+    AuthorizationCode,
+    Backing,
+    Customer,
+    Installation,
+    TokenRecord,
+    backing_of,
+    read_backing,
+)
 from openplatform.storage.sql.cleanup import cleanup_pass
 from openplatform.storage.sql.driver import Claim, Driver, Insert, InsertsOnly, InsertSpec, KeyedRead, Sql, Tx
 from openplatform.storage.sql.rows import (
@@ -296,7 +305,7 @@ class SqlStore:
         code = AuthorizationCode(
             digest, app_id, installation_id, customer_id, xspe, redirect_uri, scope, expires_at, code_challenge, used_at
         )
-        return code, Backing(app_status, bool(installed), customer_status, bool(spe_exists))
+        return code, backing_of(app_status, installed, customer_status, spe_exists)
 
     async def get_token_backed(self, digest: str) -> tuple[TokenRecord, Backing] | None:
         """The token and its ``Backing`` (SPEC §8), in one statement."""
@@ -314,7 +323,7 @@ class SqlStore:
             digest, kind, app_id, scope, expires_at, installation_id, customer_id, xspe, family_id, revoked_at,
             rotated_at, successor, created_at, family_expires_at,
         )  # fmt: skip
-        return record, Backing(app_status, bool(installed), customer_status, bool(spe_exists))
+        return record, backing_of(app_status, installed, customer_status, spe_exists)
 
     async def backing(
         self, app_id: str, installation_id: str, customer_id: str | None, xspe: str | None, fresh: bool = True
@@ -390,7 +399,12 @@ class SqlStore:
         await self.driver.write(op)
 
     def audit(
-        self, event: str, app_id: object = None, xspe: object = None, customer_id: object = None, ip: object = None,
+        self,
+        event: str,
+        app_id: object = None,
+        xspe: object = None,
+        customer_id: object = None,
+        ip: object = None,
         **detail: object,
     ) -> None:
         """Queue an audit event into the next group commit (never awaited). The fields with a column of
