@@ -1,4 +1,4 @@
-"""``serve --workers N``: each worker listens on a socket of its own (``web/workers.py``).
+"""``serve --workers N``: each worker accepts from a socket of its own (``web/workers.py``).
 
 Real ``openplatform serve --workers 2`` processes on a SQLite file. Which process holds which
 socket is read from ``/proc`` (the sockets of ``/proc/net/tcp`` by inode, each process's by its
@@ -7,6 +7,7 @@ file descriptors): uvicorn's own supervisor gave every worker the one socket it 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -14,11 +15,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from openplatform.config import Settings
+from openplatform.web.workers import SILENT_SECONDS
 from tests.conftest import TEST_SECRET_KEY, cli_env, free_port
 from tests.web.test_metrics_workers import Served, serving
 
@@ -47,33 +50,40 @@ def sockets_on(port: int, state: str) -> set[int]:
 
 
 def socket_inodes(pid: int) -> set[int]:
+    """The sockets process ``pid`` holds (none once it is gone)."""
     inodes: set[int] = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:  # closed meanwhile
-            continue
-        if target.startswith("socket:["):
-            inodes.add(int(target[8:-1]))
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):  # closed meanwhile
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(int(target[8:-1]))
     return inodes
 
 
 def children(pid: int) -> list[int]:
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    with contextlib.suppress(FileNotFoundError):
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return []
 
 
-def workers_of(served: Served, port: int) -> dict[int, set[int]]:
+def workers_of(process: subprocess.Popen[bytes], port: int) -> dict[int, set[int]]:
     """{worker pid: its listening sockets' inodes} for the supervisor's children that listen on ``port``."""
     listening = sockets_on(port, LISTEN)
-    found = {pid: socket_inodes(pid) & listening for pid in children(served.process.pid)}
+    found = {pid: socket_inodes(pid) & listening for pid in children(process.pid)}
     return {pid: inodes for pid, inodes in found.items() if inodes}
 
 
-def wait_for_workers(served: Served, port: int, count: int, other_than: set[int] = frozenset()) -> dict[int, set[int]]:
+def wait_for_workers(
+    served: Served, count: int, other_than: set[int] = frozenset(), answering: bool = True
+) -> dict[int, set[int]]:
+    """The workers once ``count`` of them listen (none of ``other_than``) and, with ``answering``, the
+    server answers."""
+    port = port_of(served)
     deadline = time.monotonic() + WAIT
     while True:
-        found = workers_of(served, port)
-        if len(found) == count and not found.keys() & other_than:
+        found = workers_of(served.process, port)
+        if len(found) == count and not found.keys() & other_than and (not answering or answers(port)):
             return found
         assert served.process.poll() is None, served.log.read_text()
         assert time.monotonic() < deadline, f"{found}\n{served.log.read_text()}"
@@ -84,29 +94,66 @@ def port_of(served: Served) -> int:
     return int(served.url.rsplit(":", 1)[1])
 
 
-def health(port: int) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+def read_all(conn: socket.socket) -> bytes:
+    return b"".join(iter(lambda: conn.recv(65536), b""))
+
+
+def health(port: int, timeout: float = 10) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
         conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        return b"".join(iter(lambda: conn.recv(65536), b""))
+        return read_all(conn)
 
 
-def test_each_worker_listens_on_its_own_socket_and_all_stop_together(settings: Settings, tmp_path: Path) -> None:
+def answers(port: int) -> bool:
+    try:
+        return b'"code":0' in health(port, timeout=2)
+    except OSError:
+        return False
+
+
+def plain_bind_refused(port: int) -> bool:
+    """Whether another program is refused the port (a listener with SO_REUSEADDR, as most servers open)."""
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            other.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+@contextlib.contextmanager
+def started(settings: Settings, workdir: Path, name: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """``serve --workers 2`` without waiting for it; SIGKILL at the end (the workers follow it)."""
+    log = workdir / f"{name}.log"
+    argv = [sys.executable, "-m", "openplatform.cli", "serve", "--port", str(port), "--workers", "2"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, env=cli_env(settings), stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=WAIT)
+
+
+def test_each_worker_has_a_socket_of_its_own_and_all_stop_together(settings: Settings, tmp_path: Path) -> None:
     with serving(settings, tmp_path, "own") as served:
         port = port_of(served)
-        workers = wait_for_workers(served, port, 2)
+        workers = wait_for_workers(served, 2)
         (first, second) = workers.values()
         assert len(first) == len(second) == 1 and first != second, workers  # was: one socket, in both
-        assert not socket_inodes(served.process.pid) & sockets_on(port, LISTEN)  # bound, not listening
-        assert b'"code":0' in health(port)
-    assert served.process.returncode is not None
+        assert first | second == sockets_on(port, LISTEN) <= socket_inodes(served.process.pid)  # the supervisor's
+    assert served.process.returncode == 0, served.log.read_text()
     for pid in workers:
         assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived its supervisor"
+    assert not sockets_on(port, LISTEN)
 
 
 def test_a_burst_of_connections_is_dealt_to_every_worker(settings: Settings, tmp_path: Path) -> None:
     with serving(settings, tmp_path, "burst") as served:
         port = port_of(served)
-        workers = wait_for_workers(served, port, 2)
+        workers = wait_for_workers(served, 2)
         conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(BURST)]
         try:
             for conn in conns:  # kept alive, as wrk's: each worker answers its own
@@ -121,17 +168,81 @@ def test_a_burst_of_connections_is_dealt_to_every_worker(settings: Settings, tmp
         assert sum(shares.values()) == BURST and min(shares.values()) >= FEWEST, shares
 
 
-def test_a_worker_that_dies_is_replaced(settings: Settings, tmp_path: Path) -> None:
+def test_workers_that_die_are_replaced_on_their_sockets_and_the_port_stays_held(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Both killed at once, and a replacement killed again before it serves: the port stays the server's,
+    a connection made meanwhile waits in the socket's queue and is answered, and the server goes on."""
     with serving(settings, tmp_path, "replaced") as served:
         port = port_of(served)
-        workers = wait_for_workers(served, port, 2)
-        killed = min(workers)
-        os.kill(killed, signal.SIGKILL)
-        after = wait_for_workers(served, port, 2, other_than={killed})
-        assert len(after.keys() & workers.keys()) == 1, (workers, after)
-        for _ in range(20):  # every connection answered, whichever socket it lands on
-            assert b'"code":0' in health(port)
-    assert "ended (exit code -9); starting another" in served.log.read_text()
+        workers = wait_for_workers(served, 2)
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        early = socket.create_connection(("127.0.0.1", port), timeout=WAIT)  # no worker yet: it waits
+        assert plain_bind_refused(port)
+        early.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        again = wait_for_workers(served, 2, other_than=set(workers), answering=False)
+        os.kill(min(again), signal.SIGKILL)  # most likely before it serves: not a startup failure
+        after = wait_for_workers(served, 2, other_than=set(workers) | {min(again)})
+        assert set().union(*after.values()) == set().union(*workers.values()), (workers, after)  # the same sockets
+        assert b'"code":0' in read_all(early)
+        early.close()
+        for _ in range(20):
+            assert answers(port)
+    assert served.process.returncode == 0
+    log = served.log.read_text()
+    assert log.count("ended (exit code -9); starting another") >= 3, log
+
+
+def test_a_silent_worker_is_replaced(settings: Settings, tmp_path: Path) -> None:
+    """A stopped worker (SIGSTOP) says nothing: after ``SILENT_SECONDS`` it is killed and replaced, and
+    what waited in its socket's queue is answered."""
+    with serving(settings, tmp_path, "silent") as served:
+        port = port_of(served)
+        workers = wait_for_workers(served, 2)
+        stopped = min(workers)
+        os.kill(stopped, signal.SIGSTOP)
+        conns = [socket.create_connection(("127.0.0.1", port), timeout=SILENT_SECONDS + WAIT) for _ in range(12)]
+        for conn in conns:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        for conn in conns:  # some wait for the replacement of the stopped one
+            assert b'"code":0' in read_all(conn)
+            conn.close()
+        wait_for_workers(served, 2, other_than={stopped})
+    assert "was silent; starting another" in served.log.read_text()
+
+
+def test_sighup_replaces_every_worker_while_serving(settings: Settings, tmp_path: Path) -> None:
+    with serving(settings, tmp_path, "hup") as served:
+        port = port_of(served)
+        workers = wait_for_workers(served, 2)
+        os.kill(served.process.pid, signal.SIGHUP)
+        deadline = time.monotonic() + WAIT
+        while workers_of(served.process, port).keys() & workers.keys() or len(workers_of(served.process, port)) < 2:
+            assert b'"code":0' in health(port)  # answered throughout
+            assert time.monotonic() < deadline, served.log.read_text()
+        for pid in workers:
+            deadline = time.monotonic() + WAIT
+            while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+                assert time.monotonic() < deadline, f"old worker {pid} still running"
+                time.sleep(0.1)
+        assert answers(port)
+    assert served.process.returncode == 0, served.log.read_text()
+
+
+def test_workers_end_with_their_supervisor(settings: Settings, tmp_path: Path) -> None:
+    """SIGKILL of the supervisor: its workers get SIGTERM (Linux's parent-death signal) and free the port."""
+    port = free_port()
+    with started(settings, tmp_path, "orphans", port) as process:
+        deadline = time.monotonic() + WAIT
+        while len(workers := workers_of(process, port)) < 2 or not answers(port):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        process.kill()
+    deadline = time.monotonic() + WAIT
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) or sockets_on(port, LISTEN):
+        assert time.monotonic() < deadline, f"workers {workers} outlived their supervisor"
+        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "reuse-port"])
@@ -155,8 +266,26 @@ def test_an_address_in_use_is_refused_before_any_worker_starts(
     assert "Started server process" not in done.stderr, done.stderr
 
 
+def test_the_port_is_held_from_the_start(settings: Settings, tmp_path: Path) -> None:
+    """From the moment it listens, before its workers serve, neither another program nor a second
+    ``serve --workers 2`` gets the port (a second one started while the first was starting joined it)."""
+    port = free_port()
+    with started(settings, tmp_path, "first", port) as first:
+        deadline = time.monotonic() + WAIT
+        while not sockets_on(port, LISTEN):
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        assert plain_bind_refused(port)
+        second = subprocess.run(
+            [sys.executable, "-m", "openplatform.cli", "serve", "--port", str(port), "--workers", "2"],
+            env=cli_env(settings), capture_output=True, text=True, timeout=WAIT, cwd=tmp_path,
+        )  # fmt: skip
+        assert second.returncode == 3 and "Address already in use" in second.stderr, second
+        assert first.poll() is None
+
+
 def test_a_worker_that_cannot_start_stops_the_supervisor(tmp_path: Path) -> None:
-    """A worker that ends before serving would end so again: every worker stops, exit status 3."""
+    """A worker that ends by itself before serving would end so again: every worker stops, exit status 3."""
     config = f"uvicorn.Config('tests.web.workers_support:broken_app', factory=True, port={free_port()})"
     program = f"import sys, uvicorn; from openplatform.web.workers import supervise; sys.exit(supervise({config}, 2))"
     root = Path(__file__).resolve().parents[2]
