@@ -1,7 +1,8 @@
 """Every command block of docs/benchmarks.md from "SQLite claims batched (issue 14)" on, run as printed
 but short, so the commands of issue 14's sections do not rot: ``bench/inprocess.py`` without valgrind
 and with few requests, ``bench/run.py`` and ``bench/ab.py`` with one-second runs of one scenario,
-``bench/checkpoints.py`` with few requests, ``bench/proto.py`` without valgrind. No count or speed is
+``bench/checkpoints.py`` with few requests, ``bench/proto.py`` without valgrind, ``bench/split.py``
+with two bursts. No count or speed is
 asserted: figures live in the docs."""
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def shortened(line: str) -> str:
         return re.sub(r"^valgrind( --\S+)* ", "", line).rsplit(" ", 1)[0] + " 50"
     if "bench/inprocess.py" in line or "bench/checkpoints.py" in line:
         return line + " --requests 64 --warmup 2"  # argparse keeps the last --requests
+    if "bench/split.py" in line:
+        return line + " --bursts 2"  # argparse keeps the last --bursts
     if "bench/run.py" in line or "bench/ab.py" in line:
         line = re.sub(r" --only \S+", "", line)
         line = re.sub(r" --(duration|warmup|rounds) \S+", "", line)
