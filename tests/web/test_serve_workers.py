@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,15 +17,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from openplatform.config import Settings
-from openplatform.web.workers import SILENT_SECONDS
+from openplatform.web.workers import Limits
 from tests.conftest import TEST_SECRET_KEY, cli_env, free_port
 from tests.web.test_metrics_workers import Served, serving
 
+ROOT = Path(__file__).resolve().parents[2]
 LISTEN, ESTABLISHED = "0A", "01"
 BURST = 32  # connections opened at once, as wrk opens its 32
 FEWEST = 4  # a worker's least share of the burst: P(at most 3 of 32) for a fair deal is about 1e-6
@@ -75,7 +78,7 @@ def workers_of(process: subprocess.Popen[bytes], port: int) -> dict[int, set[int
 
 
 def wait_for_workers(
-    served: Served, count: int, other_than: set[int] = frozenset(), answering: bool = True
+    served: Served | Supervised, count: int, other_than: set[int] = frozenset(), answering: bool = True
 ) -> dict[int, set[int]]:
     """The workers once ``count`` of them listen (none of ``other_than``) and, with ``answering``, the
     server answers."""
@@ -90,7 +93,7 @@ def wait_for_workers(
         time.sleep(0.1)
 
 
-def port_of(served: Served) -> int:
+def port_of(served: Served | Supervised) -> int:
     return int(served.url.rsplit(":", 1)[1])
 
 
@@ -195,21 +198,21 @@ def test_workers_that_die_are_replaced_on_their_sockets_and_the_port_stays_held(
 
 
 def test_a_silent_worker_is_replaced(settings: Settings, tmp_path: Path) -> None:
-    """A stopped worker (SIGSTOP) says nothing: after ``SILENT_SECONDS`` it is killed and replaced, and
+    """A stopped worker (SIGSTOP) says nothing: after ``Limits.silent`` it is killed and replaced, and
     what waited in its socket's queue is answered."""
     with serving(settings, tmp_path, "silent") as served:
         port = port_of(served)
         workers = wait_for_workers(served, 2)
         stopped = min(workers)
         os.kill(stopped, signal.SIGSTOP)
-        conns = [socket.create_connection(("127.0.0.1", port), timeout=SILENT_SECONDS + WAIT) for _ in range(12)]
+        conns = [socket.create_connection(("127.0.0.1", port), timeout=Limits.silent + WAIT) for _ in range(12)]
         for conn in conns:
             conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         for conn in conns:  # some wait for the replacement of the stopped one
             assert b'"code":0' in read_all(conn)
             conn.close()
         wait_for_workers(served, 2, other_than={stopped})
-    assert "was silent; starting another" in served.log.read_text()
+    assert "was silent for 10 s; starting another" in served.log.read_text()
 
 
 def test_sighup_replaces_every_worker_while_serving(settings: Settings, tmp_path: Path) -> None:
@@ -288,10 +291,148 @@ def test_a_worker_that_cannot_start_stops_the_supervisor(tmp_path: Path) -> None
     """A worker that ends by itself before serving would end so again: every worker stops, exit status 3."""
     config = f"uvicorn.Config('tests.web.workers_support:broken_app', factory=True, port={free_port()})"
     program = f"import sys, uvicorn; from openplatform.web.workers import supervise; sys.exit(supervise({config}, 2))"
-    root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, timeout=WAIT, cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=WAIT, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     assert done.returncode == 3, done
     assert "ended before it served" in done.stderr, done.stderr
+
+
+# ----------------------------------------------- the supervisor alone, with tests/web/workers_support.py
+
+
+@dataclass
+class Supervised:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    url: str = ""  # for wait_for_workers, as Served's
+
+    def __post_init__(self) -> None:
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_for_log(self, pattern: str) -> None:
+        deadline = time.monotonic() + WAIT
+        while not re.search(pattern, self.log.read_text()):
+            assert self.process.poll() is None and time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.1)
+
+    def stop(self) -> str:
+        """SIGTERM; the log, once it has exited 0."""
+        os.kill(self.process.pid, signal.SIGTERM)
+        assert self.process.wait(WAIT) == 0, self.log.read_text()
+        return self.log.read_text()
+
+
+@contextlib.contextmanager
+def supervising(workdir: Path, limits: str = "") -> Iterator[Supervised]:
+    """``supervise()`` of two workers of ``workers_support.marked_app`` (its markers in ``workdir``), with
+    ``Limits(<limits>)``, in a session of its own (a process group: the terminal's signals can be sent);
+    SIGKILL to the group at the end."""
+    port = free_port()
+    config = f"uvicorn.Config('tests.web.workers_support:marked_app', factory=True, port={port})"
+    program = "import sys, uvicorn; from openplatform.web.workers import Limits, supervise; "
+    program += f"sys.exit(supervise({config}, 2, Limits({limits})))"
+    log = workdir / "supervisor.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", program], cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield Supervised(process, port, log)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(WAIT)
+
+
+def test_a_worker_hanging_at_startup_is_replaced(tmp_path: Path) -> None:
+    """A worker whose app never starts (a database that does not answer) still says it is alive: it is
+    replaced ``Limits.startup`` after its start, again and again, until one serves."""
+    with supervising(tmp_path, "startup=2, restart=0.2, stop=2") as sup:  # stop: a hung one ignores SIGTERM
+        workers = wait_for_workers(sup, 2)
+        (tmp_path / "hang").touch()
+        os.kill(min(workers), signal.SIGKILL)
+        sup.wait_for_log(r"did not serve within 2 s; starting another")
+        (tmp_path / "hang").unlink()
+        wait_for_workers(sup, 2, other_than={min(workers)})
+        log = sup.stop()
+    assert "stopping" not in log.split("Received SIGTERM")[0], log
+
+
+def test_a_replacement_that_cannot_start_is_retried_while_the_others_serve(tmp_path: Path) -> None:
+    """Once the server has served, a new worker whose app cannot be built (the database down for a
+    moment) is started again, each wait twice the last; the server goes on. Only the first start ends it."""
+    with supervising(tmp_path, "restart=0.2") as sup:
+        workers = wait_for_workers(sup, 2)
+        sup.wait_for_log(r"(?s)Application startup complete.*Application startup complete")
+        time.sleep(0.5)  # the supervisor has heard that they serve
+        (tmp_path / "fail").touch()
+        os.kill(min(workers), signal.SIGKILL)
+        sup.wait_for_log(r"ended \(exit code 1\); starting another in 0\.4 s")  # the second failure in a row
+        assert max(workers) in workers_of(sup.process, sup.port)  # the other one serves on
+        (tmp_path / "fail").unlink()
+        wait_for_workers(sup, 2, other_than={min(workers)})
+        sup.stop()
+
+
+def test_a_worker_killed_before_it_serves_is_restarted(tmp_path: Path) -> None:
+    (tmp_path / "slow").touch()  # each worker starts serving SLOW_SECONDS after it starts
+    with supervising(tmp_path, "restart=0.2") as sup:
+        workers = wait_for_workers(sup, 2, answering=False)
+        os.kill(min(workers), signal.SIGKILL)
+        wait_for_workers(sup, 2, other_than={min(workers)})
+        log = sup.stop()
+    assert f"Worker [{min(workers)}] ended (exit code -9); starting another" in log, log
+
+
+def test_the_terminals_signals_to_the_group_reach_the_supervisor_only(tmp_path: Path) -> None:
+    """A hang-up sent to the whole process group reloads, Ctrl+\\ (SIGQUIT) stops: no worker dies of them
+    (they did, by the default action, and were restarted)."""
+    with supervising(tmp_path) as sup:
+        workers = wait_for_workers(sup, 2)
+        os.killpg(sup.process.pid, signal.SIGHUP)
+        sup.wait_for_log("Reload done")
+        wait_for_workers(sup, 2, other_than=set(workers))
+        os.killpg(sup.process.pid, signal.SIGQUIT)
+        assert sup.process.wait(WAIT) == 0
+    log = sup.log.read_text()
+    assert "ended (exit code" not in log and "Traceback" not in log, log
+    assert log.count("Finished server process") == 4, log  # the two retired, the two stopped
+
+
+def test_a_retired_worker_that_does_not_stop_is_killed(tmp_path: Path) -> None:
+    """A worker stopped (SIGSTOP) when a SIGHUP retires it never ends by itself: it is killed
+    ``Limits.stop`` after its SIGTERM, not left holding its connections until the server stops."""
+    with supervising(tmp_path, "silent=60, stop=2") as sup:
+        workers = wait_for_workers(sup, 2)
+        stuck = min(workers)
+        os.kill(stuck, signal.SIGSTOP)
+        os.kill(sup.process.pid, signal.SIGHUP)
+        sup.wait_for_log(rf"Retired worker \[{stuck}\] was still running 2 s after SIGTERM; killing it")
+        deadline = time.monotonic() + WAIT
+        while Path(f"/proc/{stuck}").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert answers(sup.port)
+        sup.stop()
+
+
+def test_another_user_is_refused_the_port(tmp_path: Path) -> None:
+    """Another user, with ``SO_REUSEPORT`` or without, cannot bind the port while the server runs (the
+    kernel lets only the same user join a ``SO_REUSEPORT`` group). Needs root, as CI runs."""
+    assert os.geteuid() == 0, "run as root (CI does): the test acts as the user nobody"
+    with supervising(tmp_path) as sup:
+        wait_for_workers(sup, 2)
+        for reuse_port in (False, True):
+            program = "import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+            program += "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1); " if reuse_port else ""
+            program += f"s.bind(('127.0.0.1', {sup.port})); s.listen()"
+            done = subprocess.run(  # the system's Python: nobody cannot read /root, where a venv may be
+                ["/usr/bin/python3", "-c", program], user=65534, group=65534, capture_output=True, text=True,
+                timeout=WAIT, cwd="/",
+            )  # fmt: skip
+            assert done.returncode != 0 and "Address already in use" in done.stderr, done
+        sup.stop()

@@ -11,16 +11,21 @@ The supervisor (``supervise``, the ``serve`` process itself) keeps every socket 
 for as long as it runs, and each worker inherits its slot's socket. So:
 
 - the port is never free while the server runs: not before the workers are up, not while a worker
-  is replaced; connections that arrive meanwhile wait in the slot's queue for the next worker;
-- a worker that dies (a crash, ``kill -9``, the OOM killer) is started again on the same socket,
-  at most once a second per slot; one that ends by itself before it has served (its app cannot be
-  built) would end so again: then every worker stops and ``serve`` exits with 3 (uvicorn's
-  ``STARTUP_FAILURE``);
-- each worker tells the supervisor it is alive every second, from a thread of its own; one silent
-  for ``SILENT_SECONDS`` (stopped, or holding the interpreter) is killed and started again;
+  is replaced; connections that arrive meanwhile wait in the slot's queue for the next worker (the
+  price of a socket per worker: with a shared one, the other workers would take them);
+- a worker that dies (a crash, ``kill -9``, the OOM killer) is started again on the same socket, at
+  most once per ``Limits.restart``, that wait doubling while new workers keep failing to start (up to
+  ``Limits.restart_most``); only when the first workers end by themselves before any has served
+  (the app cannot be built) does everything stop, with exit status 3 (uvicorn's ``STARTUP_FAILURE``);
+- each worker tells the supervisor every second that it is alive, and at once when it serves, from a
+  thread of its own; one silent for ``Limits.silent`` (stopped, or holding the interpreter), or not
+  serving ``Limits.startup`` after its start (its app hanging), is killed and replaced;
 - SIGINT, SIGTERM or SIGQUIT stop the workers (SIGTERM: a worker stops as one uvicorn does,
-  finishing the requests it holds), and any still running after ``STOP_SECONDS`` are killed;
-  SIGHUP starts new workers one slot at a time, retiring each old one once its successor serves;
+  finishing the requests it holds), and any still running after ``Limits.stop`` are killed; SIGHUP
+  starts new workers one slot at a time, retiring each old one once its successor serves (a retired
+  worker still running ``Limits.stop`` later is killed);
+- the workers ignore the signals a terminal sends to the whole process group (``GROUP_SIGNALS``):
+  they are the supervisor's to act on;
 - a worker gets SIGTERM if the supervisor dies (Linux's parent-death signal), so none is left
   serving on its own.
 
@@ -41,7 +46,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
@@ -51,12 +56,11 @@ from uvicorn.config import STARTUP_FAILURE
 logger = logging.getLogger("uvicorn.error")
 
 POLL_SECONDS = 0.2  # how often the supervisor looks at its workers and at the signals received
-HEARTBEAT_SECONDS = 1.0  # how often a worker says it is alive
-SILENT_SECONDS = 10.0  # a worker silent this long (after its first word) is killed and replaced
-FIRST_WORD_SECONDS = 60.0  # a new worker's first word may take this long (the interpreter starting)
-RESTART_SECONDS = 1.0  # at most one start per slot in this time (a worker dying at once, over and over)
-STOP_SECONDS = 30.0  # after SIGTERM, how long the workers may take before SIGKILL
+HEARTBEAT_SECONDS = 1.0  # how often a worker says it is alive (Limits: what the supervisor allows)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# What a terminal sends to the whole process group (hang-up, Ctrl+C, Ctrl+\): the supervisor's to act
+# on. The workers ignore them; the supervisor stops or replaces them with SIGTERM.
+GROUP_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
 spawn = multiprocessing.get_context("spawn")
 
 
@@ -103,27 +107,60 @@ def die_with(supervisor: int) -> bool:
     return os.getppid() == supervisor
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, which sets ``serving`` once it has started (the heartbeat then says so at once)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.serving = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.serving.set()
+
+
 def worker_main(config: uvicorn.Config, sock: socket.socket, word: Connection, supervisor: int) -> None:
-    """A worker process's body (spawned): uvicorn on its slot's socket until SIGTERM or SIGINT, and a
-    thread that tells the supervisor every ``HEARTBEAT_SECONDS`` whether the server has started."""
+    """A worker process's body (spawned): uvicorn on its slot's socket until SIGTERM, and a thread that
+    tells the supervisor whether the server has started, every ``HEARTBEAT_SECONDS`` and as it starts."""
+    # Born with GROUP_SIGNALS blocked (Worker.start): ignored from here on, and any that came meanwhile
+    # is dropped. uvicorn installs its own SIGINT handler once it runs, as a single serve does.
+    for sig in GROUP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, GROUP_SIGNALS)
     if not die_with(supervisor):
         return
     config.configure_logging()  # a spawned process starts without the parent's logging
-    server = uvicorn.Server(config)
+    server = _Server(config)
 
-    def heartbeat() -> None:
+    def heartbeat() -> None:  # the only thread that writes to the pipe
         try:
             while True:
-                word.send(server.started)
-                time.sleep(HEARTBEAT_SECONDS)
+                serving = server.serving.is_set()
+                word.send(serving)
+                if serving:
+                    time.sleep(HEARTBEAT_SECONDS)
+                else:
+                    server.serving.wait(HEARTBEAT_SECONDS)  # woken as soon as it serves
         except OSError:  # the supervisor closed its end: it is retiring this worker
             pass
 
     threading.Thread(target=heartbeat, name="heartbeat", daemon=True).start()
     try:
         server.run(sockets=[sock])
-    except KeyboardInterrupt:  # the terminal's Ctrl+C reaches the workers too; the supervisor stops them
+    except KeyboardInterrupt:  # uvicorn raises the SIGINT it caught again once it has stopped
         pass
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The supervisor's times, in seconds (tests shorten them)."""
+
+    silent: float = 10.0  # a worker that has said nothing this long is killed and replaced
+    startup: float = 60.0  # a worker not serving this long after its start is killed and replaced
+    restart: float = 1.0  # the least wait between two starts in one slot; doubled after each failed start
+    restart_most: float = 10.0  # ... up to this (the slot's connections wait meanwhile)
+    stop: float = 30.0  # after SIGTERM, how long a worker may take before SIGKILL
 
 
 @dataclass
@@ -133,17 +170,27 @@ class Worker:
     process: BaseProcess
     word: Connection  # the supervisor's end of the heartbeat
     born: float
-    heard: float | None = None  # when it last said it was alive
+    heard: float  # when it last said it was alive (its start, until it does)
     served: bool = False  # whether it ever said its server had started
+    stopping_since: float | None = None  # when it was sent SIGTERM
 
     @classmethod
     def start(cls, config: uvicorn.Config, sock: socket.socket) -> Worker:
         ours, theirs = spawn.Pipe(duplex=False)
         args = (config, sock, theirs, os.getpid())
         process = spawn.Process(target=worker_main, args=args, name="openplatform-worker")
-        process.start()
+        # A blocked signal stays blocked in the child, across exec, and one sent to the supervisor
+        # meanwhile waits instead of being lost. So the new worker, and multiprocessing's resource
+        # tracker started with the first one, never dies of a signal sent to the whole process group
+        # while it starts (worker_main then ignores them).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         theirs.close()
-        return cls(process, ours, time.monotonic())
+        now = time.monotonic()
+        return cls(process, ours, now, now)
 
     @property
     def pid(self) -> int:
@@ -159,14 +206,24 @@ class Worker:
         except (EOFError, OSError):  # it ended: process.is_alive() says so next
             pass
 
-    def silent(self, now: float) -> bool:
-        if self.heard is None:
-            return now - self.born > FIRST_WORD_SECONDS
-        return now - self.heard > SILENT_SECONDS
+    def stuck(self, now: float, limits: Limits) -> str | None:
+        """Why it should be killed (silent, not serving in time, not stopping in time), or None."""
+        if now - self.heard > limits.silent:
+            return f"was silent for {limits.silent:g} s"
+        if not self.served and now - self.born > limits.startup:
+            return f"did not serve within {limits.startup:g} s"
+        if self.stopping_since is not None and now - self.stopping_since > limits.stop:
+            return f"was still running {limits.stop:g} s after SIGTERM"
+        return None
 
-    def signal(self, signum: int) -> None:
+    def terminate(self, now: float) -> None:
+        if self.stopping_since is None and self.process.is_alive():
+            os.kill(self.pid, signal.SIGTERM)
+            self.stopping_since = now
+
+    def kill(self) -> None:
         if self.process.is_alive():
-            os.kill(self.pid, signum)
+            os.kill(self.pid, signal.SIGKILL)
 
     def reap(self) -> None:
         self.process.join()
@@ -180,63 +237,98 @@ class Slot:
     sock: socket.socket
     worker: Worker
     successor: Worker | None = None
-    next_start: float = field(default=0.0)
+    next_start: float = 0.0  # no start in this slot before this time
+    failures: int = 0  # starts in a row that ended before serving (the restart wait doubles with each)
 
 
 class Supervisor:
-    """The loop of ``supervise``: one ``Slot`` per worker, the signals received, the workers retiring."""
+    """The loop of ``supervise``: one ``Slot`` per socket, the signals received, the workers retiring.
 
-    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
-        self.config = config
-        now = time.monotonic()
-        self.slots = [Slot(sock, Worker.start(config, sock), next_start=now + RESTART_SECONDS) for sock in sockets]
+    A SIGHUP replaces the workers slot by slot: only the first slot of ``reloading`` has a
+    successor at a time; a SIGHUP during a reload makes another one follow it (the code may have
+    changed again since the first slots were replaced).
+    """
+
+    def __init__(self, config: uvicorn.Config, limits: Limits) -> None:
+        self.config, self.limits = config, limits
+        self.slots: list[Slot] = []
         self.retiring: list[Worker] = []  # sent SIGTERM after a SIGHUP; reaped once they end
         self.reloading: list[Slot] = []  # slots whose worker SIGHUP replaces, the first one now
+        self.reload_again = False
+        self.served = False  # whether any worker has served yet: before that, a failed start ends it all
         self.status: int | None = None  # set: stop, and exit with it
 
+    def open(self, sockets: list[socket.socket]) -> None:
+        now = time.monotonic()
+        for sock in sockets:
+            self.slots.append(Slot(sock, Worker.start(self.config, sock), next_start=now + self.limits.restart))
+
     def on_signal(self, signum: int) -> None:
-        name = signal.Signals(signum).name
-        if signum == signal.SIGHUP:
-            logger.info("Received SIGHUP: starting new workers, one at a time.")
+        if signum != signal.SIGHUP:
+            if self.status is None:
+                logger.info("Received %s, stopping the workers.", signal.Signals(signum).name)
+                self.status = 0
+        elif self.reloading:
+            logger.info("Received SIGHUP during a reload: another one follows it.")
+            self.reload_again = True
+        else:
+            logger.info("Received SIGHUP: starting new workers, one slot at a time.")
             self.reloading = list(self.slots)
-        elif self.status is None:
-            logger.info("Received %s, stopping the workers.", name)
-            self.status = 0
 
     def look(self) -> None:
-        """One round: each worker's words, deaths, silences; the reload's next step; retired workers reaped."""
+        """One round: each worker's words, deaths and hangs; the reload's next step; the retired reaped."""
         now = time.monotonic()
         for slot in self.slots:
-            worker = slot.worker
+            worker, why = slot.worker, None
             worker.listen(now)
-            if not worker.process.is_alive():
-                worker.reap()
-                code = worker.process.exitcode
-                if not worker.served and code is not None and code >= 0:
+            if worker.served:
+                self.served, slot.failures = True, 0
+            if worker.process.is_alive():
+                why = worker.stuck(now, self.limits)
+                if why is None:
+                    continue
+                worker.kill()
+            worker.reap()
+            code = worker.process.exitcode
+            if why is None:
+                why = f"ended (exit code {code})"
+            if not worker.served:
+                if not self.served and code is not None and code >= 0:
+                    # It ended by itself before serving, and no worker has served yet: the app cannot
+                    # start (uvicorn's STARTUP_FAILURE), and every new worker would end the same way.
                     logger.error("Worker [%d] ended before it served (exit code %s); stopping.", worker.pid, code)
                     self.status = STARTUP_FAILURE
                     return
-                self.replace(slot, f"ended (exit code {code})", now)
-            elif worker.silent(now):
-                worker.signal(signal.SIGKILL)
-                worker.reap()
-                self.replace(slot, "was silent", now)
+                slot.failures += 1
+            self.replace(slot, why, now)
         self.reload_step(now)
-        for worker in list(self.retiring):
-            if not worker.process.is_alive():
-                worker.reap()
-                self.retiring.remove(worker)
+        for old in list(self.retiring):
+            old.listen(now)
+            if old.process.is_alive() and (why := old.stuck(now, self.limits)) is not None:
+                logger.warning("Retired worker [%d] %s; killing it.", old.pid, why)
+                old.kill()
+            if not old.process.is_alive():
+                old.reap()
+                self.retiring.remove(old)
 
     def replace(self, slot: Slot, why: str, now: float) -> None:
-        if now < slot.next_start:  # died right after it started: give the machine a moment
+        if slot.failures:  # a start that failed again: wait longer each time (a database down for a while)
+            wait = min(self.limits.restart * 2 ** (slot.failures - 1), self.limits.restart_most)
+            slot.next_start = max(slot.next_start, now + wait)
+        logger.warning(
+            "Worker [%d] %s; starting another%s.", slot.worker.pid, why,
+            f" in {slot.next_start - now:.1f} s" if slot.next_start > now else "",
+        )  # fmt: skip
+        if slot.next_start > now:  # the loop looks at nothing else meanwhile: seconds at most
             time.sleep(slot.next_start - now)
-        logger.warning("Worker [%d] %s; starting another.", slot.worker.pid, why)
         slot.worker = Worker.start(self.config, slot.sock)
-        slot.next_start = time.monotonic() + RESTART_SECONDS
+        slot.next_start = time.monotonic() + self.limits.restart
 
     def reload_step(self, now: float) -> None:
         """SIGHUP: the first slot of ``reloading`` gets a successor; once it serves, the old worker retires."""
         if not self.reloading:
+            if self.reload_again:
+                self.reload_again, self.reloading = False, list(self.slots)
             return
         slot = self.reloading[0]
         if slot.successor is None:
@@ -245,33 +337,42 @@ class Supervisor:
         new = slot.successor
         new.listen(now)
         if new.served:
-            slot.worker.signal(signal.SIGTERM)
+            slot.worker.terminate(now)
             self.retiring.append(slot.worker)
             slot.worker, slot.successor = new, None
             self.reloading.pop(0)
-        elif not new.process.is_alive() or new.silent(now):
-            new.signal(signal.SIGKILL)
+            if not self.reloading:
+                logger.info("Reload done: every worker replaced.")
+            return
+        why = None if new.process.is_alive() else f"ended (exit code {new.process.exitcode})"
+        why = why or new.stuck(now, self.limits)
+        if why is not None:
+            new.kill()
             new.reap()
-            logger.error("New worker [%d] did not start; keeping [%d], reload given up.", new.pid, slot.worker.pid)
-            slot.successor, self.reloading = None, []
+            logger.error("New worker [%d] %s; keeping [%d], reload given up.", new.pid, why, slot.worker.pid)
+            slot.successor, self.reloading, self.reload_again = None, [], False
 
     def stop(self) -> None:
-        """SIGTERM to every worker, then SIGKILL to those still running after ``STOP_SECONDS``."""
+        """SIGTERM to every worker, then SIGKILL to those still running after ``Limits.stop``."""
         everyone = [s.worker for s in self.slots] + [s.successor for s in self.slots if s.successor] + self.retiring
+        now = time.monotonic()
         for worker in everyone:
-            worker.signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_SECONDS
+            worker.terminate(now)
+        limit = self.limits.stop
+        deadline = now + limit
         for worker in everyone:
             worker.process.join(max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():
-                logger.warning("Worker [%d] still running %.0f s after SIGTERM; killing it.", worker.pid, STOP_SECONDS)
-                worker.signal(signal.SIGKILL)
+                logger.warning(
+                    "Worker [%d] still running %g s after SIGTERM; killing it.", worker.pid, self.limits.stop
+                )
+                worker.kill()
             worker.reap()
 
 
-def supervise(config: uvicorn.Config, workers: int) -> int:
+def supervise(config: uvicorn.Config, workers: int, limits: Limits = Limits()) -> int:
     """Run ``workers`` worker processes until SIGINT, SIGTERM or SIGQUIT; the exit status: 0, or 3
-    when a worker could not start or the address is taken (this module's docstring).
+    when the first workers could not start or the address is taken (this module's docstring).
 
     ``config`` is the one uvicorn would run (``host``, ``port``, the app as an import string).
     """
@@ -287,8 +388,9 @@ def supervise(config: uvicorn.Config, workers: int) -> int:
     # uvicorn's words, which operators and tests look for, then this module's own
     logger.info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", host, config.port)
     logger.info("Supervisor [%d]: %d workers, each on a socket of its own", os.getpid(), workers)
-    supervisor = Supervisor(config, sockets)
+    supervisor = Supervisor(config, limits)
     try:
+        supervisor.open(sockets)
         while supervisor.status is None:
             time.sleep(POLL_SECONDS)
             while received:
