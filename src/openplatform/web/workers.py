@@ -235,7 +235,7 @@ class Slot:
     """One listening socket and the worker accepting from it (and, during a SIGHUP, its successor)."""
 
     sock: socket.socket
-    worker: Worker
+    worker: Worker | None  # None while it waits to start again (``Supervisor.replace``)
     successor: Worker | None = None
     next_start: float = 0.0  # no start in this slot before this time
     failures: int = 0  # starts in a row that ended before serving (the restart wait doubles with each)
@@ -279,6 +279,10 @@ class Supervisor:
         """One round: each worker's words, deaths and hangs; the reload's next step; the retired reaped."""
         now = time.monotonic()
         for slot in self.slots:
+            if slot.worker is None:  # waiting to start again (``replace``)
+                if now >= slot.next_start:
+                    self.start(slot)
+                continue
             worker, why = slot.worker, None
             worker.listen(now)
             if worker.served:
@@ -300,7 +304,7 @@ class Supervisor:
                     self.status = STARTUP_FAILURE
                     return
                 slot.failures += 1
-            self.replace(slot, why, now)
+            self.replace(slot, worker, why, now)
         self.reload_step(now)
         for old in list(self.retiring):
             old.listen(now)
@@ -311,16 +315,18 @@ class Supervisor:
                 old.reap()
                 self.retiring.remove(old)
 
-    def replace(self, slot: Slot, why: str, now: float) -> None:
+    def replace(self, slot: Slot, gone: Worker, why: str, now: float) -> None:
+        """A new worker for ``slot`` now, or once ``slot.next_start`` comes (``look`` starts it then)."""
         if slot.failures:  # a start that failed again: wait longer each time (a database down for a while)
             wait = min(self.limits.restart * 2 ** (slot.failures - 1), self.limits.restart_most)
             slot.next_start = max(slot.next_start, now + wait)
-        logger.warning(
-            "Worker [%d] %s; starting another%s.", slot.worker.pid, why,
-            f" in {slot.next_start - now:.1f} s" if slot.next_start > now else "",
-        )  # fmt: skip
-        if slot.next_start > now:  # the loop looks at nothing else meanwhile: seconds at most
-            time.sleep(slot.next_start - now)
+        later = f" in {slot.next_start - now:.1f} s" if slot.next_start > now else ""
+        logger.warning("Worker [%d] %s; starting another%s.", gone.pid, why, later)
+        slot.worker = None
+        if not later:
+            self.start(slot)
+
+    def start(self, slot: Slot) -> None:
         slot.worker = Worker.start(self.config, slot.sock)
         slot.next_start = time.monotonic() + self.limits.restart
 
@@ -331,6 +337,12 @@ class Supervisor:
                 self.reload_again, self.reloading = False, list(self.slots)
             return
         slot = self.reloading[0]
+        if slot.worker is None:  # its worker died: the successor takes its place, or the next one will
+            if slot.successor is not None:
+                slot.worker, slot.successor = slot.successor, None
+                slot.next_start = now + self.limits.restart
+            self.reloading.pop(0)
+            return
         if slot.successor is None:
             slot.successor = Worker.start(self.config, slot.sock)
             return
@@ -354,7 +366,7 @@ class Supervisor:
 
     def stop(self) -> None:
         """SIGTERM to every worker, then SIGKILL to those still running after ``Limits.stop``."""
-        everyone = [s.worker for s in self.slots] + [s.successor for s in self.slots if s.successor] + self.retiring
+        everyone = [w for s in self.slots for w in (s.worker, s.successor) if w is not None] + self.retiring
         now = time.monotonic()
         for worker in everyone:
             worker.terminate(now)
