@@ -226,6 +226,15 @@ def shared_directory(workers: int) -> Iterator[str | None]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def forget_worker(pid: int) -> None:
+    """After a worker of ``serve --workers N`` has ended, however it ended: its live gauges (the
+    webhook backlog) stop counting in ``/metrics`` (prometheus_client's ``mark_process_dead``, which
+    the worker's own exit handler below does not get to run when a signal ends it)."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+
+
 SHARED_DIRECTORY = multiprocess_directory()
 if SHARED_DIRECTORY is None:
     STATS = RequestStats()

@@ -47,11 +47,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
+
+from openplatform.web.metrics import forget_worker
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -142,14 +145,11 @@ def worker_main(config: uvicorn.Config, sock: socket.socket, word: Connection, s
                     time.sleep(HEARTBEAT_SECONDS)
                 else:
                     server.serving.wait(HEARTBEAT_SECONDS)  # woken as soon as it serves
-        except OSError:  # the supervisor closed its end: it is retiring this worker
+        except OSError:  # the supervisor has reaped this worker (it is ending) or has itself ended
             pass
 
     threading.Thread(target=heartbeat, name="heartbeat", daemon=True).start()
-    try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn raises the SIGINT it caught again once it has stopped
-        pass
+    server.run(sockets=[sock])
 
 
 @dataclass(frozen=True)
@@ -186,9 +186,12 @@ class Worker:
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
         try:
             process.start()
+        except BaseException:
+            ours.close()
+            raise
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        theirs.close()
+            theirs.close()
         now = time.monotonic()
         return cls(process, ours, now, now)
 
@@ -228,6 +231,9 @@ class Worker:
     def reap(self) -> None:
         self.process.join()
         self.word.close()
+        # A worker stopped by SIGTERM dies of it once uvicorn has stopped (uvicorn raises the signal
+        # again), so its own exit handlers never run: its live gauges are dropped here, as for kill -9.
+        forget_worker(self.pid)
 
 
 @dataclass
@@ -259,9 +265,10 @@ class Supervisor:
         self.status: int | None = None  # set: stop, and exit with it
 
     def open(self, sockets: list[socket.socket]) -> None:
-        now = time.monotonic()
         for sock in sockets:
-            self.slots.append(Slot(sock, Worker.start(self.config, sock), next_start=now + self.limits.restart))
+            slot = Slot(sock, None)
+            self.slots.append(slot)
+            self.start(slot)
 
     def on_signal(self, signum: int) -> None:
         if signum != signal.SIGHUP:
@@ -278,15 +285,17 @@ class Supervisor:
     def look(self) -> None:
         """One round: each worker's words, deaths and hangs; the reload's next step; the retired reaped."""
         now = time.monotonic()
+        for slot in self.slots:  # every word first: one worker's death is judged knowing who serves
+            if slot.worker is not None:
+                slot.worker.listen(now)
+                if slot.worker.served:
+                    self.served, slot.failures = True, 0
         for slot in self.slots:
             if slot.worker is None:  # waiting to start again (``replace``)
                 if now >= slot.next_start:
                     self.start(slot)
                 continue
             worker, why = slot.worker, None
-            worker.listen(now)
-            if worker.served:
-                self.served, slot.failures = True, 0
             if worker.process.is_alive():
                 why = worker.stuck(now, self.limits)
                 if why is None:
@@ -318,8 +327,7 @@ class Supervisor:
     def replace(self, slot: Slot, gone: Worker, why: str, now: float) -> None:
         """A new worker for ``slot`` now, or once ``slot.next_start`` comes (``look`` starts it then)."""
         if slot.failures:  # a start that failed again: wait longer each time (a database down for a while)
-            wait = min(self.limits.restart * 2 ** (slot.failures - 1), self.limits.restart_most)
-            slot.next_start = max(slot.next_start, now + wait)
+            slot.next_start = max(slot.next_start, now + self.backoff(slot))
         later = f" in {slot.next_start - now:.1f} s" if slot.next_start > now else ""
         logger.warning("Worker [%d] %s; starting another%s.", gone.pid, why, later)
         slot.worker = None
@@ -327,8 +335,22 @@ class Supervisor:
             self.start(slot)
 
     def start(self, slot: Slot) -> None:
-        slot.worker = Worker.start(self.config, slot.sock)
-        slot.next_start = time.monotonic() + self.limits.restart
+        """A new worker in ``slot``; if it cannot be started (no memory or processes left for a fork,
+        no file descriptors), the slot waits and tries again, the wait doubling."""
+        now = time.monotonic()
+        try:
+            slot.worker = Worker.start(self.config, slot.sock)
+        except OSError as exc:
+            slot.failures += 1
+            slot.next_start = now + self.backoff(slot)
+            logger.error("Cannot start a worker: %s; trying again in %.1f s.", exc, slot.next_start - now)
+            return
+        slot.next_start = now + self.limits.restart
+
+    def backoff(self, slot: Slot) -> float:
+        """The wait before the next start after ``slot.failures`` failed ones in a row (seconds)."""
+        doubled = self.limits.restart * 2.0 ** min(slot.failures - 1, 30)  # 2 ** 1024 would overflow a float
+        return min(doubled, self.limits.restart_most)
 
     def reload_step(self, now: float) -> None:
         """SIGHUP: the first slot of ``reloading`` gets a successor; once it serves, the old worker retires."""
@@ -362,7 +384,7 @@ class Supervisor:
             new.kill()
             new.reap()
             logger.error("New worker [%d] %s; keeping [%d], reload given up.", new.pid, why, slot.worker.pid)
-            slot.successor, self.reloading, self.reload_again = None, [], False
+            slot.successor, self.reloading = None, []  # a SIGHUP received meanwhile still follows
 
     def stop(self) -> None:
         """SIGTERM to every worker, then SIGKILL to those still running after ``Limits.stop``."""
@@ -375,9 +397,7 @@ class Supervisor:
         for worker in everyone:
             worker.process.join(max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():
-                logger.warning(
-                    "Worker [%d] still running %g s after SIGTERM; killing it.", worker.pid, self.limits.stop
-                )
+                logger.warning("Worker [%d] still running %g s after SIGTERM; killing it.", worker.pid, limit)
                 worker.kill()
             worker.reap()
 
@@ -401,6 +421,14 @@ def supervise(config: uvicorn.Config, workers: int, limits: Limits = Limits()) -
     logger.info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", host, config.port)
     logger.info("Supervisor [%d]: %d workers, each on a socket of its own", os.getpid(), workers)
     supervisor = Supervisor(config, limits)
+    # multiprocessing starts its resource tracker with the first worker, and unblocks SIGINT in this
+    # process as it does: started first, with the group's signals blocked, it is born immune to them,
+    # and Worker.start's blocking then holds for the first worker as for the others.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     try:
         supervisor.open(sockets)
         while supervisor.status is None:
