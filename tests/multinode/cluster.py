@@ -85,7 +85,12 @@ class Cluster:
         return fresh
 
     def _start(self, name: str) -> Node:
+        # free_port() can hand out one port twice when nodes start at once (it binds port 0 and closes);
+        # the second node then failed to bind, and waiting for its /readyz found the first one's.
+        taken = {int(node.url.rsplit(":", 1)[1]) for node in self.started}
         port = free_port()
+        while port in taken:
+            port = free_port()
         log = self.workdir / f"{name}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
