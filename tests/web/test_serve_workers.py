@@ -8,6 +8,7 @@ file descriptors): uvicorn's own supervisor gave every worker the one socket it 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -29,7 +31,10 @@ from tests.conftest import TEST_SECRET_KEY, cli_env, free_port
 from tests.web.test_metrics_workers import Served, serving
 
 ROOT = Path(__file__).resolve().parents[2]
-LISTEN, ESTABLISHED = "0A", "01"
+sys.path.insert(0, str(ROOT / "bench"))
+# /proc/net/tcp read as bench/split.py reads it: which socket is whose
+split: Any = importlib.import_module("split")
+LISTEN, ESTABLISHED, sockets_on, socket_inodes = split.LISTEN, split.ESTABLISHED, split.sockets_on, split.socket_inodes
 BURST = 32  # connections opened at once, as wrk opens its 32
 FEWEST = 4  # a worker's least share of the burst: P(at most 3 of 32) for a fair deal is about 1e-6
 WAIT = 30.0
@@ -40,29 +45,6 @@ def settings(tmp_path: Path, sqlite_template: Path) -> Settings:
     target = tmp_path / "openplatform.db"
     shutil.copy(sqlite_template, target)
     return Settings(database_url=f"sqlite:///{target}", secret_key=TEST_SECRET_KEY, rate_limits="off")
-
-
-def sockets_on(port: int, state: str) -> set[int]:
-    """Inodes of the TCP sockets whose local port is ``port``, in ``state`` (``/proc/net/tcp``'s hex codes)."""
-    found: set[int] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
-                found.add(int(fields[9]))
-    return found
-
-
-def socket_inodes(pid: int) -> set[int]:
-    """The sockets process ``pid`` holds (none once it is gone)."""
-    inodes: set[int] = set()
-    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            with contextlib.suppress(OSError):  # closed meanwhile
-                target = os.readlink(fd)
-                if target.startswith("socket:["):
-                    inodes.add(int(target[8:-1]))
-    return inodes
 
 
 def children(pid: int) -> list[int]:
