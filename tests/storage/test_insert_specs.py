@@ -50,14 +50,56 @@ def test_each_spec_names_real_columns_with_their_types(name: str) -> None:
     declared = {c: pg_type(table.c[c].type.dialect_impl(_postgres())) for c in spec.columns}
     assert dict(zip(spec.columns, spec.pg_types, strict=True)) == declared
     assert spec.sql.startswith(f"INSERT INTO {spec.table} (") and spec.sql.count("?") == len(spec.columns)
-    assert spec.unnest(3).endswith(f"unnest(${3}::{spec.pg_types[0]}[]" + "".join(
-        f", ${3 + i}::{t}[]" for i, t in enumerate(spec.pg_types[1:], 1)) + ")")  # fmt: skip
+    fields = ", ".join(f"r->>{i}" if t == "text" else f"(r->>{i})::{t}" for i, t in enumerate(spec.pg_types))
+    assert spec.from_json(3) == f"{spec.head} SELECT {fields} FROM jsonb_array_elements($3::jsonb) AS r"
 
 
 def test_a_conflict_clause_ends_both_statements() -> None:
     spec = InsertSpec("invalidations", (("at", "float8"), ("kind", "text"), ("key", "text")), "ON CONFLICT DO NOTHING")
     assert spec.sql.endswith("VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-    assert spec.unnest(1).endswith("unnest($1::float8[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING")
+    assert spec.from_json(1).endswith(
+        "SELECT (r->>0)::float8, r->>1, r->>2 FROM jsonb_array_elements($1::jsonb) AS r ON CONFLICT DO NOTHING"
+    )
+
+
+def test_a_column_json_cannot_carry_exactly_is_refused() -> None:
+    """The PostgreSQL writer sends many rows as one JSON parameter (``InsertSpec.from_json``): bytes
+    have no JSON form, so a spec with a bytea column is refused where it is declared."""
+    with pytest.raises(ValueError, match="column type"):
+        InsertSpec("webhook_deliveries", (("id", "text"), ("body", "bytea")))
+
+
+async def test_rows_sent_as_json_arrive_exactly(pg_database: str) -> None:
+    """What the PostgreSQL writer's batched INSERT stores is what the rows held, value for value:
+    floats to the last bit, NULLs, quotes, backslashes, JSON escapes and characters beyond the
+    BMP, the int4 bounds; each spec's rows through one chained statement, as a batch sends them."""
+    import asyncpg
+
+    from openplatform.storage.sql.postgres import _chained_inserts
+
+    awkward = ['"quoted" \\ back\\slash', "line\nbreak\ttab", "\u00e9\u4e2d\U0001f600", "</script>", "", "null"]
+    floats = [1764541283.1234567, 0.1 + 0.2, 5e-324, 1.7976931348623157e308, 1e-7, 2.0**53 + 1]
+    codes = [
+        (f"json-{n:04d}", awkward[n % len(awkward)], "ins_x", "cus_x", awkward[-n % len(awkward)],
+         "http://localhost/cb?a=1&b=%22", "install_login", None if n % 3 else awkward[n % 4], floats[n % len(floats)])
+        for n in range(len(awkward) * len(floats))
+    ]  # fmt: skip
+    audits = [(floats[n % len(floats)], "token.issued", "app", None, "cus", "127.0.0.1", awkward[n % len(awkward)],
+               (2**31 - 1, -(2**31), 0)[n % 3]) for n in range(9)]  # fmt: skip
+    conn = await asyncpg.connect(pg_database)
+    try:
+        async with conn.transaction():
+            for table in ("auth_codes", "audit_events"):
+                await conn.execute(f"CREATE TEMP TABLE {table} (LIKE public.{table} INCLUDING ALL) ON COMMIT DROP")
+            await conn.execute(*_chained_inserts({store.INSERT_CODE: codes, store.INSERT_AUDIT: audits}))
+            read = "SELECT {} FROM pg_temp.{} ORDER BY {}"
+            stored = await conn.fetch(read.format(", ".join(store.INSERT_CODE.columns), "auth_codes", "digest"))
+            logged = await conn.fetch(read.format(", ".join(store.INSERT_AUDIT.columns), "audit_events", "id"))
+    finally:
+        await conn.close()
+    assert [tuple(row) for row in stored] == codes
+    assert [repr(value) for row in stored for value in row] == [repr(value) for row in codes for value in row]
+    assert [tuple(row) for row in logged] == audits
 
 
 def test_no_driver_reads_sql_text_or_imports_the_schema() -> None:

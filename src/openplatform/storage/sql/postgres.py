@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import orjson
 from prometheus_client import Histogram
 
 from openplatform.errors import StorageUnavailable
@@ -64,9 +65,9 @@ class _PgTx:
     Every statement is a network round trip, and on this hot path most of them
     are INSERTs whose result nobody reads (a token, an audit row), which the
     operations hand to ``insert`` with their ``InsertSpec``. With
-    ``defer_inserts`` those rows are held back, and all rows of one spec go as
-    one ``INSERT … SELECT * FROM unnest(…)``, just before the next other
-    statement, and at the end of the batch. The transaction itself is begun
+    ``defer_inserts`` those rows are held back, and all rows held go as one
+    statement (``_chained_inserts``), just before the next other statement that
+    touches their tables, and at the end of the batch. The transaction itself is begun
     lazily: a batch of nothing but INSERTs (every app-token grant) is sent as a
     single statement, its INSERTs chained as data-modifying CTEs, which
     PostgreSQL runs atomically without BEGIN and COMMIT (one round trip instead
@@ -154,9 +155,9 @@ class _PgTx:
             await self.conn.execute("ROLLBACK")
 
     async def flush(self) -> None:
-        held, self._held = self._held, {}
-        for spec, rows in held.items():
-            await self._send(spec, rows)
+        if self._held:
+            held, self._held = self._held, {}
+            await self.conn.execute(*_chained_inserts(held))
 
     async def _send(self, spec: InsertSpec, rows: list[tuple[object, ...]]) -> None:
         if len(rows) == 1:
@@ -166,19 +167,22 @@ class _PgTx:
 
 
 def _chained_inserts(held: dict[InsertSpec, list[tuple[object, ...]]]) -> tuple[object, ...]:
-    """One statement inserting every held row: ``INSERT … SELECT * FROM unnest($1::text[], …)``
-    per spec, chained as data-modifying CTEs when there are several.
+    """One statement inserting every held row, and its arguments: per spec, an ``INSERT … SELECT …
+    FROM jsonb_array_elements($n::jsonb)`` of one JSON parameter (``InsertSpec.from_json``),
+    chained as data-modifying CTEs when there are several.
 
     PostgreSQL then plans and runs one statement per batch instead of one per
     row (asyncpg's executemany pipelines rows but runs the plan for each).
-    Measured on the app-token grant: 10,100 -> 10,700 req/s with unnest alone;
-    12,800 -> 19,500 req/s with the whole batch as one statement (no BEGIN/COMMIT).
+    Measured on the app-token grant: 10,100 -> 10,700 req/s with one statement per
+    spec alone; 12,800 -> 19,500 req/s with the whole batch as one statement (no
+    BEGIN/COMMIT). The rows as JSON rather than an array per column: docs/benchmarks.md,
+    "PostgreSQL's rows as one JSON parameter".
     """
     statements: list[str] = []
     args: list[object] = []
     for spec, rows in held.items():
-        statements.append(spec.unnest(len(args) + 1))
-        args.extend(map(list, zip(*rows, strict=True)))
+        args.append(orjson.dumps(rows).decode())
+        statements.append(spec.from_json(len(args)))
     *first, last = statements
     ctes = ", ".join(f"held{i} AS ({statement})" for i, statement in enumerate(first))
     return (f"WITH {ctes} {last}" if ctes else last, *args)
