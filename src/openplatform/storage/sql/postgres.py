@@ -142,9 +142,8 @@ class _PgTx:
 
     async def commit(self) -> None:
         """The end of an optimistic batch: what is held, then COMMIT (or one atomic statement)."""
-        if not self.begun and self._held:
-            held, self._held = self._held, {}
-            await self.conn.execute(*_chained_inserts(held))
+        if not self.begun and self._held:  # nothing but INSERTs: one statement, atomic without BEGIN
+            await self.flush()
             return
         await self._begin()
         await self.flush()
