@@ -72,7 +72,7 @@ async def main(requests: int) -> None:
         await asyncio.sleep(0)  # the app's task runs
         await asyncio.sleep(0)  # and its answer completes
     assert transport.writes >= 200 + requests, transport.writes
-    print(f"{requests} requests answered")
+    print(f"{requests} requests answered, {transport.writes / (200 + requests):.2f} writes each")
 
 
 if __name__ == "__main__":

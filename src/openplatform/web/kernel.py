@@ -315,10 +315,10 @@ class Endpoint:
             length = (b"content-length", b"%d" % size)
             _LENGTHS.put(size, length)
         answer.append(length)
+        if self.observed:  # counted before the answer leaves: a client that has it finds it counted
+            metrics.observe(self.name, code, time.perf_counter() - started)
         await send({"type": "http.response.start", "status": status, "headers": answer})
         await send({"type": "http.response.body", "body": body})
-        if self.observed:
-            metrics.observe(self.name, code, time.perf_counter() - started)
 
     def render(self, error: OAuthError, call: Call) -> Answer:
         own = {**self.on_401, **error.headers} if error.status == 401 else error.headers

@@ -1,0 +1,187 @@
+"""An answer leaves in one write (``web.serve.OneWriteCycle``): head and body in one TCP segment.
+
+uvicorn writes an answer's head and its body apart: two system calls and two segments an answer.
+The first test counts the segments a real ``openplatform serve`` sends (the client socket's
+``TCP_INFO``); the others hold the server's protocol to uvicorn's own, byte for byte, for every
+kind of answer that does not fit in one write (HEAD, a streamed or chunked body, a body of the
+wrong length, an app failing half-way) and for pipelined requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from typing import Any
+
+import pytest
+import uvloop
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from openplatform.web.serve import BoundedHttpToolsProtocol
+from tests.conftest import LiveServer, seed_world
+from tests.web.test_connection_input import answers, connect
+
+# ``struct tcp_info`` (linux/tcp.h): tcpi_data_segs_in, the segments that carried data, since Linux 4.6.
+DATA_SEGS_IN = struct.Struct("=I")
+DATA_SEGS_IN_OFFSET = 152
+TCP_INFO_SIZE = 160
+
+
+def data_segments_in(sock: socket.socket) -> int:
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_SIZE)
+    assert len(info) >= TCP_INFO_SIZE, "this kernel's tcp_info has no tcpi_data_segs_in"
+    return int(DATA_SEGS_IN.unpack_from(info, DATA_SEGS_IN_OFFSET)[0])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_each_answer_of_a_real_server_is_one_segment(live_server: LiveServer, settings: Any) -> None:
+    world = seed_world(settings)
+    form = f"app_id={world.app_id}&secret={world.secret}&grant_type=client_credentials".encode()
+    token = b"POST /oauth/credit/token HTTP/1.1\r\nhost: a\r\ncontent-type: application/x-www-form-urlencoded\r\n"
+    token += b"content-length: %d\r\n\r\n" % len(form) + form
+    requests = [b"GET /healthz HTTP/1.1\r\nhost: a\r\n\r\n", token, b"GET /nowhere HTTP/1.1\r\nhost: a\r\n\r\n"]
+    envelopes = []
+    with connect(live_server) as sock:
+        for request in requests:
+            before = data_segments_in(sock)
+            sock.sendall(request)
+            raw = b""
+            while not answers_complete(raw):
+                raw += sock.recv(65536)
+            assert data_segments_in(sock) - before == 1, (request, raw)
+            envelopes.append(answers(raw)[0][1])
+    assert envelopes[0] == {"code": 0, "msg": "success", "result": {"status": "ok"}}
+    assert envelopes[1]["code"] == 0 and envelopes[1]["result"]["access_token"], envelopes[1]
+    assert envelopes[2]["code"] != 0, envelopes[2]
+
+
+def answers_complete(raw: bytes) -> bool:
+    if not raw:
+        return False
+    try:
+        return len(answers(raw)) == 1
+    except (StopIteration, ValueError):
+        return False
+
+
+# ---------------------------------------------------------------------- against uvicorn's protocol
+
+
+class Transport(asyncio.Transport):
+    """Records what the protocol writes and whether it closed the connection."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 5555)}.get(name, default)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+Message = dict[str, Any]
+START: Message = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]}
+
+
+def answering(*messages: Message, fail: bool = False) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        for message in messages:
+            await send(dict(message))
+        if fail:
+            raise RuntimeError("the app failed half-way")
+
+    return app
+
+
+def serve(protocol_class: type[HttpToolsProtocol], app: Any, *requests: bytes) -> Transport:
+    async def run() -> Transport:
+        config = Config(app=app, http="httptools", loop="uvloop", access_log=False, log_config=None)
+        config.load()
+        protocol = protocol_class(config=config, server_state=ServerState(), app_state={})
+        transport = Transport()
+        protocol.connection_made(transport)
+        protocol.data_received(b"".join(requests))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        return transport
+
+    return uvloop.run(run())
+
+
+GET = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n"
+WHOLE = (START, {"type": "http.response.body", "body": b"hello"})
+CASES = {
+    "a whole body": (WHOLE, [GET]),
+    "pipelined whole bodies": (WHOLE, [GET, GET, GET]),
+    "HEAD": (WHOLE, [b"HEAD / HTTP/1.1\r\nhost: a\r\n\r\n"]),
+    "HTTP/1.0, closed after": (WHOLE, [b"GET / HTTP/1.0\r\nhost: a\r\n\r\n"]),
+    "connection: close": (WHOLE, [b"GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n"]),
+    "an empty body": (
+        ({"type": "http.response.start", "status": 204, "headers": []}, {"type": "http.response.body"}),
+        [GET],
+    ),
+    "a body in parts": (
+        (
+            START,
+            {"type": "http.response.body", "body": b"he", "more_body": True},
+            {"type": "http.response.body", "body": b"llo"},
+        ),
+        [GET],
+    ),
+    "chunked": (
+        (
+            {"type": "http.response.start", "status": 200, "headers": []},
+            {"type": "http.response.body", "body": b"he", "more_body": True},
+            {"type": "http.response.body", "body": b"llo"},
+        ),
+        [GET, GET],
+    ),
+    "a body shorter than its length": ((START, {"type": "http.response.body", "body": b"hell"}), [GET]),
+    "a body longer than its length": ((START, {"type": "http.response.body", "body": b"hello!"}), [GET]),
+    "a POST whose body is read": (
+        WHOLE,
+        [b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\n\r\nabc", GET],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_server_writes_what_uvicorn_writes(case: str) -> None:
+    messages, requests = CASES[case]
+    ours = serve(BoundedHttpToolsProtocol, answering(*messages), *requests)
+    theirs = serve(HttpToolsProtocol, answering(*messages), *requests)
+    assert b"".join(ours.writes) == b"".join(theirs.writes)
+    assert ours.closed == theirs.closed
+    if case in ("a whole body", "pipelined whole bodies", "connection: close", "an empty body"):
+        assert len(ours.writes) == len(requests) and len(theirs.writes) == 2 * len(requests)
+
+
+def test_an_app_failing_after_its_head_closes_with_nothing_written() -> None:
+    """uvicorn wrote the head, then closed: a cut answer. The head is held, so nothing is written."""
+    failing = answering(START, fail=True)
+    ours = serve(BoundedHttpToolsProtocol, failing, GET)
+    theirs = serve(HttpToolsProtocol, failing, GET)
+    assert ours.closed and theirs.closed
+    assert ours.writes == [] and theirs.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
