@@ -2,7 +2,7 @@
 but short, so the commands of issue 14's sections do not rot: ``bench/inprocess.py`` without valgrind
 and with few requests, ``bench/run.py`` and ``bench/ab.py`` with one-second runs of one scenario,
 ``bench/checkpoints.py`` with few requests, ``bench/proto.py`` without valgrind, ``bench/split.py``
-with two bursts. No count or speed is
+with two bursts, ``bench/sends.py`` with few answers. No count or speed is
 asserted: figures live in the docs."""
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def shortened(line: str) -> str:
         return line + " --requests 64 --warmup 2"  # argparse keeps the last --requests
     if "bench/split.py" in line:
         return line + " --bursts 2"  # argparse keeps the last --bursts
+    if "bench/sends.py" in line:
+        return line + " --answers 1000 --rounds 1"  # argparse keeps the last of each
     if "bench/run.py" in line or "bench/ab.py" in line:
         line = re.sub(r" --only \S+", "", line)
         line = re.sub(r" --(duration|warmup|rounds) \S+", "", line)
