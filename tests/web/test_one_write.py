@@ -10,6 +10,7 @@ wrong length, an app failing half-way) and for pipelined requests.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import socket
 import struct
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 import uvloop
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from openplatform.web.serve import BoundedHttpToolsProtocol
@@ -185,3 +186,16 @@ def test_an_app_failing_after_its_head_closes_with_nothing_written() -> None:
     theirs = serve(HttpToolsProtocol, failing, GET)
     assert ours.closed and theirs.closed
     assert ours.writes == [] and theirs.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_the_written_out_uvicorn_methods_still_match_uvicorn() -> None:
+    """``start_cycle`` and ``on_response_complete`` write out uvicorn 0.54's methods (pyproject pins
+    that release): what they call and pass must still exist, or every request would go unanswered."""
+    passed = {"scope", "transport", "flow", "logger", "access_logger", "access_log", "default_headers"}
+    passed |= {"message_event", "expect_100_continue", "keep_alive", "on_response"}
+    assert set(inspect.signature(RequestResponseCycle.__init__).parameters) - {"self"} == passed
+    for name in ("_start_asgi_task", "_should_upgrade", "timeout_keep_alive_handler", "_unset_keepalive_if_required"):
+        assert callable(getattr(HttpToolsProtocol, name, None)), name
+    source = inspect.getsource(HttpToolsProtocol.on_headers_complete)
+    assert "self.cycle = RequestResponseCycle(" in source and "self._start_asgi_task(self.cycle, app)" in source
+    assert "self.loop.call_later(" in inspect.getsource(HttpToolsProtocol.on_response_complete)

@@ -15,6 +15,7 @@ import asyncio
 import gc
 import logging
 import urllib.parse
+import weakref
 from typing import Any
 
 import httptools
@@ -24,6 +25,7 @@ from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallab
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.flow_control import FlowControl, service_unavailable
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+from uvicorn.server import ServerState
 
 from openplatform import logs
 from openplatform.config import Settings
@@ -67,6 +69,44 @@ MAX_PIPELINED = 16
 # connection closes. Reading stays paused while input is held (``HoldingFlow``), so what is held is
 # the rest of the read that began it, at most uvloop's 256 KiB: the bound is only a backstop.
 MAX_HELD_BYTES = 1024 * 1024
+
+
+# How often a server looks for keep-alive connections idle past their timeout (``IdleSweep``): one
+# is closed between ``timeout_keep_alive`` (uvicorn's option, 5 s by default) and this much later.
+IDLE_SWEEP_SECONDS = 1.0
+
+
+class IdleSweep:
+    """Closes one server's keep-alive connections once idle for its ``timeout_keep_alive``.
+
+    uvicorn arms a timer after each answer and cancels it when the connection's next request comes:
+    about 3 µs an answer (docs/benchmarks.md, "One keep-alive timer a server"). Here an answer only
+    notes when its connection became idle (``BoundedHttpToolsProtocol.idle_since``), and this one
+    timer a second closes the connections idle that long. It runs while the server has connections.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, connections: set[Any], timeout: float) -> None:
+        self.loop = loop
+        self.connections = connections  # the server's, as uvicorn's protocols add and discard themselves
+        self.timeout = timeout
+        self.handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        if self.handle is None:
+            self.handle = self.loop.call_later(IDLE_SWEEP_SECONDS, self.sweep)
+
+    def sweep(self) -> None:
+        self.handle = None
+        now = self.loop.time()
+        for protocol in list(self.connections):
+            since = getattr(protocol, "idle_since", None)
+            if since is not None and now - since >= self.timeout:
+                protocol.timeout_keep_alive_handler()
+        if self.connections:
+            self.start()
+
+
+SWEEPS: weakref.WeakKeyDictionary[ServerState, IdleSweep] = weakref.WeakKeyDictionary()
 
 
 class HoldingFlow(FlowControl):
@@ -134,7 +174,7 @@ class OneWriteCycle(RequestResponseCycle):
             and self.scope["method"] != "HEAD"
         ):
             # uvicorn's body branch for this case, with the head in front
-            self.transport.write(head + body)
+            self.transport.write(b"".join((head, body)))  # body may be any bytes-like object
             self.expected_content_length = 0
             self.response_complete = True
             self.message_event.set()
@@ -174,10 +214,33 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.body_bytes = 0  # body bytes the parser gave within the slice being fed
         self.held = bytearray()  # received and not yet parsed: a pipelined request waits
         self.ending = False  # no more requests are read on this connection
+        self.idle_since: float | None = None  # the loop's time of the answer after which none is asked
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.flow = HoldingFlow(transport, self)
+        sweep = SWEEPS.get(self.server_state)
+        if sweep is None or sweep.loop is not self.loop:
+            sweep = SWEEPS[self.server_state] = IdleSweep(self.loop, self.connections, self.timeout_keep_alive)
+        sweep.start()
+
+    # ------------------------------------------------------------------ keep-alive (``IdleSweep``)
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, noting when the connection became idle instead of arming a timer."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.idle_since = None
+        self.flow.resume_reading()
+        if self.pipeline:  # the next waiting request starts
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self.idle_since = self.loop.time()
+
+    def _unset_keepalive_if_required(self) -> None:
+        self.idle_since = None
 
     # ------------------------------------------------------------------ reading
 
@@ -187,7 +250,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         # The usual read: one request, or its end. feed()'s work written out here, to spare the
         # hot path a call (bench/proto.py: a call is about 1,000 instructions of 130,000).
-        self._unset_keepalive_if_required()
+        self.idle_since = None  # a request comes: not idle (``IdleSweep``)
         self.passed = False
         self.body_bytes = 0
         try:
@@ -211,7 +274,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.held or self.pipeline:  # what came first is parsed first, after those waiting
             self.hold(data)
             return
-        self._unset_keepalive_if_required()
+        self.idle_since = None
         view = memoryview(data)
         for start in range(0, len(data), SLICE_BYTES):
             if self.pipeline:  # a request waits for its turn: parse no further until then
@@ -262,10 +325,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def answered_while_holding(self) -> None:
         """The ``on_response`` of pipelined requests and of the one each waited behind (the only
-        ones whose answers can come while input is held; the usual answer keeps uvicorn's own,
-        about 2,500 instructions less, bench/proto.py): uvicorn's callback (which starts the next
-        waiting request; reading stays paused meanwhile, ``HoldingFlow``), then the held input is
-        parsed once no request waits."""
+        ones whose answers can come while input is held; the usual answer calls
+        ``on_response_complete`` alone, about 2,500 instructions less, bench/proto.py): that
+        callback (which starts the next waiting request; reading stays paused meanwhile,
+        ``HoldingFlow``), then the held input is parsed once no request waits."""
         self.on_response_complete()
         if not (self.ending or self.transport.is_closing() or self.pipeline) and self.held:
             self.loop.call_soon(self.feed_held)
@@ -386,7 +449,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
 
         def answered_then_refuse() -> None:
-            self.on_response_complete()  # uvicorn's: starts the next waiting request, if any
+            self.on_response_complete()  # starts the next waiting request, if any
             if not self.pipeline and not self.transport.is_closing():
                 self.write_refusal(error)
 
