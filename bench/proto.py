@@ -35,21 +35,22 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
 
 
 class Transport(asyncio.Transport):
-    """Counts the writes; reading is never really paused (the requests come one at a time)."""
+    """Keeps what is written and whether it was closed; reading is never really paused (the
+    requests come one at a time). ``tests/web/test_one_write.py`` uses it too."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.writes = 0
-        self.closing = False
+        self.writes: list[Any] = []
+        self.closed = False
 
     def write(self, data: Any) -> None:
-        self.writes += 1
+        self.writes.append(data)
 
     def is_closing(self) -> bool:
-        return self.closing
+        return self.closed
 
     def close(self) -> None:
-        self.closing = True
+        self.closed = True
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 5555)}.get(name, default)
@@ -71,8 +72,9 @@ async def main(requests: int) -> None:
         protocol.data_received(REQUEST)
         await asyncio.sleep(0)  # the app's task runs
         await asyncio.sleep(0)  # and its answer completes
-    assert transport.writes >= 200 + requests, transport.writes
-    print(f"{requests} requests answered, {transport.writes / (200 + requests):.2f} writes each")
+    writes = len(transport.writes)
+    assert writes >= 200 + requests, writes
+    print(f"{requests} requests answered, {writes / (200 + requests):.2f} writes each")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import asyncio
 import inspect
 import socket
 import struct
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +26,9 @@ from uvicorn.server import ServerState
 from openplatform.web.serve import BoundedHttpToolsProtocol
 from tests.conftest import LiveServer, seed_world
 from tests.web.test_connection_input import answers, connect
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from proto import Transport  # noqa: E402 - bench/ is not a package
 
 # ``struct tcp_info`` (linux/tcp.h): tcpi_data_segs_in, the segments that carried data, since Linux 4.6.
 DATA_SEGS_IN = struct.Struct("=I")
@@ -69,33 +74,6 @@ def answers_complete(raw: bytes) -> bool:
 
 
 # ---------------------------------------------------------------------- against uvicorn's protocol
-
-
-class Transport(asyncio.Transport):
-    """Records what the protocol writes and whether it closed the connection."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: Any) -> None:
-        self.writes.append(bytes(data))
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 5555)}.get(name, default)
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 Message = dict[str, Any]
@@ -185,7 +163,7 @@ def test_an_app_failing_after_its_head_closes_with_nothing_written() -> None:
     ours = serve(BoundedHttpToolsProtocol, failing, GET)
     theirs = serve(HttpToolsProtocol, failing, GET)
     assert ours.closed and theirs.closed
-    assert ours.writes == [] and theirs.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert ours.writes == [] and bytes(theirs.writes[0]).startswith(b"HTTP/1.1 200 OK\r\n")
 
 
 def test_the_written_out_uvicorn_methods_still_match_uvicorn() -> None:
