@@ -3,11 +3,12 @@
     valgrind --tool=callgrind --callgrind-out-file=/tmp/p.1000 .venv/bin/python bench/proto.py 1000
     valgrind --tool=callgrind --callgrind-out-file=/tmp/p.6000 .venv/bin/python bench/proto.py 6000
 
-One ``BoundedHttpToolsProtocol`` on a transport that drops what it is given, uvloop, and an ASGI
-app that reads the body and answers two bytes: ``N`` form POSTs of the app-token's size, one per
-read, each answered before the next. The difference of the two runs' "Collected" totals over the
-difference of ``N`` (5,000 here) is the protocol's and uvicorn's cost of a request, start-up
-excluded; ``PYTHONPATH=<worktree>/src`` measures another commit (docs/benchmarks.md).
+One ``BoundedHttpToolsProtocol`` with ``serve``'s uvicorn options (``UVICORN_OPTIONS``) on a
+transport that keeps what it is given, uvloop, and an ASGI app that reads the body and answers two
+bytes: ``N`` form POSTs of the app-token's size, one per read, each answered before the next. The
+difference of the two runs' "Collected" totals over the difference of ``N`` (5,000 here) is the
+protocol's and uvicorn's cost of a request, start-up excluded; ``PYTHONPATH=<worktree>/src``
+measures another commit (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import uvloop
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from openplatform.web.serve import BoundedHttpToolsProtocol
+from openplatform.web.serve import UVICORN_OPTIONS, BoundedHttpToolsProtocol
 
 REQUEST = (
     b"POST /oauth/credit/token HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
@@ -63,7 +64,7 @@ class Transport(asyncio.Transport):
 
 
 async def main(requests: int) -> None:
-    config = Config(app=app, http="httptools", loop="uvloop", access_log=False, log_config=None)
+    config = Config(app=app, log_config=None, **UVICORN_OPTIONS)  # serve's options
     config.load()
     protocol = BoundedHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
     transport = Transport()

@@ -483,6 +483,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
+# uvicorn's options for every server ``run`` starts; bench/proto.py measures the protocol with them.
+UVICORN_OPTIONS: dict[str, Any] = {
+    "loop": "uvloop",
+    "http": BoundedHttpToolsProtocol,
+    "ws": "none",  # no WebSocket route: an upgrade request is answered as plain HTTP
+    "access_log": False,  # see the module's docstring
+    "server_header": False,
+    "proxy_headers": False,  # see the module's docstring
+}
+
+
 def access_log_wanted(settings: Settings) -> bool:
     """Whether each request gets a line (``Settings.access_log``; unset: only with text logs).
 
@@ -515,14 +526,9 @@ def run(host: str, port: int, workers: int, log_level: str = "info", log_format:
         host=host,
         port=port,
         workers=workers,
-        loop="uvloop",
-        http=BoundedHttpToolsProtocol,
-        ws="none",  # no WebSocket route: an upgrade request is answered as plain HTTP
-        access_log=False,
         log_config=logs.configure(log_level, log_format),
         log_level=log_level.lower(),
-        server_header=False,
-        proxy_headers=False,
+        **UVICORN_OPTIONS,
     )
     with shared_directory(workers):  # several workers: /metrics sums them (web.metrics)
         if workers > 1:
