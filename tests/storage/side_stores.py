@@ -24,6 +24,7 @@ from openplatform.storage.memory.webhooks import MemoryOutbox
 from openplatform.storage.sql.accounts import SqlAccounts
 from openplatform.storage.sql.admin_keys import SqlAdminKeys
 from openplatform.storage.sql.changes import enqueue_webhook
+from openplatform.storage.sql.cleanup import cleanup_pass
 from openplatform.storage.sql.database import Conn, Database
 from openplatform.storage.sql.driver import IntegrityError
 from openplatform.storage.sql.schema import spes
@@ -76,6 +77,19 @@ class Side:
             await enqueue_webhook(conn, app_id, event, payload, now)
 
         await self.database.transaction(queue)
+
+    async def cleanup(self, audit_retention_seconds: float, batch_size: int) -> dict[str, int]:
+        """One cleanup pass at the clock's now (memory: ``MemoryStore.cleanup``; SQL: ``cleanup_pass``)."""
+        if self.memory is not None:
+            return await self.memory.cleanup(
+                audit_retention_seconds=audit_retention_seconds, batch_size=batch_size, rest=0
+            )
+        assert self.database is not None
+        await self.database.start()
+        return await cleanup_pass(
+            self.database.driver, self.clock(), audit_retention_seconds=audit_retention_seconds,
+            batch_size=batch_size, rest=0,
+        )  # fmt: skip
 
 
 async def open_side(name: str, database_url: str) -> AsyncIterator[Side]:

@@ -5,7 +5,9 @@ What the webhook worker and the console rely on: the oldest due row is claimed f
 its attempt counted and its lease taken in one step, so racing senders never get the same
 row; a row is due again when its lease or its retry time comes, until it is delivered or
 out of attempts; ``requeue`` gives a row of that app a fresh set of attempts and returns it
-as it was; ``list`` gives the rows newest first with the SQL columns (payload as JSON text).
+as it was; ``list`` gives the rows newest first with the SQL columns (payload as JSON text);
+the cleanup deletes a finished row (delivered, or abandoned with ``MAX_ATTEMPTS`` used up) once
+it finished longer ago than the audit retention, and never a pending one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import orjson
 
 from openplatform.records import Delivery
+from openplatform.services.webhooks import MAX_ATTEMPTS
 from tests.storage.side_stores import START, Side
 
 LEASE = 60.0
@@ -192,3 +195,88 @@ async def test_a_claimed_payload_is_the_callers_own_copy(side: Side) -> None:
     assert (await row(side, only))["payload"] == orjson.dumps(body(0)).decode()
     side.clock.advance(LEASE)
     assert (await claim(side)).payload == body(0)
+
+
+# ---------------------------------------------------------------- the cleanup
+
+DAY = 86400.0
+RETENTION = 30 * DAY  # the audit log's retention, passed as the cleanup's audit_retention_seconds
+NOTHING = {"codes": 0, "tokens": 0, "invalidations": 0, "audit_events": 0}
+
+
+async def settled(side: Side, app_id: str, outcome: str) -> int:
+    """A row queued now and taken to ``outcome``: "retry" (failed once, due again in a day),
+    "delivered", "abandoned" (every attempt of the platform's ``MAX_ATTEMPTS`` failed) or "new"
+    (never tried). Every other row must be settled or not due, so the claims take this one."""
+    await side.enqueue(app_id, body(0))
+    (queued,) = await side.outbox.list(limit=1)
+    delivery_id = int(str(queued["id"]))
+    attempts = {"new": 0, "abandoned": MAX_ATTEMPTS}.get(outcome, 1)
+    for _ in range(attempts):
+        claimed = await side.outbox.claim(side.clock(), LEASE, MAX_ATTEMPTS)
+        assert claimed is not None and claimed.id == delivery_id
+        retry_at = side.clock() + DAY if outcome == "retry" else side.clock()
+        if outcome == "delivered":
+            await side.outbox.delivered(delivery_id, side.clock())
+        else:
+            await side.outbox.failed(delivery_id, "HTTP 500", retry_at)
+    side.clock.advance(1)
+    return delivery_id
+
+
+async def ids(side: Side) -> set[int]:
+    return {int(str(r["id"])) for r in await side.outbox.list()}
+
+
+async def test_the_cleanup_deletes_finished_rows_older_than_the_retention_and_never_pending_ones(side: Side) -> None:
+    """Delivered and abandoned rows are the delivery log: they go when they finished longer ago
+    than the audit retention, in batches (2 rows here) walked past the pending rows between
+    them; a pending row stays whatever its age. The counts printed stay the four of SPEC §8."""
+    waiting = await settled(side, "app_a", "retry")
+    delivered = await settled(side, "app_a", "delivered")
+    abandoned = await settled(side, "app_b", "abandoned")
+    requeued = await settled(side, "app_a", "delivered")
+    delivered_too = await settled(side, "app_b", "delivered")
+    never_tried = await settled(side, "app_a", "new")
+    everything = {waiting, delivered, abandoned, requeued, delivered_too, never_tried}
+
+    side.clock.now = START + RETENTION  # every row finished less than the retention ago: all kept
+    assert await side.cleanup(RETENTION, batch_size=2) == NOTHING
+    assert await ids(side) == everything
+
+    side.clock.advance(60)
+    assert await side.outbox.requeue(requeued, "app_a", side.clock(), MAX_ATTEMPTS) is not None  # pending again
+    assert await side.cleanup(RETENTION, batch_size=2) == NOTHING  # deleted, but not reported
+    assert await ids(side) == {waiting, requeued, never_tried}
+
+    side.clock.advance(10 * RETENTION)  # pending rows stay, however old
+    assert await side.cleanup(RETENTION, batch_size=2) == NOTHING
+    assert await ids(side) == {waiting, requeued, never_tried}
+
+    while (claimed := await side.outbox.claim(side.clock(), LEASE, MAX_ATTEMPTS)) is not None:
+        await side.outbox.delivered(claimed.id, side.clock())
+    side.clock.advance(RETENTION - 1)  # made long ago, delivered less than the retention ago: kept
+    await side.cleanup(RETENTION, batch_size=2)
+    assert await ids(side) == {waiting, requeued, never_tried}
+    side.clock.advance(2)
+    await side.cleanup(RETENTION, batch_size=2)
+    assert await ids(side) == set()
+
+
+async def test_the_cleanup_keeps_a_row_on_its_last_attempt_until_that_attempt_ends(side: Side) -> None:
+    """A row out of attempts but still leased (its last attempt in flight) is not finished yet:
+    requeued long after it was queued, it is kept until its lease (then its failure) is older
+    than the retention."""
+    (only,) = await queue(side, "app_a")
+    side.clock.advance(2 * RETENTION)
+    await side.outbox.requeue(only, "app_a", side.clock(), MAX_ATTEMPTS)
+    for _ in range(MAX_ATTEMPTS - 1):
+        await side.outbox.claim(side.clock(), LEASE, MAX_ATTEMPTS)
+        await side.outbox.failed(only, "HTTP 500", side.clock())
+    last = await side.outbox.claim(side.clock(), LEASE, MAX_ATTEMPTS)
+    assert last is not None and last.attempts == MAX_ATTEMPTS
+    await side.cleanup(RETENTION, batch_size=2)
+    assert await ids(side) == {only}
+    side.clock.advance(RETENTION + LEASE + 1)  # the sender died: the lease ran out long ago
+    await side.cleanup(RETENTION, batch_size=2)
+    assert await ids(side) == set()

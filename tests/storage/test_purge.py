@@ -1,10 +1,10 @@
 """Cleanup (SPEC §8): expired rows and old audit events go, in small batches that never hold serving up.
 
 ``store.cleanup(keep_seconds, audit_retention_seconds, batch_size)`` deletes what
-expired more than ``keep_seconds`` ago (and audit events older than the
-retention) and nothing that can still be used, and returns the counts. Time
-moves through the harness's FakeClock, which the store and the management path
-both read; rows seeded directly use the same clock.
+expired more than ``keep_seconds`` ago (and audit events and finished webhook
+deliveries older than the retention) and nothing that can still be used, and
+returns the counts. Time moves through the harness's FakeClock, which the store
+and the management path both read; rows seeded directly use the same clock.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from openplatform.services.webhooks import MAX_ATTEMPTS
 from openplatform.storage.sql.cleanup import Delete
 from openplatform.storage.sql.driver import Insert, InsertSpec, Operation
 from openplatform.storage.sql.store import INSERT_AUDIT, INSERT_CODE, INSERT_INVALIDATION
@@ -31,6 +32,9 @@ DAY = 86400.0
 NOTHING = {"codes": 0, "tokens": 0, "invalidations": 0, "audit_events": 0}
 SEED_TOKEN = InsertSpec("tokens", (("digest", "text"), ("kind", "text"), ("app_id", "text"), ("scope", "text"),
                                    ("created_at", "float8"), ("expires_at", "float8")))  # fmt: skip
+SEED_DELIVERY = InsertSpec("webhook_deliveries", (("app_id", "text"), ("event", "text"), ("payload", "text"),
+                                                  ("attempts", "int4"), ("next_attempt_at", "float8"),
+                                                  ("delivered_at", "float8"), ("created_at", "float8")))  # fmt: skip
 
 
 async def count(harness: Harness, sql: str, *args: object) -> int:
@@ -66,6 +70,23 @@ async def seed(
     for insert in inserts:
         if insert.rows:
             await harness.platform.store.inner.driver.write(insert)
+
+
+def delivery(at: float, state: str) -> tuple[object, ...]:
+    """A ``webhook_deliveries`` row queued at ``at``: "new" (never tried), "retry" (failed twice,
+    due again 2 minutes later), "delivered" (a second after it was queued) or "abandoned" (every
+    attempt failed, the last a minute after it was queued)."""
+    attempts, next_attempt_at, delivered_at = {
+        "new": (0, at, None),
+        "retry": (2, at + 120, None),
+        "delivered": (1, at + 60, at + 1),
+        "abandoned": (MAX_ATTEMPTS, at + 60, None),
+    }[state]
+    return ("app", "install", "{}", attempts, next_attempt_at, delivered_at, at)
+
+
+async def seed_deliveries(harness: Harness, *rows: tuple[object, ...]) -> None:
+    await harness.platform.store.inner.driver.write(Insert(SEED_DELIVERY, *rows))
 
 
 async def written(harness: Harness) -> None:
@@ -230,6 +251,61 @@ async def test_cleanup_deletes_in_batches_of_the_given_size(harness: Harness, mo
     assert await count(harness, "FROM audit_events") == 2
 
 
+async def test_finished_webhook_deliveries_go_in_batches_and_pending_ones_stay(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outbox's delivered and abandoned rows older than the audit retention go, a batch at a
+    time, walked along the primary key past the pending rows among them (never deleted, whatever
+    their age); the counts stay the four of SPEC §8 (the delivery log is not one of them)."""
+    now = harness.clock()
+    states = ("new", "delivered", "abandoned", "retry")
+    old = [delivery(now - 200 * DAY + i, states[i % 4]) for i in range(50)]  # 13 delivered, 12 abandoned
+    recent = [delivery(now - DAY + i, state) for i, state in enumerate(("delivered", "abandoned", "new"))]
+    await seed_deliveries(harness, *old, *recent)
+    log = WriteLog(harness, monkeypatch)
+
+    log.active = True
+    assert await harness.platform.store.cleanup(audit_retention_seconds=180 * DAY, batch_size=7) == NOTHING
+    log.active = False
+
+    assert {kind for kind, _rows in log.entries} == {"batch"}, log.entries
+    sizes = [rows or 0 for _kind, rows in log.entries]
+    assert max(sizes) <= 7 and sum(sizes) == 25 and len(sizes) >= 4
+    assert await count(harness, "FROM webhook_deliveries") == 25 + 3
+    assert await count(harness, "FROM webhook_deliveries WHERE delivered_at IS NOT NULL") == 1  # the recent one
+    assert await count(harness, "FROM webhook_deliveries WHERE attempts >= ?", MAX_ATTEMPTS) == 1
+    assert (
+        await count(harness, "FROM webhook_deliveries WHERE delivered_at IS NULL AND attempts < ?", MAX_ATTEMPTS) == 25
+    )
+
+
+async def test_a_delivery_requeued_between_the_read_and_the_delete_stays(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DELETE checks again that the row is finished: one made pending again ("send again" in
+    the console) after the batch read it is kept."""
+    now = harness.clock()
+    await seed_deliveries(harness, *(delivery(now - 200 * DAY + i, "delivered") for i in range(3)))
+    driver = harness.platform.store.inner.driver
+    original = driver.write
+
+    async def requeue(tx: Any) -> int:
+        oldest = "(SELECT MIN(id) FROM webhook_deliveries)"
+        return int(
+            await tx.execute(f"UPDATE webhook_deliveries SET delivered_at = NULL, attempts = 0 WHERE id = {oldest}")
+        )
+
+    async def write(op: Operation[Any]) -> Any:
+        if isinstance(op, Delete):
+            await original(requeue)
+        return await original(op)
+
+    monkeypatch.setattr(driver, "write", write)
+    await harness.platform.store.cleanup(audit_retention_seconds=180 * DAY)
+    assert await count(harness, "FROM webhook_deliveries") == 1
+    assert await count(harness, "FROM webhook_deliveries WHERE delivered_at IS NULL AND attempts = 0") == 1
+
+
 async def test_a_batch_size_that_divides_the_rows_exactly(harness: Harness) -> None:
     now = harness.clock()
     await seed(harness, now - 2 * HOUR, tokens=21)
@@ -294,6 +370,7 @@ async def test_db_cleanup_runs_one_pass_and_prints_the_counts(harness: Harness) 
     await seed(harness, now - 200 * DAY, audit=6)  # older than the default retention (180 days)
     await seed(harness, now - 2 * HOUR, tokens=12, codes=3, invalidations=2)
     await seed(harness, now, tokens=1, codes=1, invalidations=1, audit=1)
+    await seed_deliveries(harness, delivery(now - 200 * DAY, "delivered"), delivery(now - 200 * DAY, "new"))
     settings = harness.platform.settings
 
     result = await asyncio.to_thread(run_cli, settings, "db", "cleanup")
@@ -301,6 +378,8 @@ async def test_db_cleanup_runs_one_pass_and_prints_the_counts(harness: Harness) 
     assert json.loads(result.stdout) == {"codes": 3, "tokens": 12, "invalidations": 2, "audit_events": 6}
     assert await count(harness, "FROM tokens") == 1
     assert await count(harness, "FROM audit_events") == 1
+    assert await count(harness, "FROM webhook_deliveries WHERE delivered_at IS NULL") == 1  # the pending one
+    assert await count(harness, "FROM webhook_deliveries") == 1  # the delivery log goes, unreported
 
     again = await asyncio.to_thread(run_cli, settings, "db", "cleanup")
     assert json.loads(again.stdout) == NOTHING

@@ -54,3 +54,27 @@ def test_small_pipelined_requests_before_a_large_body_are_all_answered(echo_serv
         found = read_answers(sock, 6)
     assert [envelope["id"] for _, envelope in found] == ["first", "0", "1", "2", "3", "large"]
     assert found[5][1]["length"] == len(large) and found[5][1]["sha1"] == hashlib.sha1(large).hexdigest()
+
+
+def test_a_waiting_request_refused_in_its_turn_lingers_for_what_the_client_still_sends(echo_server: str) -> None:
+    """A pipelined request whose body turns out bad while it waits is refused in its turn; the
+    connection then ends as after any refusal (``write_refusal``): the answer, the end of the
+    server's writing, and what the client still sends read and dropped until the linger ends.
+    Closing at once, with the client's later bytes unread, reset the connection, and the reset
+    threw away the answers the client had not read yet."""
+    broken = (
+        b"POST /?id=broken HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\nZZ\r\n"  # not a chunk size
+    )
+    with connect(echo_server) as sock:
+        sock.settimeout(10)
+        sock.sendall(b"GET /?id=first&delay=0.3 HTTP/1.1\r\nhost: a\r\n\r\n" + broken)
+        time.sleep(0.1)  # both are in: the first is being answered, the broken one waits
+        sock.sendall(b"x" * 100_000)  # more of the same body, sent before the client reads
+        time.sleep(0.8)  # the first is answered, then the broken one is refused
+        raw = b""
+        while chunk := sock.recv(65536):  # a reset raises ConnectionResetError here
+            raw += chunk
+    heads = [answer.split(b"\r\n", 1)[0] for answer in raw.split(b"HTTP/1.1 ")[1:]]
+    assert heads == [b"200 OK", b"400 Bad Request"], raw[:300]
+    assert b"The request is not valid HTTP." in raw

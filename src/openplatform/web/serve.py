@@ -439,7 +439,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not None and cycle.more_body and not cycle.response_complete:
             if self.pipeline and self.pipeline[0][0] is cycle:  # it waits its turn: answered then
-                self.pipeline[0] = (cycle, self.refusing_app(error))
+                self.pipeline[0] = (cycle, self.refusing_app(cycle, error))
             else:
                 self.transport.close()
             return
@@ -461,13 +461,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return app.refusal(error)  # type: ignore[no-any-return]
         return refusal(error, always_200=False)  # pragma: no cover - the app is always an OpenPlatformApp
 
-    def refusing_app(self, error: OAuthError) -> ASGI3Application:
-        """An app answering ``error`` (its ``connection: close`` ends the connection after it)."""
-        status, headers, body = self.refusal(error)
+    def refusing_app(self, cycle: RequestResponseCycle, error: OAuthError) -> ASGI3Application:
+        """The app of ``cycle``, a request that waited its turn and turned out bad: its turn writes
+        the refusal as ``write_refusal`` does, lingering for what the client still sends. Answered
+        through the cycle, it closed at once, and a client still sending got a reset instead."""
 
         async def refuse(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            cycle.response_started = cycle.response_complete = True  # answered here, not by ``send``
+            self.write_refusal(error)
 
         return refuse
 
