@@ -274,7 +274,8 @@ def db_upgrade() -> None:
 @db_app.command("cleanup")
 def db_cleanup() -> None:
     """Run one cleanup pass now (SPEC §8): expired codes, tokens and invalidation records,
-    old audit events; in small batches, so running servers are not held up."""
+    old audit events and finished webhook deliveries; in small batches, so running servers
+    are not held up."""
     config = settings()
     prepare_database(config)
     from openplatform.runtime import make_driver

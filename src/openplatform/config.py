@@ -144,7 +144,7 @@ class Settings(BaseSettings):
     cleanup_interval: float = Field(
         300.0, gt=0, le=86400,
         description="seconds between cleanup passes of each server process: expired codes, tokens and "
-        "invalidation records, old audit events ([docs/deployment.md](docs/deployment.md)); "
+        "invalidation records, old audit events and webhook deliveries ([docs/deployment.md](docs/deployment.md)); "
         "`openplatform db cleanup` runs one pass now",
     )  # fmt: skip
     cleanup_batch_size: int = Field(
@@ -153,8 +153,9 @@ class Settings(BaseSettings):
         "millisecond per 500 rows ([docs/benchmarks.md](docs/benchmarks.md))",
     )  # fmt: skip
     audit_retention_days: float = Field(
-        180.0, gt=0, description="audit events older than this many days are deleted by the cleanup"
-    )
+        180.0, gt=0, description="audit events older than this many days are deleted by the cleanup, and so are "
+        "webhook deliveries delivered or abandoned this long ago (pending ones never)",
+    )  # fmt: skip
     token_cache_size: int = Field(100_000, ge=0, description="entries kept in each process's token cache")
     log_level: str = Field("info", description="`debug`, `info`, `warning` or `error`")
     log_format: Literal["text", "json"] | None = Field(

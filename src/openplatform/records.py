@@ -149,6 +149,13 @@ class TokenCounts:
 
 # ------------------------------------------------------------------ webhooks
 
+# The retry schedule of a notification (SPEC §3): the waits after failed attempts 1, 2, …, 7; the
+# 8th failure abandons it (~10.7 h in all). ``services.webhooks`` sends by it; it is here because the
+# storage needs the count too: an undelivered row with no attempt left is finished, and the
+# cleanup deletes finished rows in time (``storage.sql.cleanup``).
+DELIVERY_BACKOFF = (10, 30, 120, 600, 3600, 3 * 3600, 6 * 3600)
+DELIVERY_ATTEMPTS = len(DELIVERY_BACKOFF) + 1
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:

@@ -132,7 +132,8 @@ class Lifespan(Protocol):
         rest: float = ...,
     ) -> dict[str, int]:
         """One cleanup pass (SPEC §8): codes and tokens expired more than ``keep_seconds`` ago,
-        invalidation records as old, audit events older than ``audit_retention_seconds``;
+        invalidation records as old, audit events and finished (delivered or abandoned) webhook
+        deliveries older than ``audit_retention_seconds``;
         returns ``{"codes": N, "tokens": N, "invalidations": N, "audit_events": N}``."""
         ...
 

@@ -48,7 +48,7 @@ from openplatform import events, logs
 from openplatform.core import egress
 from openplatform.core.signing import legacy_notification_signature, sign_webhook
 from openplatform.models import Installation
-from openplatform.records import Delivery
+from openplatform.records import DELIVERY_ATTEMPTS, DELIVERY_BACKOFF, Delivery
 from openplatform.security import new_id
 from openplatform.services.validation import NotFound
 
@@ -61,9 +61,10 @@ logs.redact_url_queries("httpx")  # its INFO line "HTTP Request: POST <url>" wou
 INSTALL = 1
 UNINSTALL = 2
 EXPIRATION_MS = 5 * 60 * 1000
-# Waits after failed attempts 1, 2, …, 7; the 8th failure abandons the event (~10.7 h in all).
-BACKOFF = (10, 30, 120, 600, 3600, 3 * 3600, 6 * 3600)
-MAX_ATTEMPTS = len(BACKOFF) + 1
+# Waits after failed attempts 1, 2, …, 7; the 8th failure abandons the event (~10.7 h in all). In
+# records.py, as the cleanup deletes abandoned rows (out of attempts) in time, and pending ones never.
+BACKOFF = DELIVERY_BACKOFF
+MAX_ATTEMPTS = DELIVERY_ATTEMPTS
 TIMEOUT_SECONDS = 5.0  # for the whole exchange, connect to last byte
 LEASE_SECONDS = 60.0  # a claimed row is left alone this long (well over TIMEOUT_SECONDS)
 BATCH = 16  # rows claimed per pass; they are sent concurrently

@@ -47,7 +47,7 @@ from openplatform.models import (
     TokenRecord,
     read_backing,
 )
-from openplatform.records import AdminKey, User, audit_actor
+from openplatform.records import DELIVERY_ATTEMPTS, AdminKey, User, audit_actor
 
 if TYPE_CHECKING:
     from openplatform.core.store import Backend
@@ -84,6 +84,13 @@ class DeliveryRow:
     attempts: int = 0
     delivered_at: float | None = None
     last_error: str | None = None
+
+    def finished_at(self) -> float | None:
+        """When it was delivered, or abandoned (every attempt used, the last one over: its
+        ``next_attempt_at``); None while pending (as ``storage.sql.cleanup.FINISHED_AT``)."""
+        if self.delivered_at is not None:
+            return self.delivered_at
+        return self.next_attempt_at if self.attempts >= DELIVERY_ATTEMPTS else None
 
 
 @dataclass(slots=True)
@@ -318,7 +325,8 @@ class MemoryStore:
     ) -> dict[str, int]:
         """One cleanup pass (SPEC §8), as ``SqlStore.cleanup``: codes and tokens expired more
         than ``keep_seconds`` (seconds) ago, invalidation records as old, app secrets past their
-        grace period, audit events older than ``audit_retention_seconds``. In one step here, so
+        grace period, audit events and finished webhook deliveries (delivered or abandoned, never
+        pending ones) older than ``audit_retention_seconds``. In one step here, so
         ``batch_size`` (at least 1, else ValueError) and ``rest`` change nothing. Returns
         ``{"codes": N, "tokens": N, "invalidations": N, "audit_events": N}``."""
         if batch_size < 1:
@@ -338,9 +346,11 @@ class MemoryStore:
             if live != app.secrets:
                 self.apps[app.app_id] = dataclasses.replace(app, secrets=live)
         _drop(self.secret_rows, lambda row: row.expires_at is not None and row.expires_at < now)
-        events = [e for e in self.audit_events if e.at >= now - audit_retention_seconds]
+        retained = now - audit_retention_seconds
+        events = [e for e in self.audit_events if e.at >= retained]
         counts["audit_events"] = len(self.audit_events) - len(events)
         self.audit_events = events
+        _drop(self.deliveries, lambda row: (at := row.finished_at()) is not None and at < retained)  # unreported
         return counts
 
     # ----------------------------------------------------------------- helpers

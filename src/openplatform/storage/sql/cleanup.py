@@ -6,7 +6,7 @@ One pass sweeps the tables in turn. Each batch is two steps:
    rows past their horizon, in the order of an index (``expires_at`` or ``at``;
    the audit log, whose only index is ``(app_id, event, at)``, is walked along its
    integer primary key from the lowest id and the sweep stops at the first row
-   inside the retention period);
+   inside the retention period; so is the webhook outbox, see below);
 2. one operation of the group-commit writer deleting exactly those keys,
    re-checking the condition (``DELETE … WHERE expires_at < ? AND digest IN (…)``):
    the write lock is held for one small DELETE, committed together with the
@@ -23,6 +23,16 @@ The walk along an index starts each read at the last value read (``>=``, as
 values may tie), never at the beginning: on PostgreSQL the index entries of
 deleted rows stay until VACUUM, and reading past them again on every batch
 would make a pass quadratic.
+
+The webhook outbox (``webhook_deliveries``) is also the delivery log: a row that
+is finished, delivered or abandoned (undelivered with every attempt used, its last
+one over), goes once it finished longer ago than the audit retention, as the audit
+events about it do. A pending row (to be sent, or retried) is never deleted,
+whatever its age. The walk goes along the primary key (no index is added: the
+outbox's are on ``app_id`` and ``next_attempt_at``) and stops at the first row
+*made* inside the retention period (a row finishes after it is made); the pending
+rows before it, and rows made long ago but finished recently (sent again from the
+console), are walked past, not deleted, and do not stop the walk.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import time
 from dataclasses import dataclass
 
 from openplatform.config import AUDIT_RETENTION_SECONDS, CLEANUP_BATCH_SIZE, CLEANUP_KEEP_SECONDS
+from openplatform.records import DELIVERY_ATTEMPTS
 from openplatform.storage.sql.driver import Driver, Tx
 
 log = logging.getLogger("openplatform.storage")
@@ -43,16 +54,18 @@ log = logging.getLogger("openplatform.storage")
 class Sweep:
     """How one table is swept: ``key`` is its primary key, ``column`` the time compared with the horizon."""
 
-    name: str  # its count in the pass's result ("" for app secrets: not reported)
+    name: str  # its count in the pass's result ("" for app secrets and deliveries: not reported)
     table: str
     key: str
-    column: str
+    column: str  # or an expression, NULL for a row never to delete
     by_id: bool = False  # walk the integer primary key instead of an index on ``column``
+    stop: str = ""  # by_id: the walk ends at the first row with this column inside the period ("": ``column``)
 
     def read_sql(self) -> str:
-        select = f"SELECT {self.key} AS k, {self.column} AS t FROM {self.table}"
         if self.by_id:
+            select = f"SELECT {self.key} AS k, {self.column} AS t, {self.stop or self.column} AS s FROM {self.table}"
             return f"{select} WHERE {self.key} > ? ORDER BY {self.key} LIMIT ?"
+        select = f"SELECT {self.key} AS k, {self.column} AS t FROM {self.table}"
         return f"{select} WHERE {self.column} < ? AND {self.column} >= ? ORDER BY {self.column} LIMIT ?"
 
     def delete_sql(self, batch_size: int) -> str:
@@ -67,6 +80,14 @@ TOKENS = Sweep("tokens", "tokens", "digest", "expires_at")
 INVALIDATIONS = Sweep("invalidations", "invalidations", "id", "at")
 SECRETS = Sweep("", "app_secrets", "id", "expires_at")  # a handful of rows; no index needed
 AUDIT_EVENTS = Sweep("audit_events", "audit_events", "id", "at", by_id=True)
+# When a delivery finished: delivered_at, or for an abandoned one next_attempt_at (the time of its last
+# failure, or the end of the lease of a sender that died on it; while its last attempt is being sent,
+# the lease's end is still to come); NULL while it is pending.
+FINISHED_AT = (
+    "(CASE WHEN delivered_at IS NOT NULL THEN delivered_at"
+    f" WHEN attempts >= {DELIVERY_ATTEMPTS} THEN next_attempt_at END)"
+)
+DELIVERIES = Sweep("", "webhook_deliveries", "id", FINISHED_AT, by_id=True, stop="created_at")
 
 
 class Delete:
@@ -97,10 +118,11 @@ async def sweep(driver: Driver, table: Sweep, horizon: float, batch_size: int, r
             keys: list[object] = []
             more = len(rows) == batch_size
             for row in rows:  # the walk ends at the first row inside the period kept
-                if row["t"] >= horizon:
+                if row["s"] >= horizon:
                     more = False
                     break
-                keys.append(row["k"])
+                if row["t"] is not None and row["t"] < horizon:  # else kept (a pending delivery): walked past
+                    keys.append(row["k"])
         else:
             rows = await driver.fetch(read, horizon, after, batch_size)
             keys = [row["k"] for row in rows]
@@ -108,11 +130,9 @@ async def sweep(driver: Driver, table: Sweep, horizon: float, batch_size: int, r
         if not rows:
             return deleted
         after = rows[-1]["k"] if table.by_id else rows[-1]["t"]
-        if not keys:
-            return deleted
-        padded = keys + [keys[-1]] * (batch_size - len(keys))
-        count = await driver.write(Delete(delete, (horizon, *padded)))
-        deleted += count
+        if keys:
+            padded = keys + [keys[-1]] * (batch_size - len(keys))
+            deleted += await driver.write(Delete(delete, (horizon, *padded)))
         if not more:  # the end of what is past the horizon
             return deleted
         await asyncio.sleep(rest * (time.perf_counter() - started))
@@ -130,8 +150,10 @@ async def cleanup_pass(
 
     Deletes codes and tokens that expired more than ``keep_seconds`` before
     ``now``, invalidation records older than that, app secrets whose grace period
-    is over, and audit events older than ``audit_retention_seconds``. Returns the
-    counts ``{"codes": N, "tokens": N, "invalidations": N, "audit_events": N}``.
+    is over, and audit events and finished webhook deliveries (delivered or
+    abandoned, never pending ones) older than ``audit_retention_seconds``. Returns
+    the counts ``{"codes": N, "tokens": N, "invalidations": N, "audit_events": N}``
+    (SPEC §8's four: app secrets and deliveries go unreported).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -143,6 +165,7 @@ async def cleanup_pass(
         (INVALIDATIONS, now - keep_seconds),
         (SECRETS, now),  # a previous secret stops at the end of its grace period
         (AUDIT_EVENTS, now - audit_retention_seconds),
+        (DELIVERIES, now - audit_retention_seconds),  # the delivery log, kept as long as the audit log
     )
     counts: dict[str, int] = {}
     for table, horizon in horizons:

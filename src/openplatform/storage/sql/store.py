@@ -434,8 +434,9 @@ class SqlStore:
         """One cleanup pass (SPEC §8), in batches of ``batch_size`` rows that never hold serving up.
 
         Deletes codes and tokens expired more than ``keep_seconds`` (seconds) ago,
-        invalidation records older than that, app secrets past their grace period and
-        audit events older than ``audit_retention_seconds`` (seconds); after each batch
+        invalidation records older than that, app secrets past their grace period, and
+        audit events and finished webhook deliveries older than ``audit_retention_seconds``
+        (seconds; a pending delivery stays whatever its age); after each batch
         it rests ``rest`` times as long as the batch took. Returns ``{"codes": N,
         "tokens": N, "invalidations": N, "audit_events": N}``. See ``storage.sql.cleanup``.
         """
