@@ -280,3 +280,32 @@ async def test_the_cleanup_keeps_a_row_on_its_last_attempt_until_that_attempt_en
     side.clock.advance(RETENTION + LEASE + 1)  # the sender died: the lease ran out long ago
     await side.cleanup(RETENTION, batch_size=2)
     assert await ids(side) == set()
+
+
+async def test_requeue_of_a_row_deleted_under_it_answers_none(side: Side) -> None:
+    """ "Send again" of a row the cleanup deletes between requeue's read and its update: no row is
+    queued again, so the answer is None (the console then says there is no such delivery), not
+    the row as it was, which the console would show, and audit, as queued again."""
+    (only,) = await queue(side, "app_a")
+    await claim(side)
+    await side.outbox.delivered(only, side.clock())
+    if side.database is None:  # memory: the read and the update are one step; only the cleanup before
+        side.clock.advance(200 * 86400)
+        await side.cleanup(audit_retention_seconds=180 * 86400, batch_size=10)
+        assert await side.outbox.requeue(only, "app_a", side.clock(), MAX) is None
+        assert await side.outbox.list() == []
+        return
+    read_one = side.database.read_one
+
+    async def read_then_clean(query: object) -> object:
+        found = await read_one(query)
+        side.clock.advance(200 * 86400)
+        await side.cleanup(audit_retention_seconds=180 * 86400, batch_size=10)
+        return found
+
+    side.database.read_one = read_then_clean  # type: ignore[method-assign]
+    try:
+        assert await side.outbox.requeue(only, "app_a", side.clock(), MAX) is None
+    finally:
+        side.database.read_one = read_one  # type: ignore[method-assign]
+    assert await side.outbox.list() == []

@@ -105,16 +105,17 @@ class SqlOutbox:
         sent stays leased, so no other sender takes it before this attempt ends (a second copy at
         once), and a retry keeps its time. The row as it was before, or None when ``app_id`` has
         no such delivery. Its payload (and ``event_id``) stays the same: it is the same event, and
-        a receiver that has it can tell."""
+        a receiver that has it can tell. None as well when the row is deleted (``storage.sql.cleanup``)
+        between the read and the update: nothing is queued again."""
         found = await self.database.read_one(select(wd).where(wd.c.id == delivery_id, wd.c.app_id == app_id))
         if found is None:
             return None
         pending_later = and_(*_due(now, max_attempts)[:2], wd.c.next_attempt_at > now)
         due = case((pending_later, wd.c.next_attempt_at), else_=now)
-        await self.database.execute(
+        changed = await self.database.execute(
             update(wd).where(wd.c.id == delivery_id).values(attempts=0, next_attempt_at=due, delivered_at=None)
         )
-        return dict(found)
+        return dict(found) if changed else None  # 0: the cleanup deleted it after the read
 
     async def list(self, app_id: str | None = None, limit: int = 100) -> list[dict[str, object]]:
         """Recent rows, newest first (for the console and for tests)."""
