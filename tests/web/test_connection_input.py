@@ -256,3 +256,23 @@ def test_a_waiting_request_with_a_broken_body_is_refused_in_its_turn(live_server
         found = answers(read_until_closed(sock))
     assert [head.split(b" ")[1] for head, _ in found] == [b"200", b"400"]
     assert found[1][1]["msg"] == "The request is not valid HTTP."
+
+
+def test_a_client_reset_while_pipelined_answers_wait_for_it_to_read_logs_no_error(live_server: LiveServer) -> None:
+    """A client pipelines large answers without reading them, then resets the connection. The
+    answer being written waits for the client to read (flow control); uvicorn marks only the
+    newest request of the connection as disconnected, so the one being answered went on writing
+    to the closed connection and the log got ``Exception in ASGI application``."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    host, port = live_server.removeprefix("http://").split(":")
+    sock.connect((host, int(port)))
+    sock.sendall(b"GET /openapi.json HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n" * 15)
+    time.sleep(1.0)  # the first answer fills the buffers; the others wait their turn
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # close: reset
+    sock.close()
+    time.sleep(1.0)
+    with connect(live_server) as probe:  # still serving
+        probe.sendall(HEALTH)
+        assert read_answers(probe, 1)[0][1]["result"] == {"status": "ok"}
+    assert "Exception in ASGI application" not in live_server.log.read_text()

@@ -215,6 +215,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.held = bytearray()  # received and not yet parsed: a pipelined request waits
         self.ending = False  # no more requests are read on this connection
         self.idle_since: float | None = None  # the loop's time of the answer after which none is asked
+        self.answering: RequestResponseCycle | None = None  # the cycle whose app was started last
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -223,6 +224,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if sweep is None or sweep.loop is not self.loop:
             sweep = SWEEPS[self.server_state] = IdleSweep(self.loop, self.connections, self.timeout_keep_alive)
         sweep.start()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # uvicorn marks only the newest cycle (``self.cycle``) disconnected; with requests pipelined
+        # behind it, the one being answered is an older one, and its app, woken from waiting for the
+        # client to read, wrote to the closed transport (an error in the log).
+        answering = self.answering
+        if answering is not None and answering is not self.cycle and not answering.response_complete:
+            answering.disconnected = True
+            answering.message_event.set()
+        super().connection_lost(exc)
 
     # ------------------------------------------------------------------ keep-alive (``IdleSweep``)
 
@@ -235,6 +246,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.flow.resume_reading()
         if self.pipeline:  # the next waiting request starts
             cycle, app = self.pipeline.pop()
+            self.answering = cycle
             self._start_asgi_task(cycle, app)
         else:
             self.idle_since = self.loop.time()
@@ -410,6 +422,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             on_response=self.on_response_complete,
         )
         if existing_cycle is None or existing_cycle.response_complete:
+            self.answering = self.cycle
             self._start_asgi_task(self.cycle, app)
         else:  # pipelined: waits for the one before it
             self.flow.pause_reading()
