@@ -5,6 +5,7 @@ server hold")."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
 import subprocess
@@ -22,9 +23,16 @@ from tests.web.test_connection_input import connect, read_answers
 @pytest.fixture
 def echo_server(tmp_path: Path) -> Iterator[str]:
     """``tests.web.echo_server`` (the server's protocol, a slow echo app) in its own process."""
+    with running_echo_server(tmp_path) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def running_echo_server(tmp_path: Path, *options: str) -> Iterator[str]:
     port = free_port()
     log = (tmp_path / "echo.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "tests.web.echo_server", str(port)], stdout=log, stderr=log)
+    command = [sys.executable, "-m", "tests.web.echo_server", str(port), *options]
+    process = subprocess.Popen(command, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -78,3 +86,49 @@ def test_a_waiting_request_refused_in_its_turn_lingers_for_what_the_client_still
     heads = [answer.split(b"\r\n", 1)[0] for answer in raw.split(b"HTTP/1.1 ")[1:]]
     assert heads == [b"200 OK", b"400 Bad Request"], raw[:300]
     assert b"The request is not valid HTTP." in raw
+
+
+def test_a_client_that_reads_nothing_is_cut_off_after_the_send_timeout(tmp_path: Path) -> None:
+    """An answer far larger than the socket buffers, to a client that reads nothing: writing stays
+    paused, and once it has for ``SEND_TIMEOUT_SECONDS`` (1 s here) the connection is aborted, with
+    what it held. Without the limit it waited for the client for ever (uvicorn has none)."""
+    size = 20_000_000
+    with running_echo_server(tmp_path, "1") as base:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        host, port = base.removeprefix("http://").split(":")
+        sock.connect((host, int(port)))
+        with sock:
+            sock.sendall(b"GET /?id=large&size=%d HTTP/1.1\r\nhost: a\r\n\r\n" % size)
+            time.sleep(4)  # past the timeout and the sweep after it
+            sock.settimeout(10)
+            received = 0
+            try:
+                while chunk := sock.recv(1 << 20):
+                    received += len(chunk)
+            except ConnectionResetError:
+                pass
+    assert received < size  # the server ended the connection before the answer was whole
+
+
+def test_a_refusal_to_a_client_that_reads_nothing_ends_with_the_linger(echo_server: str) -> None:
+    """After a refusal the connection closes when the linger ends; if the client has not read what
+    was written by then, it is aborted: a close waits for the write buffer to drain, which such a
+    client never lets happen (the send timeout, 60 s here, would be the only end)."""
+    size = 20_000_000
+    broken = b"POST /?id=broken HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\n"
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    host, port = echo_server.removeprefix("http://").split(":")
+    sock.connect((host, int(port)))
+    with sock:
+        sock.sendall(b"GET /?id=large&size=%d HTTP/1.1\r\nhost: a\r\n\r\n" % size + broken)
+        time.sleep(4)  # the large answer written, the refusal after it, the 2 s linger over
+        sock.settimeout(10)
+        received = 0
+        try:
+            while chunk := sock.recv(1 << 20):
+                received += len(chunk)
+        except ConnectionResetError:
+            pass
+    assert received < size

@@ -74,10 +74,15 @@ MAX_HELD_BYTES = 1024 * 1024
 # How often a server looks for keep-alive connections idle past their timeout (``IdleSweep``): one
 # is closed between ``timeout_keep_alive`` (uvicorn's option, 5 s by default) and this much later.
 IDLE_SWEEP_SECONDS = 1.0
+# A connection whose writing has stayed paused this long (its client reads nothing: the transport's
+# buffer stays over its high-water mark) is aborted by the same sweep, freeing the answers it holds.
+# uvicorn has no such limit; this is nginx's ``send_timeout`` (60 s between two writes that progress).
+SEND_TIMEOUT_SECONDS = 60.0
 
 
 class IdleSweep:
-    """Closes one server's keep-alive connections once idle for its ``timeout_keep_alive``.
+    """Closes one server's keep-alive connections once idle for its ``timeout_keep_alive``, and
+    aborts those whose client has read nothing for ``SEND_TIMEOUT_SECONDS`` (SPEC §9).
 
     uvicorn arms a timer after each answer and cancels it when the connection's next request comes:
     about 3 µs an answer (docs/benchmarks.md, "One keep-alive timer a server"). Here an answer only
@@ -102,6 +107,10 @@ class IdleSweep:
             since = getattr(protocol, "idle_since", None)
             if since is not None and now - since >= self.timeout:
                 protocol.timeout_keep_alive_handler()
+                continue
+            stalled = getattr(getattr(protocol, "flow", None), "write_paused_at", None)
+            if stalled is not None and now - stalled >= SEND_TIMEOUT_SECONDS:
+                protocol.transport.abort()  # close() would wait for the buffer to drain: never
         if self.connections:
             self.start()
 
@@ -113,11 +122,22 @@ class HoldingFlow(FlowControl):
     """uvicorn's flow control for one connection, except that reading stays paused while the
     protocol holds input or requests wait: uvicorn resumes reading after each answer and whenever
     an app awaits its body, and each read would land in the held input (a client pipelining small
-    requests before a large body grew it by a read per answer)."""
+    requests before a large body grew it by a read per answer). It also notes since when writing
+    has been paused, for ``IdleSweep``'s ``SEND_TIMEOUT_SECONDS``."""
 
     def __init__(self, transport: asyncio.Transport, protocol: BoundedHttpToolsProtocol) -> None:
         super().__init__(transport)
         self.protocol = protocol
+        self.write_paused_at: float | None = None  # the loop's time writing was paused (``IdleSweep``)
+
+    def pause_writing(self) -> None:
+        if not self.write_paused:
+            self.write_paused_at = self.protocol.loop.time()
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self.write_paused_at = None
+        super().resume_writing()
 
     def resume_reading(self) -> None:
         # FlowControl.resume_reading's own two lines, not a call to it: this runs twice a request
@@ -494,7 +514,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.flow.resume_reading()  # read and drop what still comes, until the linger ends
-        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        self.loop.call_later(LINGER_SECONDS, self.end_linger)
+
+    def end_linger(self) -> None:
+        """Closes the connection, or aborts it if the client has not read all that was written: a
+        close waits for the write buffer to drain, which a client that reads nothing never lets
+        happen (and under the high-water mark, ``SEND_TIMEOUT_SECONDS`` does not apply)."""
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()
+        else:
+            self.transport.close()
 
 
 # uvicorn's options for every server ``run`` starts; bench/proto.py measures the protocol with them.
