@@ -23,7 +23,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from openplatform.web.serve import BoundedHttpToolsProtocol
+from openplatform.web.serve import HEADS, BoundedHttpToolsProtocol
 from tests.conftest import LiveServer, seed_world
 from tests.web.test_connection_input import answers, connect
 
@@ -94,11 +94,15 @@ def answering(*messages: Message, fail: bool = False) -> Any:
     return app
 
 
-def serve(protocol_class: type[HttpToolsProtocol], app: Any, *requests: bytes) -> Transport:
+def serve(
+    protocol_class: type[HttpToolsProtocol], app: Any, *requests: bytes, dated: list[tuple[bytes, bytes]] | None = None
+) -> Transport:
     async def run() -> Transport:
         config = Config(app=app, http="httptools", loop="uvloop", access_log=False, log_config=None)
         config.load()
-        protocol = protocol_class(config=config, server_state=ServerState(), app_state={})
+        state = ServerState()
+        state.default_headers = dated if dated is not None else []
+        protocol = protocol_class(config=config, server_state=state, app_state={})
         transport = Transport()
         protocol.connection_made(transport)
         protocol.data_received(b"".join(requests))
@@ -177,3 +181,49 @@ def test_the_written_out_uvicorn_methods_still_match_uvicorn() -> None:
     source = inspect.getsource(HttpToolsProtocol.on_headers_complete)
     assert "self.cycle = RequestResponseCycle(" in source and "self._start_asgi_task(self.cycle, app)" in source
     assert "self.loop.call_later(" in inspect.getsource(HttpToolsProtocol.on_response_complete)
+
+
+KERNEL_LIKE: Message = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"cache-control", b"no-store"), (b"content-type", b"application/json"), (b"content-length", b"5")],
+}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        KERNEL_LIKE["headers"],
+        [[b"content-type", b"application/json"], [b"content-length", b"5"]],  # pairs as lists: not a key
+        [(b"Content-Length", b"5"), (b"Connection", b"close")],  # names lower-cased, the connection closed
+        [(b"content-length", b"5"), (b"connection", b"keep-alive, close")],
+    ],
+)
+def test_a_head_made_again_is_what_uvicorn_writes(headers: list[Any]) -> None:
+    """A head is made once for its status, headers, keep-alive and method (``HEADS``), and then
+    taken from there; with a date line that changes between servers, as uvicorn's server changes
+    it every second, each answer is still uvicorn's, byte for byte."""
+    messages = ({**KERNEL_LIKE, "headers": headers}, {"type": "http.response.body", "body": b"hello"})
+    http10 = b"GET / HTTP/1.0\r\nhost: a\r\n\r\n"
+    for date in (b"Tue, 01 Dec 2026 06:00:00 GMT", b"Tue, 01 Dec 2026 06:00:01 GMT"):
+        dated = [(b"date", date)]
+        for requests in ([GET, GET, GET], [http10], [b"HEAD / HTTP/1.1\r\nhost: a\r\n\r\n", GET]):
+            ours = serve(BoundedHttpToolsProtocol, answering(*messages), *requests, dated=dated)
+            theirs = serve(HttpToolsProtocol, answering(*messages), *requests, dated=dated)
+            assert b"".join(ours.writes) == b"".join(theirs.writes), (headers, requests)
+            assert ours.closed == theirs.closed
+    hashable = all(type(pair) is tuple for pair in headers)
+    assert ((200, tuple(map(tuple, headers)), True, False) in HEADS) == hashable  # made once, then taken
+
+
+def test_headers_given_as_an_iterator_are_read_once() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        pairs = iter([(b"content-length", b"5")])
+        await send({"type": "http.response.start", "status": 200, "headers": pairs})
+        await send({"type": "http.response.body", "body": b"hello"})
+
+    ours = serve(BoundedHttpToolsProtocol, app, GET, GET)
+    theirs = serve(HttpToolsProtocol, app, GET, GET)
+    assert b"".join(ours.writes) == b"".join(theirs.writes)
+    assert b"content-length: 5" in b"".join(ours.writes)

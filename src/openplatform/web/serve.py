@@ -30,6 +30,7 @@ from uvicorn.server import ServerState
 from openplatform import logs
 from openplatform.config import Settings
 from openplatform.errors import OAuthError
+from openplatform.storage.cache import BoundedCache
 from openplatform.web.access_log import AccessLog
 from openplatform.web.app import create_app
 from openplatform.web.limits import HEAD_READ_LIMIT, refusal
@@ -147,6 +148,25 @@ class HoldingFlow(FlowControl):
             self._transport.resume_reading()
 
 
+# Heads uvicorn's ``send`` made, after the server's own lines (``default_headers``), with the state it
+# set, by what decides them: (status, the app's header pairs, keep-alive, HEAD) -> (the head's rest,
+# expected_content_length, chunked_encoding, keep_alive). The API's answers repeat a few sets of
+# headers; any other answer costs one lookup and one insert (``OneWriteCycle.send``).
+HEADS = BoundedCache(1024)
+_DATED: list[Any] = [None, b""]  # the server's own lines last formatted: [default_headers, their bytes]
+
+
+def dated_lines(default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The head lines of uvicorn's ``default_headers`` (``date``, which uvicorn's server replaces
+    once a second), formatted once for each list."""
+    if default_headers is not _DATED[0]:
+        _DATED[:] = [
+            default_headers,
+            b"".join([b"%s: %s\r\n" % (name.lower(), value) for name, value in default_headers]),
+        ]
+    return _DATED[1]  # type: ignore[no-any-return]
+
+
 class OneWriteCycle(RequestResponseCycle):
     """uvicorn's request-response cycle, writing an answer's head and body in one write.
 
@@ -160,6 +180,12 @@ class OneWriteCycle(RequestResponseCycle):
 
     If the app fails between the two messages, uvicorn closes the connection, as it did after a
     written head: the client gets no partial answer instead of a cut one.
+
+    A head is made by uvicorn's ``send`` once for each status, list of header pairs, keep-alive and
+    HEAD, and then taken from ``HEADS``: uvicorn checks each pair with two regular expressions and
+    lower-cases its name, 20,000 instructions an answer of five lines (bench/proto.py), where the
+    lookup costs about a tenth. The server's own lines before the app's (``default_headers``: only
+    ``date`` under ``serve``, no ``connection`` or length among them) are formatted apart.
     """
 
     head: bytes | None = None  # the answer's head, built and not yet written
@@ -178,11 +204,35 @@ class OneWriteCycle(RequestResponseCycle):
             if self.response_started or message["type"] != "http.response.start":
                 await RequestResponseCycle.send(self, message)
                 return
+            headers, status = message.get("headers", ()), message.get("status")
+            key = None
+            if type(headers) is list and not self.access_log:  # a list of pairs; an iterable is read once
+                try:
+                    key = (status, tuple(headers), self.keep_alive, self.scope["method"] == "HEAD")
+                    made = HEADS.get(key)
+                except TypeError:  # pairs that are lists: not a key; uvicorn's own way
+                    key = made = None
+                if made is not None:
+                    rest, self.expected_content_length, self.chunked_encoding, self.keep_alive = made
+                    self.response_started = True
+                    self.waiting_for_100_continue = False
+                    self.head = b"".join((STATUS_LINE[status], dated_lines(self.default_headers), rest))
+                    return
             transport, self.transport = self.transport, self  # type: ignore[assignment]
             try:
                 await RequestResponseCycle.send(self, message)  # the head goes to ``write``
             finally:
                 self.transport = transport
+            if key is not None and self.head is not None:
+                start = STATUS_LINE[status] + dated_lines(self.default_headers)
+                if self.head.startswith(start):
+                    made = (
+                        self.head[len(start) :],
+                        self.expected_content_length,
+                        self.chunked_encoding,
+                        self.keep_alive,
+                    )
+                    HEADS.put(key, made)
             return
         self.head = None
         body = message.get("body", b"")
