@@ -1,9 +1,10 @@
 """A test server: ``openplatform serve``'s HTTP protocol (``web.serve.BoundedHttpToolsProtocol``) in
 front of an app that reads the body and answers after ``?delay=`` seconds (with ``?size=`` bytes of
 padding), for the connection tests that need a request to be slow (no route of the real app is slow
-on purpose) or an answer large. A second argument sets ``web.serve.SEND_TIMEOUT_SECONDS``.
+on purpose) or an answer large. A second argument sets ``web.serve.SEND_TIMEOUT_SECONDS``, a third
+uvicorn's ``timeout_keep_alive`` (5 s).
 
-    python -m tests.web.echo_server PORT [SEND_TIMEOUT_SECONDS]
+    python -m tests.web.echo_server PORT [SEND_TIMEOUT_SECONDS [KEEP_ALIVE_SECONDS]]
 """
 
 from __future__ import annotations
@@ -42,5 +43,7 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 2:
         serve.SEND_TIMEOUT_SECONDS = float(sys.argv[2])
+    keep_alive = int(sys.argv[3]) if len(sys.argv) > 3 else 5
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http=BoundedHttpToolsProtocol,
-                ws="none", lifespan="off", access_log=False, log_level="warning")  # fmt: skip
+                ws="none", lifespan="off", access_log=False, log_level="warning",
+                timeout_keep_alive=keep_alive)  # fmt: skip

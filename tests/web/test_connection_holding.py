@@ -88,47 +88,69 @@ def test_a_waiting_request_refused_in_its_turn_lingers_for_what_the_client_still
     assert b"The request is not valid HTTP." in raw
 
 
+def read_all(sock: socket.socket) -> bytes:
+    """What the connection brings until it ends (a reset ends it too)."""
+    raw = b""
+    try:
+        while chunk := sock.recv(1 << 20):
+            raw += chunk
+    except ConnectionResetError:
+        pass
+    return raw
+
+
+def small_window(base: str) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    host, port = base.removeprefix("http://").split(":")
+    sock.connect((host, int(port)))
+    return sock
+
+
+BROKEN = b"POST /?id=broken HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\n"
+
+
 def test_a_client_that_reads_nothing_is_cut_off_after_the_send_timeout(tmp_path: Path) -> None:
-    """An answer far larger than the socket buffers, to a client that reads nothing: writing stays
-    paused, and once it has for ``SEND_TIMEOUT_SECONDS`` (1 s here) the connection is aborted, with
-    what it held. Without the limit it waited for the client for ever (uvicorn has none)."""
+    """An answer far larger than the socket buffers, to a client that reads nothing: once what the
+    connection holds has not shrunk for ``SEND_TIMEOUT_SECONDS`` (2 s here) it is aborted. The
+    keep-alive timeout (1 s here) comes first and closes the connection, but a close waits for the
+    buffer to drain, so the connection stayed, with the answer, for ever (uvicorn has no limit)."""
     size = 20_000_000
-    with running_echo_server(tmp_path, "1") as base:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        host, port = base.removeprefix("http://").split(":")
-        sock.connect((host, int(port)))
-        with sock:
-            sock.sendall(b"GET /?id=large&size=%d HTTP/1.1\r\nhost: a\r\n\r\n" % size)
-            time.sleep(4)  # past the timeout and the sweep after it
-            sock.settimeout(10)
-            received = 0
-            try:
-                while chunk := sock.recv(1 << 20):
-                    received += len(chunk)
-            except ConnectionResetError:
-                pass
+    with running_echo_server(tmp_path, "2", "1") as base, small_window(base) as sock:
+        sock.sendall(b"GET /?id=large&size=%d HTTP/1.1\r\nhost: a\r\n\r\n" % size)
+        time.sleep(6)  # the keep-alive close at 1 s, no progress for 2 s, the sweep after it
+        sock.settimeout(10)
+        received = len(read_all(sock))
     assert received < size  # the server ended the connection before the answer was whole
 
 
-def test_a_refusal_to_a_client_that_reads_nothing_ends_with_the_linger(echo_server: str) -> None:
-    """After a refusal the connection closes when the linger ends; if the client has not read what
-    was written by then, it is aborted: a close waits for the write buffer to drain, which such a
-    client never lets happen (the send timeout, 60 s here, would be the only end)."""
+def test_a_refusal_behind_an_answer_the_client_does_not_read_ends_with_the_send_timeout(tmp_path: Path) -> None:
+    """The refusal's linger ends in a close, which waits for the answers before it to be read: the
+    send timeout (1 s here) ends a connection whose client reads nothing."""
     size = 20_000_000
-    broken = b"POST /?id=broken HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\n"
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    host, port = echo_server.removeprefix("http://").split(":")
-    sock.connect((host, int(port)))
-    with sock:
-        sock.sendall(b"GET /?id=large&size=%d HTTP/1.1\r\nhost: a\r\n\r\n" % size + broken)
-        time.sleep(4)  # the large answer written, the refusal after it, the 2 s linger over
+    with running_echo_server(tmp_path, "1") as base, small_window(base) as sock:
+        sock.sendall(b"GET /?id=large&size=%d HTTP/1.1\r\nhost: a\r\n\r\n" % size + BROKEN)
+        time.sleep(5)
         sock.settimeout(10)
-        received = 0
-        try:
-            while chunk := sock.recv(1 << 20):
-                received += len(chunk)
-        except ConnectionResetError:
-            pass
+        received = len(read_all(sock))
     assert received < size
+
+
+def test_a_client_reading_slowly_gets_every_answer_and_the_refusal(tmp_path: Path) -> None:
+    """A client reading steadily makes progress every sweep, so the send timeout (1 s here) never
+    cuts it, however long the answer takes to leave the server's buffer: it gets the large answer
+    (larger than what the sockets hold) whole, then the refusal."""
+    size = 30_000_000
+    with running_echo_server(tmp_path, "1") as base, connect(base) as sock:
+        sock.sendall(b"GET /?id=large&size=%d HTTP/1.1\r\nhost: a\r\n\r\n" % size + BROKEN)
+        sock.settimeout(10)
+        chunks = []
+        started = time.monotonic()
+        while chunk := sock.recv(65536):  # at most 6.5 MB/s: the answer takes several seconds
+            chunks.append(chunk)
+            time.sleep(0.01)
+        took = time.monotonic() - started
+    raw = b"".join(chunks)
+    heads = [answer.split(b"\r\n", 1)[0] for answer in raw.split(b"HTTP/1.1 ")[1:]]
+    assert heads == [b"200 OK", b"400 Bad Request"], (took, len(raw))
+    assert took > 2  # longer than the send timeout

@@ -227,3 +227,44 @@ def test_headers_given_as_an_iterator_are_read_once() -> None:
     theirs = serve(HttpToolsProtocol, app, GET, GET)
     assert b"".join(ours.writes) == b"".join(theirs.writes)
     assert b"content-length: 5" in b"".join(ours.writes)
+
+
+@pytest.mark.parametrize(
+    "dated",
+    [
+        [(b"date", b"Tue, 01 Dec 2026 06:00:00 GMT"), (b"connection", b"close")],
+        [(b"date", b"Tue, 01 Dec 2026 06:00:00 GMT"), (b"content-length", b"3")],
+        [(b"date", b"Tue, 01 Dec 2026 06:00:00 GMT\r\nx-injected: 1")],
+        [(b"server", b"uvicorn"), (b"date", b"Tue, 01 Dec 2026 06:00:00 GMT")],
+    ],
+)
+def test_server_lines_other_than_one_date_take_uvicorns_way(dated: list[tuple[bytes, bytes]]) -> None:
+    """Heads are kept only under one valid ``date`` line (``serve``'s); other server lines change
+    what uvicorn writes and does, so a head kept under one must not serve under another."""
+    plain = [(b"date", b"Tue, 01 Dec 2026 06:00:00 GMT")]
+    for lines in (plain, dated, plain, dated):
+        ours = serve(BoundedHttpToolsProtocol, answering(*WHOLE), GET, GET, dated=lines)
+        theirs = serve(HttpToolsProtocol, answering(*WHOLE), GET, GET, dated=lines)
+        assert b"".join(ours.writes) == b"".join(theirs.writes), lines
+        assert ours.closed == theirs.closed
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        (b"set-cookie", b"session=secret"),
+        (b"Location", b"https://app.example/cb?code=secret"),
+        (b"content-type", memoryview(bytearray(b"text/plain"))),  # unhashable: uvicorn's way
+    ],
+)
+def test_heads_with_secrets_or_odd_values_are_not_kept(pair: tuple[bytes, Any]) -> None:
+    messages = (
+        {**START, "headers": [pair, (b"content-length", b"5")]},
+        {"type": "http.response.body", "body": b"hello"},
+    )
+    dated = [(b"date", b"Tue, 01 Dec 2026 06:00:00 GMT")]
+    ours = serve(BoundedHttpToolsProtocol, answering(*messages), GET, GET, dated=dated)
+    theirs = serve(HttpToolsProtocol, answering(*messages), GET, GET, dated=dated)
+    assert b"".join(ours.writes) == b"".join(theirs.writes)
+    if type(pair[1]) is bytes:  # a secret's: no kept head names it
+        assert not any(pair[0] in (name for name, _value in key[1]) for key in HEADS)

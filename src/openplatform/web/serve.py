@@ -24,7 +24,12 @@ from starlette.applications import Starlette
 from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope  # what uvicorn queues
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.flow_control import FlowControl, service_unavailable
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.server import ServerState
 
 from openplatform import logs
@@ -75,9 +80,10 @@ MAX_HELD_BYTES = 1024 * 1024
 # How often a server looks for keep-alive connections idle past their timeout (``IdleSweep``): one
 # is closed between ``timeout_keep_alive`` (uvicorn's option, 5 s by default) and this much later.
 IDLE_SWEEP_SECONDS = 1.0
-# A connection whose writing has stayed paused this long (its client reads nothing: the transport's
-# buffer stays over its high-water mark) is aborted by the same sweep, freeing the answers it holds.
-# uvicorn has no such limit; this is nginx's ``send_timeout`` (60 s between two writes that progress).
+# A connection whose unsent answer has not shrunk for this long (its client reads nothing) is aborted
+# by the same sweep, freeing what it holds; a close waits for that buffer to drain, so this also ends
+# a closing connection the client never reads. uvicorn has no such limit; nginx's ``send_timeout``
+# (60 s without progress) is the model. Progress is seen once a sweep (``IDLE_SWEEP_SECONDS``).
 SEND_TIMEOUT_SECONDS = 60.0
 
 
@@ -108,10 +114,8 @@ class IdleSweep:
             since = getattr(protocol, "idle_since", None)
             if since is not None and now - since >= self.timeout:
                 protocol.timeout_keep_alive_handler()
-                continue
-            stalled = getattr(getattr(protocol, "flow", None), "write_paused_at", None)
-            if stalled is not None and now - stalled >= SEND_TIMEOUT_SECONDS:
-                protocol.transport.abort()  # close() would wait for the buffer to drain: never
+            if isinstance(protocol, BoundedHttpToolsProtocol):
+                protocol.check_progress(now)
         if self.connections:
             self.start()
 
@@ -123,22 +127,11 @@ class HoldingFlow(FlowControl):
     """uvicorn's flow control for one connection, except that reading stays paused while the
     protocol holds input or requests wait: uvicorn resumes reading after each answer and whenever
     an app awaits its body, and each read would land in the held input (a client pipelining small
-    requests before a large body grew it by a read per answer). It also notes since when writing
-    has been paused, for ``IdleSweep``'s ``SEND_TIMEOUT_SECONDS``."""
+    requests before a large body grew it by a read per answer)."""
 
     def __init__(self, transport: asyncio.Transport, protocol: BoundedHttpToolsProtocol) -> None:
         super().__init__(transport)
         self.protocol = protocol
-        self.write_paused_at: float | None = None  # the loop's time writing was paused (``IdleSweep``)
-
-    def pause_writing(self) -> None:
-        if not self.write_paused:
-            self.write_paused_at = self.protocol.loop.time()
-        super().pause_writing()
-
-    def resume_writing(self) -> None:
-        self.write_paused_at = None
-        super().resume_writing()
 
     def resume_reading(self) -> None:
         # FlowControl.resume_reading's own two lines, not a call to it: this runs twice a request
@@ -153,18 +146,29 @@ class HoldingFlow(FlowControl):
 # expected_content_length, chunked_encoding, keep_alive). The API's answers repeat a few sets of
 # headers; any other answer costs one lookup and one insert (``OneWriteCycle.send``).
 HEADS = BoundedCache(1024)
-_DATED: list[Any] = [None, b""]  # the server's own lines last formatted: [default_headers, their bytes]
+MAX_MADE_BYTES = 1024  # a longer head is not kept (the API's are about 150 bytes)
+# Heads that carry what is not kept beyond its answer: cookies (sessions) and redirects (codes).
+UNKEPT = (b"set-cookie", b"location")
+_DATED: list[Any] = [None, None]  # the server's own lines last formatted: [default_headers, their bytes]
 
 
-def dated_lines(default_headers: list[tuple[bytes, bytes]]) -> bytes:
-    """The head lines of uvicorn's ``default_headers`` (``date``, which uvicorn's server replaces
-    once a second), formatted once for each list."""
+def dated_lines(default_headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The head line of uvicorn's ``default_headers`` when they are one valid ``date`` pair, as under
+    ``serve`` (uvicorn's server replaces the list once a second), formatted once for each list;
+    None for any other server lines, whose heads are then not kept (``HEADS``)."""
     if default_headers is not _DATED[0]:
-        _DATED[:] = [
-            default_headers,
-            b"".join([b"%s: %s\r\n" % (name.lower(), value) for name, value in default_headers]),
-        ]
+        line = None
+        if len(default_headers) == 1 and default_headers[0][0] == b"date":
+            value = default_headers[0][1]
+            if type(value) is bytes and not HEADER_VALUE_RE.search(value):
+                line = b"date: " + value + b"\r\n"
+        _DATED[:] = [default_headers, line]
     return _DATED[1]  # type: ignore[no-any-return]
+
+
+def memorable(headers: list[Any]) -> bool:
+    """Whether a head of these pairs may be kept: every name and value bytes, none of ``UNKEPT``."""
+    return all(type(name) is bytes and type(value) is bytes and name.lower() not in UNKEPT for name, value in headers)
 
 
 class OneWriteCycle(RequestResponseCycle):
@@ -205,27 +209,28 @@ class OneWriteCycle(RequestResponseCycle):
                 await RequestResponseCycle.send(self, message)
                 return
             headers, status = message.get("headers", ()), message.get("status")
+            dated = dated_lines(self.default_headers)
             key = None
-            if type(headers) is list and not self.access_log:  # a list of pairs; an iterable is read once
+            if type(headers) is list and dated is not None and not self.access_log:  # an iterable is read once
                 try:
                     key = (status, tuple(headers), self.keep_alive, self.scope["method"] == "HEAD")
                     made = HEADS.get(key)
-                except TypeError:  # pairs that are lists: not a key; uvicorn's own way
+                except (TypeError, ValueError):  # unhashable pairs or values: uvicorn's own way
                     key = made = None
                 if made is not None:
                     rest, self.expected_content_length, self.chunked_encoding, self.keep_alive = made
                     self.response_started = True
                     self.waiting_for_100_continue = False
-                    self.head = b"".join((STATUS_LINE[status], dated_lines(self.default_headers), rest))
+                    self.head = b"".join((STATUS_LINE[status], dated, rest))
                     return
             transport, self.transport = self.transport, self  # type: ignore[assignment]
             try:
                 await RequestResponseCycle.send(self, message)  # the head goes to ``write``
             finally:
                 self.transport = transport
-            if key is not None and self.head is not None:
-                start = STATUS_LINE[status] + dated_lines(self.default_headers)
-                if self.head.startswith(start):
+            if key is not None and self.head is not None and dated is not None and memorable(headers):
+                start = STATUS_LINE[status] + dated
+                if self.head.startswith(start) and len(self.head) - len(start) <= MAX_MADE_BYTES:
                     made = (
                         self.head[len(start) :],
                         self.expected_content_length,
@@ -286,6 +291,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.ending = False  # no more requests are read on this connection
         self.idle_since: float | None = None  # the loop's time of the answer after which none is asked
         self.answering: RequestResponseCycle | None = None  # the cycle whose app was started last
+        self.unsent = 0  # bytes the transport held at the last sweep (``check_progress``)
+        self.stalled_since: float | None = None  # since when they have not shrunk
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -294,6 +301,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if sweep is None or sweep.loop is not self.loop:
             sweep = SWEEPS[self.server_state] = IdleSweep(self.loop, self.connections, self.timeout_keep_alive)
         sweep.start()
+
+    def check_progress(self, now: float) -> None:
+        """``IdleSweep``'s look at what this connection has not sent yet: aborted once that has not
+        shrunk for ``SEND_TIMEOUT_SECONDS`` (the client reads nothing; SPEC §9)."""
+        unsent = self.transport.get_write_buffer_size()
+        if not unsent:
+            self.stalled_since = None
+        elif self.stalled_since is None or unsent < self.unsent:
+            self.stalled_since = now  # the client read some since the last sweep
+        elif now - self.stalled_since >= SEND_TIMEOUT_SECONDS:
+            self.transport.abort()  # a close would wait for the buffer to drain: for ever
+        self.unsent = unsent
 
     def connection_lost(self, exc: Exception | None) -> None:
         # uvicorn marks only the newest cycle (``self.cycle``) disconnected; with requests pipelined
@@ -564,16 +583,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.flow.resume_reading()  # read and drop what still comes, until the linger ends
-        self.loop.call_later(LINGER_SECONDS, self.end_linger)
-
-    def end_linger(self) -> None:
-        """Closes the connection, or aborts it if the client has not read all that was written: a
-        close waits for the write buffer to drain, which a client that reads nothing never lets
-        happen (and under the high-water mark, ``SEND_TIMEOUT_SECONDS`` does not apply)."""
-        if self.transport.get_write_buffer_size():
-            self.transport.abort()
-        else:
-            self.transport.close()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)  # a client reading nothing: check_progress
 
 
 # uvicorn's options for every server ``run`` starts; bench/proto.py measures the protocol with them.
