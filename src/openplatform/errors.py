@@ -126,5 +126,15 @@ class OAuthError(Exception):
         return body
 
 
+class IntegrityError(Exception):
+    """A constraint refused a write (a key taken, a reference naming nothing), on every backend.
+
+    The SQL drivers translate their own (``sqlite3.IntegrityError``, asyncpg's
+    ``IntegrityConstraintViolationError``) into it; the memory backend raises it where the tables'
+    keys would refuse the write, and writes nothing. One class, so that a caller and the contract
+    tests (``tests/storage/test_contract_*``) catch the same thing on every backend.
+    """
+
+
 class StorageUnavailable(Exception):
     """The database (or Redis) cannot be reached; rendered as 50301."""

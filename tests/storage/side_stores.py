@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from openplatform.config import Settings
+from openplatform.errors import IntegrityError
 from openplatform.models import Spe
 from openplatform.runtime import make_driver
 from openplatform.storage.memory import MemoryStore
@@ -26,13 +27,12 @@ from openplatform.storage.sql.admin_keys import SqlAdminKeys
 from openplatform.storage.sql.changes import enqueue_webhook
 from openplatform.storage.sql.cleanup import cleanup_pass
 from openplatform.storage.sql.database import Conn, Database
-from openplatform.storage.sql.driver import IntegrityError
 from openplatform.storage.sql.schema import spes
 from openplatform.storage.sql.webhooks import SqlOutbox
 from tests.conftest import TEST_SECRET_KEY
 
 START = 1_700_000_000.0
-REFUSED = (ValueError, IntegrityError)  # a refused key: memory's stand-in, the SQL driver's
+REFUSED = IntegrityError  # a refused key, on every backend
 
 
 class Clock:

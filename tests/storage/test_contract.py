@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from openplatform.core.store import RotatedBefore
+from openplatform.errors import IntegrityError
 from openplatform.models import ACTIVE, SUSPENDED, AuthorizationCode, Backing, TokenRecord
 from tests.storage.backends import Adapter, Seeded, code_of, open_backend, token
 
@@ -94,6 +95,26 @@ async def test_the_backed_reads_give_every_field_its_own_value(backend: Adapter)
     found = await backend.store.get_code_backed(code.digest)
     assert found is not None and found[0].used_at is not None
     assert found == (dataclasses.replace(code, used_at=found[0].used_at), live)
+
+
+async def test_a_taken_digest_is_refused_with_the_same_error_on_every_backend(backend: Adapter) -> None:
+    """A code or token whose digest is taken raises ``openplatform.errors.IntegrityError`` (the
+    memory backend raised ValueError before) and writes nothing: a pair is saved all or none."""
+    seeded = await backend.seed()
+    now = backend.clock()
+    code = code_for(seeded, now)
+    await backend.store.save_code(code)
+    with pytest.raises(IntegrityError):
+        await backend.store.save_code(dataclasses.replace(code, scope="other"))
+    found = await code_of(backend.store, code.digest)
+    assert found is not None and found.scope == code.scope
+    kept = token(seeded=seeded, family_id="d" * 64, expires_at=now + 3600, at=now)
+    await backend.store.save_tokens(kept)
+    fresh = token("refresh", seeded=seeded, family_id="d" * 64, expires_at=now + 86400, at=now)
+    with pytest.raises(IntegrityError):
+        await backend.store.save_tokens(fresh, dataclasses.replace(kept, expires_at=now + 60))
+    assert await backend.store.get_token(kept.digest) == kept
+    assert await backend.store.get_token(fresh.digest) is None
 
 
 async def test_a_code_is_consumed_once_however_many_race_for_it(backend: Adapter) -> None:

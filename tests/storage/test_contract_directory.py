@@ -24,6 +24,7 @@ from sqlalchemy import select
 from openplatform import events
 from openplatform.config import Settings
 from openplatform.core.store import Backend
+from openplatform.errors import IntegrityError
 from openplatform.models import ACTIVE, App, AuthorizationCode, Customer, Installation, Spe, TokenRecord
 from openplatform.records import CustomerFilter, InstallRow, TokenCounts, VersionConflict
 from openplatform.runtime import make_driver
@@ -294,6 +295,14 @@ async def test_customers_are_listed_oldest_first_a_page_at_a_time(world: World) 
     assert (ids(items), total) == (everyone[1:3], 4)
     items, total = await world.directory.list_customers(CustomerFilter(xspe), 2, 4)
     assert (items, total) == ([], 4)
+    assert await world.directory.list_customers(CustomerFilter("spe_none"), 10, 0) == ([], 0)
+
+
+async def test_customers_at_an_spe_that_does_not_exist_are_refused_and_none_written(world: World) -> None:
+    """The column's foreign key refuses them with ``openplatform.errors.IntegrityError`` on every
+    backend (the memory backend raised ValueError before)."""
+    with pytest.raises(IntegrityError):
+        await world.directory.create_customers("spe_none", [entry("One"), entry("Two")])
     assert await world.directory.list_customers(CustomerFilter("spe_none"), 10, 0) == ([], 0)
 
 

@@ -20,13 +20,13 @@ from sqlalchemy import select
 
 from openplatform.config import Settings
 from openplatform.core.store import Backend
+from openplatform.errors import IntegrityError
 from openplatform.models import ACTIVE, SUSPENDED, App, AppSecret, Customer, Installation, Spe
 from openplatform.records import AuditFilter, audit_actor
 from openplatform.runtime import make_driver
 from openplatform.storage.memory import MemoryStore
 from openplatform.storage.memory.manage import MemoryManagement
 from openplatform.storage.sql.database import Database
-from openplatform.storage.sql.driver import IntegrityError
 from openplatform.storage.sql.manage import SqlManagement
 from openplatform.storage.sql.schema import app_secrets, webhook_deliveries
 from openplatform.storage.sql.store import SqlStore
@@ -63,13 +63,11 @@ class Twin:
             self.memory = MemoryStore(self.clock)
             self.store = self.memory
             self.management = MemoryManagement(self.memory, self.clock, self._announce)
-            self.refused: type[Exception] = ValueError
         else:
             driver = make_driver(Settings(database_url=database_url, secret_key=TEST_SECRET_KEY))
             self.database = Database(driver)
             self.store = SqlStore(driver, self.clock)
             self.management = SqlManagement(self.database, self.clock, self._announce)
-            self.refused = IntegrityError
 
     async def _announce(self, changes: Sequence[tuple[str, str]]) -> None:
         self.announced.append(list(changes))
@@ -158,7 +156,7 @@ async def test_spes_are_listed_oldest_first_then_by_xspe_and_paged(twin: Twin) -
 
 async def test_a_taken_xspe_is_refused(twin: Twin) -> None:
     await twin.management.create_spe("spe_1", "One")
-    with pytest.raises(twin.refused):
+    with pytest.raises(IntegrityError):
         await twin.management.create_spe("spe_1", "Again")
     assert await twin.management.list_spes() == [Spe("spe_1", "One", T0)]
 
@@ -171,9 +169,9 @@ async def test_a_customer_is_created_active_at_version_1_and_needs_its_spe(twin:
     assert created == Customer("cus_1", "spe_1", "Customer", "ops@example.com", ACTIVE, T0 + 1, T0 + 1, 1)
     assert await db.get_customer("cus_1") == created
     assert await db.get_customer("cus_none") is None
-    with pytest.raises(twin.refused):
+    with pytest.raises(IntegrityError):
         await db.create_customer("cus_1", "spe_1", "Taken")
-    with pytest.raises(twin.refused):
+    with pytest.raises(IntegrityError):
         await db.create_customer("cus_2", "spe_none", "No SPE")
     assert await db.get_customer("cus_2") is None
 
@@ -195,7 +193,7 @@ async def test_a_created_app_is_stored_now_with_its_secret_and_announced(twin: T
     assert await db.current_secret_enc("app_none") is None
     assert await twin.log_after(mark) == [("app", "app_1", T0)]  # a node may remember it as missing
     assert twin.announced == [[("app", "app_1")]]
-    with pytest.raises(twin.refused):
+    with pytest.raises(IntegrityError):
         await db.create_app(an_app("app_1"), "hash-2", b"enc-2")
     assert await twin.secret_rows() == [("app_1", "hash-1", b"enc-1", None)]
 
@@ -236,7 +234,7 @@ async def test_a_rotated_secret_keeps_one_previous_secret_for_its_grace_period(t
                                           ("app", "app_1", T0 + 130)]  # fmt: skip
     assert twin.announced[1:] == [[("app", "app_1")]] * 3
     mark = await twin.store.last_invalidation_id()
-    with pytest.raises(twin.refused):  # no such app: nothing written
+    with pytest.raises(IntegrityError):  # no such app: nothing written
         await db.rotate_secret("app_none", "hash-x", b"enc-x", grace=60)
     assert await twin.log_after(mark) == []
     assert await twin.secret_rows() == [("app_1", "hash-4", b"enc-4", None)]
@@ -354,7 +352,7 @@ async def test_an_installation_naming_nothing_is_refused(twin: Twin) -> None:
         dataclasses.replace(installation("ins_1", seeded, T0), customer_id="cus_none"),
         dataclasses.replace(installation("ins_1", seeded, T0, customer_id=None), xspe="spe_none"),
     ):
-        with pytest.raises(twin.refused):
+        with pytest.raises(IntegrityError):
             await twin.management.install(wrong, {"type": 1})
     assert await twin.management.list_installations() == []
     assert await twin.outbox() == [] and await twin.log_after(mark) == []

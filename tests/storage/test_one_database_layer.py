@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from openplatform.config import Settings
+from openplatform.errors import IntegrityError
 from openplatform.runtime import make_database
 from openplatform.storage.sql.database import Conn
-from openplatform.storage.sql.driver import IntegrityError, Tx
+from openplatform.storage.sql.driver import Tx
 from openplatform.storage.sql.schema import customers, spes, users
 from openplatform.web.app import create_app
 

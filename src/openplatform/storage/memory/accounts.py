@@ -6,8 +6,8 @@ user_id) and ``sessions`` (SessionRow by the keyed digest of the cookie). What t
 database's constraints refuse is refused here too: a taken e-mail address or user_id,
 or an SPE that does not exist, raises ``DuplicateEmail`` on ``create_user`` (the SQL
 twin turns every refused constraint of that insert into it); a session whose digest
-is taken or whose user does not exist raises ValueError (the memory backend's stand-in
-for the driver's IntegrityError, as ``MemoryStore.save_code``).
+is taken or whose user does not exist raises ``openplatform.errors.IntegrityError``, as the
+SQL twin's driver does.
 
 Atomicity: each method yields to the event loop once (a round trip), then reads and
 writes without awaiting, so it is one step as the SQL transaction is.
@@ -20,6 +20,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 
+from openplatform.errors import IntegrityError
 from openplatform.records import ACTIVE, DISABLED, DuplicateEmail, User, WebSession
 from openplatform.storage.memory.store import MemoryStore, SessionRow, page
 
@@ -95,16 +96,16 @@ class MemoryAccounts:
 
     async def create_session(self, digest: str, user_id: str, csrf_token: str, expires_at: float) -> None:
         """A new session made now, idle deadline ``expires_at``; sessions whose deadline has passed
-        are deleted in the same step (as the SQL twin, which keeps the table bounded so). ValueError
+        are deleted in the same step (as the SQL twin, which keeps the table bounded so). IntegrityError
         when ``user_id`` does not exist or a live session has this digest (nothing changes then)."""
         await asyncio.sleep(0)
         now = self.clock()
         sessions = self.store.sessions
         if user_id not in self.store.users:
-            raise ValueError("no user with this user_id")
+            raise IntegrityError("no user with this user_id")
         found = sessions.get(digest)
         if found is not None and not found.expires_at < now:  # an expired one is cleaned up first
-            raise ValueError("a session with this digest exists")
+            raise IntegrityError("a session with this digest exists")
         for gone in [d for d, s in sessions.items() if s.expires_at < now]:
             del sessions[gone]
         sessions[digest] = SessionRow(digest, user_id, csrf_token, created_at=now, expires_at=expires_at)
@@ -141,16 +142,16 @@ class MemoryAccounts:
     # ------------------------------------------------------------------ helpers
 
     def _replace(self, user: User, values: dict[str, object]) -> None:
-        """Write ``user`` with ``values``; ValueError where the table's keys refuse the change (an
+        """Write ``user`` with ``values``; IntegrityError where the table's keys refuse the change (an
         e-mail address or user_id taken, a user_id changed under sessions that name it)."""
         changed = dataclasses.replace(user, **values)  # type: ignore[arg-type]
         users = self.store.users
         if changed.email != user.email and any(u.email == changed.email for u in users.values()):
-            raise ValueError("a user with this e-mail address exists")
+            raise IntegrityError("a user with this e-mail address exists")
         if changed.user_id != user.user_id:
             named = any(s.user_id == user.user_id for s in self.store.sessions.values())
             if changed.user_id in users or named:
-                raise ValueError("the user_id is taken or named by sessions")
+                raise IntegrityError("the user_id is taken or named by sessions")
             del users[user.user_id]
         users[changed.user_id] = changed
 

@@ -3,7 +3,7 @@
 The twin of the SQL ``SqlAdminKeys`` (``tests/storage/test_contract_accounts.py`` runs
 the same tests on both). Rows live on the shared ``MemoryStore``: ``admin_keys`` maps a
 key_id to ``(AdminKey, digest)``. What the table's keys refuse is refused here with
-ValueError (the memory backend's stand-in for the driver's IntegrityError): a taken
+``openplatform.errors.IntegrityError``, as the SQL twin's driver does: a taken
 key_id or digest, an ``xspe`` that names no SPE.
 """
 
@@ -14,6 +14,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 
+from openplatform.errors import IntegrityError
 from openplatform.records import ADMIN, AdminKey
 from openplatform.storage.memory.store import MemoryStore
 
@@ -26,14 +27,14 @@ class MemoryAdminKeys:
         self.clock = clock
 
     async def create(self, key_id: str, name: str, xspe: str | None, digest: str, scope: str = ADMIN) -> AdminKey:
-        """A new live key made now, of the whole platform (``xspe`` None) or of one SPE. ValueError
+        """A new live key made now, of the whole platform (``xspe`` None) or of one SPE. IntegrityError
         when ``key_id`` or ``digest`` is taken or ``xspe`` names no SPE (nothing is stored then)."""
         await asyncio.sleep(0)
         keys = self.store.admin_keys
         if key_id in keys or any(taken == digest for _key, taken in keys.values()):
-            raise ValueError("an admin key with this key_id or digest exists")
+            raise IntegrityError("an admin key with this key_id or digest exists")
         if xspe is not None and xspe not in self.store.spes:
-            raise ValueError("no SPE with this xspe")
+            raise IntegrityError("no SPE with this xspe")
         key = AdminKey(key_id, name, xspe, self.clock(), scope=scope)
         keys[key_id] = (key, digest)
         return key

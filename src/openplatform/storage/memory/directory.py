@@ -8,8 +8,8 @@ records and outbox rows. Rows live on the shared ``MemoryStore``: ``customers``,
 
 What the database's foreign keys refuse is refused here too: ``create_site`` for a
 customer that is gone returns None (as the SQL twin does on its IntegrityError), and
-``create_customers`` at an SPE that does not exist raises ValueError (the memory
-backend's stand-in for the driver's IntegrityError, as ``MemoryStore.save_code``).
+``create_customers`` at an SPE that does not exist raises
+``openplatform.errors.IntegrityError``, as the SQL twin's driver does.
 
 Atomicity: each method yields to the event loop once (a round trip), then reads and
 writes without awaiting, so it is one step as the SQL transaction is.
@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+from openplatform.errors import IntegrityError
 from openplatform.models import ACTIVE, Customer, Installation, Site
 from openplatform.records import CustomerFilter, Invalidation, Notify, VersionConflict
 from openplatform.storage.memory.store import MemoryStore, page
@@ -76,12 +77,12 @@ class MemoryDirectory:
         """Insert customers (``customer_id``, ``name``, ``contact`` default "", ``status`` default
         active), all made
         now, all or none. No invalidation: the caches never remember a missing customer.
-        ValueError when ``xspe`` names no SPE (the column's foreign key)."""
+        IntegrityError when ``xspe`` names no SPE (the column's foreign key)."""
         await asyncio.sleep(0)
         now = self.clock()
         created = [_new_customer(xspe, entry, now) for entry in entries]
         if created and xspe not in self.store.spes:
-            raise ValueError(f"no SPE {xspe!r}")
+            raise IntegrityError(f"no SPE {xspe!r}")
         for customer in created:
             self.store.customers[customer.customer_id] = customer
         return created

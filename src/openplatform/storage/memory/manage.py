@@ -9,8 +9,8 @@ without awaiting, which is atomic on one event loop; then it awaits ``announce``
 the SQL version does after its commit (SPEC §8).
 
 Where the database refuses a write (a primary key taken, a foreign key naming
-nothing), this raises ``ValueError`` and writes nothing, as ``MemoryStore`` does
-(the SQL version raises the driver's ``IntegrityError``). The services check
+nothing), this raises ``openplatform.errors.IntegrityError`` and writes nothing, as the
+SQL version's driver does. The services check
 before they write, so neither is raised in normal use.
 """
 
@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 
 import orjson
 
+from openplatform.errors import IntegrityError
 from openplatform.models import ACTIVE, App, AppSecret, Customer, Installation, Spe
 from openplatform.records import Announce, AuditFilter, audit_actor
 from openplatform.storage.memory.store import AuditEvent, MemoryStore, SecretRow, page
@@ -49,10 +50,10 @@ class MemoryManagement:
     # ----------------------------------------------------------- SPEs, customers
 
     async def create_spe(self, xspe: str, name: str) -> Spe:
-        """ValueError when ``xspe`` is taken."""
+        """IntegrityError when ``xspe`` is taken."""
         await asyncio.sleep(0)
         if xspe in self.store.spes:
-            raise ValueError(f"an SPE {xspe} exists")
+            raise IntegrityError(f"an SPE {xspe} exists")
         spe = self.store.spes[xspe] = Spe(xspe=xspe, name=name, created_at=self.clock())
         return spe
 
@@ -75,12 +76,12 @@ class MemoryManagement:
         return page(self._spes(xspe), limit, offset)
 
     async def create_customer(self, customer_id: str, xspe: str, name: str, contact: str = "") -> Customer:
-        """ValueError when ``customer_id`` is taken or no SPE ``xspe`` exists."""
+        """IntegrityError when ``customer_id`` is taken or no SPE ``xspe`` exists."""
         await asyncio.sleep(0)
         if customer_id in self.store.customers:
-            raise ValueError(f"a customer {customer_id} exists")
+            raise IntegrityError(f"a customer {customer_id} exists")
         if xspe not in self.store.spes:
-            raise ValueError(f"no SPE {xspe}")
+            raise IntegrityError(f"no SPE {xspe}")
         now = self.clock()
         customer = Customer(
             customer_id=customer_id, xspe=xspe, name=name, contact=contact,
@@ -97,10 +98,10 @@ class MemoryManagement:
 
     async def create_app(self, app: App, secret_hash: str, secret_enc: bytes) -> None:
         """Store ``app`` (created now, whatever its ``created_at``) with its first secret;
-        ValueError when ``app.app_id`` is taken."""
+        IntegrityError when ``app.app_id`` is taken."""
         await asyncio.sleep(0)
         if app.app_id in self.store.apps:
-            raise ValueError(f"an app {app.app_id} exists")
+            raise IntegrityError(f"an app {app.app_id} exists")
         now = self.clock()
         # Scopes and the whitelist are stored space-separated and read back split, as on SQL.
         self.store.apps[app.app_id] = dataclasses.replace(
@@ -152,11 +153,11 @@ class MemoryManagement:
         """The new secret becomes current; the previous one works ``grace`` seconds more.
 
         Only one old secret is kept: rotating again ends the previous grace period.
-        ValueError (nothing written) when there is no such app.
+        IntegrityError (nothing written) when there is no such app.
         """
         await asyncio.sleep(0)
         if app_id not in self.store.apps:
-            raise ValueError(f"no app {app_id}")
+            raise IntegrityError(f"no app {app_id}")
         now = self.clock()
         rows = self.store.secret_rows
         for row in self._secret_rows(app_id):
@@ -225,7 +226,7 @@ class MemoryManagement:
         nothing is written. ``notify`` (a webhook payload) is queued in the same step.
 
         The look and the insert are one step, so of installs racing for one (app, SPE, customer)
-        exactly one inserts (SPEC §8). ValueError (nothing written) when its id is taken or its
+        exactly one inserts (SPEC §8). IntegrityError (nothing written) when its id is taken or its
         app, SPE or customer does not exist.
         """
         await asyncio.sleep(0)
@@ -242,14 +243,14 @@ class MemoryManagement:
         return installation
 
     def _check_references(self, installation: Installation) -> None:
-        """ValueError unless the installation is new and names an existing app, SPE and customer."""
+        """IntegrityError unless the installation is new and names an existing app, SPE and customer."""
         store = self.store
         if installation.installation_id in store.installations:
-            raise ValueError(f"an installation {installation.installation_id} exists")
+            raise IntegrityError(f"an installation {installation.installation_id} exists")
         if installation.app_id not in store.apps or installation.xspe not in store.spes:
-            raise ValueError(f"no app {installation.app_id} or no SPE {installation.xspe}")
+            raise IntegrityError(f"no app {installation.app_id} or no SPE {installation.xspe}")
         if installation.customer_id is not None and installation.customer_id not in store.customers:
-            raise ValueError(f"no customer {installation.customer_id}")
+            raise IntegrityError(f"no customer {installation.customer_id}")
 
     async def uninstall(
         self, installation: Installation, notify: dict[str, object] | None = None, now: float | None = None

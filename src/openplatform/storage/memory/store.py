@@ -35,6 +35,7 @@ import orjson
 
 from openplatform.config import AUDIT_RETENTION_SECONDS, CLEANUP_BATCH_SIZE, CLEANUP_KEEP_SECONDS
 from openplatform.core.store import RotatedBefore
+from openplatform.errors import IntegrityError
 from openplatform.models import (
     App,
     AppSecret,
@@ -251,14 +252,14 @@ class MemoryStore:
     # ------------------------------------------------------------------ writes
 
     async def save_code(self, code: AuthorizationCode) -> None:
-        """Store a new code; ValueError if its digest is taken (a primary key)."""
+        """Store a new code; IntegrityError if its digest is taken (a primary key)."""
         await asyncio.sleep(0)
         if code.digest in self.codes:
-            raise ValueError("an authorization code with this digest exists")
+            raise IntegrityError("an authorization code with this digest exists")
         self.codes[code.digest] = code
 
     async def save_tokens(self, *records: TokenRecord) -> None:
-        """Store new tokens, all or none; ValueError if a digest is taken (a primary key)."""
+        """Store new tokens, all or none; IntegrityError if a digest is taken (a primary key)."""
         await asyncio.sleep(0)
         self._insert_tokens(records)
 
@@ -358,7 +359,7 @@ class MemoryStore:
     def _insert_tokens(self, records: tuple[TokenRecord, ...]) -> None:
         digests = {record.digest for record in records}
         if len(digests) < len(records) or not digests.isdisjoint(self.tokens):
-            raise ValueError("a token with this digest exists")
+            raise IntegrityError("a token with this digest exists")
         for record in records:
             self.tokens[record.digest] = record
 

@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 from sqlalchemy import delete, func, insert, select, update
 
+from openplatform.errors import IntegrityError
 from openplatform.records import ACTIVE, DISABLED, DuplicateEmail, User, WebSession
 from openplatform.storage.sql.database import Conn, Database
-from openplatform.storage.sql.driver import IntegrityError
 from openplatform.storage.sql.schema import users, web_sessions
 
 

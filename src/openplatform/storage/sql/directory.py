@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlalchemy import Table, delete, func, insert, select, update
 
+from openplatform.errors import IntegrityError
 from openplatform.models import ACTIVE, Customer, Installation, Site
 from openplatform.records import CustomerFilter, Invalidation, Notify, VersionConflict
 from openplatform.storage.sql.changes import enqueue_webhook, invalidate
 from openplatform.storage.sql.database import Conn, Database
-from openplatform.storage.sql.driver import IntegrityError
 from openplatform.storage.sql.rows import customer_from_row, installation_from_row
 from openplatform.storage.sql.schema import apps, customers, installations, sites, tokens
 

@@ -45,10 +45,6 @@ Row = Any  # sqlite3.Row or asyncpg.Record: both index by column name
 Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 
 
-class IntegrityError(Exception):
-    """A constraint refused a write (a unique key, a foreign key), on either database."""
-
-
 JSON_TYPES = frozenset({"text", "float8", "int4", "int8"})
 
 

@@ -18,11 +18,10 @@ from typing import Any
 import orjson
 from prometheus_client import Histogram
 
-from openplatform.errors import StorageUnavailable
+from openplatform.errors import IntegrityError, StorageUnavailable
 from openplatform.storage.sql.driver import (
     Claim,
     InsertSpec,
-    IntegrityError,
     KeyedRead,
     Operation,
     Outcome,
@@ -521,4 +520,16 @@ class PostgresDriver:
         except Exception as exc:
             if isinstance(exc, unavailable_errors()):
                 raise
-            return (False, exc)
+            return (False, _translated(exc))
+
+
+def _translated(exc: Exception) -> Exception:
+    """A refused constraint as ``openplatform.errors.IntegrityError`` (the same class on every
+    backend), whichever way the write came (``write``, ``write_later``, ``transaction``)."""
+    import asyncpg
+
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        refused = IntegrityError(str(exc))
+        refused.__cause__ = exc
+        return refused
+    return exc

@@ -35,12 +35,11 @@ from typing import Any, cast
 
 from prometheus_client import Counter
 
-from openplatform.errors import StorageUnavailable
+from openplatform.errors import IntegrityError, StorageUnavailable
 from openplatform.storage.sql.driver import (
     Claim,
     Insert,
     InsertSpec,
-    IntegrityError,
     Operation,
     Outcome,
     Pending,
@@ -175,9 +174,19 @@ def _run_isolated(conn: sqlite3.Connection, tx: _SqliteTx, op: Operation[Any]) -
     except Exception as exc:  # the operation's own failure: undo only its writes
         conn.execute("ROLLBACK TO op")
         conn.execute("RELEASE op")
-        return (False, exc)
+        return (False, _translated(exc))
     conn.execute("RELEASE op")
     return (True, result)
+
+
+def _translated(exc: Exception) -> Exception:
+    """A refused constraint as ``openplatform.errors.IntegrityError`` (the same class on every
+    backend), whichever way the write came (``write``, ``write_later``, ``transaction``)."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        refused = IntegrityError(str(exc))
+        refused.__cause__ = exc
+        return refused
+    return exc
 
 
 class _Checkpointer(threading.Thread):
@@ -296,11 +305,9 @@ class SqliteDriver:
     async def transaction(self, op: Operation[T]) -> T:
         """A management transaction: one operation of the group-commit writer, the process's
         only writer, so it never waits for a lock this process holds; it runs with the batch
-        it joins and commits with it (its own savepoint if a batch-mate fails)."""
-        try:
-            return await self.write(op)
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
+        it joins and commits with it (its own savepoint if a batch-mate fails; a refused
+        constraint raises ``IntegrityError``)."""
+        return await self.write(op)
 
     def _enqueue(self, item: Pending) -> None:
         if self._writer is None or self._loop is None:
