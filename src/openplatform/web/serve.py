@@ -349,24 +349,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.held or self.pipeline or self.ending or len(data) > SLICE_BYTES:
             self.receive_in_slices(data)
             return
-        # The usual read: one request, or its end. feed()'s work written out here, to spare the
-        # hot path a call (bench/proto.py: a call is about 1,000 instructions of 130,000).
+        # The usual read: one request, or its end, parsed whole.
         self.idle_since = None  # a request comes: not idle (``IdleSweep``)
-        self.passed = False
-        self.body_bytes = 0
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self.parser_failed(exc)
-            return
-        except httptools.HttpParserUpgrade:
-            self.upgrade()
-            return
-        not_body = len(data) - self.body_bytes
-        self.head_bytes = not_body if self.passed else self.head_bytes + not_body
-        if self.head_bytes > HEAD_READ_LIMIT:
-            self.refuse(OAuthError("request_headers_too_large"))
-        elif self.pipeline:  # uvicorn paused reading when it queued one; stay paused
+        if self.feed(data) and self.pipeline:  # uvicorn paused reading when it queued one; stay paused
             self.flow.pause_reading()
 
     def receive_in_slices(self, data: bytes) -> None:
@@ -384,8 +369,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             if not self.feed(view[start : start + SLICE_BYTES]):
                 return
 
-    def feed(self, piece: memoryview) -> bool:
-        """Parse one slice; False when the connection is done with (refused or ending)."""
+    def feed(self, piece: bytes | memoryview) -> bool:
+        """Parse one read, or one slice of a large one; False when the connection is done with
+        (refused or ending). Counts the bytes of the head as they come (``HEAD_READ_LIMIT``)."""
         self.passed = False
         self.body_bytes = 0
         try:
