@@ -230,6 +230,27 @@ async def test_the_audit_walk_stops_at_the_first_event_inside_the_retention(harn
     assert await count(harness, "FROM audit_events") == 3
 
 
+async def test_a_row_stamped_in_the_future_does_not_stop_the_walk(harness: Harness) -> None:
+    """An audit event or a delivery stamped later than the pass's now (a node whose clock ran
+    ahead, a row written by hand) is walked past and kept; before, the walk stopped at it, and every
+    older row behind it stayed until it aged (for a year-2100 row, for ever)."""
+    now = harness.clock()
+    await seed(harness, now - 300 * DAY, audit=2)
+    await seed(harness, now + 80 * 365 * DAY, audit=1)
+    await seed(harness, now - 250 * DAY, audit=3)
+    await seed(harness, now - 10 * DAY, audit=1)  # inside the retention: the walk ends here
+    await seed(harness, now - 400 * DAY, audit=1)  # behind it: a later pass
+    await seed_deliveries(harness, delivery(now - 200 * DAY, "delivered"), delivery(now + 80 * 365 * DAY, "delivered"),
+                          delivery(now - 199 * DAY, "abandoned"))  # fmt: skip
+    assert await harness.platform.store.cleanup(audit_retention_seconds=180 * DAY, batch_size=2) == {
+        **NOTHING, "audit_events": 5
+    }  # fmt: skip
+    assert await count(harness, "FROM audit_events") == 3
+    assert await count(harness, "FROM audit_events WHERE at > ?", now) == 1
+    assert await count(harness, "FROM webhook_deliveries") == 1
+    assert await count(harness, "FROM webhook_deliveries WHERE created_at > ?", now) == 1
+
+
 # ------------------------------------------------------------ small batches
 
 

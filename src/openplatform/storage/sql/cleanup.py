@@ -6,7 +6,10 @@ One pass sweeps the tables in turn. Each batch is two steps:
    rows past their horizon, in the order of an index (``expires_at`` or ``at``;
    the audit log, whose only index is ``(app_id, event, at)``, is walked along its
    integer primary key from the lowest id and the sweep stops at the first row
-   inside the retention period; so is the webhook outbox, see below);
+   inside the retention period; so is the webhook outbox, see below. A row stamped
+   later than the pass's ``now`` (a node whose clock ran ahead, a row written by
+   hand) does not stop it: it is walked past and kept, or a year-2100 row would hold
+   every row behind it until it aged);
 2. one operation of the group-commit writer deleting exactly those keys,
    re-checking the condition (``DELETE … WHERE expires_at < ? AND digest IN (…)``):
    the write lock is held for one small DELETE, committed together with the
@@ -40,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -102,11 +106,15 @@ class Delete:
         return await tx.execute(self.sql, *self.args)
 
 
-async def sweep(driver: Driver, table: Sweep, horizon: float, batch_size: int, rest: float = 1.0) -> int:
+async def sweep(
+    driver: Driver, table: Sweep, horizon: float, batch_size: int, rest: float = 1.0, now: float = math.inf
+) -> int:
     """Delete the rows of ``table`` whose ``column`` is before ``horizon`` (epoch seconds),
     ``batch_size`` rows per write operation; returns how many were deleted.
 
     ``rest``: after each batch, wait ``rest`` times as long as the batch took (0: only yield).
+    ``now`` (epoch seconds): a walk along the primary key stops at the first row stamped
+    between ``horizon`` and ``now``; one stamped later is out of order, walked past.
     """
     read, delete = table.read_sql(), table.delete_sql(batch_size)
     deleted = 0
@@ -118,7 +126,7 @@ async def sweep(driver: Driver, table: Sweep, horizon: float, batch_size: int, r
             keys: list[object] = []
             more = len(rows) == batch_size
             for row in rows:  # the walk ends at the first row inside the period kept
-                if row["s"] >= horizon:
+                if horizon <= row["s"] <= now:
                     more = False
                     break
                 if row["t"] is not None and row["t"] < horizon:  # else kept (a pending delivery): walked past
@@ -169,7 +177,7 @@ async def cleanup_pass(
     )
     counts: dict[str, int] = {}
     for table, horizon in horizons:
-        deleted = await sweep(driver, table, horizon, batch_size, rest)
+        deleted = await sweep(driver, table, horizon, batch_size, rest, now)
         if table.name:
             counts[table.name] = deleted
     log.info("cleanup pass finished in %.1f s, deleted: %s", time.monotonic() - started, json.dumps(counts))
