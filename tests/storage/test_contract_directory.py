@@ -306,6 +306,21 @@ async def test_customers_at_an_spe_that_does_not_exist_are_refused_and_none_writ
     assert await world.directory.list_customers(CustomerFilter("spe_none"), 10, 0) == ([], 0)
 
 
+async def test_a_taken_customer_id_refuses_the_whole_batch(world: World) -> None:
+    """A customer_id taken already, or twice in one batch, is refused with IntegrityError and
+    nothing of the batch is written, on every backend (the memory backend overwrote it before)."""
+    xspe = await world.add_spe()
+    (kept,) = await world.add_customers(xspe, "Kept")
+    fresh = entry("Fresh")
+    with pytest.raises(IntegrityError):
+        await world.directory.create_customers(xspe, [fresh, {**entry("Again"), "customer_id": kept.customer_id}])
+    with pytest.raises(IntegrityError):
+        await world.directory.create_customers(xspe, [fresh, {**entry("Twin"), "customer_id": fresh["customer_id"]}])
+    assert await world.customer(kept.customer_id) == kept
+    assert await world.customer(fresh["customer_id"]) is None
+    assert (await world.directory.list_customers(CustomerFilter(xspe), 10, 0))[1] == 1
+
+
 async def test_customers_are_created_active_at_version_one_with_an_empty_contact(world: World) -> None:
     xspe = await world.add_spe()
     entries = [entry("One"), entry("Two", contact="two@example.com", status="disabled")]
@@ -483,6 +498,17 @@ async def test_a_site_for_a_deleted_customer_is_not_made(world: World) -> None:
     await world.directory.delete_customer(customer.customer_id)
     assert await world.directory.create_site(new_id("site_"), customer, "Shop", "shop.example.com", ACTIVE) is None
     assert await world.directory.list_sites(customer.customer_id, None, 10, 0) == ([], 0)
+
+
+async def test_a_taken_site_id_is_not_made_and_the_first_site_stays(world: World) -> None:
+    """As the SQL twins on their primary key: None, and the site as it was (the memory backend
+    overwrote it before)."""
+    xspe = await world.add_spe()
+    (customer,) = await world.add_customers(xspe, "Owner")
+    first = await world.directory.create_site(new_id("site_"), customer, "Shop", "shop.example.com", ACTIVE)
+    assert first is not None
+    assert await world.directory.create_site(first.site_id, customer, "Other", "other.example.com", ACTIVE) is None
+    assert await world.directory.get_site(first.site_id) == first
 
 
 # ---------------------------------------------------------------------- console

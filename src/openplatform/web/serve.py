@@ -188,8 +188,9 @@ class OneWriteCycle(RequestResponseCycle):
     A head is made by uvicorn's ``send`` once for each status, list of header pairs, keep-alive and
     HEAD, and then taken from ``HEADS``: uvicorn checks each pair with two regular expressions and
     lower-cases its name: 27,700 instructions fewer an answer of the kernel's four header lines and
-    ``date`` (bench/proto.py, 135,528 -> 107,800; docs/benchmarks.md, "One head a set of headers"). The server's own lines before the app's (``default_headers``: only
-    ``date`` under ``serve``, no ``connection`` or length among them) are formatted apart.
+    ``date`` (bench/proto.py, 135,528 -> 107,800; docs/benchmarks.md, "One head a set of headers").
+    The server's own lines before the app's (``default_headers``: only ``date`` under ``serve``, no
+    ``connection`` or length among them) are formatted apart.
     """
 
     head: bytes | None = None  # the answer's head, built and not yet written

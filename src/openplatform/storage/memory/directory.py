@@ -77,12 +77,16 @@ class MemoryDirectory:
         """Insert customers (``customer_id``, ``name``, ``contact`` default "", ``status`` default
         active), all made
         now, all or none. No invalidation: the caches never remember a missing customer.
-        IntegrityError when ``xspe`` names no SPE (the column's foreign key)."""
+        IntegrityError (nothing written) when ``xspe`` names no SPE (the column's foreign key) or a
+        ``customer_id`` is taken, here or twice among ``entries`` (the primary key)."""
         await asyncio.sleep(0)
         now = self.clock()
         created = [_new_customer(xspe, entry, now) for entry in entries]
         if created and xspe not in self.store.spes:
             raise IntegrityError(f"no SPE {xspe!r}")
+        ids = {customer.customer_id for customer in created}
+        if len(ids) < len(created) or not ids.isdisjoint(self.store.customers):
+            raise IntegrityError("a customer with this customer_id exists")
         for customer in created:
             self.store.customers[customer.customer_id] = customer
         return created
@@ -167,9 +171,10 @@ class MemoryDirectory:
         return self.store.sites.get(site_id)
 
     async def create_site(self, site_id: str, customer: Customer, name: str, domain: str, status: str) -> Site | None:
-        """The new site (version 1, made now), or None when the customer was deleted meanwhile."""
+        """The new site (version 1, made now), or None when the customer was deleted meanwhile or
+        ``site_id`` is taken (as the SQL twin, on its IntegrityError)."""
         await asyncio.sleep(0)
-        if customer.customer_id not in self.store.customers:
+        if customer.customer_id not in self.store.customers or site_id in self.store.sites:
             return None
         now = self.clock()
         site = Site(

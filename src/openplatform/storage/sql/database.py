@@ -135,7 +135,7 @@ class Database:
 
     async def transaction(self, work: Callable[[Conn], Awaitable[T]]) -> T:
         """Run ``work`` as one transaction; it commits when ``work`` returns, and leaves nothing
-        when it raises (a refused constraint raises ``driver.IntegrityError``).
+        when it raises (a refused constraint raises ``openplatform.errors.IntegrityError``).
 
         On SQLite ``work`` runs inside the group-commit writer: it may only await its
         ``Conn``'s calls, and may run twice (a batch-mate failing replays the batch),

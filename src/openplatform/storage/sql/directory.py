@@ -153,7 +153,7 @@ class SqlDirectory:
         return site_from_row(row) if row else None
 
     async def create_site(self, site_id: str, customer: Customer, name: str, domain: str, status: str) -> Site | None:
-        """The new site, or None when the customer was deleted meanwhile."""
+        """The new site, or None when the customer was deleted meanwhile or ``site_id`` is taken."""
         now = self.clock()
         site = Site(
             site_id=site_id, customer_id=customer.customer_id, xspe=customer.xspe, name=name,

@@ -525,7 +525,8 @@ class PostgresDriver:
 
 def _translated(exc: Exception) -> Exception:
     """A refused constraint as ``openplatform.errors.IntegrityError`` (the same class on every
-    backend), whichever way the write came (``write``, ``write_later``, ``transaction``)."""
+    backend), for the writer's operations (``write``, ``write_later``); ``transaction`` runs on a
+    pool connection and translates its own."""
     import asyncpg
 
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
