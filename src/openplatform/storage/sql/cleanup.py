@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass
 
@@ -106,15 +105,13 @@ class Delete:
         return await tx.execute(self.sql, *self.args)
 
 
-async def sweep(
-    driver: Driver, table: Sweep, horizon: float, batch_size: int, rest: float = 1.0, now: float = math.inf
-) -> int:
+async def sweep(driver: Driver, table: Sweep, horizon: float, now: float, batch_size: int, rest: float = 1.0) -> int:
     """Delete the rows of ``table`` whose ``column`` is before ``horizon`` (epoch seconds),
     ``batch_size`` rows per write operation; returns how many were deleted.
 
-    ``rest``: after each batch, wait ``rest`` times as long as the batch took (0: only yield).
     ``now`` (epoch seconds): a walk along the primary key stops at the first row stamped
     between ``horizon`` and ``now``; one stamped later is out of order, walked past.
+    ``rest``: after each batch, wait ``rest`` times as long as the batch took (0: only yield).
     """
     read, delete = table.read_sql(), table.delete_sql(batch_size)
     deleted = 0
@@ -177,7 +174,7 @@ async def cleanup_pass(
     )
     counts: dict[str, int] = {}
     for table, horizon in horizons:
-        deleted = await sweep(driver, table, horizon, batch_size, rest, now)
+        deleted = await sweep(driver, table, horizon, now, batch_size, rest)
         if table.name:
             counts[table.name] = deleted
     log.info("cleanup pass finished in %.1f s, deleted: %s", time.monotonic() - started, json.dumps(counts))

@@ -40,6 +40,8 @@ from typing import Any, Protocol, TypeVar
 
 from prometheus_client import Histogram
 
+from openplatform.errors import IntegrityError
+
 T = TypeVar("T")
 Row = Any  # sqlite3.Row or asyncpg.Record: both index by column name
 Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
@@ -262,6 +264,15 @@ BATCH_OPERATIONS = Histogram(
     "Write operations per group commit",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
+
+
+def refused(exc: Exception) -> IntegrityError:
+    """A driver's own refused constraint (``sqlite3.IntegrityError``, asyncpg's
+    ``IntegrityConstraintViolationError``) as ``openplatform.errors.IntegrityError``, the one class
+    every backend raises; ``exc`` stays its cause."""
+    error = IntegrityError(str(exc))
+    error.__cause__ = exc
+    return error
 
 
 def settle(batch: list[Pending], outcomes: list[Outcome]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from prometheus_client import Histogram
 
-from openplatform.errors import IntegrityError, StorageUnavailable
+from openplatform.errors import StorageUnavailable
 from openplatform.storage.sql.driver import (
     Claim,
     InsertSpec,
@@ -30,6 +30,7 @@ from openplatform.storage.sql.driver import (
     Sql,
     T,
     leading_claims,
+    refused,
     settle,
     to_dollar_params,
 )
@@ -469,7 +470,7 @@ class PostgresDriver:
         try:
             return await retrying_deadlocks(attempt)
         except asyncpg.IntegrityConstraintViolationError as exc:
-            raise IntegrityError(str(exc)) from exc
+            raise refused(exc) from exc
         except unavailable_errors() as exc:
             raise StorageUnavailable(str(exc)) from exc
 
@@ -520,17 +521,6 @@ class PostgresDriver:
         except Exception as exc:
             if isinstance(exc, unavailable_errors()):
                 raise
-            return (False, _translated(exc))
+            import asyncpg
 
-
-def _translated(exc: Exception) -> Exception:
-    """A refused constraint as ``openplatform.errors.IntegrityError`` (the same class on every
-    backend), for the writer's operations (``write``, ``write_later``); ``transaction`` runs on a
-    pool connection and translates its own."""
-    import asyncpg
-
-    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
-        refused = IntegrityError(str(exc))
-        refused.__cause__ = exc
-        return refused
-    return exc
+            return (False, refused(exc) if isinstance(exc, asyncpg.IntegrityConstraintViolationError) else exc)

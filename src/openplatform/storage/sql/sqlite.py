@@ -35,7 +35,7 @@ from typing import Any, cast
 
 from prometheus_client import Counter
 
-from openplatform.errors import IntegrityError, StorageUnavailable
+from openplatform.errors import StorageUnavailable
 from openplatform.storage.sql.driver import (
     Claim,
     Insert,
@@ -45,6 +45,7 @@ from openplatform.storage.sql.driver import (
     Pending,
     Row,
     T,
+    refused,
     run_sync,
     settle,
 )
@@ -174,19 +175,9 @@ def _run_isolated(conn: sqlite3.Connection, tx: _SqliteTx, op: Operation[Any]) -
     except Exception as exc:  # the operation's own failure: undo only its writes
         conn.execute("ROLLBACK TO op")
         conn.execute("RELEASE op")
-        return (False, _translated(exc))
+        return (False, refused(exc) if isinstance(exc, sqlite3.IntegrityError) else exc)
     conn.execute("RELEASE op")
     return (True, result)
-
-
-def _translated(exc: Exception) -> Exception:
-    """A refused constraint as ``openplatform.errors.IntegrityError`` (the same class on every
-    backend), whichever way the write came (``write``, ``write_later``, ``transaction``)."""
-    if isinstance(exc, sqlite3.IntegrityError):
-        refused = IntegrityError(str(exc))
-        refused.__cause__ = exc
-        return refused
-    return exc
 
 
 class _Checkpointer(threading.Thread):
