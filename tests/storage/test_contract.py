@@ -177,7 +177,7 @@ async def test_a_refresh_token_is_rotated_once_and_the_others_learn_what_won(bac
     again = await backend.store.rotate_refresh(old, *won)
     assert again == RotatedBefore(False, rotated.rotated_at, won[1].digest, False)
 
-    await backend.store.revoke_family(family)
+    await backend.store.revoke_family(family, now + 86400)
     assert await backend.store.rotate_refresh(old, *won) == RotatedBefore(True, None, None, False)
 
 
@@ -191,13 +191,70 @@ async def test_revoke_family_ends_every_token_of_the_family_and_only_them(backen
               for kind in ("access", "refresh")]  # fmt: skip
     await backend.store.save_tokens(*ours, *theirs)
     last = await backend.store.last_invalidation_id()
-    await backend.store.revoke_family(family)
+    await backend.store.revoke_family(family, now + 3600)
     for record in ours:
         found = await backend.store.get_token(record.digest)
         assert found is not None and found.revoked_at is not None
+        backed = await backend.store.get_token_backed(record.digest)
+        assert backed is not None and backed[0] == found
     for record in theirs:
         assert await backend.store.get_token(record.digest) == record
     assert await log_after(backend, last) == [("family", family)]
+
+
+async def test_a_token_the_family_gains_after_its_revocation_is_revoked(backend: Adapter) -> None:
+    """A rotation read before its family's revocation and committed after it (another node, the
+    next group commit) adds a pair to a revoked family: the pair is revoked, and cannot rotate."""
+    seeded = await backend.seed()
+    now = backend.clock()
+    family = secrets.token_hex(32)
+    first = token("refresh", seeded=seeded, family_id=family, expires_at=now + 3600, at=now)
+    await backend.store.save_tokens(first)
+    await backend.store.revoke_family(family, now + 3600)
+    backend.clock.advance(5)
+    later = [token(kind, seeded=seeded, family_id=family, expires_at=now + 3600, at=now + 5)
+             for kind in ("access", "refresh")]  # fmt: skip
+    await backend.store.save_tokens(*later)
+    revoked = await backend.store.get_token(first.digest)
+    assert revoked is not None and revoked.revoked_at is not None
+    for record in later:
+        found = await backend.store.get_token(record.digest)
+        assert found is not None and found.revoked_at == revoked.revoked_at  # the family's first revocation
+        backed = await backend.store.get_token_backed(record.digest)
+        assert backed is not None and backed[0].revoked_at == revoked.revoked_at
+    successor = [token(kind, seeded=seeded, family_id=family, expires_at=now + 3600, at=now + 5)
+                 for kind in ("access", "refresh")]  # fmt: skip
+    assert await backend.store.rotate_refresh(later[1], *successor) == RotatedBefore(True, None, None, False)
+    await backend.store.revoke_family(family, now + 3600)  # again: the first revocation stays
+    again = await backend.store.get_token(later[0].digest)
+    assert again is not None and again.revoked_at == revoked.revoked_at
+
+
+async def test_the_cleanup_forgets_a_familys_revocation_after_its_last_token(backend: Adapter) -> None:
+    """A family's revocation is kept until its end (``ends``) is ``keep_seconds`` past, as its
+    tokens are; one whose end is not known (None) is kept for ever."""
+    seeded = await backend.seed()
+    now = backend.clock()
+    hour = 3600.0
+    ending, endless = secrets.token_hex(32), secrets.token_hex(32)
+    await backend.store.revoke_family(ending, now + hour)
+    await backend.store.revoke_family(endless, None)
+
+    async def revoked(family: str) -> bool:
+        record = token(seeded=seeded, family_id=family, expires_at=backend.clock() + 10 * hour, at=backend.clock())
+        await backend.store.save_tokens(record)
+        found = await backend.store.get_token(record.digest)
+        assert found is not None
+        return found.revoked_at is not None
+
+    backend.clock.advance(hour + 30 * 60)  # the family's end is past, but not by keep_seconds
+    await backend.store.cleanup(keep_seconds=hour, batch_size=1, rest=0)
+    assert await revoked(ending) and await revoked(endless)
+    backend.clock.advance(hour)
+    counts = await backend.store.cleanup(keep_seconds=hour, batch_size=1, rest=0)
+    assert set(counts) == {"codes", "tokens", "invalidations", "audit_events"}  # SPEC §8's four, no more
+    assert not await revoked(ending)
+    assert await revoked(endless)
 
 
 async def test_a_revocation_and_its_invalidation_record_are_written_together(backend: Adapter) -> None:

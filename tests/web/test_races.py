@@ -21,8 +21,9 @@ from openplatform.web.app import create_app
 from tests.conftest import Harness, World
 
 RACERS = 20
-LIVE_REFRESH = (
-    "SELECT digest FROM tokens WHERE family_id = ? AND kind = 'refresh' AND revoked_at IS NULL AND rotated_at IS NULL"
+LIVE_REFRESH = (  # a revoked family is a row of its own (schema.py, revoked_families)
+    "SELECT digest FROM tokens WHERE family_id = ? AND kind = 'refresh' AND revoked_at IS NULL AND rotated_at IS NULL "
+    "AND NOT EXISTS (SELECT 1 FROM revoked_families AS f WHERE f.family_id = tokens.family_id)"
 )
 
 

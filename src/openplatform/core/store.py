@@ -102,8 +102,11 @@ class TokenStorage(Protocol):
         exactly one call per token; every other gets the state found (SPEC §2.3)."""
         ...
 
-    async def revoke_family(self, family_id: str) -> None:
-        """Revoke every token of the family (writes the invalidation record ``("family", id)``)."""
+    async def revoke_family(self, family_id: str, ends: float | None) -> None:
+        """Revoke every token of the family (writes the invalidation record ``("family", id)``),
+        including any the family gains afterwards. ``ends``: when the family's last token expires
+        (its ``family_expires_at``, epoch seconds; None when not known), after which the SQL
+        backends may forget the revocation (SPEC §8's cleanup)."""
         ...
 
     async def revoke_token(self, record: TokenRecord) -> None:

@@ -296,8 +296,8 @@ class CachedStore:
     ) -> RotatedBefore | None:
         return await self.inner.rotate_refresh(old, new_access, new_refresh)
 
-    async def revoke_family(self, family_id: str) -> None:
-        await self.inner.revoke_family(family_id)
+    async def revoke_family(self, family_id: str, ends: float | None) -> None:
+        await self.inner.revoke_family(family_id, ends)
         self.apply("family", family_id)
 
     async def revoke_token(self, record: TokenRecord) -> None:

@@ -79,7 +79,7 @@ class RefreshTokenGrant:
             platform.audit(events.TOKEN_REFRESH_RETRIED, **fields)  # nothing issued: not a grant
             return again
         if valid.record.family_id:
-            await platform.store.revoke_family(valid.record.family_id)
+            await platform.store.revoke_family(valid.record.family_id, tokens.family_end(platform, valid.record))
         platform.audit(events.REFRESH_REUSED, **fields)
         raise OAuthError("invalid_grant", "The refresh token was already used; its family is revoked.")
 

@@ -143,6 +143,9 @@ class MemoryStore:
         self.installations: dict[str, Installation] = {}
         self.codes: dict[str, AuthorizationCode] = {}
         self.tokens: dict[str, TokenRecord] = {}
+        # family_id -> (revoked_at, ends), as the SQL table revoked_families: a token the family
+        # gains after its revocation is stored revoked (_insert_tokens), as the SQL reads see it.
+        self.revoked_families: dict[str, tuple[float, float | None]] = {}
         self.audit_events: list[AuditEvent] = []
         self.invalidations: list[tuple[int, str, str, float]] = []  # (id, kind, key, at), ids rising
         self._last_id = 0  # never reused, as a database sequence
@@ -293,17 +296,18 @@ class MemoryStore:
         live = successor is not None and successor.rotated_at is None and successor.revoked_at is None
         return RotatedBefore(False, found.rotated_at, found.successor, live)
 
-    async def revoke_family(self, family_id: str) -> None:
-        """Revoke every token of the family (a replayed code, a reused refresh token)."""
+    async def revoke_family(self, family_id: str, ends: float | None) -> None:
+        """Revoke every token of the family (a replayed code, a reused refresh token). ``ends``
+        is how long the revocation is kept (as the SQL twin's, until the cleanup after it)."""
         await asyncio.sleep(0)
-        self._revoke_family(family_id, self.clock())
+        self._revoke_family(family_id, self.clock(), ends)
 
     async def revoke_token(self, record: TokenRecord) -> None:
         """RFC 7009: an access token alone; a refresh token with its whole family."""
         await asyncio.sleep(0)
         now = self.clock()
         if record.kind == "refresh" and record.family_id:
-            self._revoke_family(record.family_id, now)
+            self._revoke_family(record.family_id, now, record.family_expires_at)
             return
         found = self.tokens.get(record.digest)
         if found is not None:
@@ -325,7 +329,8 @@ class MemoryStore:
         rest: float = 1.0,
     ) -> dict[str, int]:
         """One cleanup pass (SPEC §8), as ``SqlStore.cleanup``: codes and tokens expired more
-        than ``keep_seconds`` (seconds) ago, invalidation records as old, app secrets past their
+        than ``keep_seconds`` (seconds) ago (and the revocations of families whose last token
+        did), invalidation records as old, app secrets past their
         grace period, audit events and finished webhook deliveries (delivered or abandoned, never
         pending ones) older than ``audit_retention_seconds``. In one step here, so
         ``batch_size`` (at least 1, else ValueError) and ``rest`` change nothing. Returns
@@ -339,6 +344,7 @@ class MemoryStore:
             "codes": _drop(self.codes, lambda code: code.expires_at < horizon),
             "tokens": _drop(self.tokens, lambda token: token.expires_at < horizon),
         }
+        _drop(self.revoked_families, lambda row: row[1] is not None and row[1] < horizon)  # unreported
         kept = [record for record in self.invalidations if record[3] >= horizon]
         counts["invalidations"] = len(self.invalidations) - len(kept)
         self.invalidations = kept
@@ -361,12 +367,16 @@ class MemoryStore:
         if len(digests) < len(records) or not digests.isdisjoint(self.tokens):
             raise IntegrityError("a token with this digest exists")
         for record in records:
+            family = self.revoked_families.get(record.family_id) if record.family_id else None
+            if family is not None and record.revoked_at is None:
+                record = dataclasses.replace(record, revoked_at=family[0])
             self.tokens[record.digest] = record
 
-    def _revoke_family(self, family_id: str, now: float) -> None:
+    def _revoke_family(self, family_id: str, now: float, ends: float | None) -> None:
+        revoked_at = self.revoked_families.setdefault(family_id, (now, ends))[0]  # the first revocation stays
         for digest, token in self.tokens.items():
             if token.family_id == family_id and token.revoked_at is None:
-                self.tokens[digest] = dataclasses.replace(token, revoked_at=now)
+                self.tokens[digest] = dataclasses.replace(token, revoked_at=revoked_at)
         self._invalidate("family", family_id, now)
 
     def _invalidate(self, kind: str, key: str, now: float) -> None:

@@ -80,6 +80,8 @@ class Sweep:
 
 CODES = Sweep("codes", "auth_codes", "digest", "expires_at")
 TOKENS = Sweep("tokens", "tokens", "digest", "expires_at")
+# A family's revocation goes with its last token (its end, NULL when not known: kept); not reported.
+REVOKED_FAMILIES = Sweep("", "revoked_families", "family_id", "expires_at")
 INVALIDATIONS = Sweep("invalidations", "invalidations", "id", "at")
 SECRETS = Sweep("", "app_secrets", "id", "expires_at")  # a handful of rows; no index needed
 AUDIT_EVENTS = Sweep("audit_events", "audit_events", "id", "at", by_id=True)
@@ -154,11 +156,12 @@ async def cleanup_pass(
     """One pass of the cleanup (SPEC §8); times in epoch seconds and seconds.
 
     Deletes codes and tokens that expired more than ``keep_seconds`` before
-    ``now``, invalidation records older than that, app secrets whose grace period
-    is over, and audit events and finished webhook deliveries (delivered or
-    abandoned, never pending ones) older than ``audit_retention_seconds``. Returns
-    the counts ``{"codes": N, "tokens": N, "invalidations": N, "audit_events": N}``
-    (SPEC §8's four: app secrets and deliveries go unreported).
+    ``now``, the revocations of families whose last token did, invalidation records
+    older than that, app secrets whose grace period is over, and audit events and
+    finished webhook deliveries (delivered or abandoned, never pending ones) older
+    than ``audit_retention_seconds``. Returns the counts ``{"codes": N, "tokens": N,
+    "invalidations": N, "audit_events": N}`` (SPEC §8's four: app secrets, family
+    revocations and deliveries go unreported).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -167,6 +170,7 @@ async def cleanup_pass(
     horizons = (
         (CODES, now - keep_seconds),
         (TOKENS, now - keep_seconds),
+        (REVOKED_FAMILIES, now - keep_seconds),
         (INVALIDATIONS, now - keep_seconds),
         (SECRETS, now),  # a previous secret stops at the end of its grace period
         (AUDIT_EVENTS, now - audit_retention_seconds),

@@ -115,14 +115,19 @@ auth_codes = Table(
 )
 
 # Access and refresh tokens. family_id is the digest of the code a user token
-# descends from: replaying a code or an old refresh token revokes the family.
+# descends from: replaying a code or an old refresh token revokes the family
+# (a row of revoked_families, below).
 #
 # Every index costs each issued token an insert, and the app-token grant is the
 # hot path (docs/benchmarks.md). So: digests start with the issue time
 # (security.Keyring.mint) and append to the primary key's index; the per-user
 # indexes are partial and skip app tokens, which have no installation, customer
-# or family; and nothing indexes app_id, since the screens' token statistics
-# come from the audit log (one index serves them there).
+# or family; nothing indexes app_id, since the screens' token statistics come
+# from the audit log (one index serves them there); and nothing indexes
+# family_id (migration 0009): a rotation's pair would enter it at its family's
+# place, a page written long ago, which was more than half of the WAL a rotation
+# wrote on SQLite and a fifth of its server CPU (docs/benchmarks.md, "A family
+# revoked by one row").
 tokens = Table(
     "tokens",
     metadata,
@@ -144,9 +149,24 @@ tokens = Table(
     Column("family_expires_at", Float),
     postgresql_with={"fillfactor": TOKENS_FILLFACTOR},
 )
-for _column in ("installation_id", "customer_id", "family_id"):
+for _column in ("installation_id", "customer_id"):
     _only_set = text(f"{_column} IS NOT NULL")
     Index(f"ix_tokens_{_column}", tokens.c[_column], sqlite_where=_only_set, postgresql_where=_only_set)
+
+# Revoked token families (SPEC §2.3, §8): one row per family, written by a replayed code, a
+# reused refresh token or a revoked one (RFC 7009), instead of an UPDATE of every token of the
+# family. Every read of a token takes its revoked_at from here when its own is NULL
+# (storage/sql/store.py, TOKEN_REVOKED_AT), so a token the family gains later (a rotation read
+# before the revocation and committed after it) is revoked too. expires_at: when the family's
+# last token expires (its family_expires_at; NULL when not known, kept for ever); the cleanup
+# deletes the row as it deletes tokens, keep_seconds later.
+revoked_families = Table(
+    "revoked_families",
+    metadata,
+    Column("family_id", String(64), primary_key=True),
+    Column("revoked_at", Float, nullable=False),
+    Column("expires_at", Float, index=True),
+)
 
 audit_events = Table(
     "audit_events",

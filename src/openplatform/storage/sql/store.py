@@ -83,27 +83,44 @@ CODE_COLUMNS = ", ".join(f"auth_codes.{name}" for name in (
 # a code or token with its backing").
 _CODE_BACKED = f"SELECT {CODE_COLUMNS}, {_BACKING_OF.format(t='auth_codes')} FROM auth_codes WHERE digest "
 CODE_BACKED = KeyedRead(_CODE_BACKED + "= ?", _CODE_BACKED + "= ANY($1::text[])", "digest")
-_TOKEN_BACKED = (
-    f"SELECT {', '.join(f'tokens.{c}' for c in TOKEN_COLUMNS.split(', '))}, {_BACKING_OF.format(t='tokens')} "
-    "FROM tokens WHERE digest "
+# A token's revocation as every read sees it: its own, else its family's (schema.py, revoked_families).
+# COALESCE looks the family up only for a token not revoked itself; an app token (no family) finds none.
+_FAMILY_REVOKED_AT = "(SELECT f.revoked_at FROM revoked_families AS f WHERE f.family_id = tokens.family_id)"
+TOKEN_REVOKED_AT = f"COALESCE(tokens.revoked_at, {_FAMILY_REVOKED_AT})"
+# TOKEN_COLUMNS as read: revoked_at through TOKEN_REVOKED_AT, under its own name.
+TOKEN_READ = ", ".join(
+    f"{TOKEN_REVOKED_AT} AS revoked_at" if c == "revoked_at" else f"tokens.{c}" for c in TOKEN_COLUMNS.split(", ")
 )
+_TOKEN_BACKED = f"SELECT {TOKEN_READ}, {_BACKING_OF.format(t='tokens')} FROM tokens WHERE digest "
 TOKEN_BACKED = KeyedRead(_TOKEN_BACKED + "= ?", _TOKEN_BACKED + "= ANY($1::text[])", "digest")
 
 
-REVOKE_FAMILY = Sql("UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL", "tokens")
+# A family revoked again keeps its first revocation (and its end: the same family, the same end).
+REVOKE_FAMILY = Sql(
+    "INSERT INTO revoked_families (family_id, revoked_at, expires_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (family_id) DO NOTHING",
+    "revoked_families",
+)
 REVOKE_TOKEN = Sql("UPDATE tokens SET revoked_at = ? WHERE digest = ?", "tokens")
+# Neither a token revoked itself nor one of a revoked family rotates (a rotation read before the
+# family's revocation and claimed after it gets ROTATED_STATE's "revoked"). A scalar subquery, not
+# NOT EXISTS: PostgreSQL probes the family's key for each row claimed, where an anti-join under a
+# batch claim's settings (no nested loops, postgres.CLAIM_SETTINGS) read all of revoked_families.
+_LIVE = f"rotated_at IS NULL AND revoked_at IS NULL AND {_FAMILY_REVOKED_AT} IS NULL"
 ROTATE = Sql(
-    "UPDATE tokens SET rotated_at = ?, successor = ? WHERE digest = ? AND rotated_at IS NULL AND revoked_at IS NULL",
-    "tokens",
+    f"UPDATE tokens SET rotated_at = ?, successor = ? WHERE digest = ? AND {_LIVE}", "tokens", "revoked_families"
 )
-ROTATED_STATE = Sql("SELECT rotated_at, revoked_at, successor FROM tokens WHERE digest = ?", "tokens")
-SUCCESSOR_LIVE = Sql(
-    "SELECT 1 AS live FROM tokens WHERE digest = ? AND rotated_at IS NULL AND revoked_at IS NULL", "tokens"
-)
+ROTATED_STATE = Sql(
+    f"SELECT rotated_at, {TOKEN_REVOKED_AT} AS revoked_at, successor FROM tokens WHERE digest = ?",
+    "tokens", "revoked_families",
+)  # fmt: skip
+SUCCESSOR_LIVE = Sql(f"SELECT 1 AS live FROM tokens WHERE digest = ? AND {_LIVE}", "tokens", "revoked_families")
 
 
-async def revoke_family_in(tx: Tx, family_id: str, now: float) -> None:
-    await tx.execute(REVOKE_FAMILY, now, family_id)
+async def revoke_family_in(tx: Tx, family_id: str, ends: float | None, now: float) -> None:
+    """Revoke the family ``family_id`` (one row; ``ends``: when its last token expires, None when
+    not known) and tell the other nodes' caches."""
+    await tx.execute(REVOKE_FAMILY, family_id, now, ends)
     await tx.insert(INSERT_INVALIDATION, (now, "family", family_id))
 
 
@@ -165,9 +182,10 @@ class RotateRefresh(Claim):
         "UPDATE tokens AS t SET rotated_at = v.at, successor = v.successor "
         "FROM unnest($1::text[], $2::float8[], $3::text[]) AS v(digest, at, successor) "
         "WHERE t.digest = ANY($1::text[]) AND t.digest = v.digest AND t.rotated_at IS NULL AND t.revoked_at IS NULL "
+        "AND (SELECT f.revoked_at FROM revoked_families AS f WHERE f.family_id = t.family_id) IS NULL "
         "RETURNING t.digest",
-        "tokens",
-    )
+        "tokens", "revoked_families",
+    )  # fmt: skip
     __slots__ = ("digest", "now", "access", "refresh")
 
     def __init__(self, digest: str, now: float, access: TokenRecord, refresh: TokenRecord) -> None:
@@ -290,7 +308,7 @@ class SqlStore:
         return [installation_from_row(r) for r in rows]
 
     async def get_token(self, digest: str) -> TokenRecord | None:
-        row = await self.driver.fetchrow(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE digest = ?", digest)
+        row = await self.driver.fetchrow(f"SELECT {TOKEN_READ} FROM tokens WHERE digest = ?", digest)
         return token_from_row(row) if row else None
 
     async def get_code_backed(self, digest: str) -> tuple[AuthorizationCode, Backing] | None:
@@ -380,10 +398,11 @@ class SqlStore:
         """
         return await self.driver.write(RotateRefresh(old.digest, self.clock(), new_access, new_refresh))
 
-    async def revoke_family(self, family_id: str) -> None:
-        """Revoke every token descended from one code (a replayed code, a reused refresh token)."""
+    async def revoke_family(self, family_id: str, ends: float | None) -> None:
+        """Revoke every token descended from one code (a replayed code, a reused refresh token):
+        one row of ``revoked_families``, kept until ``ends`` (epoch seconds; None: for ever)."""
         now = self.clock()
-        await self.driver.write(lambda tx: revoke_family_in(tx, family_id, now))
+        await self.driver.write(lambda tx: revoke_family_in(tx, family_id, ends, now))
 
     async def revoke_token(self, record: TokenRecord) -> None:
         """RFC 7009: an access token alone; a refresh token with its whole family."""
@@ -391,7 +410,7 @@ class SqlStore:
 
         async def op(tx: Tx) -> None:
             if record.kind == "refresh" and record.family_id:
-                await revoke_family_in(tx, record.family_id, now)
+                await revoke_family_in(tx, record.family_id, record.family_expires_at, now)
                 return
             await tx.execute(REVOKE_TOKEN, now, record.digest)
             await tx.insert(INSERT_INVALIDATION, (now, "token", record.digest))
@@ -433,10 +452,11 @@ class SqlStore:
     ) -> dict[str, int]:
         """One cleanup pass (SPEC §8), in batches of ``batch_size`` rows that never hold serving up.
 
-        Deletes codes and tokens expired more than ``keep_seconds`` (seconds) ago,
-        invalidation records older than that, app secrets past their grace period, and
-        audit events and finished webhook deliveries older than ``audit_retention_seconds``
-        (seconds; a pending delivery stays whatever its age); after each batch
+        Deletes codes and tokens expired more than ``keep_seconds`` (seconds) ago (and
+        the revocations of families whose last token did), invalidation records older
+        than that, app secrets past their grace period, and audit events and finished
+        webhook deliveries older than ``audit_retention_seconds`` (seconds; a pending
+        delivery stays whatever its age); after each batch
         it rests ``rest`` times as long as the batch took. Returns ``{"codes": N,
         "tokens": N, "invalidations": N, "audit_events": N}``. See ``storage.sql.cleanup``.
         """
