@@ -105,8 +105,9 @@ class TokenStorage(Protocol):
     async def revoke_family(self, family_id: str, ends: float | None) -> None:
         """Revoke every token of the family (writes the invalidation record ``("family", id)``),
         including any the family gains afterwards. ``ends``: when the family's last token expires
-        (its ``family_expires_at``, epoch seconds; None when not known), after which the SQL
-        backends may forget the revocation (SPEC §8's cleanup)."""
+        (its ``family_expires_at``, epoch seconds, which no token of the family outlives), after
+        which the cleanup may forget the revocation (SPEC §8); None, when not known, keeps it for
+        ever."""
         ...
 
     async def revoke_token(self, record: TokenRecord) -> None:

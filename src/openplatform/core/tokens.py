@@ -93,17 +93,6 @@ def user_pair(
     return issued, access, refresh
 
 
-def family_end(platform: Platform[object], base: AuthorizationCode | TokenRecord) -> float:
-    """When the last token of ``base``'s family expires at the latest (epoch seconds), for its
-    revocation (``TokenStorage.revoke_family``): a token's ``family_expires_at``, which every token
-    of the family carries and none outlives (``user_pair``); else (a code, whose exchange began
-    the family at its ``used_at`` or is being raced now; a token from before migration 0004) the
-    end a family begun now would have, which no family begun earlier passes. Assumes
-    ``refresh_family_max_age`` was not lowered since; the cleanup keeps ``keep_seconds`` more."""
-    ends = base.family_expires_at if isinstance(base, TokenRecord) else None
-    return ends if ends is not None else platform.clock() + platform.settings.refresh_family_max_age
-
-
 def _minted_or_given(keyring: Keyring, raw: str | None, stamp: bytes | None) -> tuple[str, str]:
     """A new token and its stored key (``Keyring.mint``), or ``raw`` (a rotation's derived successor)
     with its key. A minted token's key comes with it: digesting it again cost an HMAC and a base64

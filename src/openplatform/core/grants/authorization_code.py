@@ -69,6 +69,8 @@ class AuthorizationCodeGrant:
                 return issued
         # Presented before, or consumed by a racing request first: RFC 6749 §4.1.2.
         fields = dict(app_id=valid.app.app_id, customer_id=valid.code.customer_id, ip=request.client_ip)
-        await platform.store.revoke_family(valid.code.digest, tokens.family_end(platform, valid.code))
+        # The family's end is on its tokens, not on the code; an estimate from today's settings
+        # could fall before it (a lowered max age): the revocation is kept for ever, one row a replay.
+        await platform.store.revoke_family(valid.code.digest, None)
         platform.audit(events.CODE_REPLAYED, **fields)
         raise OAuthError("invalid_grant", "The code was already used; its tokens are revoked.")

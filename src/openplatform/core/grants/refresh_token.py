@@ -79,7 +79,9 @@ class RefreshTokenGrant:
             platform.audit(events.TOKEN_REFRESH_RETRIED, **fields)  # nothing issued: not a grant
             return again
         if valid.record.family_id:
-            await platform.store.revoke_family(valid.record.family_id, tokens.family_end(platform, valid.record))
+            # Kept until the family's end, which every token of it carries and none outlives
+            # (tokens.user_pair); a token from before migration 0004 has none: kept for ever.
+            await platform.store.revoke_family(valid.record.family_id, valid.record.family_expires_at)
         platform.audit(events.REFRESH_REUSED, **fields)
         raise OAuthError("invalid_grant", "The refresh token was already used; its family is revoked.")
 
