@@ -330,9 +330,9 @@ class MemoryStore:
     ) -> dict[str, int]:
         """One cleanup pass (SPEC §8), as ``SqlStore.cleanup``: codes and tokens expired more
         than ``keep_seconds`` (seconds) ago (and the revocations of families whose last token
-        did), invalidation records as old, app secrets past their
-        grace period, audit events and finished webhook deliveries (delivered or abandoned, never
-        pending ones) older than ``audit_retention_seconds``. In one step here, so
+        did), invalidation records as old, app secrets past their grace period, audit events and
+        finished webhook deliveries (delivered or abandoned, never pending ones) older than
+        ``audit_retention_seconds``. In one step here, so
         ``batch_size`` (at least 1, else ValueError) and ``rest`` change nothing. Returns
         ``{"codes": N, "tokens": N, "invalidations": N, "audit_events": N}``."""
         if batch_size < 1:
