@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from openplatform import events
 from openplatform.config import Settings
+from openplatform.core.lifecycle import refusal
 from openplatform.core.store import Backend
 from openplatform.errors import IntegrityError
 from openplatform.models import ACTIVE, App, AuthorizationCode, Customer, Installation, Spe, TokenRecord
@@ -272,10 +273,15 @@ def ids(customers: list[Customer]) -> list[str]:
     return [c.customer_id for c in customers]
 
 
-def token_for(customer_id: str | None, at: float, revoked_at: float | None = None) -> TokenRecord:
+def token_for(
+    customer_id: str | None, at: float, revoked_at: float | None = None, installation: Installation | None = None
+) -> TokenRecord:
+    """A token of ``customer_id``; issued through ``installation`` (its app, SPE) when given."""
     return TokenRecord(
-        digest=secrets.token_hex(32), kind="access", app_id=secrets.token_hex(16), scope="install_login",
-        expires_at=at + 3600, created_at=at, customer_id=customer_id, revoked_at=revoked_at,
+        digest=secrets.token_hex(32), kind="access", scope="install_login", expires_at=at + 3600, created_at=at,
+        app_id=installation.app_id if installation else secrets.token_hex(16), customer_id=customer_id,
+        installation_id=installation.installation_id if installation else None,
+        xspe=installation.xspe if installation else None, revoked_at=revoked_at,
     )  # fmt: skip
 
 
@@ -416,9 +422,11 @@ async def test_deleting_a_customer_takes_its_sites_installations_and_tokens(worl
     site = await world.directory.create_site(new_id("site_"), gone, "Shop", "shop.example.com", ACTIVE)
     kept_site = await world.directory.create_site(new_id("site_"), kept, "Kept", "kept.example.com", ACTIVE)
     earlier = world.clock()
-    live_token, revoked = token_for(gone.customer_id, earlier), token_for(gone.customer_id, earlier, earlier)
-    untouched = [token_for(kept.customer_id, earlier), token_for(None, earlier)]
-    await world.tokens.save_tokens(live_token, revoked, *untouched)
+    live_token = token_for(gone.customer_id, earlier, None, live)
+    revoked = token_for(gone.customer_id, earlier, earlier)
+    spe_wide_token = token_for(gone.customer_id, earlier, None, others[1])  # the customer's, through an SPE install
+    untouched = [token_for(kept.customer_id, earlier, None, others[0]), token_for(None, earlier)]
+    await world.tokens.save_tokens(live_token, spe_wide_token, revoked, *untouched)
     code = AuthorizationCode(
         secrets.token_hex(32), hooked, live.installation_id, gone.customer_id, xspe, "https://app.example.com/cb",
         "install_login", earlier + 300,
@@ -442,8 +450,14 @@ async def test_deleting_a_customer_takes_its_sites_installations_and_tokens(worl
     assert [await world.installation(i.installation_id) for i in others] == others
     assert await world.directory.get_site(site.site_id if site else "") is None
     assert await world.directory.get_site(kept_site.site_id if kept_site else "") == kept_site
-    assert await world.tokens.get_token(live_token.digest) == dataclasses.replace(live_token, revoked_at=now)
-    assert await world.tokens.get_token(revoked.digest) == revoked
+    # Its tokens are not updated (migration 0010): what they stand on refuses them (SPEC §8).
+    assert [await world.tokens.get_token(t.digest) for t in (live_token, spe_wide_token, revoked)] == [
+        live_token, spe_wide_token, revoked,
+    ]  # fmt: skip
+    for record, reason in ((live_token, "the app is no longer installed for this customer"),
+                           (spe_wide_token, "the customer no longer exists"), (untouched[0], None)):  # fmt: skip
+        found = await world.tokens.get_token_backed(record.digest)
+        assert found is not None and refusal(found[1]) == reason, record
     assert [await world.tokens.get_token(t.digest) for t in untouched] == untouched
     assert await code_of(world.tokens, code.digest) == code  # refused by what it stands on (SPEC §8)
     items, total = await world.directory.list_customers(CustomerFilter(xspe), 10, 0)

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from openplatform.config import Settings
+from openplatform.core.lifecycle import refusal
 from openplatform.core.store import Backend
 from openplatform.errors import IntegrityError
 from openplatform.models import ACTIVE, SUSPENDED, App, AppSecret, Customer, Installation, Spe
@@ -378,10 +379,14 @@ async def test_an_uninstall_ends_the_installation_and_its_tokens_once(twin: Twin
     assert outcomes.count(True) == 1
     assert await twin.management.get_installation("ins_1") == dataclasses.replace(mine, uninstalled_at=T0 + 40)
     assert await twin.management.find_installation("app_1", "spe_1", "cus_1") is None
-    for record in ended:
-        assert await twin.store.get_token(record.digest) == dataclasses.replace(record, revoked_at=T0 + 40)
+    for record in ended:  # not updated: refused by what they stand on (SPEC §8; migration 0010)
+        assert await twin.store.get_token(record.digest) == record
+        found = await twin.store.get_token_backed(record.digest)
+        assert found is not None and refusal(found[1]) == "the app is no longer installed for this customer"
     for record in kept:
         assert await twin.store.get_token(record.digest) == record
+    theirs_found = await twin.store.get_token_backed(kept[0].digest)
+    assert theirs_found is not None and refusal(theirs_found[1]) is None
     assert await twin.log_after(mark) == [("installation", "ins_1", T0 + 40), ("app", "app_1", T0 + 40)]
     assert (await twin.outbox())[len(before_outbox):] == [
         ("app_1", "uninstall", {"type": 2, "n": outcomes.index(True)}, 0, T0 + 40, T0 + 40)

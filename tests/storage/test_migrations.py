@@ -70,9 +70,9 @@ def schema_storage_parameters(settings: Settings) -> dict[str, dict[str, str]]:
 
 async def test_migrated_database_matches_schema(settings: Settings) -> None:
     assert await schema_differences(settings) == []
-    assert await index_names(settings, "tokens") == {
-        "ix_tokens_expires_at", "ix_tokens_installation_id", "ix_tokens_customer_id",
-    }  # fmt: skip  # family_id unindexed since 0009 (a family's revocation is a row of revoked_families)
+    # family_id unindexed since 0009 (a family's revocation is a row of revoked_families), installation_id
+    # and customer_id since 0010 (an uninstall or a deleted customer ends the tokens through their backing)
+    assert await index_names(settings, "tokens") == {"ix_tokens_expires_at"}
     assert await storage_parameters(settings) == schema_storage_parameters(settings)
     if not settings.is_sqlite:  # room for the hot path's updates in place (schema.py, migration 0008)
         assert schema_storage_parameters(settings) == {
@@ -80,11 +80,21 @@ async def test_migrated_database_matches_schema(settings: Settings) -> None:
         }  # fmt: skip
 
 
-async def test_newest_migration_goes_down_and_up_again(settings: Settings) -> None:
-    """0009 down: the family index back, revoked_families gone, and a family revoked as a row
-    written back into its tokens (nothing revoked comes back to life); up again: the schema."""
-    head = migrate.head_revision()
-    previous = f"{int(head) - 1:04d}"
+def differences(found: list[Any]) -> set[tuple[str, str | None]]:
+    """Alembic's differences as (kind, name): an index's and a table's."""
+    return {(kind, getattr(item, "name", None)) for kind, item in (d if isinstance(d, tuple) else d[0] for d in found)}
+
+
+async def test_newest_migrations_go_down_and_up_again(settings: Settings) -> None:
+    """0010 down: the per-user token indexes back. 0009 down: the family index back,
+    revoked_families gone, and a family revoked as a row written back into its tokens (nothing
+    revoked comes back to life). Up again: the schema."""
+    assert migrate.head_revision() == "0010"
+    await asyncio.to_thread(_downgrade, settings, "0009")
+    assert differences(await schema_differences(settings)) == {
+        ("remove_index", "ix_tokens_installation_id"), ("remove_index", "ix_tokens_customer_id"),
+    }  # fmt: skip
+    previous = "0008"
     now = time.time()
     await execute(settings,
         "INSERT INTO tokens (digest, kind, app_id, scope, family_id, created_at, expires_at) VALUES "
@@ -93,10 +103,10 @@ async def test_newest_migration_goes_down_and_up_again(settings: Settings) -> No
         f"INSERT INTO revoked_families (family_id, revoked_at, expires_at) VALUES ('fam', {now - 1}, {now + 60})",
     )  # fmt: skip
     await asyncio.to_thread(_downgrade, settings, previous)
-    assert {(kind, getattr(item, "name", None)) for kind, item in
-            (d if isinstance(d, tuple) else d[0] for d in await schema_differences(settings))} == {
+    assert differences(await schema_differences(settings)) == {
         ("add_table", "revoked_families"), ("add_index", "ix_revoked_families_expires_at"),
-        ("remove_index", "ix_tokens_family_id"),
+        ("remove_index", "ix_tokens_family_id"), ("remove_index", "ix_tokens_installation_id"),
+        ("remove_index", "ix_tokens_customer_id"),
     }  # fmt: skip
     assert await storage_parameters(settings) == schema_storage_parameters(settings)  # 0008's stay
     assert await fetch(settings, "SELECT digest, revoked_at FROM tokens ORDER BY digest") == [

@@ -109,10 +109,10 @@ class MemoryDirectory:
         return customer, [("customer", customer_id)]
 
     async def delete_customer(self, customer_id: str, notify: Notify | None = None) -> tuple[bool, list[Invalidation]]:
-        """Delete the customer, its sites and its own installations; revoke its tokens.
+        """Delete the customer, its sites and its own installations, which ends its tokens.
 
-        Every live token of the customer (through any installation) is revoked; its unused
-        codes stay, refused by ``core.lifecycle`` since the customer is gone (SPEC §8). For each
+        Its tokens (through any installation) and unused codes stay as they are, refused by
+        ``core.lifecycle`` since the customer is gone (SPEC §8), as the SQL twin's. For each
         active installation whose app has a webhook, ``notify(installation, now)`` builds the
         uninstall notification, queued in the outbox in the same step. Returns whether it
         existed and the invalidations written: the customer, each installation, then each app
@@ -126,7 +126,6 @@ class MemoryDirectory:
         for installation, webhook_url in installs:
             if notify is not None and webhook_url and installation.active:
                 self.store.enqueue_webhook(installation.app_id, "uninstall", notify(installation, now), now)
-        self._revoke_customer(customer_id, now)
         _delete_where(self.store.sites, lambda s: s.customer_id == customer_id)
         _delete_where(self.store.installations, lambda i: i.customer_id == customer_id)
         del self.store.customers[customer_id]
@@ -146,12 +145,6 @@ class MemoryDirectory:
             if installation.customer_id == customer_id and app is not None:
                 found.append((installation, app.webhook_url))
         return found
-
-    def _revoke_customer(self, customer_id: str, now: float) -> None:
-        tokens = self.store.tokens
-        for digest, token in tokens.items():
-            if token.customer_id == customer_id and token.revoked_at is None:
-                tokens[digest] = dataclasses.replace(token, revoked_at=now)
 
     # --------------------------------------------------------------------- sites
 

@@ -269,10 +269,6 @@ class MemoryManagement:
         if stored is None or stored.uninstalled_at is not None:
             return False
         self.store.installations[iid] = dataclasses.replace(stored, uninstalled_at=now)
-        tokens = self.store.tokens
-        for digest, record in tokens.items():
-            if record.installation_id == iid and record.revoked_at is None:
-                tokens[digest] = dataclasses.replace(record, revoked_at=now)
         self.store.invalidate("installation", iid, now)
         self.store.invalidate("app", installation.app_id, now)
         if notify is not None:

@@ -22,7 +22,7 @@ from openplatform.records import CustomerFilter, Invalidation, Notify, VersionCo
 from openplatform.storage.sql.changes import enqueue_webhook, invalidate
 from openplatform.storage.sql.database import Conn, Database
 from openplatform.storage.sql.rows import customer_from_row, installation_from_row
-from openplatform.storage.sql.schema import apps, customers, installations, sites, tokens
+from openplatform.storage.sql.schema import apps, customers, installations, sites
 
 
 def site_from_row(row: Any) -> Site:
@@ -100,11 +100,13 @@ class SqlDirectory:
         return customer_from_row(row), ([("customer", customer_id)] if changes else [])
 
     async def delete_customer(self, customer_id: str, notify: Notify | None = None) -> tuple[bool, list[Invalidation]]:
-        """Delete the customer, its sites and its own installations; revoke its codes and tokens.
+        """Delete the customer, its sites and its own installations, which ends its codes and tokens.
 
         The installations made for this customer alone cannot outlive it (they
-        reference it), so they go too, and every code and token issued for the
-        customer (through any installation) is revoked in the same transaction.
+        reference it), so they go too. Its codes and tokens (through any installation)
+        are not updated: each use reads the customer with them (SPEC §8's backing,
+        ``core.lifecycle``), which refuses them once it is gone, and customer ids are
+        never reused (migration 0010 dropped the index that found them).
         For each active one whose app has a webhook, ``notify`` builds the
         uninstall notification, queued in that same transaction.
         """
@@ -121,7 +123,6 @@ class SqlDirectory:
             for installation, webhook_url in installs:
                 if notify is not None and webhook_url and installation.active:
                     await enqueue_webhook(conn, installation.app_id, "uninstall", notify(installation, now), now)
-            await _revoke_customer(conn, customer_id, now)
             await conn.execute(delete(sites).where(sites.c.customer_id == customer_id))
             await conn.execute(delete(installations).where(installations.c.customer_id == customer_id))
             await conn.execute(delete(customers).where(customers.c.customer_id == customer_id))
@@ -132,8 +133,6 @@ class SqlDirectory:
                 await invalidate(conn, kind, key, now)
             return True, changes
 
-        # It revokes tokens the writer may be rotating: on PostgreSQL it is tried again if
-        # chosen to break a deadlock (Driver.transaction).
         return await self.database.transaction(transaction)
 
     # --------------------------------------------------------------------- sites
@@ -185,17 +184,6 @@ async def _installations_of(conn: Conn, customer_id: str) -> list[tuple[Installa
         .where(installations.c.customer_id == customer_id)
     )
     return [(installation_from_row(r), r["webhook_url"]) for r in await conn.fetch(query)]
-
-
-async def _revoke_customer(conn: Conn, customer_id: str, now: float) -> None:
-    """Every live token of the customer, whichever installation issued it.
-
-    Unused codes stay as they are: the customer they stand on is gone, which
-    ``core.lifecycle`` refuses with a sentence that says so (SPEC §8).
-    """
-    await conn.execute(
-        update(tokens).where(tokens.c.customer_id == customer_id, tokens.c.revoked_at.is_(None)).values(revoked_at=now)
-    )
 
 
 def _new_customer(xspe: str, entry: Mapping[str, str], now: float) -> Customer:

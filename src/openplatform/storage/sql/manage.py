@@ -39,7 +39,6 @@ from openplatform.storage.sql.schema import (
     customers,
     installations,
     spes,
-    tokens,
 )
 
 
@@ -290,8 +289,13 @@ class SqlManagement:
     async def uninstall(
         self, installation: Installation, notify: dict[str, object] | None = None, now: float | None = None
     ) -> bool:
-        """Mark it uninstalled and revoke every token it produced, at once; False (and nothing
+        """Mark it uninstalled, which ends every token it produced at once; False (and nothing
         written) when it was uninstalled already, by an uninstall running at the same time too.
+
+        Its tokens are not updated: every use of a user token reads its installation with it
+        (SPEC §8's backing, ``core.lifecycle``), which refuses it from now on, and a new install
+        is a new installation. Finding them needed an index that each issued token entered at
+        its installation's old page (migration 0010; docs/benchmarks.md).
 
         Its unused codes are left as they are: they stand on this installation,
         which ``core.lifecycle`` now refuses, with a sentence that says so (marking
@@ -309,13 +313,6 @@ class SqlManagement:
             )  # on PostgreSQL a concurrent uninstall's update waits for this one, then changes nothing
             if not ended:
                 return False
-            # Many token rows at once, some of which the writer may be rotating: on PostgreSQL
-            # the transaction is tried again if chosen to break a deadlock (Driver.transaction).
-            await conn.execute(
-                update(tokens)
-                .where(tokens.c.installation_id == iid, tokens.c.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
             await invalidate(conn, "installation", iid, now)
             await invalidate(conn, "app", installation.app_id, now)
             if notify is not None:

@@ -19,7 +19,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    text,
 )
 
 metadata = MetaData()
@@ -120,14 +119,17 @@ auth_codes = Table(
 #
 # Every index costs each issued token an insert, and the app-token grant is the
 # hot path (docs/benchmarks.md). So: digests start with the issue time
-# (security.Keyring.mint) and append to the primary key's index; the per-user
-# indexes are partial and skip app tokens, which have no installation, customer
-# or family; nothing indexes app_id, since the screens' token statistics come
-# from the audit log (one index serves them there); and nothing indexes
-# family_id (migration 0009): a rotation's pair would enter it at its family's
-# place, a page written long ago, which was more than half of the WAL a rotation
-# wrote on SQLite and a fifth of its server CPU (docs/benchmarks.md, "A family
-# revoked by one row").
+# (security.Keyring.mint) and append to the primary key's index, and the
+# expiry's index appends too; nothing else is indexed. Not app_id: the screens'
+# token statistics come from the audit log (one index serves them there). Not
+# family_id (migration 0009), installation_id nor customer_id (0010): each user
+# token would enter them at its family's, installation's or customer's place, a
+# page written long ago. The family's was more than half of the WAL a rotation
+# wrote on SQLite and a fifth of its server CPU; with tokens spread over many
+# customers the other two were 71 % of it (docs/benchmarks.md, "A family revoked
+# by one row", "Where issue 14 stands (2026-12-02)"). A revoked family is a row
+# of revoked_families; an uninstall or a deleted customer ends its tokens through
+# SPEC §8's backing, which every use of a user token reads with it.
 tokens = Table(
     "tokens",
     metadata,
@@ -149,9 +151,6 @@ tokens = Table(
     Column("family_expires_at", Float),
     postgresql_with={"fillfactor": TOKENS_FILLFACTOR},
 )
-for _column in ("installation_id", "customer_id"):
-    _only_set = text(f"{_column} IS NOT NULL")
-    Index(f"ix_tokens_{_column}", tokens.c[_column], sqlite_where=_only_set, postgresql_where=_only_set)
 
 # Revoked token families (SPEC §2.3, §8): one row per family, written by a replayed code, a
 # reused refresh token or a revoked one (RFC 7009), instead of an UPDATE of every token of the
