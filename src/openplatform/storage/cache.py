@@ -170,6 +170,12 @@ class CachedStore:
         self._gaps: dict[int, float] = {}  # a missing id -> when it was first missed (self.clock)
         self._cleared_at = clock()  # when the caches were last emptied (CACHE_MAX_AGE)
         self._poller: asyncio.Task[None] | None = None
+        # Bumped by every drop (a change applied here). A read puts what it found only if no drop
+        # came while it awaited the database: a read begun before a change committed, answered after
+        # the change's drop, would otherwise put the state from before it back, and keep it until the
+        # next drop or CACHE_MAX_AGE. An uninstall's and a deleted customer's tokens are refused by
+        # their backing alone (migration 0010): a stale "installed" revived them all on this node.
+        self.generation = 0
 
     # ------------------------------------------------- straight through: nothing cached
 
@@ -178,22 +184,26 @@ class CachedStore:
 
     async def get_code_backed(self, digest: str) -> tuple[AuthorizationCode, Backing] | None:
         """Read from the backend, as ``backing(fresh=True)`` is, and its ``Backing`` cached as that does."""
+        generation = self.generation
         found = await self.inner.get_code_backed(digest)
         if found is not None:
-            self._backing_read(found[0], found[1])
+            self._backing_read(found[0], found[1], generation)
         return found
 
     async def get_token_backed(self, digest: str) -> tuple[TokenRecord, Backing] | None:
         """Read from the backend (a refresh token is used once: not cached), its ``Backing`` cached."""
+        generation = self.generation
         found = await self.inner.get_token_backed(digest)
         if found is not None and found[0].installation_id is not None:
-            self._backing_read(found[0], found[1])
+            self._backing_read(found[0], found[1], generation)
         return found
 
-    def _backing_read(self, bound: AuthorizationCode | TokenRecord, backing: Backing) -> None:
+    def _backing_read(self, bound: AuthorizationCode | TokenRecord, backing: Backing, generation: int) -> None:
+        """Cache ``backing``, read when ``self.generation`` was ``generation`` (unless a drop came since)."""
         self.backings.misses += 1
         assert bound.installation_id is not None
-        self.backings.put((bound.app_id, bound.installation_id, bound.customer_id, bound.xspe), backing)
+        if generation == self.generation:
+            self.backings.put((bound.app_id, bound.installation_id, bound.customer_id, bound.xspe), backing)
 
     async def save_code(self, code: AuthorizationCode) -> None:
         await self.inner.save_code(code)
@@ -228,7 +238,10 @@ class CachedStore:
         app = None if fresh else self.apps.get(app_id)
         if app is None and (fresh or app_id not in self.missing_apps):
             self.apps.misses += 1
+            generation = self.generation
             app = await self.inner.get_app(app_id)
+            if generation != self.generation:  # changed meanwhile: answered, not kept
+                return app
             if app is not None:
                 self.missing_apps.pop(app_id, None)
                 self.apps.put(app_id, app)
@@ -244,8 +257,10 @@ class CachedStore:
         found = None if fresh else self.installations.get(app_id)
         if found is None:
             self.installations.misses += 1
+            generation = self.generation
             found = await self.inner.active_installations(app_id)
-            self.installations.put(app_id, found)
+            if generation == self.generation:
+                self.installations.put(app_id, found)
         else:
             self.installations.hits += 1
         return found
@@ -254,8 +269,9 @@ class CachedStore:
         customer = self.customers.get(customer_id)
         if customer is None:
             self.customers.misses += 1
+            generation = self.generation
             customer = await self.inner.get_customer(customer_id)
-            if customer is not None:
+            if customer is not None and generation == self.generation:
                 self.customers.put(customer_id, customer)
         else:
             self.customers.hits += 1
@@ -269,8 +285,10 @@ class CachedStore:
         found: Backing | None = None if fresh else self.backings.get(key)
         if found is None:
             self.backings.misses += 1
+            generation = self.generation
             found = await self.inner.backing(app_id, installation_id, customer_id, xspe)
-            self.backings.put(key, found)
+            if generation == self.generation:
+                self.backings.put(key, found)
         else:
             self.backings.hits += 1
         return found
@@ -279,9 +297,11 @@ class CachedStore:
         record: TokenRecord | None = self.tokens.get(digest)
         if record is None:
             self.tokens.misses += 1
+            generation = self.generation
             record = await self.inner.get_token(digest)
             if record is not None and record.kind == "access" and record.revoked_at is None:
-                self.tokens.put(digest, record)
+                if generation == self.generation:
+                    self.tokens.put(digest, record)
         else:
             self.tokens.hits += 1
         return record
@@ -323,7 +343,8 @@ class CachedStore:
             await self.fanout.publish_many(changes)
 
     def drop(self, kind: str, key: str) -> None:
-        """Forget the cache entries a change affects."""
+        """Forget the cache entries a change affects (and what reads in flight would put back)."""
+        self.generation += 1
         if kind == "token":
             self.tokens.drop(key)
         elif kind == "family":
@@ -345,6 +366,7 @@ class CachedStore:
             self.clear()
 
     def clear(self) -> None:
+        self.generation += 1
         self._cleared_at = self.clock()
         for cache in (self.apps, self.missing_apps, self.installations, self.customers, self.backings, self.tokens):
             cache.clear()

@@ -255,11 +255,11 @@ class MemoryManagement:
     async def uninstall(
         self, installation: Installation, notify: dict[str, object] | None = None, now: float | None = None
     ) -> bool:
-        """Mark it uninstalled and revoke every token it produced, at once; False (and nothing
+        """Mark it uninstalled, which ends every token it produced at once; False (and nothing
         written) when it was uninstalled already, by an uninstall running at the same time too.
 
-        Its unused codes are left as they are: they stand on this installation,
-        which ``core.lifecycle`` now refuses (SPEC §8). ``notify`` (a webhook payload)
+        Its tokens and unused codes are left as they are: they stand on this installation,
+        which ``core.lifecycle`` now refuses (SPEC §8), as the SQL twin's. ``notify`` (a webhook payload)
         is queued in the same step.
         """
         now = self.clock() if now is None else now

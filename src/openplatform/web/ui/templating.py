@@ -25,7 +25,7 @@ NOTICES = {
     ),
     "customer-enabled": "The customer was enabled again.",
     "installed": "The app is installed.",
-    "uninstalled": "The app was uninstalled; its codes and tokens there were revoked.",
+    "uninstalled": "The app was uninstalled; its codes and tokens there no longer work.",
     "spe-created": "The SPE was created.",
     "user-created": "The account was created.",
     "user-disabled": "The account was disabled and signed out everywhere.",
