@@ -16,35 +16,49 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import Harness, World, run_cli
 
 
-async def held_backing_read(harness: Harness, world: World, token: str, change: Callable[[], Awaitable[None]]) -> None:
-    """A token-checked GET whose backing read is answered before ``change`` and returns after it."""
-    store = harness.platform.store
-    inner, original = store.inner, store.inner.backing
+async def across(
+    harness: Harness,
+    method: str,
+    request: Awaitable[httpx.Response],
+    change: Callable[[], Awaitable[None]],
+    holds: Callable[[Any], bool] = lambda found: True,
+) -> httpx.Response:
+    """``request``, with the first read of ``store.inner.<method>`` whose answer ``holds`` held from
+    that answer until ``change`` has run: a read begun before a change and returned after it. Later
+    reads (the change's own) go straight through."""
+    inner = harness.platform.store.inner
+    original = getattr(inner, method)
     answered, release = asyncio.Event(), asyncio.Event()
 
-    async def held(*args: Any, **kwargs: Any) -> Any:
-        found = await original(*args, **kwargs)
-        answered.set()
-        await release.wait()
+    async def held(*args: Any) -> Any:
+        found = await original(*args)
+        if not answered.is_set() and holds(found):
+            answered.set()
+            await release.wait()
         return found
 
-    store.backings.clear()
-    inner.backing = held
+    setattr(inner, method, held)
     try:
-        request = asyncio.create_task(
-            harness.client.get(f"/api/spe/customer/{world.customer_id}", params={"access_token": token})
-        )
+        task = asyncio.ensure_future(request)
         await answered.wait()
         await change()
         release.set()
-        await request  # checked before the change: whatever it answers
+        return await task
     finally:
-        inner.backing = original
+        setattr(inner, method, original)
+
+
+async def held_backing_read(harness: Harness, world: World, token: str, change: Callable[[], Awaitable[None]]) -> None:
+    """A token-checked GET whose backing read is answered before ``change`` and returns after it."""
+    harness.platform.store.backings.clear()
+    get = harness.client.get(f"/api/spe/customer/{world.customer_id}", params={"access_token": token})
+    await across(harness, "backing", get, change)  # checked before the change: whatever it answers
 
 
 async def refused(harness: Harness, world: World, token: str) -> None:
@@ -104,32 +118,18 @@ async def test_a_refresh_racing_an_uninstall_hands_out_nothing_that_works(harnes
     tokens work afterwards, here or anywhere."""
     world = await harness.world()
     tokens = await harness.user_tokens(world)
-    store = harness.platform.store
-    inner, original = store.inner, store.inner.get_token_backed
-    answered, release = asyncio.Event(), asyncio.Event()
 
-    async def held(digest: str) -> Any:
-        found = await original(digest)
-        if found is not None and found[0].kind == "refresh":
-            answered.set()
-            await release.wait()
-        return found
-
-    inner.get_token_backed = held
-    try:
-        task = asyncio.create_task(harness.refresh(world, tokens["refresh_token"]))
-        await answered.wait()
+    async def uninstall() -> None:
         await harness.admin.uninstall(world.app_id, customer_id=world.customer_id)
-        release.set()
-        rotated = (await task).json()
-    finally:
-        inner.get_token_backed = original
+
+    refresh = harness.refresh(world, tokens["refresh_token"])
+    rotated = (await across(harness, "get_token_backed", refresh, uninstall, lambda found: found is not None)).json()
     assert rotated["code"] in (0, 40006), rotated
     access_tokens = [tokens["access_token"]] + ([rotated["result"]["access_token"]] if rotated["code"] == 0 else [])
     for token in access_tokens:
         await refused(harness, world, token)
-    for refresh in [tokens["refresh_token"]] + ([rotated["result"]["refresh_token"]] if rotated["code"] == 0 else []):
-        assert (await harness.refresh(world, refresh)).json()["code"] == 40006
+    for raw in [tokens["refresh_token"]] + ([rotated["result"]["refresh_token"]] if rotated["code"] == 0 else []):
+        assert (await harness.refresh(world, raw)).json()["code"] == 40006
 
 
 async def test_a_revocation_during_a_token_read_ends_the_token_here(harness: Harness) -> None:
@@ -137,30 +137,14 @@ async def test_a_revocation_during_a_token_read_ends_the_token_here(harness: Har
     RFC 7009 revocation and returned after it kept the token as it was, working, in this process."""
     world = await harness.world()
     token = (await harness.user_tokens(world))["access_token"]
-    store = harness.platform.store
-    inner, original = store.inner, store.inner.get_token
-    answered, release = asyncio.Event(), asyncio.Event()
 
-    async def held(digest: str) -> Any:
-        found = await original(digest)
-        answered.set()
-        await release.wait()
-        return found
-
-    store.tokens.clear()
-    inner.get_token = held
-    try:
-        request = asyncio.create_task(
-            harness.client.get(f"/api/spe/customer/{world.customer_id}", params={"access_token": token})
-        )
-        await answered.wait()
-        inner.get_token = original  # the revocation's own read goes straight through
+    async def revoke() -> None:
         revoked = await harness.client.post(
             "/oauth/revoke", data={"app_id": world.app_id, "secret": world.secret, "token": token}
         )
         assert revoked.status_code == 200, revoked.text
-        release.set()
-        await request
-    finally:
-        inner.get_token = original
+
+    harness.platform.store.tokens.clear()
+    get = harness.client.get(f"/api/spe/customer/{world.customer_id}", params={"access_token": token})
+    await across(harness, "get_token", get, revoke)
     await refused(harness, world, token)
