@@ -208,11 +208,12 @@ def is_deadlock(exc: BaseException) -> bool:
 async def retrying_deadlocks(work: Callable[[], Awaitable[T]]) -> T:
     """Run a transaction, again when PostgreSQL aborted it to break a deadlock.
 
-    A bulk revocation (``UPDATE tokens … WHERE installation_id``) locks many token
-    rows while the group-commit writer may be rotating some of them in a batch, in
-    another order: PostgreSQL then aborts one side. The writer replays its batch;
-    a management transaction is tried again here, from the start (it changed
-    nothing), so an uninstall never fails for it.
+    A management transaction that locks several rows (an uninstall, a customer's
+    deletion with its sites and installations) may meet the group-commit writer,
+    which locks rows of its own batch in another order: PostgreSQL then aborts one
+    side. The writer replays its batch; a management transaction is tried again
+    here, from the start (it changed nothing), so it never fails for it. (Until
+    migration 0010 the bulk ``UPDATE tokens`` of an uninstall was the usual case.)
     """
     for attempt in range(DEADLOCK_RETRIES):
         try:
