@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/inprocess.py [app-token|open-api|customer-list|code-exchange|refresh|introspect]
                                         [--requests 40000] [--warmup 200] [--mint N] [--database-url URL]
-                                        [--access-log text|json] [--callgrind]
+                                        [--access-log text|json] [--callgrind] [--customers N]
 
 Seeds a fresh SQLite file (or the given, empty, database) through openplatform's services, then
 drives the app with 32 concurrent tasks sending ASGI messages directly (uvloop, group commit and
@@ -82,15 +82,36 @@ async def messages(app: Any, scope: dict[str, Any], body: bytes) -> list[dict[st
     return sent
 
 
+def connect_scopes(seeded: Any) -> list[dict[str, Any]]:
+    """``GET /oauth/connect`` asking for a code for each seeded customer (``--customers``)."""
+    return [
+        http_scope(
+            "GET",
+            "/oauth/connect",
+            [],
+            urlencode(
+                {
+                    "app_id": seeded.app_id,
+                    "redirect_uri": "http://localhost:9000/callback",
+                    "response_type": "code",
+                    "scope": "install_login",
+                    "xspe": seeded.xspe,
+                    "customer_id": customer_id,
+                    "state": "bench",
+                }
+            ),
+        )  # fmt: skip
+        for customer_id in seeded.customer_ids or (seeded.customer_id,)
+    ]
+
+
 async def mint_codes(app: Any, seeded: Any, count: int) -> list[bytes]:
-    """``count`` exchange bodies, each with a fresh code from ``GET /oauth/connect``."""
-    query = urlencode({"app_id": seeded.app_id, "redirect_uri": "http://localhost:9000/callback",
-                       "response_type": "code", "scope": "install_login", "xspe": seeded.xspe,
-                       "customer_id": seeded.customer_id, "state": "bench"})  # fmt: skip
-    connect = http_scope("GET", "/oauth/connect", [], query)
+    """``count`` exchange bodies, each with a fresh code from ``GET /oauth/connect``, for the seeded
+    customers in turn."""
+    connects = connect_scopes(seeded)
     bodies = []
-    for _ in range(count):
-        head = (await messages(app, connect, b""))[0]
+    for turn in range(count):
+        head = (await messages(app, connects[turn % len(connects)], b""))[0]
         location = dict(head["headers"])[b"location"].decode()
         code = parse_qs(urlsplit(location).query)["code"][0]
         bodies.append(urlencode({"grant_type": "authorization_code", "app_id": seeded.app_id,
@@ -113,9 +134,12 @@ async def measure(
     mint: int | None = None,
     warmup: int = 200,
     counting: Any = None,
+    customers: int = 1,
 ) -> None:
-    """``counting``: ``callgrind.marks()``, to count the instructions of the timed part alone."""
-    seeded = await _seed(settings)
+    """``counting``: ``callgrind.marks()``, to count the instructions of the timed part alone;
+    ``customers``: seeded customers, each with its own installation when more than one, whose codes
+    and refresh chains the scenarios take in turn."""
+    seeded = await _seed(settings, customers)
     starlette = create_app(settings)
     app: Any = starlette
     if access_log is not None:  # as `openplatform serve` does with OPENPLATFORM_ACCESS_LOG=true
@@ -223,6 +247,9 @@ def main() -> None:
     parser.add_argument("--mint", type=int, help="code-exchange: codes to mint before the clock starts")
     parser.add_argument("--database-url", help="an empty database to use instead of a fresh SQLite file")
     parser.add_argument("--access-log", choices=["text", "json"], help="log a line per request (to stderr)")
+    parser.add_argument("--customers", type=int, default=1,
+                        help="customers seeded, each with its own installation when more than one; the codes "
+                        "and refresh chains take them in turn")  # fmt: skip
     parser.add_argument("--callgrind", action="store_true",
                         help="under valgrind --tool=callgrind --instr-atstart=no: count the timed part only "
                         "(bench/callgrind.py)")  # fmt: skip
@@ -234,7 +261,8 @@ def main() -> None:
                       OPENPLATFORM_CODE_TTL="600")  # codes are minted before the clock starts  # fmt: skip
     settings = Settings()
     upgrade(settings)  # Alembic runs its own event loop: before ours starts
-    uvloop.run(measure(opts.scenario, opts.requests, settings, opts.access_log, opts.mint, opts.warmup, counting))
+    uvloop.run(measure(opts.scenario, opts.requests, settings, opts.access_log, opts.mint, opts.warmup, counting,
+                       opts.customers))  # fmt: skip
 
 
 if __name__ == "__main__":

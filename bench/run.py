@@ -1,6 +1,7 @@
 """openplatform benchmark (issues 2 and 14): every grant and the token check against the bare HTTP stack.
 
     .venv/bin/python bench/run.py [--database sqlite|postgres] [--workers 1 --workers 2] [--only SCENARIO]
+                                  [--customers N]
 
 Seeds a fresh database through openplatform's services, starts ``openplatform serve`` and two
 baselines on the same uvicorn options -- a raw ASGI callable that reads the body and answers a
@@ -30,7 +31,7 @@ import httpx
 import procs
 import report
 import wrk
-from seed import CALLBACK, Seeded, backends, count_rows, database, seed
+from seed import CALLBACK, Seeded, backends, count, count_rows, database, seed
 
 from openplatform.config import Settings
 
@@ -210,32 +211,39 @@ class Bench:
         self.check_persisted(row, before, ("user_tokens", "refresh_tokens", "grant_audits"))
 
     def mint(self, out: Path, seconds: float) -> Path:
-        """Codes through GET /oauth/connect (single use: one per request), appended to ``out``."""
-        query = urlencode(self.connect_params())
-        self.load(self.op, "/oauth/connect?" + query, "mint.lua", [str(out)], seconds)
+        """Codes through GET /oauth/connect (single use: one per request), appended to ``out``; the
+        requests take the seeded customers in turn (``--customers``)."""
+        paths = self.file("connect")
+        paths.write_text("".join(f"/oauth/connect?{urlencode(self.connect_params(c))}\n" for c in self.customers()))
+        self.load(self.op, "/oauth/connect", "mint.lua", [str(out), str(paths)], seconds)
         return out
 
-    def connect_params(self) -> dict[str, str]:
-        """The query of GET /oauth/connect asking the seeded app's installation for a code (SPEC §2.1)."""
+    def customers(self) -> tuple[str, ...]:
+        """The seeded customers whose codes and user tokens the scenarios use, in turn."""
+        return self.seeded.customer_ids or (self.seeded.customer_id,)
+
+    def connect_params(self, customer_id: str) -> dict[str, str]:
+        """The query of GET /oauth/connect asking the seeded app's installation for a code for
+        ``customer_id`` (SPEC §2.1)."""
         return {
             "app_id": self.seeded.app_id,
             "redirect_uri": CALLBACK,
             "response_type": "code",
             "scope": "install_login",
             "xspe": self.seeded.xspe,
-            "customer_id": self.seeded.customer_id,
+            "customer_id": customer_id,
             "state": "bench",
         }
 
     def seed_chains(self) -> Path:
         """``--chains`` (at least four per connection) live refresh tokens, each the head of its own
         family, from the real flow: a code from GET /oauth/connect, exchanged at POST
-        /oauth/access_token (untimed)."""
-        connect = self.connect_params()
+        /oauth/access_token (untimed). The chains take the seeded customers in turn."""
+        connects = itertools.cycle([self.connect_params(customer) for customer in self.customers()])
         exchange = {"app_id": self.seeded.app_id, "secret": self.seeded.secret, "grant_type": "authorization_code"}
 
         async def chain(client: httpx.AsyncClient) -> str:
-            found = await client.get("/oauth/connect", params=connect)
+            found = await client.get("/oauth/connect", params=next(connects))
             code = parse_qs(urlsplit(found.headers["location"]).query)["code"][0]
             answer = await client.post("/oauth/access_token", data={**exchange, "code": code})
             return str(answer.json()["result"]["refresh_token"])
@@ -345,6 +353,21 @@ class Bench:
         alarms = after["alarms"] - before["alarms"]
         if alarms:
             self.notes.append(f"MISMATCH {row.name}: {alarms} code.replayed / refresh.reused audit events")
+        self.check_spread(row)
+
+    def check_spread(self, row: Row) -> None:
+        """With ``--customers N`` (N > 1), the user tokens so far must stand on the N customers' own
+        installations, every one of them: none on the SPE-wide one."""
+        customers = len(self.customers())
+        if customers < 2 or "user_tokens" not in row.persisted:
+            return
+        found = count(
+            self.settings,
+            "SELECT COUNT(DISTINCT t.installation_id) AS n FROM tokens AS t JOIN installations AS i "
+            "ON i.installation_id = t.installation_id WHERE i.customer_id IS NOT NULL",
+        )
+        if found != customers:
+            self.notes.append(f"MISMATCH {row.name}: user tokens on {found} of {customers} customers' installations")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -368,6 +391,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=2.0,
         help="seconds of /oauth/connect minting per second of code exchange",
+    )
+    parser.add_argument(
+        "--customers",
+        type=int,
+        default=1,
+        help="customers seeded, each with its own installation when more than one; the codes and the "
+        "refresh chains take them in turn (default 1)",
     )
     parser.add_argument("--chains", type=int, default=1000, help="refresh chains (families) rotated in turn")
     parser.add_argument("--tokens", type=int, default=1000, help="app tokens introspected in turn")
@@ -436,12 +466,13 @@ def main(argv: list[str] | None = None) -> Path:
     with tempfile.TemporaryDirectory(prefix="openplatform-bench-") as tmp:
         workdir = Path(tmp)
         with database(opts, workdir) as (settings, env):
-            seeded = seed(settings)
+            seeded = seed(settings, opts.customers)
             for workers in opts.workers or [1]:
                 with procs.servers(env, workdir, place.server, workers, baselines) as servers:
                     print(
                         f"openplatform {servers.op.url} ({workers} worker(s)), {opts.database}, "
-                        f"{opts.connections} connections, {opts.duration:g} s per run; {pinning}",
+                        f"{opts.connections} connections, {opts.duration:g} s per run, "
+                        f"{opts.customers} customer(s); {pinning}",
                         flush=True,
                     )
                     bench = Bench(opts, settings, seeded, servers, workdir)

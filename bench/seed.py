@@ -35,10 +35,13 @@ COUNTS = {
 @dataclass(frozen=True)
 class Seeded:
     xspe: str
-    customer_id: str
+    customer_id: str  # the first of customer_ids
     app_id: str
     secret: str
     metrics_key: str  # an admin key: /metrics answers only with one
+    # every customer of the SPE; with more than one, each has its own installation of the app too
+    # (``--customers N``: the user tokens of a platform are spread over many customers and installations)
+    customer_ids: tuple[str, ...] = ()
 
 
 @contextlib.contextmanager
@@ -78,17 +81,27 @@ async def _pg_admin(server: str, *statements: str) -> None:
         await conn.close()
 
 
-async def _seed(settings: Settings) -> Seeded:
+async def _seed(settings: Settings, customers: int = 1) -> Seeded:
+    """One SPE, ``customers`` customers and one app installed SPE-wide (app tokens and user codes
+    both work). With more than one customer, each also gets its own installation, which its codes
+    and user tokens stand on (``core.authorize.find_installation`` takes the customer's first)."""
     admin = build_admin(settings)
     try:
         spe = await admin.create_spe("Bench SPE")
-        customer = await admin.create_customer(spe.xspe, "Bench Customer", "bench@example.com")
+        customer_ids = []
+        for n in range(max(customers, 1)):
+            tag = str(n) if n else ""  # the first as before --customers: the GET's answer keeps its length
+            customer = await admin.create_customer(spe.xspe, f"Bench Customer {tag}".strip(), f"bench{tag}@example.com")
+            customer_ids.append(customer.customer_id)
         app, secret = await admin.create_app("Bench App", "http://localhost:9000/", ["customer:read"])
-        await admin.install(app.app_id, xspe=spe.xspe)  # SPE-wide: app tokens and user codes both work
+        await admin.install(app.app_id, xspe=spe.xspe)
+        if customers > 1:
+            for customer_id in customer_ids:
+                await admin.install(app.app_id, customer_id=customer_id)
         metrics_key = await _metrics_key(admin)
     finally:
         await admin.db.close()
-    return Seeded(spe.xspe, customer.customer_id, app.app_id, secret, metrics_key)
+    return Seeded(spe.xspe, customer_ids[0], app.app_id, secret, metrics_key, tuple(customer_ids))
 
 
 async def _metrics_key(admin: Any) -> str:
@@ -101,9 +114,9 @@ async def _metrics_key(admin: Any) -> str:
     return secret
 
 
-def seed(settings: Settings) -> Seeded:
+def seed(settings: Settings, customers: int = 1) -> Seeded:
     upgrade(settings)
-    return asyncio.run(_seed(settings))
+    return asyncio.run(_seed(settings, customers))
 
 
 async def _counts(settings: Settings, queries: dict[str, tuple[str, tuple[object, ...]]]) -> dict[str, int]:
