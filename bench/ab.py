@@ -75,7 +75,7 @@ def schedule(rounds: int, databases: list[str]) -> list[tuple[int, str, str]]:
     return order
 
 
-def estimate_seconds(opts: argparse.Namespace, mint_factor: float = 2.0) -> float:
+def estimate_seconds(opts: argparse.Namespace, mint_factor: float = 3.0) -> float:
     """What the runs take: per run the start, then each scenario loads every baseline and
     openplatform (warm-up and timed part each); the code exchange mints its codes first."""
     per_scenario = (len(opts.baseline) + 1) * (opts.warmup + opts.duration)

@@ -1,6 +1,6 @@
 """CPU per request of openplatform's ASGI app alone, without an HTTP server: quick iteration on the hot path.
 
-    .venv/bin/python bench/inprocess.py [app-token|open-api|customer-list|code-exchange|refresh|introspect]
+    .venv/bin/python bench/inprocess.py [app-token|open-api|customer-list|connect|code-exchange|refresh|introspect]
                                         [--requests 40000] [--warmup 200] [--mint N] [--database-url URL]
                                         [--access-log text|json] [--callgrind] [--customers N]
 
@@ -14,7 +14,8 @@ bench/inprocess.py``) to see where time goes.
 
 Scenarios: ``app-token`` (``POST /oauth/credit/token``), ``open-api`` (``GET /api/spe/customer/{id}``
 with that token: the cached read), ``customer-list`` (``GET /api/spe/customers``: a page and a count
-through the management path's SQL), ``code-exchange`` (``POST /oauth/access_token`` with a fresh code
+through the management path's SQL), ``connect`` (``GET /oauth/connect``: a code issued, answered
+302, for the seeded customers in turn), ``code-exchange`` (``POST /oauth/access_token`` with a fresh code
 each time; the codes are minted through ``GET /oauth/connect`` before the clock starts: ``--mint N``
 mints N instead of as many as the run needs, so two runs of different lengths do the same untimed
 work, as the instruction counts of docs/benchmarks.md need), ``refresh`` (``POST /oauth/refresh_token``:
@@ -51,7 +52,7 @@ from openplatform.web.app import create_app
 from openplatform.web.serve import tune_gc
 
 CONCURRENCY = 32
-SCENARIOS = ["app-token", "open-api", "customer-list", "code-exchange", "refresh", "introspect"]
+SCENARIOS = ["app-token", "open-api", "customer-list", "connect", "code-exchange", "refresh", "introspect"]
 FORM = (b"content-type", b"application/x-www-form-urlencoded")
 
 
@@ -155,8 +156,11 @@ async def measure(
         scope, body = token_scope, grant.encode()
         per_task = requests // CONCURRENCY
         codes: list[bytes] = []
-        chains: list[str] = []  # refresh: each task's live refresh token
+        # refresh: the live refresh tokens; task t rotates chains t, t + 32, t + 64, ... in turn (one
+        # each with a single customer, enough for every customer to have one with --customers N)
+        chains: list[str] = []
         pool: list[bytes] = []  # introspect: the bodies, in turn
+        connects: list[dict[str, Any]] = []  # connect: the requests, in turn
         if scenario in ("open-api", "customer-list"):
             status, answer = await call(app, token_scope, grant.encode())
             token = orjson.loads(answer)["result"]["access_token"]
@@ -164,12 +168,15 @@ async def measure(
             scope, body = http_scope("GET", f"/api/spe/customer/{seeded.customer_id}", [bearer]), b""
             if scenario == "customer-list":
                 scope = http_scope("GET", "/api/spe/customers", [bearer], f"xspe={seeded.xspe}")
+        elif scenario == "connect":
+            connects = connect_scopes(seeded)
         elif scenario == "code-exchange":
             scope = http_scope("POST", "/oauth/access_token", [FORM])
             codes = await mint_codes(app, seeded, mint if mint is not None else (warmup + per_task) * CONCURRENCY)
         elif scenario == "refresh":
             scope = http_scope("POST", "/oauth/refresh_token", [FORM])
-            chains = [await exchange(app, code) for code in await mint_codes(app, seeded, CONCURRENCY)]
+            each = -(-len(seeded.customer_ids or (seeded.customer_id,)) // CONCURRENCY)
+            chains = [await exchange(app, code) for code in await mint_codes(app, seeded, CONCURRENCY * each)]
             prefix = urlencode({"app_id": seeded.app_id, "secret": seeded.secret, "grant_type": "refresh_code"})
         elif scenario == "introspect":
             scope = http_scope("POST", "/oauth/introspect", [FORM])
@@ -184,12 +191,15 @@ async def measure(
             nonlocal inactive
             for turn in range(count):
                 if chains:  # the refresh token the last answer carried (a token is url-safe)
-                    status, answer = await call(app, scope, f"{prefix}&refresh_token={chains[task]}".encode())
+                    slot = task + CONCURRENCY * (turn % (len(chains) // CONCURRENCY))
+                    status, answer = await call(app, scope, f"{prefix}&refresh_token={chains[slot]}".encode())
                     if status == 200:
-                        chains[task] = orjson.loads(answer)["result"]["refresh_token"]
+                        chains[slot] = orjson.loads(answer)["result"]["refresh_token"]
                 elif pool:
                     status, answer = await call(app, scope, pool[(task * count + turn) % len(pool)])
                     inactive += b'"active":true' not in answer
+                elif connects:
+                    status = (await messages(app, connects[(task * count + turn) % len(connects)], b""))[0]["status"]
                 else:
                     status, _answer = await call(app, scope, codes.pop() if codes else body)
                 statuses[status] = statuses.get(status, 0) + 1

@@ -75,6 +75,12 @@ class Adapter(Protocol):
     clock: FakeClock
 
     async def seed(self) -> Seeded: ...
+    async def add_customer(self, seeded: Seeded) -> str:
+        """Another customer of the seeded SPE (its id), with no installation of its own."""
+
+    async def install_spe_wide(self, seeded: Seeded) -> str:
+        """The seeded app installed SPE-wide in the seeded SPE (the installation's id)."""
+
     async def suspend(self, seeded: Seeded) -> None: ...
     async def uninstall(self, seeded: Seeded) -> None: ...
     async def flush(self) -> None:
@@ -102,6 +108,17 @@ class MemoryAdapter:
         self.memory.put_app(app)
         self.memory.put_installation(install)
         return Seeded(spe.xspe, customer.customer_id, app.app_id, install.installation_id)
+
+    async def add_customer(self, seeded: Seeded) -> str:
+        customer = Customer(f"cus_{len(self.memory.customers) + 1}", seeded.xspe, "Another", created_at=self.clock())
+        self.memory.put_customer(customer)
+        return customer.customer_id
+
+    async def install_spe_wide(self, seeded: Seeded) -> str:
+        iid = f"ins_{len(self.memory.installations) + 1}"
+        install = Installation(iid, seeded.app_id, seeded.xspe, None, self.clock())
+        self.memory.put_installation(install)
+        return install.installation_id
 
     async def suspend(self, seeded: Seeded) -> None:
         self.memory.put_app(dataclasses.replace(self.memory.apps[seeded.app_id], status=SUSPENDED))
@@ -134,6 +151,12 @@ class SqlAdapter:
         app, _secret = await self.admin.create_app("Test App", "https://app.example.com/", ["customer:read"])
         install = await self.admin.install(app.app_id, customer_id=customer.customer_id)
         return Seeded(spe.xspe, customer.customer_id, app.app_id, install.installation_id)
+
+    async def add_customer(self, seeded: Seeded) -> str:
+        return (await self.admin.create_customer(seeded.xspe, "Another")).customer_id
+
+    async def install_spe_wide(self, seeded: Seeded) -> str:
+        return (await self.admin.install(seeded.app_id, xspe=seeded.xspe)).installation_id
 
     async def suspend(self, seeded: Seeded) -> None:
         await self.admin.set_status(seeded.app_id, SUSPENDED)

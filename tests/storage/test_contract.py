@@ -364,6 +364,33 @@ async def test_backing_follows_suspending_and_uninstalling(backend: Adapter) -> 
     assert gone == Backing(app_status=None, installed=False, customer_status=None, spe_exists=False)
 
 
+async def test_installation_for_is_the_customers_own_else_the_spe_wide_one(backend: Adapter) -> None:
+    """What a code stands on (GET /oauth/connect): the customer's own live installation, else the
+    SPE-wide one, else none; never another customer's, nor another SPE's."""
+    seeded = await backend.seed()  # installed for its one customer
+    store, app, xspe = backend.store, seeded.app_id, seeded.xspe
+
+    async def found(customer_id: str, in_spe: str = xspe) -> str | None:
+        installation = await store.installation_for(app, in_spe, customer_id)
+        return installation.installation_id if installation else None
+
+    other = await backend.add_customer(seeded)
+    assert await found(seeded.customer_id) == seeded.installation_id
+    assert await found(other) is None  # not another customer's installation
+    assert await found(seeded.customer_id, "spe_other") is None
+    assert await store.installation_for("app_unknown", xspe, seeded.customer_id) is None
+    spe_wide = await backend.install_spe_wide(seeded)
+    assert await found(other) == spe_wide
+    assert await found(seeded.customer_id) == seeded.installation_id  # its own first
+    assert await found(other, "spe_other") is None
+    await backend.uninstall(seeded)
+    assert await found(seeded.customer_id) == spe_wide
+    installation = await store.installation_for(app, xspe, seeded.customer_id)
+    assert installation is not None and (installation.app_id, installation.xspe, installation.customer_id) == (
+        app, xspe, None,
+    )  # fmt: skip
+
+
 async def test_a_code_or_token_is_read_with_its_backing(backend: Adapter) -> None:
     """What the exchange and the rotation read in one go: the record as saved and the same
     ``Backing`` as ``backing(fresh=True)``, which follows suspending and uninstalling at once."""

@@ -73,6 +73,8 @@ async def test_migrated_database_matches_schema(settings: Settings) -> None:
     # family_id unindexed since 0009 (a family's revocation is a row of revoked_families), installation_id
     # and customer_id since 0010 (an uninstall or a deleted customer ends the tokens through their backing)
     assert await index_names(settings, "tokens") == {"ix_tokens_expires_at"}
+    # nothing finds a code by its installation (0011): by its digest, and its expiry for the sweep
+    assert await index_names(settings, "auth_codes") == {"ix_auth_codes_expires_at"}
     assert await storage_parameters(settings) == schema_storage_parameters(settings)
     if not settings.is_sqlite:  # room for the hot path's updates in place (schema.py, migration 0008)
         assert schema_storage_parameters(settings) == {
@@ -86,12 +88,15 @@ def differences(found: list[Any]) -> set[tuple[str, str | None]]:
 
 
 async def test_newest_migrations_go_down_and_up_again(settings: Settings) -> None:
-    """0010 down: the per-user token indexes back. 0009 down: the family index back,
-    revoked_families gone, and a family revoked as a row written back into its tokens (nothing
-    revoked comes back to life). Up again: the schema."""
-    assert migrate.head_revision() == "0010"
+    """0011 down: the code installation index back. 0010 down: the per-user token indexes back.
+    0009 down: the family index back, revoked_families gone, and a family revoked as a row written
+    back into its tokens (nothing revoked comes back to life). Up again: the schema."""
+    assert migrate.head_revision() == "0011"
+    await asyncio.to_thread(_downgrade, settings, "0010")
+    assert differences(await schema_differences(settings)) == {("remove_index", "ix_auth_codes_installation_id")}
     await asyncio.to_thread(_downgrade, settings, "0009")
     assert differences(await schema_differences(settings)) == {
+        ("remove_index", "ix_auth_codes_installation_id"),
         ("remove_index", "ix_tokens_installation_id"), ("remove_index", "ix_tokens_customer_id"),
     }  # fmt: skip
     previous = "0008"
@@ -106,7 +111,7 @@ async def test_newest_migrations_go_down_and_up_again(settings: Settings) -> Non
     assert differences(await schema_differences(settings)) == {
         ("add_table", "revoked_families"), ("add_index", "ix_revoked_families_expires_at"),
         ("remove_index", "ix_tokens_family_id"), ("remove_index", "ix_tokens_installation_id"),
-        ("remove_index", "ix_tokens_customer_id"),
+        ("remove_index", "ix_tokens_customer_id"), ("remove_index", "ix_auth_codes_installation_id"),
     }  # fmt: skip
     assert await storage_parameters(settings) == schema_storage_parameters(settings)  # 0008's stay
     assert await fetch(settings, "SELECT digest, revoked_at FROM tokens ORDER BY digest") == [

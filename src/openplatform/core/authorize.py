@@ -18,16 +18,23 @@ from openplatform import events
 from openplatform.core import lifecycle, pkce
 from openplatform.core.context import Platform
 from openplatform.core.redirect_uri import RedirectUriError, ascii_url, check_redirect_uri, without_params
-from openplatform.core.store import AppStorage, AuditLog, BackingStorage, CodeStorage, CustomerStorage
+from openplatform.core.store import (
+    AppStorage,
+    AuditLog,
+    BackingStorage,
+    CodeStorage,
+    CustomerStorage,
+    InstallationLookup,
+)
 from openplatform.errors import OAuthError, echo
 from openplatform.models import ACTIVE, INSTALL_LOGIN, App, AuthorizationCode, Installation
 
 
-class InstallationStorage(AppStorage, CustomerStorage, Protocol):
-    """What finding the installation reads: the customer and the app's installations."""
+class InstallationStorage(InstallationLookup, CustomerStorage, Protocol):
+    """What finding the installation reads: the customer and the installation a code stands on."""
 
 
-class ConnectStorage(InstallationStorage, BackingStorage, CodeStorage, AuditLog, Protocol):
+class ConnectStorage(AppStorage, InstallationStorage, BackingStorage, CodeStorage, AuditLog, Protocol):
     """What ``connect`` uses: it reads the app, customer, installations and their state, saves a code."""
 
 
@@ -97,12 +104,11 @@ async def find_installation(
         raise OAuthError("access_denied", "customer_id does not belong to xspe.")
     if customer.status != ACTIVE:
         raise OAuthError("access_denied", "The customer is disabled.")
-    installs = await platform.store.active_installations(app.app_id, fresh=True)  # it issues a code: SPEC §8
-    for match in (customer_id, None):  # the customer's own installation first, then the SPE's
-        for install in installs:
-            if install.xspe == xspe and install.customer_id == match:
-                return install
-    raise OAuthError("access_denied", "The app is not installed for this customer.")
+    # the customer's own installation first, then the SPE's; read fresh, as it issues a code (SPEC §8)
+    install = await platform.store.installation_for(app.app_id, xspe, customer_id)
+    if install is None:
+        raise OAuthError("access_denied", "The app is not installed for this customer.")
+    return install
 
 
 async def connect(platform: Platform[ConnectStorage], params: dict[str, str]) -> str:

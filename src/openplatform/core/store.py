@@ -12,6 +12,7 @@ Each core component is typed against the protocols it uses
 says what it reads and writes:
 
 - ``AppStorage`` (get_app, active_installations): client_auth, authorize, resources, server;
+- ``InstallationLookup`` (installation_for): authorize (the installation a code stands on);
 - ``CustomerStorage`` (get_customer): authorize;
 - ``BackingStorage`` (backing): lifecycle (SPEC §8);
 - ``CodeStorage`` (get_code, get_code_backed, save_code, consume_code): authorize, the code grant;
@@ -59,6 +60,16 @@ class AppStorage(Protocol):
 
     async def active_installations(self, app_id: str, fresh: bool = ...) -> list[Installation]:
         """The app's installations not uninstalled; ``fresh`` reads past any cache (SPEC §8)."""
+        ...
+
+
+class InstallationLookup(Protocol):
+    async def installation_for(self, app_id: str, xspe: str, customer_id: str) -> Installation | None:
+        """The app's live installation a code for ``customer_id`` stands on: the customer's own,
+        else the SPE-wide one of ``xspe``; None when there is neither. Whether the customer belongs
+        to ``xspe`` is the caller's to check. Read past any cache (it issues a code: SPEC §8), and
+        by two lookups whatever the number of the app's installations: ``active_installations``
+        read them all on every ``GET /oauth/connect`` (docs/benchmarks.md, "Many customers")."""
         ...
 
 
@@ -150,7 +161,17 @@ class InvalidationLog(Protocol):
     async def last_invalidation_id(self) -> int: ...
 
 
-class Store(AppStorage, CustomerStorage, BackingStorage, CodeStorage, TokenStorage, AuditLog, Lifespan, Protocol):
+class Store(
+    AppStorage,
+    InstallationLookup,
+    CustomerStorage,
+    BackingStorage,
+    CodeStorage,
+    TokenStorage,
+    AuditLog,
+    Lifespan,
+    Protocol,
+):
     """Everything the core and the web layer use: what a ``Platform`` is wired with."""
 
 

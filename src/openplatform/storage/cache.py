@@ -265,6 +265,10 @@ class CachedStore:
             self.installations.hits += 1
         return found
 
+    async def installation_for(self, app_id: str, xspe: str, customer_id: str) -> Installation | None:
+        """Never cached: it issues a code (SPEC §8)."""
+        return await self.inner.installation_for(app_id, xspe, customer_id)
+
     async def get_customer(self, customer_id: str) -> Customer | None:
         customer = self.customers.get(customer_id)
         if customer is None:

@@ -204,6 +204,14 @@ class MemoryStore:
         await asyncio.sleep(0)
         return [i for i in self.installations.values() if i.app_id == app_id and i.uninstalled_at is None]
 
+    async def installation_for(self, app_id: str, xspe: str, customer_id: str) -> Installation | None:
+        await asyncio.sleep(0)
+        for match in (customer_id, None):  # the customer's own first, then the SPE-wide one
+            for i in self.installations.values():
+                if i.app_id == app_id and i.xspe == xspe and i.customer_id == match and i.uninstalled_at is None:
+                    return i
+        return None
+
     async def get_customer(self, customer_id: str) -> Customer | None:
         await asyncio.sleep(0)
         return self.customers.get(customer_id)

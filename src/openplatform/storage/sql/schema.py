@@ -102,7 +102,9 @@ auth_codes = Table(
     metadata,
     Column("digest", String(64), primary_key=True),
     Column("app_id", String(32), nullable=False),
-    Column("installation_id", String(64), nullable=False, index=True),
+    # Not indexed (migration 0011): nothing finds a code by its installation; SPEC §8's backing,
+    # read with the code, refuses it once the installation ends.
+    Column("installation_id", String(64), nullable=False),
     Column("customer_id", String(64), nullable=False),
     Column("xspe", String(64), nullable=False),
     Column("redirect_uri", String(2048), nullable=False),

@@ -64,6 +64,13 @@ BACKING = (
     "(SELECT 1 FROM spes WHERE xspe = ?) AS spe_exists"
 )
 INSTALLATION_COLUMNS = "installation_id, app_id, xspe, customer_id, installed_at, uninstalled_at"
+# The customer's own live installation (rank 0) and the SPE-wide one (rank 1): two probes of
+# ix_installations_app (app_id, xspe, customer_id), however many installations the app has.
+_LIVE_IN = f"SELECT {INSTALLATION_COLUMNS}, {{rank}} AS rank FROM installations WHERE app_id = ? AND xspe = ? AND "
+INSTALLATION_FOR = (
+    _LIVE_IN.format(rank=0) + "customer_id = ? AND uninstalled_at IS NULL UNION ALL "
+    + _LIVE_IN.format(rank=1) + "customer_id IS NULL AND uninstalled_at IS NULL"
+)  # fmt: skip
 # A code or a token with the same four answers as BACKING, in one statement (one read transaction on
 # SQLite, one round trip on PostgreSQL, instead of two): what the exchange and the rotation read.
 _BACKING_OF = (
@@ -306,6 +313,10 @@ class SqlStore:
             app_id,
         )
         return [installation_from_row(r) for r in rows]
+
+    async def installation_for(self, app_id: str, xspe: str, customer_id: str) -> Installation | None:
+        rows = await self.driver.fetch(INSTALLATION_FOR, app_id, xspe, customer_id, app_id, xspe)
+        return installation_from_row(min(rows, key=lambda r: r["rank"])) if rows else None
 
     async def get_token(self, digest: str) -> TokenRecord | None:
         row = await self.driver.fetchrow(f"SELECT {TOKEN_READ} FROM tokens WHERE digest = ?", digest)
