@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -158,6 +158,26 @@ class Installation:
     @property
     def active(self) -> bool:
         return self.uninstalled_at is None
+
+
+class Installations(tuple[Installation, ...]):
+    """An app's live installations (``AppStorage.active_installations``) with the sets an Open API
+    call asks of them, built once per read and shared by every call the cache serves:
+    ``spe_wide`` (the SPEs of its SPE-wide installations), ``customers`` (the customers of its
+    one-customer installations), ``xspes`` (every SPE it is installed at). An app token's reach is
+    then two set lookups: ``Access.can_see`` walked the installations on every call, up to all of
+    them for an app installed customer by customer (docs/benchmarks.md, "Many customers")."""
+
+    spe_wide: frozenset[str]
+    customers: frozenset[str]
+    xspes: frozenset[str]
+
+    def __new__(cls, items: Iterable[Installation] = ()) -> Installations:
+        self = super().__new__(cls, items)
+        self.spe_wide = frozenset(i.xspe for i in self if i.customer_id is None)
+        self.customers = frozenset(i.customer_id for i in self if i.customer_id is not None)
+        self.xspes = frozenset(i.xspe for i in self)
+        return self
 
 
 @slot_init

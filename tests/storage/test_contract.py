@@ -358,7 +358,7 @@ async def test_backing_follows_suspending_and_uninstalling(backend: Adapter) -> 
     last = await store.last_invalidation_id()
     await backend.uninstall(seeded)
     assert await backing() == Backing(app_status=SUSPENDED, installed=False, customer_status=ACTIVE, spe_exists=True)
-    assert await store.active_installations(seeded.app_id) == []
+    assert await store.active_installations(seeded.app_id) == ()
     assert ("installation", seeded.installation_id) in await log_after(backend, last)
     gone = await store.backing(secrets.token_hex(16), "ins_unknown", None, None)
     assert gone == Backing(app_status=None, installed=False, customer_status=None, spe_exists=False)

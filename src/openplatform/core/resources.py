@@ -9,7 +9,7 @@ whitelist; for a user token, everything behind it still there (SPEC §8,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -18,7 +18,7 @@ from openplatform.core.context import Platform
 from openplatform.core.ip_policy import enforce_whitelist
 from openplatform.core.store import AppStorage, BackingStorage, TokenStorage
 from openplatform.errors import OAuthError
-from openplatform.models import INSTALL_LOGIN, App, Customer, Installation, TokenRecord
+from openplatform.models import INSTALL_LOGIN, App, Customer, Installations, TokenRecord
 
 BEARER_CHALLENGE = 'Bearer realm="openplatform"'
 
@@ -63,8 +63,8 @@ class Access:
 
     token: TokenRecord
     app: App
-    # The store's list as it caches it (shared by every request: nothing modifies it), not a copy.
-    installations: Sequence[Installation]
+    # The store's as it caches them (shared by every request: nothing modifies them), not a copy.
+    installations: Installations
     # The customer object ``require_visible`` let through last: ``require_read`` of that same object
     # (``Directory.get_customer`` checks it right after) need not walk the reach again (1,300
     # instructions a GET). By identity: another object, equal or not, is checked.
@@ -84,36 +84,29 @@ class Access:
                 headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="insufficient_scope", scope="{scope}"'},
             )
 
-    def spe_reach(self) -> set[str]:
+    def spe_reach(self) -> frozenset[str]:
         """SPEs whose every customer this token may see: those of an app token's SPE-wide
-        installations (``can_see``'s first case), none for a user token. One walk of the
-        installations: asking ``can_see`` for each SPE walked them again per installation, seconds
-        for an app installed for 10,000 customers one by one (tests/core/test_resources_reach.py)."""
+        installations (``can_see``'s first case), none for a user token."""
         if self.token.installation_id is not None:  # a user token: its own customer only
-            return set()
-        return {i.xspe for i in self.installations if i.customer_id is None}
+            return frozenset()
+        return self.installations.spe_wide
 
     def xspes(self) -> list[str]:
         """Every SPE the token touches, in a stable order."""
-        found = {i.xspe for i in self.installations} if self.is_app_token else {self.token.xspe or ""}
+        found = self.installations.xspes if self.is_app_token else {self.token.xspe or ""}
         return sorted(x for x in found if x)
 
     def can_see(self, customer: Placed) -> bool:
         """Whether ``customer`` is within the token's reach. A user token sees its own customer; an app
-        token the customers of its SPE-wide installations' SPEs and those of its one-customer installations.
-        A walk, not two sets built and searched: the token-checked GET asks this twice per call
-        (and reads ``installation_id`` rather than the ``is_app_token`` properties, a Python call each)."""
+        token the customers of its SPE-wide installations' SPEs and those of its one-customer
+        installations: two lookups in the sets ``Installations`` built when it was read, whatever the
+        number of installations (it reads ``installation_id`` rather than the ``is_app_token``
+        properties, a Python call each: the token-checked GET asks this twice per call)."""
         if self.token.installation_id is not None:  # a user token
             own = self.token.customer_id
             return bool(own) and customer.customer_id == own
-        xspe, customer_id = customer.xspe, customer.customer_id
-        for installation in self.installations:
-            if installation.customer_id is None:
-                if installation.xspe == xspe:
-                    return True
-            elif installation.customer_id == customer_id:
-                return True
-        return False
+        reach = self.installations
+        return customer.xspe in reach.spe_wide or customer.customer_id in reach.customers
 
     def require_visible(self, customer: Customer | None) -> Customer:
         """Outside the token's reach looks exactly like absent: 404, never 403."""

@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, TokenRecord
+from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, Installations, TokenRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ class AppStorage(Protocol):
         """The app, or None; ``fresh`` reads past any cache (a secret or status changed elsewhere)."""
         ...
 
-    async def active_installations(self, app_id: str, fresh: bool = ...) -> list[Installation]:
+    async def active_installations(self, app_id: str, fresh: bool = ...) -> Installations:
         """The app's installations not uninstalled; ``fresh`` reads past any cache (SPEC §8)."""
         ...
 

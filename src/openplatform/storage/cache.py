@@ -44,7 +44,7 @@ from prometheus_client import Counter, Histogram
 
 from openplatform.core.store import Backend, RotatedBefore
 from openplatform.errors import StorageUnavailable
-from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, TokenRecord
+from openplatform.models import App, AuthorizationCode, Backing, Customer, Installation, Installations, TokenRecord
 
 log = logging.getLogger("openplatform.cache")
 
@@ -156,7 +156,7 @@ class CachedStore:
         # app_ids looked up and not found: an unknown app_id then costs what a known one does
         # (SPEC §9, one timing), and a flood of them cannot evict the real apps.
         self.missing_apps = BoundedCache(10_000)
-        self.installations = BoundedCache(10_000)  # app_id -> list[Installation]
+        self.installations = BoundedCache(10_000)  # app_id -> Installations
         self.customers = BoundedCache(50_000)
         self.backings = BoundedCache(50_000)  # (app, installation, customer, xspe) -> Backing
         self.tokens = TokenCache(token_cache_size)
@@ -252,7 +252,7 @@ class CachedStore:
             self.apps.hits += 1
         return app
 
-    async def active_installations(self, app_id: str, fresh: bool = False) -> list[Installation]:
+    async def active_installations(self, app_id: str, fresh: bool = False) -> Installations:
         """An app's active installations; ``fresh`` reads the database (and refreshes the cache)."""
         found = None if fresh else self.installations.get(app_id)
         if found is None:

@@ -43,6 +43,7 @@ from openplatform.models import (
     Backing,
     Customer,
     Installation,
+    Installations,
     Site,
     Spe,
     TokenRecord,
@@ -200,9 +201,9 @@ class MemoryStore:
         await asyncio.sleep(0)
         return self.apps.get(app_id)
 
-    async def active_installations(self, app_id: str, fresh: bool = True) -> list[Installation]:
+    async def active_installations(self, app_id: str, fresh: bool = True) -> Installations:
         await asyncio.sleep(0)
-        return [i for i in self.installations.values() if i.app_id == app_id and i.uninstalled_at is None]
+        return Installations(i for i in self.installations.values() if i.app_id == app_id and i.uninstalled_at is None)
 
     async def installation_for(self, app_id: str, xspe: str, customer_id: str) -> Installation | None:
         await asyncio.sleep(0)

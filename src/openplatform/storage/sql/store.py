@@ -17,6 +17,7 @@ from openplatform.models import (
     Backing,
     Customer,
     Installation,
+    Installations,
     TokenRecord,
     backing_of,
     read_backing,
@@ -307,12 +308,12 @@ class SqlStore:
         row = await self.driver.fetchrow("SELECT * FROM customers WHERE customer_id = ?", customer_id)
         return customer_from_row(row) if row else None
 
-    async def active_installations(self, app_id: str, fresh: bool = True) -> list[Installation]:
+    async def active_installations(self, app_id: str, fresh: bool = True) -> Installations:
         rows = await self.driver.fetch(
             f"SELECT {INSTALLATION_COLUMNS} FROM installations WHERE app_id = ? AND uninstalled_at IS NULL",
             app_id,
         )
-        return [installation_from_row(r) for r in rows]
+        return Installations(installation_from_row(r) for r in rows)
 
     async def installation_for(self, app_id: str, xspe: str, customer_id: str) -> Installation | None:
         rows = await self.driver.fetch(INSTALLATION_FOR, app_id, xspe, customer_id, app_id, xspe)
