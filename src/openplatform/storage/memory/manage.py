@@ -205,21 +205,9 @@ class MemoryManagement:
 
     # -------------------------------------------------------------- installations
 
-    def _live(self, app_id: str, xspe: str, customer_id: str | None) -> Installation | None:
-        """The live installation of an app for one customer, or for the whole SPE (``customer_id`` None)."""
-        for installation in self.store.installations.values():
-            if (
-                installation.app_id == app_id
-                and installation.xspe == xspe
-                and installation.customer_id == customer_id
-                and installation.uninstalled_at is None
-            ):
-                return installation
-        return None
-
     async def find_installation(self, app_id: str, xspe: str, customer_id: str | None) -> Installation | None:
         await asyncio.sleep(0)
-        return self._live(app_id, xspe, customer_id)
+        return self.store.live_installation(app_id, xspe, customer_id)
 
     async def install(self, installation: Installation, notify: dict[str, object] | None = None) -> Installation:
         """Record it, unless the app is live there already: then that installation is returned and
@@ -230,7 +218,7 @@ class MemoryManagement:
         app, SPE or customer does not exist.
         """
         await asyncio.sleep(0)
-        found = self._live(installation.app_id, installation.xspe, installation.customer_id)
+        found = self.store.live_installation(installation.app_id, installation.xspe, installation.customer_id)
         if found is not None:
             return found
         self._check_references(installation)

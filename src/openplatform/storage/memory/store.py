@@ -205,13 +205,17 @@ class MemoryStore:
         await asyncio.sleep(0)
         return Installations(i for i in self.installations.values() if i.app_id == app_id and i.uninstalled_at is None)
 
+    def live_installation(self, app_id: str, xspe: str, customer_id: str | None) -> Installation | None:
+        """The live installation of an app for one customer, or for the whole SPE (``customer_id`` None)."""
+        for i in self.installations.values():
+            if i.app_id == app_id and i.xspe == xspe and i.customer_id == customer_id and i.uninstalled_at is None:
+                return i
+        return None
+
     async def installation_for(self, app_id: str, xspe: str, customer_id: str) -> Installation | None:
         await asyncio.sleep(0)
-        for match in (customer_id, None):  # the customer's own first, then the SPE-wide one
-            for i in self.installations.values():
-                if i.app_id == app_id and i.xspe == xspe and i.customer_id == match and i.uninstalled_at is None:
-                    return i
-        return None
+        own = self.live_installation(app_id, xspe, customer_id)  # the customer's own first
+        return own if own is not None else self.live_installation(app_id, xspe, None)
 
     async def get_customer(self, customer_id: str) -> Customer | None:
         await asyncio.sleep(0)
